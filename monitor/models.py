@@ -1,0 +1,141 @@
+"""Domain objects shared by every part. Frozen dataclasses; this module imports nothing from the package."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(frozen=True)
+class Item:
+    """One normalised feed entry.
+
+    `key` is the stable id inside its feed (GUID, else the normalised link, else a hash of title and
+    published); `(feed, key)` is unique in the store. Text fields are plain text, HTML already stripped.
+    """
+
+    feed: str
+    key: str
+    title: str
+    link: str | None
+    published: datetime  # UTC, tz-aware; first-seen time when the feed gives none
+    summary: str = ""
+    content: str = ""
+    author: str = ""
+    lang: str = ""  # "ru", "en", "" when unknown
+    first_seen: datetime | None = None
+
+    @property
+    def text(self) -> str:
+        """The body used for matching: full content when present, else the summary."""
+        return self.content or self.summary
+
+    @property
+    def uid(self) -> str:
+        """A key unique across feeds."""
+        return f"{self.feed}\x1f{self.key}"
+
+
+@dataclass(frozen=True)
+class FeedState:
+    """What the store keeps about one feed between polls."""
+
+    name: str
+    url: str
+    etag: str | None = None
+    last_modified: str | None = None
+    last_fetch: datetime | None = None
+    last_success: datetime | None = None
+    next_poll: datetime | None = None
+    status: str = "new"  # new | ok | not_modified | error
+    error_count: int = 0  # consecutive errors
+    last_error: str | None = None
+    last_error_at: datetime | None = None
+    redirected_to: str | None = None  # target of a permanent redirect, shown in `monitor feeds`
+    items_total: int = 0
+    last_new_item: datetime | None = None
+    dead_reported: bool = False
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    """The outcome of one HTTP fetch; `body` is None for 304 Not Modified."""
+
+    url: str
+    status: int
+    body: bytes | None
+    content_type: str | None = None
+    etag: str | None = None
+    last_modified: str | None = None
+    permanent_redirect: str | None = None
+    retry_after: float | None = None  # seconds
+    max_age: float | None = None  # seconds, from Cache-Control
+    elapsed: float = 0.0
+
+    @property
+    def not_modified(self) -> bool:
+        return self.status == 304
+
+
+@dataclass(frozen=True)
+class ParsedFeed:
+    """Items parsed from one feed document, plus the hints it gives about polling."""
+
+    items: tuple[Item, ...]
+    title: str = ""
+    ttl: float | None = None  # seconds, from RSS <ttl>
+    warning: str | None = None  # a tolerated problem (e.g. an ill-formed but usable document)
+
+
+@dataclass(frozen=True)
+class Match:
+    """One topic's verdict on one item, with the reasons."""
+
+    topic: str
+    score: float
+    threshold: float
+    matched: bool
+    terms: tuple[str, ...] = ()  # top contributing terms, human readable ("стратегическ* стабильност*")
+    passage: str = ""  # best-scoring passage
+    keyword_hits: tuple[str, ...] = ()  # keyword phrases found in the text
+    vetoed_by: str | None = None  # exclude phrase that vetoed the topic
+
+
+@dataclass(frozen=True)
+class Story:
+    """Items from several outlets telling the same news."""
+
+    id: str
+    first_item: str  # uid of the first item
+    first_seen: datetime
+    last_seen: datetime
+    items: tuple[str, ...] = ()  # uids
+    sources: tuple[str, ...] = ()  # feed names, in arrival order
+    topics: tuple[str, ...] = ()  # topics already alerted for this story
+
+
+@dataclass(frozen=True)
+class Alert:
+    """What is sent for one item: every topic it matched, routed to the union of their channels."""
+
+    id: int
+    item: Item
+    matches: tuple[Match, ...]
+    created: datetime
+    story_id: str | None = None
+    also: tuple[tuple[str, str | None], ...] = field(default=())  # (source, link) of later items of the story
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One outbox row: an alert bound for one channel."""
+
+    id: int
+    alert_id: int
+    channel: str
+    status: str  # pending | sent | failed | held
+    attempts: int = 0
+    next_attempt: datetime | None = None
+    last_error: str | None = None
+    sent_at: datetime | None = None
+    message_ref: str | None = None  # e.g. Telegram message_id, for later edits
