@@ -1,0 +1,152 @@
+"""The boundaries between the pipeline and its parts, as Protocols.
+
+Real implementations: SqlStore (store/), HttpFetcher (feeds/http.py), TelegramNotifier / EmailNotifier /
+ConsoleNotifier (notify/), SystemClock (below). Tests pass small fakes that record what happened.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Protocol
+
+from .models import Alert, Delivery, FeedState, FetchResult, Item, Match, Story
+
+
+class Clock(Protocol):
+    def now(self) -> datetime:
+        """The current time, tz-aware UTC."""
+        ...
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+class Fetcher(Protocol):
+    def fetch(
+        self,
+        url: str,
+        *,
+        etag: str | None = None,
+        last_modified: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> FetchResult:
+        """GET a URL (conditionally when validators are given); raise FetchError on failure."""
+        ...
+
+
+class Notifier(Protocol):
+    """One configured channel."""
+
+    name: str
+
+    def send(self, alert: Alert) -> str | None:
+        """Deliver one alert; return a reference for later edits (e.g. Telegram message_id) or None.
+
+        Raise NotifyError (permanent=True when retrying cannot help; retry_after when the server asked).
+        """
+        ...
+
+    def edit(self, ref: str, alert: Alert) -> None:
+        """Re-render an already sent alert in place (story updates); a no-op where the channel can't."""
+        ...
+
+    def send_digest(self, alerts: Sequence[Alert], title: str) -> None:
+        """Deliver several alerts as one message (split when long)."""
+        ...
+
+    def send_text(self, text: str) -> str | None:
+        """A plain message: admin notices, `monitor notify-test`."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class Store(Protocol):
+    """Persistent state. Every method is one transaction; times are tz-aware UTC."""
+
+    # feeds
+    def get_feed(self, name: str) -> FeedState | None: ...
+    def put_feed(self, state: FeedState) -> None: ...
+    def feeds(self) -> list[FeedState]: ...
+
+    # items
+    def add_items(self, items: Sequence[Item], now: datetime) -> tuple[list[Item], list[Item]]:
+        """Store items; return (new, changed). New: (feed, key) never seen. Changed: seen, text differs
+        (the stored copy is updated). Re-published old items are neither."""
+        ...
+
+    def get_item(self, uid: str) -> Item | None: ...
+    def recent_items(self, limit: int, since: datetime | None = None) -> list[Item]:
+        """Newest first: the background corpus for the topic model, and story-index rebuilds."""
+        ...
+
+    def count_items(self, feed: str | None = None) -> int: ...
+    def prune(self, before: datetime) -> int:
+        """Delete items first seen before `before`, except those an alert references; return the count."""
+        ...
+
+    # alerts and outbox
+    def record_alert(
+        self,
+        item: Item,
+        matches: Sequence[Match],
+        channels: Sequence[str],
+        now: datetime,
+        *,
+        story_id: str | None = None,
+        hold_until: dict[str, datetime] | None = None,
+    ) -> Alert | None:
+        """In one transaction: the matches, an alert, and one pending outbox row per channel.
+
+        Keyed by (item uid, sorted matched topics): recording the same again returns None and writes
+        nothing. `hold_until` gives a channel's first attempt time (digest, quiet hours)."""
+        ...
+
+    def record_story_update(self, alert_id: int, item: Item, channels: Sequence[str], now: datetime) -> int:
+        """Queue 'edit' rows so already sent messages of `alert_id` show the story's new source; keyed by
+        (alert, item uid, channel). Returns the number of rows written."""
+        ...
+
+    def get_alert(self, alert_id: int) -> Alert:
+        """The alert with its item and matches, `also` filled from its story's later items."""
+        ...
+
+    def due_deliveries(self, now: datetime, limit: int = 100) -> list[tuple[Delivery, str]]:
+        """Pending rows whose next attempt is due, oldest first, with their kind ('send' or 'edit')."""
+        ...
+
+    def message_ref(self, alert_id: int, channel: str) -> str | None:
+        """The reference recorded when the alert's 'send' row for `channel` was sent."""
+        ...
+
+    def mark_sent(self, delivery_id: int, now: datetime, message_ref: str | None = None) -> None: ...
+    def mark_retry(self, delivery_id: int, now: datetime, error: str, next_attempt: datetime) -> None:
+        """Record a failed attempt (attempts += 1) and when to try again."""
+        ...
+
+    def defer(self, delivery_id: int, until: datetime) -> None:
+        """Move the next attempt without counting an attempt (quiet hours, pacing)."""
+        ...
+
+    def mark_failed(self, delivery_id: int, now: datetime, error: str) -> None: ...
+    def alerts_since(self, since: datetime) -> list[tuple[Alert, list[Delivery]]]: ...
+    def outbox_counts(self) -> dict[str, int]:
+        """Rows per status: pending, sent, failed."""
+        ...
+
+    def match_counts(self, since: datetime) -> dict[str, int]:
+        """Matched items per topic since a time."""
+        ...
+
+    # stories
+    def put_story(self, story: Story) -> None: ...
+    def get_story(self, story_id: str) -> Story | None: ...
+    def stories_since(self, since: datetime) -> list[Story]: ...
+    def alert_for_story(self, story_id: str) -> int | None:
+        """The first alert sent for a story, whose messages later items edit."""
+        ...
+
+    def close(self) -> None: ...
