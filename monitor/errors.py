@@ -10,7 +10,16 @@ class ConfigError(MonitorError):
 
 
 class FetchError(MonitorError):
-    """A feed or page could not be fetched (network, HTTP status, size cap)."""
+    """A feed or page could not be fetched (network, HTTP status, size cap).
+
+    `status` is the HTTP status when the server answered; `retry_after` is the server's requested wait in
+    seconds (429/503 Retry-After), when it gave one.
+    """
+
+    def __init__(self, message: str, *, status: int | None = None, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retry_after = retry_after
 
 
 class ParseError(MonitorError):
