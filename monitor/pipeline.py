@@ -14,10 +14,25 @@ Delivery of the outbox is separate (outbox.Deliverer), so a slow channel never h
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from .models import Item, Match
+from . import config as cfg
+from .classify import TopicModel
+from .errors import FetchError, MonitorError, ParseError
+from .feeds.fulltext import extract_article
+from .feeds.parse import parse_feed
+from .feeds.schedule import next_poll
+from .models import FeedState, FetchResult, Item, Match, Story
+from .outbox import first_attempt
+from .ports import Clock, Fetcher, Store
+from .stories import StoryGrouper
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -34,3 +49,215 @@ class PollReport:
     items: tuple[Item, ...] = ()  # new and changed items
     matches: dict[str, tuple[Match, ...]] = field(default_factory=dict)  # item uid -> matched topics
     alerts: int = 0
+
+
+@dataclass(frozen=True)
+class Enqueued:
+    """What processing one item led to."""
+
+    matches: tuple[Match, ...]
+    story_id: str
+    alerted: bool
+    story_update: bool
+
+
+class Pipeline:
+    """Polls one feed at a time; safe to call from several threads at once."""
+
+    def __init__(
+        self,
+        config: cfg.Config,
+        store: Store,
+        fetcher: Fetcher,
+        model: TopicModel,
+        grouper: StoryGrouper,
+        clock: Clock,
+    ) -> None:
+        self.config = config
+        self.model = model
+        self.store = store
+        self.fetcher = fetcher
+        self.grouper = grouper
+        self.clock = clock
+        # Grouping and enqueueing read-modify-write story state: one item at a time.
+        self._story_lock = threading.Lock()
+
+    def poll(self, feed: cfg.Feed) -> PollReport:
+        """Fetch, parse, store, classify, group and enqueue one feed; feed problems go in the report."""
+        started = time.monotonic()
+        now = self.clock.now()
+        state = self.store.get_feed(feed.name) or FeedState(name=feed.name, url=feed.url)
+        if state.url != feed.url:  # the user edited the URL: old validators belong to the old one
+            state = replace(state, url=feed.url, etag=None, last_modified=None, redirected_to=None)
+        try:
+            result = self.fetcher.fetch(
+                feed.url, etag=state.etag, last_modified=state.last_modified, headers=feed.headers
+            )
+            if result.not_modified:
+                return self._finish(feed, state, now, started, "not_modified", result=result)
+            assert result.body is not None
+            parsed = parse_feed(
+                result.body,
+                feed=feed.name,
+                url=result.url,
+                now=now,
+                content_type=result.content_type,
+                encoding=feed.encoding,
+            )
+        except (FetchError, ParseError) as exc:
+            return self._finish(feed, state, now, started, "error", error=exc)
+        new, changed = self.store.add_items(parsed.items, now)
+        if feed.full_text:
+            new = [self._with_full_text(item) for item in new]
+        matches: dict[str, tuple[Match, ...]] = {}
+        alerts = 0
+        for item, is_update in [*((i, False) for i in new), *((i, True) for i in changed)]:
+            done = self.process(item, update=is_update)
+            if done.matches:
+                matches[item.uid] = done.matches
+            alerts += done.alerted
+        return self._finish(
+            feed,
+            state,
+            now,
+            started,
+            "ok",
+            result=result,
+            ttl=parsed.ttl,
+            item_times=[i.published for i in parsed.items],
+            new_items=(*new, *changed),
+            matches=matches,
+            alerts=alerts,
+            new_count=len(new),
+            warning=parsed.warning,
+        )
+
+    def process(self, item: Item, *, update: bool = False) -> Enqueued:
+        """Classify one stored item, place it in a story, and enqueue what the analyst should see.
+
+        Per story and topic one alert: the first matching item alerts; later items of the story
+        edit the sent message ("also: …"); a later item matching a topic the story had not matched
+        alerts for that topic only. An updated item (same id, new text) alerts only for new topics.
+        """
+        config, model = self.config, self.model
+        matched = tuple(m for m in model.classify(item.title, item.text, item.lang or None) if m.matched)
+        with self._story_lock:
+            decision = self.grouper.assign(item, self.clock.now())
+            now = self.clock.now()
+            story = self.store.get_story(decision.story_id) or Story(
+                id=decision.story_id, first_item=item.uid, first_seen=now, last_seen=now
+            )
+            fresh = tuple(m for m in matched if m.topic not in story.topics)
+            if item.uid not in story.items:
+                story = replace(
+                    story,
+                    items=(*story.items, item.uid),
+                    sources=(*story.sources, item.feed),
+                    last_seen=now,
+                )
+            alerted = False
+            if fresh:
+                topics = [m.topic for m in fresh]
+                channels = config.channels_for(topics)
+                high = any(t.priority == "high" for t in config.topics if t.id in topics)
+                hold = {
+                    name: first_attempt(config.channels[name], high, now, config.settings.tz) for name in channels
+                }
+                alert = self.store.record_alert(
+                    item, fresh, channels, now, story_id=story.id, hold_until=hold
+                )
+                alerted = alert is not None
+                story = replace(story, topics=(*story.topics, *topics))
+            story_update = False
+            if not fresh and not update and not decision.is_new:
+                first_alert = self.store.alert_for_story(story.id)
+                if first_alert is not None:
+                    channels = config.channels_for(list(story.topics))
+                    story_update = self.store.record_story_update(first_alert, item, channels, now) > 0
+            self.store.put_story(story)
+        return Enqueued(matches=matched, story_id=story.id, alerted=alerted, story_update=story_update)
+
+    def _with_full_text(self, item: Item) -> Item:
+        """The article body from the item's page; the feed's text when that fails."""
+        if not item.link:
+            return item
+        try:
+            page = self.fetcher.fetch(item.link)
+        except FetchError as exc:
+            log.info("full text of %s: %s; keeping the feed's text", item.link, exc)
+            return item
+        body = extract_article(page.body or b"", page.url)
+        return replace(item, content=body) if body else item
+
+    def _finish(
+        self,
+        feed: cfg.Feed,
+        state: FeedState,
+        now: datetime,
+        started: float,
+        status: str,
+        *,
+        result: FetchResult | None = None,
+        error: MonitorError | None = None,
+        ttl: float | None = None,
+        item_times: Sequence[datetime] = (),
+        new_items: Sequence[Item] = (),
+        matches: dict[str, tuple[Match, ...]] | None = None,
+        alerts: int = 0,
+        new_count: int = 0,
+        warning: str | None = None,
+    ) -> PollReport:
+        """Record the feed's state and when to poll it next."""
+        settings = self.config.settings
+        errors = state.error_count + 1 if error else 0
+        retry_after = getattr(error, "retry_after", None) or (result.retry_after if result else None)
+        when = next_poll(
+            now,
+            interval=feed.interval,
+            min_interval=feed.min_interval or min(60.0, settings.default_interval),
+            max_interval=feed.max_interval or max(4 * settings.default_interval, 3600.0),
+            default_interval=settings.default_interval,
+            result_max_age=result.max_age if result else None,
+            ttl=ttl,
+            retry_after=retry_after,
+            error_count=errors,
+            max_backoff=settings.max_backoff,
+            item_times=item_times,
+        )
+        total = self.store.count_items(feed.name)
+        state = replace(
+            state,
+            last_fetch=now,
+            next_poll=when,
+            status=status,
+            error_count=errors,
+            items_total=total,
+        )
+        if error is None:
+            state = replace(
+                state,
+                last_success=now,
+                etag=result.etag if result and result.etag else state.etag,
+                last_modified=result.last_modified if result and result.last_modified else state.last_modified,
+                redirected_to=(result.permanent_redirect if result else None) or state.redirected_to,
+                last_new_item=now if new_count else state.last_new_item,
+            )
+            if warning:
+                log.info("%s: %s", feed.name, warning)
+        else:
+            state = replace(state, last_error=str(error), last_error_at=now)
+            log.warning("%s: %s (retry at %s)", feed.name, error, when.isoformat(timespec="seconds"))
+        self.store.put_feed(state)
+        return PollReport(
+            feed=feed.name,
+            status=status,
+            new=new_count,
+            total=total,
+            elapsed=time.monotonic() - started,
+            error=str(error) if error else None,
+            next_poll=when,
+            items=tuple(new_items),
+            matches=matches or {},
+            alerts=alerts,
+        )
+

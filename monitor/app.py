@@ -1,0 +1,119 @@
+"""Wiring: build the parts from a Config, and swap them on reload or refit."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+from . import __version__
+from .classify import TopicModel
+from .config import Config
+from .errors import ModelError
+from .feeds.http import HttpFetcher
+from .notify import build_notifiers
+from .outbox import Deliverer
+from .pipeline import Pipeline
+from .ports import Clock, Notifier, SystemClock
+from .store import SqlStore
+from .stories import StoryGrouper
+
+log = logging.getLogger(__name__)
+
+USER_AGENT = f"topic-monitor/{__version__} (self-hosted news monitor; +https://github.com/topic-monitor/topic-monitor)"
+MODEL_FILE = "model.pkl"
+
+
+@dataclass
+class App:
+    """Everything a command or the daemon needs, built once from the config."""
+
+    config: Config
+    clock: Clock
+    store: SqlStore
+    fetcher: HttpFetcher
+    pipeline: Pipeline
+    deliverer: Deliverer
+    notifiers: dict[str, Notifier]
+
+    def __post_init__(self) -> None:
+        self._lock = threading.Lock()
+
+    @property
+    def model_path(self) -> Path:
+        return self.config.data_dir / MODEL_FILE
+
+    def reconfigure(self, config: Config) -> None:
+        """Apply a new, already validated config: topics, channels and settings take effect for the next items."""
+        with self._lock:
+            model = load_model(config, self.store)
+            notifiers = build_notifiers(config)
+            old = self.notifiers
+            self.config = config
+            self.pipeline.config = config
+            self.pipeline.model = model
+            self.notifiers = notifiers
+            self.deliverer = Deliverer(self.store, notifiers, config, self.clock)
+            for notifier in old.values():
+                notifier.close()
+
+    def refit(self) -> None:
+        """Refit the topic model's background statistics on the stored items; swap it in and persist it."""
+        texts = background_texts(self.config, self.store)
+        model = self.pipeline.model.refit(texts)
+        model.save(self.model_path)
+        self.pipeline.model = model
+        log.info("topic model refit on %d stored items", len(texts))
+
+    def prune(self) -> int:
+        before = self.clock.now() - timedelta(seconds=self.config.settings.retention)
+        return self.store.prune(before)
+
+    def close(self) -> None:
+        for notifier in self.notifiers.values():
+            notifier.close()
+        self.fetcher.close()
+        self.store.close()
+
+
+def background_texts(config: Config, store: SqlStore) -> list[str]:
+    """The rolling window of stored items the model's IDF and calibration come from."""
+    items = store.recent_items(config.settings.background_size)
+    return [f"{item.title}\n\n{item.text}" for item in items]
+
+
+def load_model(config: Config, store: SqlStore) -> TopicModel:
+    """The persisted model with this config's topics, or a fresh one bootstrapped from stored items."""
+    path = config.data_dir / MODEL_FILE
+    if path.exists():
+        try:
+            return TopicModel.load(path, config.topics, config.example_texts)
+        except ModelError as exc:
+            log.warning("%s; rebuilding the topic model", exc)
+    model = TopicModel.build(config.topics, config.example_texts, background_texts(config, store))
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    model.save(path)
+    return model
+
+
+def open_app(config: Config, *, clock: Clock | None = None) -> App:
+    """Open the store, load the model, rebuild the story window and connect the channels."""
+    clock = clock or SystemClock()
+    settings = config.settings
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    store = SqlStore(config.database_url)
+    fetcher = HttpFetcher(
+        user_agent=settings.user_agent or USER_AGENT,
+        read_timeout=settings.timeout,
+        max_body=settings.max_body,
+        max_redirects=settings.max_redirects,
+    )
+    grouper = StoryGrouper(window_seconds=settings.story_window)
+    grouper.restore(store.items_for_story_index(clock.now() - timedelta(seconds=settings.story_window)))
+    model = load_model(config, store)
+    notifiers = build_notifiers(config)
+    pipeline = Pipeline(config, store, fetcher, model, grouper, clock)
+    deliverer = Deliverer(store, notifiers, config, clock)
+    return App(config, clock, store, fetcher, pipeline, deliverer, notifiers)

@@ -1,0 +1,293 @@
+"""The `monitor` command line. Exit status: 0 ok, 1 nothing could run, 2 bad config or usage."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import re
+import sys
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta, tzinfo
+from pathlib import Path
+
+from . import __version__
+from . import config as cfg
+from .app import USER_AGENT, App, open_app
+from .classify import explanation_json, format_explanation
+from .daemon import Daemon
+from .errors import ConfigError, MonitorError
+from .evaluate import format_report, report_to_json, run_eval
+from .feeds.fulltext import extract_article
+from .feeds.http import HttpFetcher
+from .health import format_status
+from .logs import setup_logging
+from .outbox import format_alerts, notify_test
+from .pipeline import PollReport
+
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _config(args: argparse.Namespace) -> cfg.Config:
+    return cfg.load(args.config)
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    """Check the config and print a summary of feeds, topics and channels."""
+    config = _config(args)
+    print(f"{config.path}: OK")
+    print(f"settings: data in {config.data_dir}, database {_redact_url(config.database_url)}, "
+          f"timezone {config.settings.timezone}")
+    print(f"feeds ({len(config.enabled_feeds)} enabled of {len(config.feeds)}):")
+    for feed in config.feeds:
+        every = f"every {_duration(feed.interval)}" if feed.interval else "adaptive"
+        flags = "" if feed.enabled else " [disabled]"
+        print(f"  {feed.name:<24} {every:<14} {feed.url}{flags}")
+    print(f"topics ({len(config.topics)}):")
+    for topic in config.topics:
+        channels = ", ".join(topic.notify) if topic.notify is not None else "all channels"
+        examples = len(config.example_texts.get(topic.id, ()))
+        print(f"  {topic.id:<24} {topic.name} — {len(topic.keywords)} keywords, {examples} examples -> {channels}")
+    print(f"channels ({len(config.channels)}):")
+    for name, channel in config.channels.items():
+        print(f"  {name:<24} {channel.type} ({channel.mode})")
+    return EXIT_OK
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Poll every enabled feed once, match and enqueue alerts, then deliver what is due."""
+    config = _config(args)
+    app = open_app(config)
+    try:
+        reports = [app.pipeline.poll(feed) for feed in config.enabled_feeds]
+        for report in reports:
+            print(_feed_line(report))
+        names = {t.id: t.name for t in config.topics}
+        for report in reports:
+            for item in report.items:
+                print(f"\n[{item.feed}] {item.title}\n  {item.link or '(no link)'}")
+                for match in report.matches.get(item.uid, ()):
+                    why = ", ".join(match.terms[:5])
+                    print(f"  -> {names.get(match.topic, match.topic)}: {match.score:.2f} "
+                          f"(threshold {match.threshold:.2f}) {why}")
+        delivered = app.deliverer.deliver_until_idle(args.deliver_timeout)
+        print(f"\ndelivery: {delivered}")
+    finally:
+        app.close()
+    return EXIT_OK
+
+
+def _feed_line(report: PollReport) -> str:
+    status = {"ok": "OK", "not_modified": "304", "error": "ERROR"}[report.status]
+    line = f"{status:<6} {report.feed:<24} {report.new:>4} new / {report.total:>5} items  {report.elapsed:6.2f}s"
+    return f"{line}  {report.error}" if report.error else line
+
+
+def cmd_feeds(args: argparse.Namespace) -> int:
+    """Show every feed's state: last fetch, status, items, errors, next poll."""
+    config = _config(args)
+    app = open_app(config)
+    try:
+        states = {s.name: s for s in app.store.feeds()}
+        tz = config.settings.tz
+        rows = [("feed", "last fetch", "status", "items", "errors", "next poll", "last error")]
+        for feed in config.feeds:
+            s = states.get(feed.name)
+            if s is None:
+                rows.append((feed.name, "never", "new", "0", "0", "now", ""))
+                continue
+            error = (s.last_error or "")[:60]
+            if s.redirected_to:
+                error = f"moved permanently to {s.redirected_to}; {error}".rstrip("; ")
+            rows.append((
+                feed.name,
+                _when(s.last_fetch, tz),
+                s.status if feed.enabled else f"{s.status} (disabled)",
+                str(s.items_total),
+                str(s.error_count),
+                _when(s.next_poll, tz),
+                error,
+            ))
+        _table(rows)
+    finally:
+        app.close()
+    return EXIT_OK
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    """Score a text against every topic and say why."""
+
+    config = _config(args)
+    if args.text is not None:
+        title, text = "", args.text
+    elif args.file is not None:
+        raw = Path(args.file).read_text(encoding="utf-8")
+        title, _, text = raw.strip().partition("\n")
+    else:
+        title, text = _fetch_url(config, args.url)
+    app = open_app(config)
+    try:
+        matches = app.pipeline.model.classify(title, text)
+    finally:
+        app.close()
+    if args.json:
+        print(json.dumps(explanation_json(matches, config.topics), ensure_ascii=False, indent=2))
+    else:
+        print(format_explanation(matches, config.topics))
+    return EXIT_OK
+
+
+def _fetch_url(config: cfg.Config, url: str) -> tuple[str, str]:
+
+    fetcher = HttpFetcher(user_agent=USER_AGENT, read_timeout=config.settings.timeout, max_body=config.settings.max_body)
+    try:
+        page = fetcher.fetch(url)
+    finally:
+        fetcher.close()
+    text = extract_article(page.body or b"", page.url)
+    if not text:
+        raise MonitorError(f"no article text found at {url}")
+    return "", text
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    """Replay a labelled corpus through the matcher and print precision, recall, F1 and Cdet."""
+
+    config = _config(args)
+    report = run_eval(config, Path(args.corpus), warmup=args.warmup,
+                      decisions=Path(args.decisions) if args.decisions else None)
+    if args.json:
+        print(json.dumps(report_to_json(report), ensure_ascii=False, indent=2))
+    else:
+        print(format_report(report))
+    return EXIT_OK
+
+
+def cmd_alerts(args: argparse.Namespace) -> int:
+    """Recent alerts with their topics and delivery state per channel."""
+
+    config = _config(args)
+    app = open_app(config)
+    try:
+        since = app.clock.now() - timedelta(seconds=cfg.parse_duration(args.since))
+        print(format_alerts(app.store.alerts_since(since), config))
+    finally:
+        app.close()
+    return EXIT_OK
+
+
+def cmd_notify_test(args: argparse.Namespace) -> int:
+    """Send a test message to one channel and print the server's answer."""
+
+    config = _config(args)
+    if args.channel not in config.channels:
+        raise ConfigError(f'no channel "{args.channel}"; channels are: {", ".join(config.channels)}')
+    app = open_app(config)
+    try:
+        print(notify_test(app.notifiers[args.channel]))
+    finally:
+        app.close()
+    return EXIT_OK
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """Health: feeds, topics, outbox."""
+
+    config = _config(args)
+    app = open_app(config)
+    try:
+        print(format_status(app, app.clock.now()))
+    finally:
+        app.close()
+    return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run the daemon in the foreground (systemd supervises it)."""
+
+    return Daemon(cfg.config_path(args.config), environ=dict(os.environ)).run()
+
+
+def _when(value: datetime | None, tz: tzinfo) -> str:
+    return value.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S") if value else "-"
+
+
+def _duration(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
+
+
+def _redact_url(url: str) -> str:
+    """Hide a password in a database URL."""
+
+    return re.sub(r"(//[^:/@]+:)[^@]+@", r"\1***@", url)
+
+
+def _table(rows: Sequence[Sequence[str]]) -> None:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="monitor", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"topic-monitor {__version__}")
+    parser.add_argument("--log-level", default="WARNING", help="DEBUG, INFO, WARNING (default), ERROR")
+    parser.add_argument("--log-format", choices=["text", "json"], default="text", help="log as text or JSON lines")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, handler: Handler, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.add_argument("--config", help=f"config file (default: ${cfg.CONFIG_ENV} or ./config.yaml)")
+        p.set_defaults(handler=handler)
+        return p
+
+    add("validate", cmd_validate, "check the config and print a summary of feeds, topics and channels")
+    p = add("check", cmd_check, "poll every enabled feed once, match, enqueue and deliver alerts")
+    p.add_argument("--deliver-timeout", type=float, default=60.0, metavar="SECONDS",
+                   help="how long to wait for retries before exiting (default 60)")
+    add("feeds", cmd_feeds, "show each feed's last fetch, status, items, errors and next poll")
+    p = add("explain", cmd_explain, "score a text against every topic and show why it matched")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--text", help="the text to score")
+    source.add_argument("--file", help="a file: title on line 1, then the text")
+    source.add_argument("--url", help="a page to fetch; its article text is scored")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p = add("eval", cmd_eval, "replay a labelled corpus and report precision, recall, F1 and Cdet")
+    p.add_argument("--corpus", required=True, help="JSON lines, optionally gzipped")
+    p.add_argument("--warmup", type=float, default=0.2, help="fraction used as background only (default 0.2)")
+    p.add_argument("--decisions", help="write per-item decisions as JSON lines here")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p = add("alerts", cmd_alerts, "list recent alerts and their delivery state per channel")
+    p.add_argument("--since", default="1d", help="how far back, e.g. 6h, 1d (default 1d)")
+    p = add("notify-test", cmd_notify_test, "send a test message to a channel and print the answer")
+    p.add_argument("channel", help="channel id from config.yaml")
+    add("status", cmd_status, "health: feeds, topics per day, outbox depth and failures")
+    add("run", cmd_run, "run the daemon in the foreground")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+
+    setup_logging(level=args.log_level, fmt=args.log_format)
+    handler: Handler = args.handler
+    try:
+        return handler(args)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_CONFIG
+    except MonitorError as exc:
+        print(f"monitor: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return 130
+
+
+__all__ = ["App", "build_parser", "main"]
