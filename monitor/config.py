@@ -7,6 +7,7 @@ This is the only module that reads ``os.environ``.
 
 from __future__ import annotations
 
+import codecs
 import glob
 import os
 import re
@@ -201,8 +202,6 @@ class Feed(_Strict):
     @classmethod
     def _encoding(cls, value: str | None) -> str | None:
         if value is not None:
-            import codecs  # noqa: PLC0415 - stdlib, only to validate the name
-
             try:
                 codecs.lookup(value)
             except LookupError as exc:
@@ -234,9 +233,13 @@ class Topic(_Strict):
         return value
 
 
+def _default_channels() -> dict[str, ConsoleChannel | TelegramChannel | EmailChannel]:
+    return {"console": ConsoleChannel(type="console")}
+
+
 class Config(_Strict):
     settings: Settings = Field(default_factory=Settings)
-    channels: dict[str, Channel] = Field(default_factory=lambda: {"console": ConsoleChannel(type="console")})
+    channels: dict[str, Channel] = Field(default_factory=lambda: _default_channels())
     feeds: list[Feed] = Field(default_factory=list)
     topics: list[Topic] = Field(default_factory=list)
     # Filled in by load(): where the file is, and the examples read from disk.
@@ -354,14 +357,12 @@ def _line_of(tree: Any, loc: tuple[str | int, ...]) -> int:
     line = getattr(tree, "line", 1)
     node = tree
     for part in loc:
-        if isinstance(node, _Lined) and part in node:
-            line = node.lines[part]
-            node = node[part]
-        elif isinstance(node, _LinedList) and isinstance(part, int) and 0 <= part < len(node):
-            line = node.lines[part]
-            node = node[part]
-        else:
+        in_map = isinstance(node, _Lined) and part in node
+        in_list = isinstance(node, _LinedList) and isinstance(part, int) and 0 <= part < len(node)
+        if not (in_map or in_list):
             break
+        line = node.lines[part]
+        node = node[part]
     return line
 
 
@@ -411,7 +412,7 @@ def _describe(error: Any) -> str:
     if kind == "missing":
         return "required key is missing"
     if kind == "union_tag_invalid":
-        return f'expected type to be one of console, telegram, email, got "{got}"'
+        return f'expected type to be one of console, telegram, email, got "{error["ctx"]["tag"]}"'
     if kind == "union_tag_not_found":
         return "expected a `type` key (console, telegram or email)"
     message = str(error["msg"])
