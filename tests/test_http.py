@@ -1,0 +1,205 @@
+"""HttpFetcher against a real server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+
+import pytest
+
+from monitor.errors import FetchError
+from monitor.feeds.http import DEFAULT_USER_AGENT, HttpFetcher, parse_max_age, parse_retry_after
+from tests.feedserver import FeedServer, feed_server_fixture, gzip_bomb, gzipped  # noqa: F401 - fixture
+
+RSS = b'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title></channel></rss>'
+
+
+@pytest.fixture
+def fetcher() -> Iterator[HttpFetcher]:
+    f = HttpFetcher(user_agent=DEFAULT_USER_AGENT, connect_timeout=2, read_timeout=0.5, max_body=1 << 20)
+    yield f
+    f.close()
+
+
+def test_fetch_returns_body_headers_and_sends_user_agent(feed_server: FeedServer, fetcher: HttpFetcher) -> None:
+    feed_server.route(
+        "/f", RSS, headers={"Content-Type": "application/rss+xml; charset=utf-8", "Cache-Control": "max-age=900"}
+    )
+    result = fetcher.fetch(feed_server.url("/f"), headers={"X-Extra": "1"})
+    assert result.status == 200
+    assert result.body == RSS
+    assert result.content_type == "application/rss+xml; charset=utf-8"
+    assert result.max_age == 900
+    seen = feed_server.requests_to("/f")[0].headers
+    assert seen["user-agent"] == DEFAULT_USER_AGENT
+    assert seen["x-extra"] == "1"
+    assert "gzip" in seen["accept-encoding"]
+
+
+def test_gzip_body_is_decoded(feed_server: FeedServer, fetcher: HttpFetcher) -> None:
+    feed_server.route("/gz", gzipped(RSS), headers={"Content-Encoding": "gzip"})
+    assert fetcher.fetch(feed_server.url("/gz")).body == RSS
+
+
+def test_conditional_get_sends_validators_and_gets_304(feed_server: FeedServer, fetcher: HttpFetcher) -> None:
+    lm = "Tue, 24 Nov 2026 10:00:00 GMT"
+    feed_server.route("/f", RSS, etag='"v1"', last_modified=lm)
+    first = fetcher.fetch(feed_server.url("/f"))
+    assert (first.etag, first.last_modified) == ('"v1"', lm)
+    second = fetcher.fetch(feed_server.url("/f"), etag=first.etag, last_modified=first.last_modified)
+    assert second.status == 304
+    assert second.not_modified
+    assert second.body is None
+    seen = feed_server.requests_to("/f")[-1].headers
+    assert seen["if-none-match"] == '"v1"'
+    assert seen["if-modified-since"] == lm
+    feed_server.set_body("/f", RSS + b" ", etag='"v2"')
+    assert fetcher.fetch(feed_server.url("/f"), etag='"v1"').status == 200
+
+
+def test_first_fetch_sends_no_validators(feed_server: FeedServer, fetcher: HttpFetcher) -> None:
+    feed_server.route("/f", RSS)
+    fetcher.fetch(feed_server.url("/f"))
+    seen = feed_server.requests_to("/f")[0].headers
+    assert "if-none-match" not in seen
+    assert "if-modified-since" not in seen
+
+
+@pytest.mark.parametrize(("status", "retry_after"), [(429, "120"), (503, "7"), (500, None), (404, None)])
+def test_error_status_raises_with_status_and_retry_after(
+    feed_server: FeedServer, fetcher: HttpFetcher, status: int, retry_after: str | None
+) -> None:
+    feed_server.route("/e", b"nope", status=status, headers={"Retry-After": retry_after} if retry_after else {})
+    with pytest.raises(FetchError, match=rf"HTTP {status} while fetching http://127\.0\.0\.1:\d+/e") as info:
+        fetcher.fetch(feed_server.url("/e"))
+    assert info.value.status == status
+    assert info.value.retry_after == (float(retry_after) if retry_after else None)
+
+
+def test_permanent_redirect_is_recorded(feed_server: FeedServer, fetcher: HttpFetcher) -> None:
+    feed_server.route("/new", RSS)
+    feed_server.redirect("/old", "/mid", status=301)
+    feed_server.redirect("/mid", "/new", status=308)
+    result = fetcher.fetch(feed_server.url("/old"), etag='"x"')
+    assert result.body == RSS
+    assert result.url == feed_server.url("/new")
+    assert result.permanent_redirect == feed_server.url("/new")
+    assert feed_server.requests_to("/new")[0].headers["if-none-match"] == '"x"'
+
+
+def test_temporary_hop_stops_the_permanent_record(feed_server: FeedServer, fetcher: HttpFetcher) -> None:
+    feed_server.route("/new", RSS)
+    feed_server.redirect("/old", "/mid", status=301)
+    feed_server.redirect("/mid", "/new", status=302)
+    result = fetcher.fetch(feed_server.url("/old"))
+    assert result.url == feed_server.url("/new")
+    # Only the permanent part of the chain may replace the configured URL.
+    assert result.permanent_redirect == feed_server.url("/mid")
+
+
+def test_temporary_redirect_only_is_not_recorded(feed_server: FeedServer, fetcher: HttpFetcher) -> None:
+    feed_server.route("/new", RSS)
+    feed_server.redirect("/old", "/new", status=302)
+    assert fetcher.fetch(feed_server.url("/old")).permanent_redirect is None
+
+
+def test_redirect_loop_and_too_many_redirects(feed_server: FeedServer, fetcher: HttpFetcher) -> None:
+    feed_server.redirect("/a", "/b")
+    feed_server.redirect("/b", "/a")
+    with pytest.raises(FetchError, match="redirect loop"):
+        fetcher.fetch(feed_server.url("/a"))
+    for i in range(7):
+        feed_server.redirect(f"/r{i}", f"/r{i + 1}", status=302)
+    feed_server.route("/r7", RSS)
+    with pytest.raises(FetchError, match="more than 5 redirects"):
+        fetcher.fetch(feed_server.url("/r0"))
+
+
+def test_redirect_to_other_scheme_is_refused(feed_server: FeedServer, fetcher: HttpFetcher) -> None:
+    feed_server.redirect("/a", "file:///etc/passwd")
+    with pytest.raises(FetchError, match="only http and https"):
+        fetcher.fetch(feed_server.url("/a"))
+
+
+def test_non_http_url_is_refused(fetcher: HttpFetcher) -> None:
+    with pytest.raises(FetchError, match="only http and https"):
+        fetcher.fetch("ftp://127.0.0.1/feed")
+
+
+def test_oversized_body_is_cut_off(feed_server: FeedServer, fetcher: HttpFetcher) -> None:
+    feed_server.route("/big", b"x" * (2 << 20))
+    with pytest.raises(FetchError, match="response larger than 1 MB"):
+        fetcher.fetch(feed_server.url("/big"))
+
+
+def test_endless_body_is_cut_off(feed_server: FeedServer, fetcher: HttpFetcher) -> None:
+    feed_server.route("/endless", b"<rss>" * 1000, endless=True)
+    with pytest.raises(FetchError, match="response larger than 1 MB"):
+        fetcher.fetch(feed_server.url("/endless"))
+
+
+def test_gzip_bomb_is_cut_off_after_max_body(feed_server: FeedServer, fetcher: HttpFetcher) -> None:
+    bomb = gzip_bomb(64 << 20)
+    assert len(bomb) < 100_000
+    feed_server.route("/bomb", bomb, headers={"Content-Encoding": "gzip"})
+    with pytest.raises(FetchError, match="response larger than 1 MB"):
+        fetcher.fetch(feed_server.url("/bomb"))
+
+
+def test_slow_drip_body_hits_the_deadline(feed_server: FeedServer, fetcher: HttpFetcher) -> None:
+    # Each byte arrives well within the 0.5 s read timeout, but the body never ends.
+    feed_server.route("/slow", b"<rss>", drip=0.05, endless=True)
+    started = time.monotonic()
+    with pytest.raises(FetchError, match=r"took longer than 1\.5 s"):
+        fetcher.fetch(feed_server.url("/slow"))
+    assert time.monotonic() - started < 3
+
+
+def test_slow_headers_hit_the_read_timeout(feed_server: FeedServer, fetcher: HttpFetcher) -> None:
+    feed_server.route("/late", RSS, delay=1.0)
+    with pytest.raises(FetchError, match="timed out while fetching"):
+        fetcher.fetch(feed_server.url("/late"))
+
+
+def test_connection_refused_is_a_fetch_error(fetcher: HttpFetcher) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(FetchError, match=f"cannot connect while fetching http://127.0.0.1:{port}/"):
+        fetcher.fetch(f"http://127.0.0.1:{port}/")
+
+
+def test_get_page_uses_the_same_limits(feed_server: FeedServer, fetcher: HttpFetcher) -> None:
+    feed_server.route("/page", b"<html><body>hi</body></html>", headers={"Content-Type": "text/html"})
+    feed_server.route("/huge", b"y" * (2 << 20))
+    assert fetcher.get_page(feed_server.url("/page")).body == b"<html><body>hi</body></html>"
+    assert "text/html" in feed_server.requests_to("/page")[0].headers["accept"]
+    with pytest.raises(FetchError, match="larger than"):
+        fetcher.get_page(feed_server.url("/huge"))
+
+
+def test_wrong_charset_header_is_passed_through(feed_server: FeedServer, fetcher: HttpFetcher) -> None:
+    body = '<?xml version="1.0" encoding="windows-1251"?><rss/>'.encode("cp1251")
+    feed_server.route("/w", body, headers={"Content-Type": "text/xml; charset=utf-8"})
+    result = fetcher.fetch(feed_server.url("/w"))
+    assert (result.body, result.content_type) == (body, "text/xml; charset=utf-8")
+
+
+def test_parse_retry_after() -> None:
+    assert parse_retry_after("120") == 120
+    assert parse_retry_after(None) is None
+    assert parse_retry_after("soon") is None
+    date = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
+    later = format_datetime(date + timedelta(minutes=5), usegmt=True)
+    assert parse_retry_after(later, format_datetime(date, usegmt=True)) == 300
+    assert parse_retry_after(format_datetime(date, usegmt=True), later) == 0
+
+
+def test_parse_max_age() -> None:
+    assert parse_max_age("public, max-age=600") == 600
+    assert parse_max_age("max-age=600, no-cache") is None
+    assert parse_max_age("private") is None
+    assert parse_max_age(None) is None
