@@ -1,0 +1,151 @@
+"""`monitor validate`, `check` and `feeds` end to end, as subprocesses against a local feed server."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from email.utils import format_datetime
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+from tests.feedserver import FeedServer, feed_server_fixture  # noqa: F401
+
+ROOT = Path(__file__).parent.parent
+
+
+def rss(items: list[tuple[str, str, str]], *, encoding: str = "utf-8", declare: bool = True) -> bytes:
+    """An RSS 2.0 document of (guid, title, description) items, encoded as asked."""
+    start = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+    entries = "".join(
+        f"<item><guid>{escape(guid)}</guid><title>{escape(title)}</title>"
+        f"<link>https://news.example/{escape(guid)}</link><description>{escape(text)}</description>"
+        f"<pubDate>{format_datetime(start + timedelta(minutes=i))}</pubDate></item>"
+        for i, (guid, title, text) in enumerate(items)
+    )
+    decl = f'<?xml version="1.0" encoding="{encoding}"?>' if declare else '<?xml version="1.0"?>'
+    doc = f"{decl}<rss version=\"2.0\"><channel><title>Test</title><link>https://news.example/</link>{entries}</channel></rss>"
+    return doc.encode(encoding)
+
+
+LIBYA = (
+    "libya-1",
+    "Стороны ливийского конфликта договорились о прекращении огня",
+    "Правительство в Триполи и армия Халифы Хафтара договорились о прекращении огня в Ливии "
+    "при посредничестве ООН. Москва призвала к межливийскому диалогу.",
+)
+WEATHER = ("weather-1", "В Москве ожидается снег", "Синоптики обещают снегопад и гололёд в выходные.")
+
+
+def write_config(tmp_path: Path, server: FeedServer, extra_feeds: str = "") -> Path:
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        textwrap.dedent(f"""\
+            settings:
+              data_dir: {tmp_path / "data"}
+              timezone: Europe/Moscow
+            channels:
+              console: {{type: console}}
+            feeds:
+              - {{name: Interfax, url: "{server.url("/cp1251.xml")}"}}
+              - {{name: KOI, url: "{server.url("/koi8.xml")}"}}
+              - {{name: Broken, url: "{server.url("/broken.xml")}"}}
+            {extra_feeds}
+            topics:
+              - id: libya
+                name: Ливия
+                description: "Ливия: конфликт между Триполи и армией Хафтара, прекращение огня, нефть."
+                keywords: [Ливия, Триполи, Хафтар]
+                examples:
+                  - {{title: "Переговоры по Ливии", text: "Стороны ливийского конфликта в Триполи и Бенгази обсудили перемирие и нефть."}}
+            """),
+        encoding="utf-8",
+    )
+    return config
+
+
+def monitor(*args: str, cwd: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "MONITOR_CONFIG"}
+    return subprocess.run(
+        [sys.executable, "-m", "monitor", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd or ROOT,
+        env=env,
+        check=False,
+    )
+
+
+def serve_feeds(server: FeedServer) -> None:
+    # windows-1251 declared in the document but not in Content-Type; KOI8-R mislabelled as windows-1251.
+    server.route("/cp1251.xml", rss([LIBYA, WEATHER], encoding="windows-1251"),
+                 headers={"Content-Type": "application/rss+xml"}, etag='"v1"')
+    server.route("/koi8.xml", rss([("koi-1", "Новости Ливии", "Перемирие в Ливии соблюдается.")], encoding="koi8-r"),
+                 headers={"Content-Type": "text/xml; charset=koi8-r"})
+    server.route("/broken.xml", b"<html><body>Not a feed</body></html>", headers={"Content-Type": "text/html"})
+
+
+def test_validate_prints_a_summary(tmp_path: Path, feed_server: FeedServer) -> None:
+    result = monitor("validate", "--config", str(write_config(tmp_path, feed_server)))
+    assert result.returncode == 0, result.stderr
+    assert "feeds (3 enabled of 3)" in result.stdout
+    assert "libya" in result.stdout
+
+
+def test_validate_reports_a_broken_config_with_its_line(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text('feeds:\n  - {name: A, url: "https://a.example/", interval: fast}\n', encoding="utf-8")
+    result = monitor("validate", "--config", str(config))
+    assert result.returncode == 2
+    assert result.stderr.strip() == f'{config}:2: feeds[0].interval: expected a duration like 5m, got "fast"'
+
+
+def test_missing_config_is_a_clear_error(tmp_path: Path) -> None:
+    result = monitor("check", "--config", str(tmp_path / "nope.yaml"))
+    assert result.returncode == 2
+    assert "nope.yaml: no such file" in result.stderr
+
+
+def test_check_polls_stores_matches_and_alerts_to_the_console(tmp_path: Path, feed_server: FeedServer) -> None:
+    serve_feeds(feed_server)
+    config = str(write_config(tmp_path, feed_server))
+    first = monitor("check", "--config", config, "--deliver-timeout", "5")
+    assert first.returncode == 0, first.stderr
+    lines = first.stdout.splitlines()
+    assert any(line.startswith("OK") and "Interfax" in line and "2 new /     2 items" in line for line in lines)
+    assert any(line.startswith("OK") and "KOI" in line and "1 new" in line for line in lines)
+    assert any(line.startswith("ERROR") and "Broken" in line for line in lines)
+    assert "Стороны ливийского конфликта договорились о прекращении огня" in first.stdout  # cp1251 decoded
+    assert "Новости Ливии" in first.stdout  # KOI8-R decoded despite the label
+    assert "-> Ливия:" in first.stdout
+    # A second run: the ETag gives a 304, nothing is new, nothing is alerted twice.
+    second = monitor("check", "--config", config, "--deliver-timeout", "5")
+    assert second.returncode == 0, second.stderr
+    assert any(line.startswith("304") and "Interfax" in line for line in second.stdout.splitlines())
+    assert "Стороны ливийского" not in second.stdout
+    assert feed_server.requests_to("/cp1251.xml")[-1].headers.get("if-none-match") == '"v1"'
+    feeds = monitor("feeds", "--config", config)
+    assert feeds.returncode == 0, feeds.stderr
+    broken = next(line for line in feeds.stdout.splitlines() if line.startswith("Broken"))
+    assert "error" in broken and " 2 " in broken  # two consecutive errors recorded
+
+
+def test_shipped_config_without_network_reports_every_feed_as_an_error(tmp_path: Path) -> None:
+    # The shipped config points at public hosts; the test machine has no route there (and the
+    # conftest guard only covers this process), so each feed must end as an error line, not a crash.
+    shipped = (ROOT / "config.yaml").read_text(encoding="utf-8")
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        shipped.replace("data_dir: ./data", f"data_dir: {tmp_path / 'data'}")
+        .replace("examples/", f"{ROOT / 'examples'}/")
+        .replace("https://", "http://127.0.0.1:9/").replace("http://kremlin", "http://127.0.0.1:9/kremlin")
+        .replace("http://en.kremlin", "http://127.0.0.1:9/en.kremlin"),
+        encoding="utf-8",
+    )
+    result = monitor("check", "--config", str(config), "--deliver-timeout", "1")
+    assert result.returncode == 0, result.stderr
+    errors = [line for line in result.stdout.splitlines() if line.startswith("ERROR")]
+    assert len(errors) == 12
