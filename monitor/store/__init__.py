@@ -1,0 +1,5 @@
+"""Persistent state: SqlStore implements ports.Store on SQLite or PostgreSQL."""
+
+from .sql import SqlStore
+
+__all__ = ["SqlStore"]

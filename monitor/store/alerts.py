@@ -1,0 +1,171 @@
+"""Queries for alerts and their outbox rows, each run inside a transaction the store opened."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Row, select
+
+from ..errors import StoreError
+from ..models import Alert, Delivery, Item, Match
+from .rows import chunks, insert_for, item_values, match_values, to_delivery, to_item, to_match
+from .schema import alerts, items, matches, outbox, story_items
+
+
+def topics_key(matches_: Sequence[Match]) -> str:
+    """The idempotency key of an alert: its matched topic ids, sorted, joined by ','."""
+    return ",".join(sorted({m.topic for m in matches_ if m.matched}))
+
+
+def item_id(conn: Connection, item: Item, now: datetime) -> tuple[int, Item]:
+    """The row id of a stored item (storing it first if the caller skipped add_items), and the stored copy."""
+    row = conn.execute(select(items).where(items.c.uid == item.uid)).first()
+    if row is None:
+        new_id = conn.execute(items.insert().values(item_values(item, now)).returning(items.c.id)).scalar_one()
+        return new_id, replace(item, first_seen=now)
+    return row.id, to_item(row)
+
+
+def record_alert(
+    conn: Connection,
+    item: Item,
+    matches_: Sequence[Match],
+    channels: Sequence[str],
+    now: datetime,
+    story_id: str | None,
+    hold_until: dict[str, datetime],
+) -> Alert | None:
+    item_pk, stored = item_id(conn, item, now)
+    # ON CONFLICT DO NOTHING makes the check and the insert one step, so two workers recording the same
+    # alert at once still write it once.
+    stmt = (
+        insert_for(conn, alerts)
+        .values(item_id=item_pk, topics_key=topics_key(matches_), story_id=story_id, created=now)
+        .on_conflict_do_nothing()
+        .returning(alerts.c.id)
+    )
+    alert_id = conn.execute(stmt).scalar()
+    if alert_id is None:
+        return None
+    if matches_:
+        conn.execute(
+            matches.insert(),
+            [
+                {**match_values(m), "item_id": item_pk, "alert_id": alert_id, "position": i, "matched_at": now}
+                for i, m in enumerate(matches_)
+            ],
+        )
+    wanted = list(dict.fromkeys(channels))
+    if wanted:
+        conn.execute(
+            outbox.insert(),
+            [
+                {
+                    "alert_id": alert_id,
+                    "channel": channel,
+                    "kind": "send",
+                    "item_uid": "",
+                    "status": "pending",
+                    "attempts": 0,
+                    "next_attempt": hold_until.get(channel, now),
+                    "created": now,
+                }
+                for channel in wanted
+            ],
+        )
+    return Alert(id=alert_id, item=stored, matches=tuple(matches_), created=now, story_id=story_id)
+
+
+def record_story_update(conn: Connection, alert_id: int, item: Item, channels: Sequence[str], now: datetime) -> int:
+    sent_to = set(
+        conn.execute(select(outbox.c.channel).where(outbox.c.alert_id == alert_id, outbox.c.kind == "send")).scalars()
+    )
+    written = 0
+    for channel in dict.fromkeys(channels):
+        if channel not in sent_to:
+            continue  # the alert never went to this channel (config changed since): nothing to edit
+        stmt = (
+            insert_for(conn, outbox)
+            .values(
+                alert_id=alert_id,
+                channel=channel,
+                kind="edit",
+                item_uid=item.uid,
+                status="pending",
+                attempts=0,
+                next_attempt=now,
+                created=now,
+            )
+            .on_conflict_do_nothing()
+            .returning(outbox.c.id)  # rowcount is not reliable for ON CONFLICT on every driver
+        )
+        written += len(conn.execute(stmt).all())
+    return written
+
+
+def _alert_select() -> Any:
+    return select(alerts.c.id.label("alert_id"), alerts.c.story_id, alerts.c.created, *items.c).select_from(
+        alerts.join(items, alerts.c.item_id == items.c.id)
+    )
+
+
+def build_alerts(conn: Connection, rows: Sequence[Row[Any]]) -> list[Alert]:
+    """Alerts from `_alert_select` rows, with their matches and their stories' other items."""
+    ids = [row.alert_id for row in rows]
+    by_alert: dict[int, list[Match]] = defaultdict(list)
+    for chunk in chunks(ids):
+        query = select(matches).where(matches.c.alert_id.in_(chunk)).order_by(matches.c.alert_id, matches.c.position)
+        for mrow in conn.execute(query):
+            by_alert[mrow.alert_id].append(to_match(mrow))
+    story_ids = sorted({row.story_id for row in rows if row.story_id is not None})
+    by_story: dict[str, list[tuple[str, str, str | None]]] = defaultdict(list)
+    for chunk in chunks(story_ids):
+        query = (
+            select(story_items.c.story_id, story_items.c.item_uid, story_items.c.feed, story_items.c.link)
+            .where(story_items.c.story_id.in_(chunk))
+            .order_by(story_items.c.story_id, story_items.c.position)
+        )
+        for srow in conn.execute(query):
+            by_story[srow.story_id].append((srow.item_uid, srow.feed, srow.link))
+    result = []
+    for row in rows:
+        also = tuple((feed, link) for uid, feed, link in by_story.get(row.story_id or "", []) if uid != row.uid)
+        result.append(
+            Alert(
+                id=row.alert_id,
+                item=to_item(row),
+                matches=tuple(by_alert.get(row.alert_id, [])),
+                created=row.created,
+                story_id=row.story_id,
+                also=also,
+            )
+        )
+    return result
+
+
+def get_alert(conn: Connection, alert_id: int) -> Alert:
+    row = conn.execute(_alert_select().where(alerts.c.id == alert_id)).first()
+    if row is None:
+        raise StoreError(f"no alert with id {alert_id}")
+    return build_alerts(conn, [row])[0]
+
+
+def alerts_since(conn: Connection, since: datetime) -> list[tuple[Alert, list[Delivery]]]:
+    rows = conn.execute(
+        _alert_select().where(alerts.c.created >= since).order_by(alerts.c.created.desc(), alerts.c.id.desc())
+    ).all()
+    built = build_alerts(conn, rows)
+    deliveries: dict[int, list[Delivery]] = defaultdict(list)
+    for chunk in chunks([a.id for a in built]):
+        query = (
+            select(outbox)
+            .where(outbox.c.alert_id.in_(chunk), outbox.c.kind == "send")
+            .order_by(outbox.c.alert_id, outbox.c.id)
+        )
+        for orow in conn.execute(query):
+            deliveries[orow.alert_id].append(to_delivery(orow))
+    return [(alert, deliveries.get(alert.id, [])) for alert in built]

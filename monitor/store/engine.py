@@ -1,0 +1,93 @@
+"""Engines for the two supported databases, SQLite and PostgreSQL, set up for many short transactions.
+
+SQLite runs in WAL mode so readers never wait for the writer, with a busy timeout so writers wait for
+each other instead of failing. Write transactions start with ``BEGIN IMMEDIATE``: a deferred transaction
+that reads and then writes fails at once with SQLITE_BUSY when another writer committed in between (the
+busy handler is not called for that case, see https://www.sqlite.org/isolation.html and
+https://www.sqlite.org/rescode.html#busy_snapshot). pysqlite's own transaction handling is switched off so
+the store can say which kind of BEGIN it wants (the recipe in SQLAlchemy's pysqlite dialect docs,
+"Serializable isolation / Savepoints / Transactional DDL").
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
+
+from ..errors import StoreError
+
+BUSY_TIMEOUT_S = 30.0
+WRITE_OPTION = "monitor_write"  # execution option: this transaction will write
+
+_SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+def is_memory(url: URL) -> bool:
+    """An in-memory SQLite database, which exists once per connection."""
+    return url.get_backend_name() == "sqlite" and (
+        url.database in (None, "", ":memory:") or url.query.get("mode") == "memory"
+    )
+
+
+def make_engine(url_text: str, schema: str | None = None) -> Engine:
+    """An engine for a `sqlite:///path` or `postgresql://...` URL; `schema` is PostgreSQL's search_path."""
+    url = make_url(url_text)
+    backend = url.get_backend_name()
+    if backend == "sqlite":
+        if schema is not None:
+            raise StoreError("a schema can only be given for PostgreSQL databases")
+        return _sqlite_engine(url)
+    if backend == "postgresql":
+        return _postgres_engine(url, schema)
+    raise StoreError(f"unsupported database {backend!r}: use sqlite:///path or postgresql+psycopg://...")
+
+
+def _sqlite_engine(url: URL) -> Engine:
+    connect_args: dict[str, Any] = {"timeout": BUSY_TIMEOUT_S, "check_same_thread": False}
+    if is_memory(url):
+        # One shared connection, or every pool connection would see its own empty database; the store
+        # serialises its transactions on it with a lock.
+        engine = create_engine(url, connect_args=connect_args, poolclass=StaticPool)
+    else:
+        assert url.database is not None
+        Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args=connect_args)
+    event.listen(engine, "connect", _sqlite_on_connect)
+    event.listen(engine, "begin", _sqlite_on_begin)
+    return engine
+
+
+def _sqlite_on_connect(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+    dbapi_connection.isolation_level = None  # we emit BEGIN ourselves, see the module docstring
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
+        # In WAL mode NORMAL cannot corrupt the database; a power cut may lose the last commits, a process
+        # crash loses nothing (https://www.sqlite.org/pragma.html#pragma_synchronous).
+        cursor.execute("PRAGMA synchronous=NORMAL")
+    finally:
+        cursor.close()
+
+
+def _sqlite_on_begin(conn: Connection) -> None:
+    write = conn.get_execution_options().get(WRITE_OPTION, False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def _postgres_engine(url: URL, schema: str | None) -> Engine:
+    if url.drivername == "postgresql":
+        url = url.set(drivername="postgresql+psycopg")  # psycopg 3 is the driver we ship and test
+    connect_args: dict[str, Any] = {}
+    if schema is not None:
+        if not _SCHEMA_NAME.match(schema):
+            raise StoreError(f"schema name {schema!r}: expected lowercase letters, digits and _")
+        connect_args["options"] = f"-csearch_path={schema}"
+    # pre_ping: a daemon keeps connections for days, across server restarts.
+    return create_engine(url, connect_args=connect_args, pool_pre_ping=True)

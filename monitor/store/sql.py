@@ -1,0 +1,300 @@
+"""SqlStore: the ports.Store on SQLite or PostgreSQL, with SQLAlchemy Core.
+
+Every public method is one short transaction, so the daemon's worker threads can share one store. Errors
+from the database leave as StoreError("while <doing what>: ...").
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, delete, func, select, update
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+
+from ..errors import StoreError
+from ..models import Alert, Delivery, FeedState, Item, Match, Story
+from . import alerts as alert_queries
+from . import stories as story_queries
+from .engine import WRITE_OPTION, is_memory, make_engine
+from .migrate import migrate
+from .rows import (
+    FEED_FIELDS,
+    chunks,
+    feed_values,
+    insert_for,
+    item_values,
+    to_delivery,
+    to_feed,
+    to_item,
+)
+from .schema import alerts, items, matches, outbox, story_items
+from .schema import feeds as feed_table
+
+_UPDATABLE = ("title", "link", "published", "summary", "content", "author", "lang", "content_hash")
+
+
+def _describe(exc: SQLAlchemyError) -> str:
+    # The driver's message, without SQLAlchemy's echo of the statement and its (possibly long) parameters.
+    if isinstance(exc, DBAPIError) and exc.orig is not None:
+        return str(exc.orig).strip()
+    return str(exc).split("\n", 1)[0]
+
+
+class SqlStore:
+    """The monitor's persistent state in a SQL database (`sqlite:///path` or `postgresql+psycopg://...`)."""
+
+    def __init__(self, url: str, *, schema: str | None = None) -> None:
+        """Open (creating and migrating as needed); `schema` is a PostgreSQL schema to work in."""
+        try:
+            self._engine = make_engine(url, schema)
+            memory = is_memory(make_url(url))
+        except (SQLAlchemyError, OSError) as exc:
+            raise StoreError(f"while opening the database: {exc}") from exc
+        # An in-memory SQLite database is one shared connection: its transactions must take turns.
+        self._lock: AbstractContextManager[Any] = threading.Lock() if memory else nullcontext()
+        with self._tx("migrating the database schema", write=True) as conn:
+            self.schema_versions = migrate(conn, schema)
+
+    @contextmanager
+    def _tx(self, doing: str, *, write: bool = False) -> Iterator[Connection]:
+        try:
+            with self._lock, self._engine.connect() as conn:
+                if write:
+                    conn.execution_options(**{WRITE_OPTION: True})
+                with conn.begin():
+                    yield conn
+        except SQLAlchemyError as exc:
+            raise StoreError(f"while {doing}: {_describe(exc)}") from exc
+        except ValueError as exc:  # e.g. a naive datetime refused by UTCDateTime before reaching the driver
+            raise StoreError(f"while {doing}: {exc}") from exc
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    # --- feeds ------------------------------------------------------------------------------------
+
+    def get_feed(self, name: str) -> FeedState | None:
+        with self._tx(f"reading feed {name!r}") as conn:
+            row = conn.execute(select(feed_table).where(feed_table.c.name == name)).first()
+        return None if row is None else to_feed(row)
+
+    def put_feed(self, state: FeedState) -> None:
+        with self._tx(f"saving feed {state.name!r}", write=True) as conn:
+            values = feed_values(state)
+            stmt = insert_for(conn, feed_table).values(values)
+            conn.execute(
+                stmt.on_conflict_do_update(index_elements=[feed_table.c.name], set_={k: values[k] for k in FEED_FIELDS})
+            )
+
+    def feeds(self) -> list[FeedState]:
+        with self._tx("listing feeds") as conn:
+            return [to_feed(row) for row in conn.execute(select(feed_table).order_by(feed_table.c.name))]
+
+    # --- items ------------------------------------------------------------------------------------
+
+    def add_items(self, items_: Sequence[Item], now: datetime) -> tuple[list[Item], list[Item]]:
+        """Store items; return (new, changed), both with `first_seen` as stored.
+
+        New means the (feed, key) pair was never stored, however old the item's date or low its place in
+        the feed; no time cutoff is involved. Changed means stored with a different title or text (the row
+        is updated, first_seen kept). A feed repeating a key within one batch counts once (first wins).
+        """
+        batch: dict[str, Item] = {}
+        for item in items_:
+            batch.setdefault(item.uid, item)
+        if not batch:
+            return [], []
+        with self._tx("storing new items", write=True) as conn:
+            stored: dict[str, tuple[int, str, datetime]] = {}
+            for chunk in chunks(list(batch)):
+                query = select(items.c.id, items.c.uid, items.c.content_hash, items.c.first_seen)
+                for row in conn.execute(query.where(items.c.uid.in_(chunk))):
+                    stored[row.uid] = (row.id, row.content_hash, row.first_seen)
+            fresh: list[Item] = []
+            changed: list[Item] = []
+            updates: list[dict[str, Any]] = []
+            for uid, item in batch.items():
+                if uid not in stored:
+                    fresh.append(replace(item, first_seen=now))
+                    continue
+                row_id, old_hash, first_seen = stored[uid]
+                values = item_values(item, first_seen)
+                if values["content_hash"] != old_hash:
+                    changed.append(replace(item, first_seen=first_seen))
+                    updates.append({"b_id": row_id, **{f"b_{name}": values[name] for name in _UPDATABLE}})
+            new = self._insert_items(conn, fresh, now)
+            if updates:
+                stmt = update(items).where(items.c.id == bindparam("b_id"))
+                conn.execute(stmt.values({name: bindparam(f"b_{name}") for name in _UPDATABLE}), updates)
+        return new, changed
+
+    @staticmethod
+    def _insert_items(conn: Connection, fresh: list[Item], now: datetime) -> list[Item]:
+        if not fresh:
+            return []
+        # Bulk insert (multi-row VALUES); ON CONFLICT + RETURNING tells which rows really went in, should
+        # another process have stored the same item since our SELECT (possible on PostgreSQL).
+        stmt = insert_for(conn, items).on_conflict_do_nothing().returning(items.c.uid)
+        inserted = set(conn.execute(stmt, [item_values(item, now) for item in fresh]).scalars())
+        return [item for item in fresh if item.uid in inserted]
+
+    def get_item(self, uid: str) -> Item | None:
+        with self._tx("reading an item") as conn:
+            row = conn.execute(select(items).where(items.c.uid == uid)).first()
+        return None if row is None else to_item(row)
+
+    def recent_items(self, limit: int, since: datetime | None = None) -> list[Item]:
+        query = select(items).order_by(items.c.first_seen.desc(), items.c.id.desc()).limit(limit)
+        if since is not None:
+            query = query.where(items.c.first_seen >= since)
+        with self._tx("reading recent items") as conn:
+            return [to_item(row) for row in conn.execute(query)]
+
+    def items_for_story_index(self, since: datetime) -> list[tuple[Item, str | None]]:
+        """Items first seen since a time with their story id, oldest first: rebuilds the story window."""
+        story_of = select(story_items.c.story_id).where(story_items.c.item_uid == items.c.uid)
+        query = (
+            select(items, story_of.order_by(story_items.c.story_id).limit(1).scalar_subquery())
+            .where(items.c.first_seen >= since)
+            .order_by(items.c.first_seen, items.c.id)
+        )
+        with self._tx("reading items for the story index") as conn:
+            return [(to_item(row), row[-1]) for row in conn.execute(query)]
+
+    def count_items(self, feed: str | None = None) -> int:
+        query = select(func.count()).select_from(items)
+        if feed is not None:
+            query = query.where(items.c.feed == feed)
+        with self._tx("counting items") as conn:
+            return int(conn.execute(query).scalar_one())
+
+    def prune(self, before: datetime) -> int:
+        """Delete items first seen before `before` that no alert references (and their matches)."""
+        doomed = select(items.c.id).where(
+            items.c.first_seen < before, ~select(alerts.c.id).where(alerts.c.item_id == items.c.id).exists()
+        )
+        with self._tx("pruning old items", write=True) as conn:
+            conn.execute(delete(matches).where(matches.c.item_id.in_(doomed)))
+            return int(conn.execute(delete(items).where(items.c.id.in_(doomed))).rowcount)
+
+    # --- alerts and outbox ------------------------------------------------------------------------
+
+    def record_alert(
+        self,
+        item: Item,
+        matches: Sequence[Match],
+        channels: Sequence[str],
+        now: datetime,
+        *,
+        story_id: str | None = None,
+        hold_until: dict[str, datetime] | None = None,
+    ) -> Alert | None:
+        """Matches, alert and one pending 'send' row per channel, in one transaction; None if recorded before."""
+        with self._tx(f"recording an alert for {item.uid!r}", write=True) as conn:
+            return alert_queries.record_alert(conn, item, matches, channels, now, story_id, hold_until or {})
+
+    def record_story_update(self, alert_id: int, item: Item, channels: Sequence[str], now: datetime) -> int:
+        """Queue 'edit' rows for the channels the alert was sent to (others have nothing to edit)."""
+        with self._tx(f"queueing story updates for alert {alert_id}", write=True) as conn:
+            return alert_queries.record_story_update(conn, alert_id, item, channels, now)
+
+    def get_alert(self, alert_id: int) -> Alert:
+        """The alert with item, matches and the (feed, link) of its story's other items; StoreError if none."""
+        with self._tx(f"reading alert {alert_id}") as conn:
+            return alert_queries.get_alert(conn, alert_id)
+
+    def due_deliveries(self, now: datetime, limit: int = 100) -> list[tuple[Delivery, str]]:
+        query = (
+            select(outbox)
+            .where(outbox.c.status == "pending", outbox.c.next_attempt <= now)
+            .order_by(outbox.c.next_attempt, outbox.c.id)
+            .limit(limit)
+        )
+        with self._tx("reading due deliveries") as conn:
+            return [(to_delivery(row), row.kind) for row in conn.execute(query)]
+
+    def message_ref(self, alert_id: int, channel: str) -> str | None:
+        query = select(outbox.c.message_ref).where(
+            outbox.c.alert_id == alert_id, outbox.c.channel == channel, outbox.c.kind == "send"
+        )
+        with self._tx(f"reading the message reference of alert {alert_id}") as conn:
+            return conn.execute(query).scalar()
+
+    def _update_delivery(self, delivery_id: int, doing: str, **values: Any) -> None:
+        with self._tx(f"{doing} delivery {delivery_id}", write=True) as conn:
+            result = conn.execute(update(outbox).where(outbox.c.id == delivery_id).values(**values))
+            if result.rowcount == 0:
+                raise StoreError(f"no delivery with id {delivery_id}")
+
+    def mark_sent(self, delivery_id: int, now: datetime, message_ref: str | None = None) -> None:
+        """Sent (the attempt counts); keep the channel's message reference for later edits."""
+        self._update_delivery(
+            delivery_id, "marking sent", status="sent", attempts=outbox.c.attempts + 1,
+            last_attempt=now, sent_at=now, message_ref=message_ref,
+        )  # fmt: skip
+
+    def mark_retry(self, delivery_id: int, now: datetime, error: str, next_attempt: datetime) -> None:
+        """Record a failed attempt (attempts += 1) and when to try again."""
+        self._update_delivery(
+            delivery_id, "scheduling a retry of", attempts=outbox.c.attempts + 1,
+            last_attempt=now, last_error=error, next_attempt=next_attempt,
+        )  # fmt: skip
+
+    def defer(self, delivery_id: int, until: datetime) -> None:
+        """Move the next attempt without counting an attempt (quiet hours, pacing)."""
+        self._update_delivery(delivery_id, "deferring", next_attempt=until)
+
+    def mark_failed(self, delivery_id: int, now: datetime, error: str) -> None:
+        """Give up (the last attempt counts); the row stays, for `monitor alerts` to show."""
+        self._update_delivery(
+            delivery_id, "marking failed", status="failed", attempts=outbox.c.attempts + 1,
+            last_attempt=now, last_error=error,
+        )  # fmt: skip
+
+    def alerts_since(self, since: datetime) -> list[tuple[Alert, list[Delivery]]]:
+        """Alerts created since a time, newest first, each with its 'send' rows."""
+        with self._tx("listing alerts") as conn:
+            return alert_queries.alerts_since(conn, since)
+
+    def outbox_counts(self) -> dict[str, int]:
+        query = select(outbox.c.status, func.count()).group_by(outbox.c.status)
+        with self._tx("counting outbox rows") as conn:
+            counts = {"pending": 0, "sent": 0, "failed": 0}
+            counts.update({status: int(n) for status, n in conn.execute(query).tuples()})
+        return counts
+
+    def match_counts(self, since: datetime) -> dict[str, int]:
+        """Matched items per topic since a time."""
+        query = (
+            select(matches.c.topic, func.count(matches.c.item_id.distinct()))
+            .where(matches.c.matched.is_(True), matches.c.matched_at >= since)
+            .group_by(matches.c.topic)
+        )
+        with self._tx("counting matches") as conn:
+            return {topic: int(n) for topic, n in conn.execute(query).tuples()}
+
+    # --- stories ----------------------------------------------------------------------------------
+
+    def put_story(self, story: Story) -> None:
+        with self._tx(f"saving story {story.id!r}", write=True) as conn:
+            story_queries.put_story(conn, story)
+
+    def get_story(self, story_id: str) -> Story | None:
+        with self._tx(f"reading story {story_id!r}") as conn:
+            return story_queries.get_story(conn, story_id)
+
+    def stories_since(self, since: datetime) -> list[Story]:
+        """Stories last seen since a time, oldest first."""
+        with self._tx("listing stories") as conn:
+            return story_queries.stories_since(conn, since)
+
+    def alert_for_story(self, story_id: str) -> int | None:
+        """The earliest alert recorded for a story."""
+        with self._tx(f"finding the alert of story {story_id!r}") as conn:
+            return conn.execute(select(func.min(alerts.c.id)).where(alerts.c.story_id == story_id)).scalar()
