@@ -1,0 +1,212 @@
+"""Story grouping: same event across outlets, reprints, unrelated statements of one ministry, window, restart."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from monitor.models import Item
+from monitor.stories import (
+    DocumentFrequencies,
+    StoryGrouper,
+    StoryMetrics,
+    featurise,
+    same_story,
+    story_id_for,
+)
+
+T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+
+# Three outlets' rewrites of one Foreign Ministry statement (DPRK missile launch).
+KNDR_INTERFAX = (
+    "МИД России призвал КНДР и США к сдержанности после пуска ракеты",
+    "Официальный представитель МИД России Мария Захарова заявила, что Москва призывает Пхеньян и Вашингтон "
+    "проявить сдержанность после пуска баллистической ракеты средней дальности над Японским морем. "
+    "По её словам, ракета пролетела около 1000 километров и упала в исключительной экономической зоне Японии. "
+    "Захарова отметила, что Россия выступает против наращивания американского военного присутствия в регионе "
+    "и считает, что санкционное давление на Пхеньян зашло в тупик.",
+)
+KNDR_TASS = (
+    "Захарова призвала Пхеньян и Вашингтон к сдержанности из-за пуска ракеты",
+    "Москва призывает КНДР и США к сдержанности в связи с запуском северокорейской баллистической ракеты "
+    "средней дальности, сообщила на брифинге официальный представитель МИД РФ Мария Захарова. Ракета, "
+    "по данным японских военных, пролетела около 1000 км над Японским морем. Захарова подчеркнула, что "
+    "наращивание военного присутствия США в регионе и санкционное давление на Пхеньян ведут в тупик.",
+)
+KNDR_RIA = (
+    "В МИД России отреагировали на пуск северокорейской ракеты",
+    "Российская сторона призывает Пхеньян и Вашингтон к максимальной сдержанности после нового пуска "
+    "баллистической ракеты КНДР, заявила Мария Захарова. Ракета средней дальности упала в Японском море "
+    "после полёта примерно на 1000 километров. Дипломат добавила, что военное присутствие США в регионе "
+    "и санкции против Пхеньяна лишь обостряют ситуацию.",
+)
+# Same ministry, same day, unrelated: an embassy in Libya.
+LIBYA_MFA = (
+    "МИД России сообщил о возобновлении работы посольства в Триполи",
+    "Официальный представитель МИД России Мария Захарова заявила на брифинге, что российское посольство "
+    "в Ливии возобновит работу в Триполи в начале следующего года. По её словам, решение принято после "
+    "консультаций с Правительством национального единства и с учётом обстановки в ливийской столице. "
+    "Захарова отметила, что консульский отдел начнёт приём граждан после завершения ремонта здания миссии.",
+)
+# Unrelated background items for the window's document frequencies.
+FILLER = [
+    ("Сборная России по хоккею обыграла Финляндию", "Матч в Санкт-Петербурге завершился со счётом 4:2."),
+    ("Банк России сохранил ключевую ставку", "Совет директоров Банка России сохранил ставку на уровне 16 процентов."),
+    ("В Москве выпал первый снег", "Синоптики обещают похолодание до минус пяти градусов в выходные."),
+    ("Министр обороны провёл совещание", "Министр обороны России провёл селекторное совещание с командующими."),
+    ("МИД России прокомментировал выборы в Молдавии", "Захарова заявила, что МИД России следит за выборами."),
+    ("Officials discuss grain exports", "Wheat exports fell in October, the ministry said on Tuesday."),
+]
+EN_A = (
+    "Russia's Foreign Ministry urges restraint after North Korean missile launch",
+    "Russia's Foreign Ministry spokeswoman Maria Zakharova urged Pyongyang and Washington to show restraint "
+    "after North Korea launched an intermediate-range ballistic missile that flew about 1,000 km over the Sea "
+    "of Japan. Zakharova said a build-up of U.S. military presence and sanctions pressure led to a dead end.",
+)
+EN_B = (
+    "Moscow calls for restraint after Pyongyang fires missile over Sea of Japan",
+    "Moscow called on North Korea and the United States to exercise restraint after Pyongyang fired an "
+    "intermediate-range ballistic missile some 1,000 km over the Sea of Japan, Foreign Ministry spokeswoman "
+    "Maria Zakharova told reporters, adding that U.S. military build-up and sanctions pressure were a dead end.",
+)
+
+
+def item(feed: str, key: str, text: tuple[str, str], at: datetime, lang: str = "ru") -> Item:
+    title, body = text
+    return Item(feed=feed, key=key, title=title, link=None, published=at, content=body, lang=lang)
+
+
+def warm(grouper: StoryGrouper, at: datetime) -> None:
+    for i, text in enumerate(FILLER):
+        grouper.assign(item("filler", f"f{i}", text, at - timedelta(hours=6 - i)))
+
+
+def test_three_outlets_rewriting_one_statement_form_one_story() -> None:
+    grouper = StoryGrouper()
+    warm(grouper, T0)
+    first = grouper.assign(item("interfax", "1", KNDR_INTERFAX, T0))
+    second = grouper.assign(item("tass", "2", KNDR_TASS, T0 + timedelta(minutes=4)))
+    third = grouper.assign(item("ria", "3", KNDR_RIA, T0 + timedelta(minutes=9)))
+    assert first.is_new and first.reason == "new"
+    assert first.story_id == story_id_for(item("interfax", "1", KNDR_INTERFAX, T0).uid)
+    assert (second.story_id, third.story_id) == (first.story_id, first.story_id)
+    assert not second.is_new and second.reason == "same-event"
+    assert third.matched_uid is not None
+
+
+def test_english_rewrites_form_one_story() -> None:
+    grouper = StoryGrouper()
+    warm(grouper, T0)
+    a = grouper.assign(item("reuters", "a", EN_A, T0, "en"))
+    b = grouper.assign(item("ap", "b", EN_B, T0 + timedelta(minutes=30), "en"))
+    assert b.story_id == a.story_id
+
+
+def test_near_duplicate_reprint_joins() -> None:
+    grouper = StoryGrouper()
+    original = grouper.assign(item("interfax", "1", KNDR_INTERFAX, T0))
+    title, body = KNDR_INTERFAX
+    reprint = (title + " (обновлено)", body.replace("заявила", "сказала") + " Подробности позже.")
+    decision = grouper.assign(item("regional", "r", reprint, T0 + timedelta(hours=1)))
+    assert decision.story_id == original.story_id
+    assert decision.reason == "near-duplicate"
+    assert decision.similarity > 0.85
+
+
+def test_unrelated_statements_by_the_same_ministry_on_the_same_day_stay_apart() -> None:
+    grouper = StoryGrouper()
+    warm(grouper, T0)
+    kndr = grouper.assign(item("interfax", "1", KNDR_INTERFAX, T0))
+    libya = grouper.assign(item("interfax", "2", LIBYA_MFA, T0 + timedelta(hours=2)))
+    assert libya.is_new and libya.story_id != kndr.story_id
+    # the pairwise rule agrees
+    ok, _, _ = same_story(item("a", "1", KNDR_INTERFAX, T0), item("a", "2", LIBYA_MFA, T0))
+    assert not ok
+
+
+def test_window_eviction_starts_a_new_story_and_bounds_memory() -> None:
+    grouper = StoryGrouper(window_seconds=48 * 3600)
+    first = grouper.assign(item("interfax", "1", KNDR_INTERFAX, T0))
+    late = grouper.assign(item("tass", "2", KNDR_TASS, T0 + timedelta(hours=49)))
+    assert late.is_new and late.story_id != first.story_id
+    assert len(grouper) == 1  # the first item was evicted
+
+
+def test_restore_after_restart_continues_the_story() -> None:
+    before = StoryGrouper()
+    warm(before, T0)
+    items = [item("interfax", "1", KNDR_INTERFAX, T0), item("tass", "2", KNDR_TASS, T0 + timedelta(minutes=4))]
+    stored = [(it, before.assign(it).story_id) for it in items]
+    after = StoryGrouper()
+    after.restore(stored)
+    decision = after.assign(item("ria", "3", KNDR_RIA, T0 + timedelta(minutes=9)))
+    assert decision.story_id == stored[0][1]
+    assert not decision.is_new
+
+
+def test_same_uid_again_stays_in_its_story() -> None:
+    grouper = StoryGrouper()
+    first = grouper.assign(item("interfax", "1", KNDR_INTERFAX, T0))
+    again = grouper.assign(item("interfax", "1", LIBYA_MFA, T0 + timedelta(minutes=1)))
+    assert again.story_id == first.story_id and not again.is_new
+    assert len(grouper) == 1
+
+
+def test_grouping_is_deterministic() -> None:
+    stream = [
+        item("interfax", "1", KNDR_INTERFAX, T0),
+        item("interfax", "2", LIBYA_MFA, T0 + timedelta(minutes=1)),
+        item("tass", "3", KNDR_TASS, T0 + timedelta(minutes=2)),
+        item("ria", "4", KNDR_RIA, T0 + timedelta(minutes=3)),
+    ]
+    runs = []
+    for _ in range(2):
+        grouper = StoryGrouper()
+        runs.append([grouper.assign(it) for it in stream])
+    assert runs[0] == runs[1]
+
+
+def test_future_dates_are_capped_by_now() -> None:
+    grouper = StoryGrouper()
+    grouper.assign(item("interfax", "1", KNDR_INTERFAX, T0), now=T0)
+    grouper.assign(item("broken", "x", LIBYA_MFA, T0 + timedelta(days=365)), now=T0 + timedelta(minutes=1))
+    assert len(grouper) == 2  # a feed's bogus future date did not evict the window
+
+
+def test_background_document_frequencies_are_accepted() -> None:
+    background = DocumentFrequencies.of(featurise(t, b) for t, b in FILLER)
+    grouper = StoryGrouper(background=background)
+    a = grouper.assign(item("interfax", "1", KNDR_INTERFAX, T0))
+    b = grouper.assign(item("tass", "2", KNDR_TASS, T0))
+    assert a.story_id == b.story_id
+
+
+def test_story_metrics_arithmetic() -> None:
+    m = StoryMetrics()
+    # gold story G1 split over predicted P1 and P2; P3 wrongly merges G2 and G3
+    m.observe("i1", "G1", "P1", ["dprk"])  # alert
+    m.observe("i2", "G1", "P1", ["dprk"])  # folded into P1's alert
+    m.observe("i3", "G1", "P2", ["dprk", "sanctions"])  # alert (repeat for dprk), alert for sanctions
+    m.observe("i4", "G2", "P3", [])  # no topic, no alert
+    m.observe("i5", "G3", "P3", ["syria"])  # alert
+    m.observe("i6", None, "P4", ["syria"])  # alert, no gold
+    assert m.summary() == {
+        "items": 6,
+        "items_with_gold_story": 5,
+        "alerts_sent": 5,
+        "repeated_alerts": 1,
+        "predicted_stories": 4,
+        "gold_stories": 3,
+        "wrong_merges": 1,
+        "split_gold_stories": 1,
+    }
+
+
+@pytest.mark.parametrize("hours", [0, 47])
+def test_same_event_within_window(hours: int) -> None:
+    grouper = StoryGrouper()
+    warm(grouper, T0)
+    a = grouper.assign(item("interfax", "1", KNDR_INTERFAX, T0))
+    b = grouper.assign(item("tass", "2", KNDR_TASS, T0 + timedelta(hours=hours)))
+    assert b.story_id == a.story_id
