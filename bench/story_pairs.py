@@ -22,8 +22,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from monitor import stories  # noqa: E402
-from monitor.models import Item  # noqa: E402
+import itertools
+
+from monitor import stories
+from monitor.models import Item
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_PAIRS = REPO.parent / "shared" / "data" / "dev" / "story_pairs.jsonl.gz"
@@ -125,7 +127,7 @@ def _rule(cos: float, resemblance: float | None, threshold: float) -> bool:
 def best_threshold(scored: Sequence[tuple[float, float | None, bool]]) -> float:
     """The cosine threshold maximising F1 (ties: the higher threshold), candidates = midpoints of scores."""
     values = sorted({round(s[0], 4) for s in scored})
-    candidates = [(x + y) / 2 for x, y in zip(values, values[1:], strict=False)] or [0.5]
+    candidates = [(x + y) / 2 for x, y in itertools.pairwise(values)] or [0.5]
     best = max(candidates, key=lambda t: (count((_rule(c, d, t), g) for c, d, g in scored).f1, t))
     return round(best, 3)
 
