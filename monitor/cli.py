@@ -16,6 +16,7 @@ from . import __version__
 from . import config as cfg
 from .app import USER_AGENT, App, open_app
 from .classify import explanation_json, format_explanation
+from .concurrency import poll_all
 from .daemon import Daemon
 from .errors import ConfigError, MonitorError
 from .evaluate import format_report, report_to_json, run_eval
@@ -62,7 +63,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     config = _config(args)
     app = open_app(config)
     try:
-        reports = [app.pipeline.poll(feed) for feed in config.enabled_feeds]
+        reports = poll_all(config.enabled_feeds, app.pipeline.poll, workers=config.settings.workers)
         for report in reports:
             print(_feed_line(report))
         names = {t.id: t.name for t in config.topics}

@@ -1,0 +1,146 @@
+"""Ingestion benchmark: one full poll cycle of N synthetic feeds, cold (all 200, every item new) and warm (all 304).
+
+    python bench/ingest.py                 # 1,000 feeds x 30 items
+    python bench/ingest.py --feeds 200     # smaller
+
+The feeds are served by a ThreadingHTTPServer in another process on 127.0.0.1. The poll cycle is the one
+`monitor check` runs (monitor.concurrency.poll_all over Pipeline.poll: fetch, parse, store, classify, group,
+enqueue) against a fresh SQLite database, with the shipped config's topics. Prints wall time, CPU time of this
+process (all threads and child processes) and peak RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import random
+import resource
+import sys
+import tempfile
+import time
+from email.utils import format_datetime
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from monitor import config as cfg  # noqa: E402
+from monitor.app import open_app  # noqa: E402
+from monitor.concurrency import poll_all  # noqa: E402
+
+WORDS = (
+    "президент правительство министр переговоры заявил сообщил россия сша франция германия китай украина "
+    "сирия ливия совет безопасности оон войска армия оборона ракета договор санкции экономика нефть газ рубль "
+    "доллар выборы парламент закон суд полиция город область регион школа больница погода снег дождь футбол "
+    "матч команда сезон фильм театр выставка музей компания банк рынок акции рост снижение процент год неделя "
+    "понедельник вторник среда четверг пятница утром вечером вчера сегодня завтра новый старый большой малый"
+).split()
+
+
+def make_feed(index: int, items: int, rng: random.Random) -> bytes:
+    start = datetime(2026, 11, 1, tzinfo=UTC)
+    entries = []
+    for j in range(items):
+        title = " ".join(rng.choice(WORDS) for _ in range(8)).capitalize()
+        text = " ".join(rng.choice(WORDS) for _ in range(80))
+        when = format_datetime(start + timedelta(minutes=index * 7 + j * 13))
+        entries.append(
+            f"<item><guid>https://bench.example/{index}/{j}</guid><title>{title}</title>"
+            f"<link>https://bench.example/{index}/{j}</link><description>&lt;p&gt;{text}&lt;/p&gt;</description>"
+            f"<pubDate>{when}</pubDate></item>"
+        )
+    doc = (
+        f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>Feed {index}</title>'
+        f"<link>https://bench.example/{index}</link>{''.join(entries)}</channel></rss>"
+    )
+    return doc.encode("utf-8")
+
+
+def serve(port_queue: multiprocessing.Queue, feeds: int, items: int) -> None:  # type: ignore[type-arg]
+    rng = random.Random(42)
+    docs = {f"/feed/{i}.xml": make_feed(i, items, rng) for i in range(feeds)}
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:
+            body = docs.get(self.path)
+            if body is None:
+                self.send_error(404)
+                return
+            etag = f'"{hash(self.path) & 0xFFFFFFFF:x}"'
+            if self.headers.get("If-None-Match") == etag:
+                self.send_response(304)
+                self.send_header("ETag", etag)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "application/rss+xml; charset=utf-8")
+            self.send_header("ETag", etag)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    port_queue.put(server.server_address[1])
+    server.serve_forever()
+
+
+def cpu() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--feeds", type=int, default=1000)
+    parser.add_argument("--items", type=int, default=30)
+    args = parser.parse_args()
+
+    ctx = multiprocessing.get_context("spawn")
+    ports: multiprocessing.Queue = ctx.Queue()  # type: ignore[type-arg]
+    server = ctx.Process(target=serve, args=(ports, args.feeds, args.items), daemon=True)
+    server.start()
+    port = ports.get(timeout=60)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            shipped = cfg.load(str(ROOT / "config.yaml"), env={})
+            feeds = [
+                cfg.Feed(name=f"feed-{i}", url=f"http://127.0.0.1:{port}/feed/{i}.xml") for i in range(args.feeds)
+            ]
+            config = shipped.model_copy(
+                update={
+                    "feeds": feeds,
+                    "settings": shipped.settings.model_copy(update={"data_dir": tmp}),
+                    "path": str(ROOT / "config.yaml"),
+                }
+            )
+            app = open_app(config)
+            try:
+                for label in ("cold", "warm"):
+                    wall0, cpu0 = time.perf_counter(), cpu()
+                    reports = poll_all(feeds, app.pipeline.poll, workers=config.settings.workers)
+                    wall, used = time.perf_counter() - wall0, cpu() - cpu0
+                    statuses = {s: sum(r.status == s for r in reports) for s in ("ok", "not_modified", "error")}
+                    new = sum(r.new for r in reports)
+                    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+                    print(
+                        f"{label}: {args.feeds} feeds x {args.items} items: wall {wall:.2f} s, cpu {used:.2f} s, "
+                        f"new items {new}, statuses {statuses}, peak RSS {rss:.0f} MB"
+                    )
+            finally:
+                app.close()
+    finally:
+        server.terminate()
+
+
+if __name__ == "__main__":
+    main()
