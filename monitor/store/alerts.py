@@ -21,13 +21,13 @@ def topics_key(matches_: Sequence[Match]) -> str:
     return ",".join(sorted({m.topic for m in matches_ if m.matched}))
 
 
-def item_id(conn: Connection, item: Item, now: datetime) -> tuple[int, Item]:
-    """The row id of a stored item (storing it first if the caller skipped add_items), and the stored copy."""
-    row = conn.execute(select(items).where(items.c.uid == item.uid)).first()
+def item_id(conn: Connection, item: Item, now: datetime) -> tuple[int, datetime]:
+    """The row id and first-seen time of a stored item (stored now if the caller skipped add_items)."""
+    row = conn.execute(select(items.c.id, items.c.first_seen).where(items.c.uid == item.uid)).first()
     if row is None:
         new_id = conn.execute(items.insert().values(item_values(item, now)).returning(items.c.id)).scalar_one()
-        return new_id, replace(item, first_seen=now)
-    return row.id, to_item(row)
+        return new_id, now
+    return row.id, row.first_seen
 
 
 def record_alert(
@@ -39,7 +39,7 @@ def record_alert(
     story_id: str | None,
     hold_until: dict[str, datetime],
 ) -> Alert | None:
-    item_pk, stored = item_id(conn, item, now)
+    item_pk, first_seen = item_id(conn, item, now)
     # ON CONFLICT DO NOTHING makes the check and the insert one step, so two workers recording the same
     # alert at once still write it once.
     stmt = (
@@ -77,7 +77,9 @@ def record_alert(
                 for channel in wanted
             ],
         )
-    return Alert(id=alert_id, item=stored, matches=tuple(matches_), created=now, story_id=story_id)
+    # The caller's copy (it may carry fetched full text the stored row does not), with the stored first_seen.
+    alerted = replace(item, first_seen=first_seen)
+    return Alert(id=alert_id, item=alerted, matches=tuple(matches_), created=now, story_id=story_id)
 
 
 def record_story_update(conn: Connection, alert_id: int, item: Item, channels: Sequence[str], now: datetime) -> int:

@@ -58,8 +58,12 @@ class SqlStore:
             raise StoreError(f"while opening the database: {exc}") from exc
         # An in-memory SQLite database is one shared connection: its transactions must take turns.
         self._lock: AbstractContextManager[Any] = threading.Lock() if memory else nullcontext()
-        with self._tx("migrating the database schema", write=True) as conn:
-            self.schema_versions = migrate(conn, schema)
+        try:
+            with self._tx("migrating the database schema", write=True) as conn:
+                self.schema_versions = migrate(conn, schema)
+        except StoreError:
+            self._engine.dispose()  # no half-open store keeps pooled connections alive
+            raise
 
     @contextmanager
     def _tx(self, doing: str, *, write: bool = False) -> Iterator[Connection]:
@@ -266,7 +270,7 @@ class SqlStore:
         query = select(outbox.c.status, func.count()).group_by(outbox.c.status)
         with self._tx("counting outbox rows") as conn:
             counts = {"pending": 0, "sent": 0, "failed": 0}
-            counts.update({status: int(n) for status, n in conn.execute(query).tuples()})
+            counts.update({status: int(n) for status, n in conn.execute(query)})
         return counts
 
     def match_counts(self, since: datetime) -> dict[str, int]:
@@ -277,7 +281,7 @@ class SqlStore:
             .group_by(matches.c.topic)
         )
         with self._tx("counting matches") as conn:
-            return {topic: int(n) for topic, n in conn.execute(query).tuples()}
+            return {topic: int(n) for topic, n in conn.execute(query)}
 
     # --- stories ----------------------------------------------------------------------------------
 

@@ -1,0 +1,352 @@
+"""SqlStore against real databases: SQLite always, PostgreSQL when MONITOR_TEST_DATABASE_URL is set."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from monitor.errors import StoreError
+from monitor.models import FeedState, Match, Story
+from monitor.store import SqlStore
+from monitor.store.migrate import LATEST
+from tests.storefixtures import T0, Db, db_fixture, item, store_fixture  # noqa: F401
+
+MATCHES = (
+    Match("nuclear", 0.82, 0.5, True, terms=("стратегическ* стабильност*", "снв"), passage="…договор СНВ…"),
+    Match("arctic", 0.61, 0.55, True, keyword_hits=("северный морской путь",)),
+    Match("space", 0.1, 0.5, False, vetoed_by="игра"),
+)
+
+
+def run_threads(count: int, work: Callable[[int], object]) -> None:
+    """Run work(0..count-1) in threads started together; re-raise the first error."""
+    barrier = threading.Barrier(count)
+    errors: list[BaseException] = []
+
+    def target(n: int) -> None:
+        try:
+            barrier.wait(timeout=10)
+            work(n)
+        except BaseException as exc:  # collected and re-raised in the test's thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=target, args=(n,)) for n in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not any(t.is_alive() for t in threads)
+    if errors:
+        raise errors[0]
+
+
+# --- opening and migrations -----------------------------------------------------------------------
+
+
+def test_open_creates_and_migrates_once(db: Db) -> None:
+    assert db.open().schema_versions == (0, LATEST)
+    assert db.open().schema_versions == (LATEST, LATEST)
+    assert db.scalar("SELECT version FROM schema_version") == LATEST
+
+
+def test_concurrent_opens_migrate_once(db: Db) -> None:
+    versions: list[tuple[int, int]] = []
+    run_threads(4, lambda n: versions.append(db.open().schema_versions))
+    assert sorted(versions) == [(0, LATEST)] + [(LATEST, LATEST)] * 3
+
+
+def test_newer_schema_is_refused(db: Db) -> None:
+    db.open().close()
+    engine_store = db.open()
+    with engine_store._tx("test", write=True) as conn:
+        conn.exec_driver_sql("UPDATE schema_version SET version = 999")
+    with pytest.raises(StoreError, match="version 999, newer"):
+        db.open()
+
+
+def test_sqlite_file_gets_its_directory(tmp_path: Path) -> None:
+    SqlStore(f"sqlite:///{tmp_path / 'a' / 'b' / 'monitor.db'}").close()
+    assert (tmp_path / "a" / "b" / "monitor.db").exists()
+
+
+@pytest.mark.parametrize(
+    ("url", "schema", "message"),
+    [
+        ("mysql://localhost/x", None, "unsupported database"),
+        ("sqlite:///x.db", "s", "only be given for PostgreSQL"),
+        ("postgresql+psycopg://localhost/x", "Bad; DROP", "schema name"),
+        ("not a url", None, "while opening the database"),
+    ],
+)
+def test_bad_urls_raise_store_error(url: str, schema: str | None, message: str) -> None:
+    with pytest.raises(StoreError, match=message):
+        SqlStore(url, schema=schema)
+
+
+def test_in_memory_sqlite_is_shared_between_threads() -> None:
+    mem = SqlStore("sqlite://")
+    run_threads(4, lambda n: mem.add_items([item(f"k{n}-{i}", feed=f"f{n}") for i in range(20)], T0))
+    assert mem.count_items() == 80
+    mem.close()
+
+
+# --- feeds ----------------------------------------------------------------------------------------
+
+
+def test_feed_state_round_trip(store: SqlStore) -> None:
+    assert store.get_feed("ria") is None
+    state = FeedState("ria", "https://ria.example/rss", etag='"x"', last_fetch=T0, next_poll=T0, status="ok")
+    store.put_feed(state)
+    assert store.get_feed("ria") == state
+    updated = FeedState("ria", "https://ria.example/rss", error_count=3, last_error="HTTP 500", dead_reported=True)
+    store.put_feed(updated)
+    store.put_feed(FeedState("aaa", "https://aaa.example/rss"))
+    assert store.get_feed("ria") == updated
+    assert [f.name for f in store.feeds()] == ["aaa", "ria"]
+
+
+# --- items ----------------------------------------------------------------------------------------
+
+
+def test_new_changed_and_republished_items(store: SqlStore) -> None:
+    first = [item("a"), item("b"), item("c")]
+    new, changed = store.add_items(first, T0)
+    assert [i.key for i in new] == ["a", "b", "c"] and changed == []
+    assert all(i.first_seen == T0 for i in new)
+
+    later = T0 + timedelta(hours=1)
+    republished = item("a", minutes=30)  # new date, same text: a feed re-publishing its item
+    edited = item("b", title="title b, updated")
+    new, changed = store.add_items([republished, edited, item("c", text="new body"), item("d")], later)
+    assert [i.key for i in new] == ["d"]
+    assert [i.key for i in changed] == ["b", "c"]
+    assert changed[0].first_seen == T0  # first seen stays the first time
+    stored = store.get_item(edited.uid)
+    assert stored is not None and stored.title == "title b, updated" and stored.first_seen == T0
+    assert store.add_items(first[:1], later) == ([], [])
+    assert store.count_items() == 4
+
+
+def test_late_and_low_items_are_still_new(store: SqlStore) -> None:
+    store.add_items([item("fresh", minutes=600), item("older", minutes=500)], T0)
+    # Shows up a day later with a date older than everything seen, at the bottom of the feed.
+    late = item("late", minutes=-60 * 24 * 30)
+    new, _ = store.add_items([item("fresh", minutes=600), item("older", minutes=500), late], T0 + timedelta(days=1))
+    assert new == [replace(late, first_seen=T0 + timedelta(days=1))]
+
+
+def test_same_key_in_other_feeds_and_repeated_keys(store: SqlStore) -> None:
+    new, _ = store.add_items([item("1", feed="a"), item("1", feed="b"), item("1", feed="a", title="dup")], T0)
+    assert [(i.feed, i.title) for i in new] == [("a", "title 1"), ("b", "title 1")]
+    assert store.count_items("a") == 1 and store.count_items("b") == 1
+
+
+def test_add_items_in_more_rows_than_one_statement_takes(store: SqlStore) -> None:
+    batch = [item(f"k{i}", feed=f"f{i % 3}") for i in range(1_234)]
+    new, _ = store.add_items(batch, T0)
+    assert len(new) == 1_234
+    new, changed = store.add_items([item("k5", feed="f2", text="edited"), *batch[:700]], T0)
+    assert new == [] and [i.key for i in changed] == ["k5"]
+
+
+def test_recent_items_newest_first(store: SqlStore) -> None:
+    for n in range(5):
+        store.add_items([item(f"k{n}")], T0 + timedelta(minutes=n))
+    assert [i.key for i in store.recent_items(3)] == ["k4", "k3", "k2"]
+    assert [i.key for i in store.recent_items(10, since=T0 + timedelta(minutes=3))] == ["k4", "k3"]
+
+
+def test_times_come_back_tz_aware_utc(store: SqlStore) -> None:
+    moscow = timezone(timedelta(hours=3))
+    local = replace(item("k"), published=T0.astimezone(moscow))
+    store.add_items([local], T0.astimezone(moscow))
+    got = store.get_item(local.uid)
+    assert got is not None
+    assert got.published == T0 and got.published.tzinfo is not None and got.published.utcoffset() == timedelta(0)
+    assert got.first_seen == T0 and got.first_seen is not None and got.first_seen.utcoffset() == timedelta(0)
+    with pytest.raises(StoreError, match="naive datetime"):
+        store.add_items([item("naive")], T0.replace(tzinfo=None))
+
+
+def test_nul_characters_are_dropped(store: SqlStore) -> None:
+    store.add_items([item("k", title="a\x00b")], T0)
+    got = store.get_item(item("k").uid)
+    assert got is not None and got.title == "ab"
+
+
+def test_prune_keeps_alerted_items(store: SqlStore) -> None:
+    old, alerted, recent = item("old"), item("alerted"), item("recent")
+    store.add_items([old, alerted], T0)
+    store.add_items([recent], T0 + timedelta(days=10))
+    store.record_alert(alerted, MATCHES, ["tg"], T0)
+    assert store.prune(T0 + timedelta(days=5)) == 1
+    assert store.get_item(old.uid) is None
+    assert store.get_item(alerted.uid) is not None and store.get_item(recent.uid) is not None
+    assert store.prune(T0 + timedelta(days=5)) == 0
+
+
+# --- alerts and outbox ----------------------------------------------------------------------------
+
+
+def test_record_alert_round_trip_and_idempotency(store: SqlStore) -> None:
+    it = item("a")
+    store.add_items([it], T0)
+    hold = {"mail": T0 + timedelta(hours=8)}
+    alert = store.record_alert(it, MATCHES, ["tg", "mail", "tg"], T0, story_id="s1", hold_until=hold)
+    assert alert is not None
+    assert alert.item.uid == it.uid and alert.matches == MATCHES and alert.created == T0 and alert.story_id == "s1"
+    assert store.get_alert(alert.id) == alert
+    # Same item and topics (whatever the scores or order): nothing new is written.
+    assert store.record_alert(it, MATCHES[::-1], ["tg", "console"], T0 + timedelta(minutes=5)) is None
+    assert store.outbox_counts() == {"pending": 2, "sent": 0, "failed": 0}
+    due = store.due_deliveries(T0)
+    assert [(d.channel, kind) for d, kind in due] == [("tg", "send")]
+    assert [d.channel for d, _ in store.due_deliveries(T0 + timedelta(hours=8))] == ["tg", "mail"]
+    # Another topic set for the same item is another alert.
+    assert store.record_alert(it, MATCHES[:1], ["tg"], T0) is not None
+    with pytest.raises(StoreError, match="no alert with id 999"):
+        store.get_alert(999)
+
+
+def test_record_alert_is_one_transaction(db: Db, store: SqlStore) -> None:
+    it = item("a")
+    store.add_items([it], T0)
+    # The empty channel name breaks the outbox's CHECK constraint after matches and alert were inserted.
+    with pytest.raises(StoreError, match="while recording an alert"):
+        store.record_alert(it, MATCHES, ["tg", ""], T0)
+    assert db.scalar("SELECT count(*) FROM alerts") == 0
+    assert db.scalar("SELECT count(*) FROM matches") == 0
+    assert db.scalar("SELECT count(*) FROM outbox") == 0
+    assert store.record_alert(it, MATCHES, ["tg"], T0) is not None
+
+
+def test_record_alert_stores_an_unseen_item(store: SqlStore) -> None:
+    alert = store.record_alert(item("x"), MATCHES, ["tg"], T0)
+    assert alert is not None and alert.item.first_seen == T0
+    assert store.get_item(item("x").uid) is not None
+
+
+def test_delivery_flow(store: SqlStore) -> None:
+    alert = store.record_alert(item("a"), MATCHES, ["tg", "mail", "console"], T0)
+    assert alert is not None
+    (tg, _), (mail, _), (console, _) = store.due_deliveries(T0)
+    assert store.due_deliveries(T0, limit=1) == [(tg, "send")]
+
+    store.mark_sent(tg.id, T0, message_ref="4242")
+    store.mark_retry(mail.id, T0, "SMTP 451", T0 + timedelta(minutes=5))
+    store.defer(console.id, T0 + timedelta(minutes=1))
+    assert store.due_deliveries(T0) == []
+    assert [d.channel for d, _ in store.due_deliveries(T0 + timedelta(minutes=1))] == ["console"]
+    assert [d.channel for d, _ in store.due_deliveries(T0 + timedelta(minutes=5))] == ["console", "mail"]
+    assert store.message_ref(alert.id, "tg") == "4242" and store.message_ref(alert.id, "mail") is None
+
+    store.mark_failed(mail.id, T0 + timedelta(minutes=5), "550 no such user")
+    [(listed, deliveries)] = store.alerts_since(T0)
+    assert listed == alert
+    by_channel = {d.channel: d for d in deliveries}
+    assert by_channel["tg"].status == "sent" and by_channel["tg"].sent_at == T0
+    assert by_channel["tg"].message_ref == "4242"
+    assert by_channel["mail"].status == "failed" and by_channel["mail"].attempts == 2
+    assert by_channel["mail"].last_error == "550 no such user"
+    assert by_channel["console"].attempts == 0 and by_channel["console"].next_attempt == T0 + timedelta(minutes=1)
+    assert store.outbox_counts() == {"pending": 1, "sent": 1, "failed": 1}
+    with pytest.raises(StoreError, match="no delivery with id 999"):
+        store.mark_sent(999, T0)
+
+
+def test_alerts_since_newest_first(store: SqlStore) -> None:
+    for n in range(3):
+        store.record_alert(item(f"k{n}"), MATCHES, ["tg"], T0 + timedelta(minutes=n))
+    assert [a.item.key for a, _ in store.alerts_since(T0 + timedelta(minutes=1))] == ["k2", "k1"]
+
+
+def test_match_counts_per_topic(store: SqlStore) -> None:
+    store.record_alert(item("a"), MATCHES, ["tg"], T0)
+    store.record_alert(item("a"), MATCHES[:1], ["tg"], T0)  # the same item again: still one item
+    store.record_alert(item("b"), MATCHES[1:], ["tg"], T0 + timedelta(hours=1))
+    assert store.match_counts(T0) == {"nuclear": 1, "arctic": 2}
+    assert store.match_counts(T0 + timedelta(minutes=1)) == {"arctic": 1}
+
+
+# --- stories --------------------------------------------------------------------------------------
+
+
+def test_story_round_trip_and_also_lines(store: SqlStore) -> None:
+    first, second, third = item("1", feed="ria"), item("2", feed="tass"), item("3", feed="rbc")
+    store.add_items([first, second, third], T0)
+    story = Story("s1", first.uid, T0, T0, items=(first.uid,), sources=("ria",), topics=("nuclear",))
+    store.put_story(story)
+    assert store.get_story("s1") == story and store.get_story("nope") is None
+    alert = store.record_alert(first, MATCHES, ["tg", "mail"], T0, story_id="s1")
+    assert alert is not None
+    later = T0 + timedelta(minutes=10)
+    grown = Story("s1", first.uid, T0, later, (first.uid, second.uid, third.uid), ("ria", "tass", "rbc"), ("nuclear",))
+    store.put_story(grown)
+    store.put_story(grown)  # saving the same story again changes nothing
+    assert store.get_story("s1") == grown
+    assert store.get_alert(alert.id).also == (("tass", second.link), ("rbc", third.link))
+    assert store.alert_for_story("s1") == alert.id and store.alert_for_story("s2") is None
+    assert [s.id for s in store.stories_since(later)] == ["s1"] and store.stories_since(later + timedelta(1)) == []
+    # Story lines survive the pruning of their (unalerted) items.
+    store.prune(T0 + timedelta(days=1))
+    assert store.get_alert(alert.id).also == (("tass", second.link), ("rbc", third.link))
+
+
+def test_story_updates_queue_edits_once(store: SqlStore) -> None:
+    alert = store.record_alert(item("1"), MATCHES, ["tg", "mail"], T0, story_id="s1")
+    assert alert is not None
+    update = item("2", feed="tass")
+    assert store.record_story_update(alert.id, update, ["tg", "mail", "never-sent"], T0) == 2
+    assert store.record_story_update(alert.id, update, ["tg", "mail"], T0) == 0
+    assert store.record_story_update(alert.id, item("3"), ["tg"], T0) == 1
+    kinds = [(d.channel, kind) for d, kind in store.due_deliveries(T0)]
+    assert kinds == [("tg", "send"), ("mail", "send"), ("tg", "edit"), ("mail", "edit"), ("tg", "edit")]
+    assert [d.channel for d in store.alerts_since(T0)[0][1]] == ["tg", "mail"]  # sends only
+
+
+def test_items_for_story_index(store: SqlStore) -> None:
+    a, b, c = item("a"), item("b"), item("c")
+    store.add_items([a], T0)
+    store.add_items([b, c], T0 + timedelta(minutes=1))
+    store.put_story(Story("s1", a.uid, T0, T0, (a.uid, b.uid), ("ria", "ria")))
+    got = [(i.key, story) for i, story in store.items_for_story_index(T0)]
+    assert got == [("a", "s1"), ("b", "s1"), ("c", None)]
+    assert [i.key for i, _ in store.items_for_story_index(T0 + timedelta(minutes=1))] == ["b", "c"]
+
+
+# --- concurrency ----------------------------------------------------------------------------------
+
+
+def test_concurrent_writers(db: Db) -> None:
+    store = db.open()
+    per_thread = 6
+
+    def work(n: int) -> None:
+        for round_ in range(per_thread):
+            batch = [item(f"{round_}-{i}", feed=f"feed{n}") for i in range(25)]
+            new, _ = store.add_items(batch, T0)
+            assert len(new) == 25
+            alert = store.record_alert(new[0], MATCHES, ["tg"], T0)
+            assert alert is not None
+            store.put_feed(FeedState(f"feed{n}", "https://x.example", items_total=round_))
+            for delivery, _ in store.due_deliveries(T0, limit=5):
+                store.defer(delivery.id, T0)
+
+    run_threads(8, work)
+    assert store.count_items() == 8 * per_thread * 25
+    assert store.outbox_counts()["pending"] == 8 * per_thread
+    assert {f.items_total for f in store.feeds()} == {per_thread - 1}
+
+
+def test_racing_record_alert_writes_once(db: Db) -> None:
+    stores = [db.open() for _ in range(4)]
+    stores[0].add_items([item("a")], T0)
+    results = []
+    run_threads(4, lambda n: results.append(stores[n].record_alert(item("a"), MATCHES, ["tg"], T0)))
+    assert sum(r is not None for r in results) == 1
+    assert stores[0].outbox_counts()["pending"] == 1
