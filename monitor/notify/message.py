@@ -1,0 +1,520 @@
+"""What an alert says: pure rendering of Alerts into Telegram HTML, email HTML and plain text. No I/O.
+
+One alert, as Telegram shows it (email and console carry the same parts)::
+
+    <b><a href="https://…">Title</a></b>
+    <i>Source</i> · 25.11.2026 14:05 MSK
+    🏷 Стратегическая стабильность 0.82 · Иран 0.41
+    …snippet with the <b>matching terms</b> highlighted…
+    <i>why: стратегическ* стабильност*, ДСНВ</i>
+    also: TASS, RIA (+2)
+
+The "also" line comes last so that a story update (editMessageText) changes only the tail of the
+message; relevance buttons go in `reply_markup`, outside the text, so they need no room here.
+
+Everything that comes from a feed is untrusted: it is cleaned of control and bidi-override characters,
+escaped, and bounded in length, and only http(s) links become `<a href>`. Messages are built as lines
+of styled runs and serialised late, so a long message can be split between lines (or, for one huge
+line, between words) with every chunk's tags balanced and no entity cut in half.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import tzinfo
+from functools import lru_cache
+from urllib.parse import urlsplit
+
+from ..models import Alert, Match
+
+# Bot API sendMessage: "Text of the message to be sent, 1-4096 characters after entities parsing".
+TELEGRAM_LIMIT = 4096
+
+TITLE_MAX = 400
+SNIPPET_WIDTH = 320
+WHY_MAX = 300
+DIGEST_TITLE_MAX = 200
+LINK_MAX = 2048  # longer "links" are shown as text: a 10 kB href would not fit a tag into a chunk
+ALSO_SHOWN = 2  # "also: TASS, RIA (+2)"
+
+Tag = tuple[str, str | None]  # ("b", None), ("i", None), ("a", "https://…")
+BOLD: Tag = ("b", None)
+ITALIC: Tag = ("i", None)
+
+
+@dataclass(frozen=True)
+class Run:
+    """A piece of plain text and the tags around it, outermost first."""
+
+    text: str
+    tags: tuple[Tag, ...] = ()
+
+
+Line = tuple[Run, ...]
+
+
+# --- cleaning untrusted text ----------------------------------------------------------------------
+
+# C0/C1 controls except \t and \n (terminal escapes, NUL, form feeds), and the bidi embedding, override
+# and isolate controls, which would reorder the text after them (Unicode TR9 "Trojan Source" spoofing).
+# Plain right-to-left text stays as it is.
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ufeff]")
+
+
+def clean(text: str) -> str:
+    """Feed text made safe to show: line breaks normalised, control and bidi-override characters removed."""
+    return _UNSAFE.sub("", text.replace("\r\n", "\n").replace("\r", "\n").replace("\u2028", "\n"))
+
+
+def one_line(text: str) -> str:
+    """Cleaned text on one line: every run of whitespace (CR, LF, U+2028, …) becomes one space."""
+    return " ".join(clean(text).split())
+
+
+def shorten(text: str, limit: int) -> str:
+    """`text` cut to at most `limit` characters, at a word boundary when one is near, with an ellipsis."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    space = cut.rfind(" ")
+    if space >= limit * 2 // 3:
+        cut = cut[:space]
+    return cut.rstrip() + "…"
+
+
+def safe_link(url: str | None) -> str | None:
+    """The URL if it may become a link (absolute http or https, no spaces or controls), else None."""
+    if not url or len(url) > LINK_MAX or url != url.strip() or _UNSAFE.search(url) or " " in url:
+        return None
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+        return None
+    return url
+
+
+# --- highlighting ---------------------------------------------------------------------------------
+
+_RU_ENDING = re.compile("[аеёиоуыэюяйь]{1,2}$")
+
+
+def _word_pattern(word: str) -> str:
+    prefix = word.endswith("*")
+    word = word.rstrip("*").lower()
+    if not prefix and len(word) >= 5 and re.search("[а-яё]", word):
+        # A lemma ("ракета", "стратегический") must also light up its inflected forms ("ракеты",
+        # "стратегической"): drop the ending, allow a short one back.
+        word = _RU_ENDING.sub("", word)
+        tail = r"\w{0,4}"
+    else:
+        tail = r"\w*" if prefix else ""
+    # The tokeniser folds ё into е, so a term never says which one the text used.
+    body = "".join("[её]" if ch in "её" else re.escape(ch) for ch in word)
+    return body + tail if body else ""
+
+
+def term_pattern(term: str) -> str | None:
+    """A regex for one human-readable term: words in order, a trailing * meaning "any ending"."""
+    words = [p for p in (_word_pattern(w) for w in term.split()) if p]
+    if not words:
+        return None
+    return r"(?<!\w)" + r"\W+".join(words) + r"(?!\w)"
+
+
+@lru_cache(maxsize=256)
+def _highlighter(terms: tuple[str, ...]) -> re.Pattern[str] | None:
+    patterns = sorted({p for p in map(term_pattern, terms) if p}, key=len, reverse=True)
+    return re.compile("|".join(patterns), re.IGNORECASE) if patterns else None
+
+
+def highlight_spans(text: str, terms: Sequence[str]) -> list[tuple[int, int]]:
+    """Non-overlapping (start, end) spans of `text` where any of the terms occurs."""
+    pattern = _highlighter(tuple(terms[:40]))
+    if pattern is None:
+        return []
+    return [m.span() for m in pattern.finditer(text) if m.end() > m.start()]
+
+
+def snippet(text: str, terms: Sequence[str], width: int = SNIPPET_WIDTH) -> tuple[str, list[tuple[int, int]]]:
+    """About `width` characters of `text` around the first matching term, and the spans to highlight."""
+    text = one_line(text)
+    spans = highlight_spans(text, terms)
+    if len(text) <= width:
+        return text, spans
+    start = max(0, spans[0][0] - width // 3) if spans else 0
+    if start:
+        space = text.find(" ", start)
+        start = space + 1 if 0 <= space < start + 40 else start
+    end = min(len(text), start + width)
+    if end < len(text):
+        space = text.rfind(" ", start, end)
+        end = space if space > start + width // 2 else end
+    lead = "…" if start else ""
+    window = lead + text[start:end].strip() + ("…" if end < len(text) else "")
+    shift = len(lead) - start
+    clipped = [(max(s, start) + shift, min(e, end) + shift) for s, e in spans if s < end and e > start]
+    return window, [(s, e) for s, e in clipped if e > s and e <= len(window)]
+
+
+# --- the parts of an alert ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Parts:
+    """An alert's content, cleaned and bounded, before any markup."""
+
+    title: str
+    link: str | None
+    source: str
+    when: str
+    topics: tuple[tuple[str, float], ...]  # (display name, score), best first
+    snippet: str
+    spans: tuple[tuple[int, int], ...]
+    why: str
+    also: tuple[tuple[str, str | None], ...]  # shown sources, link or None
+    also_more: int
+
+
+def matched(alert: Alert) -> list[Match]:
+    """The alert's matching topics, best first (all of them if none is flagged matched)."""
+    hits = [m for m in alert.matches if m.matched] or list(alert.matches)
+    return sorted(hits, key=lambda m: m.score, reverse=True)
+
+
+def why_terms(matches: Iterable[Match]) -> list[str]:
+    """The reasons, terms then keyword phrases, each once: ["стратегическ* стабильност*", "ДСНВ"]."""
+    seen: dict[str, None] = {}
+    ordered = list(matches)
+    for phrase in [t for m in ordered for t in m.terms] + [k for m in ordered for k in m.keyword_hits]:
+        phrase = one_line(phrase)
+        if phrase and phrase.lower() not in (s.lower() for s in seen):
+            seen[phrase] = None
+    return list(seen)
+
+
+def also_sources(
+    also: Sequence[tuple[str, str | None]], shown: int = ALSO_SHOWN
+) -> tuple[tuple[tuple[str, str | None], ...], int]:
+    """The first `shown` distinct sources with a safe link, and how many more there are."""
+    unique: dict[str, str | None] = {}
+    for source, link in also:
+        name = shorten(one_line(source), 60)
+        if name and name not in unique:
+            unique[name] = safe_link(link)
+    items = list(unique.items())
+    return tuple(items[:shown]), max(0, len(items) - shown)
+
+
+def local_time(alert: Alert, tz: tzinfo, fmt: str = "%d.%m.%Y %H:%M %Z") -> str:
+    return alert.item.published.astimezone(tz).strftime(fmt)
+
+
+def parts(alert: Alert, *, topics: Mapping[str, str], tz: tzinfo) -> Parts:
+    """Everything an alert shows, from an Alert; `topics` maps topic id to display name."""
+    item = alert.item
+    best = matched(alert)
+    reasons = why_terms(best)
+    source_text = next((m.passage for m in best if m.passage.strip()), "") or item.text or item.title
+    text, spans = snippet(source_text, reasons)
+    shown, more = also_sources(alert.also)
+    return Parts(
+        title=shorten(one_line(item.title), TITLE_MAX) or "(untitled)",
+        link=safe_link(item.link),
+        source=shorten(one_line(item.feed), 80),
+        when=local_time(alert, tz),
+        topics=tuple((one_line(topics.get(m.topic, m.topic)), m.score) for m in best),
+        snippet=text,
+        spans=tuple(spans),
+        why=shorten(", ".join(reasons), WHY_MAX),
+        also=shown,
+        also_more=more,
+    )
+
+
+# --- styled lines ---------------------------------------------------------------------------------
+
+
+def _lines(p: Parts) -> list[Line]:
+    title_tags: tuple[Tag, ...] = (BOLD, ("a", p.link)) if p.link else (BOLD,)
+    lines: list[Line] = [
+        (Run(p.title, title_tags),),
+        (Run(p.source, (ITALIC,)), Run(f" · {p.when}")),
+    ]
+    if p.topics:
+        lines.append((Run("🏷 " + " · ".join(f"{name} {score:.2f}" for name, score in p.topics)),))
+    if p.snippet:
+        runs: list[Run] = []
+        pos = 0
+        for start, end in p.spans:
+            runs += [Run(p.snippet[pos:start]), Run(p.snippet[start:end], (BOLD,))]
+            pos = end
+        runs.append(Run(p.snippet[pos:]))
+        lines.append(tuple(r for r in runs if r.text))
+    if p.why:
+        lines.append((Run(f"why: {p.why}", (ITALIC,)),))
+    also = also_line(p.also, p.also_more)
+    if also:
+        lines.append(also)
+    return lines
+
+
+def also_line(shown: Sequence[tuple[str, str | None]], more: int) -> Line:
+    """("also: ", TASS, ", ", RIA, " (+2)") with sources linked where they have a safe link."""
+    if not shown:
+        return ()
+    runs = [Run("also: ")]
+    for i, (name, link) in enumerate(shown):
+        if i:
+            runs.append(Run(", "))
+        runs.append(Run(name, (("a", link),) if link else ()))
+    if more:
+        runs.append(Run(f" (+{more})"))
+    return tuple(runs)
+
+
+def _open(tag: Tag) -> str:
+    name, href = tag
+    # Bot API "HTML style": inside an attribute the quote must be escaped too, so quote=True there.
+    return f'<a href="{html.escape(href, quote=True)}">' if name == "a" and href else f"<{name}>"
+
+
+def _close(tag: Tag) -> str:
+    return f"</{tag[0]}>"
+
+
+def _wrap(run: Run, body: str) -> str:
+    return "".join(map(_open, run.tags)) + body + "".join(map(_close, reversed(run.tags)))
+
+
+def escape(text: str) -> str:
+    # Bot API "HTML style": "All <, > and & symbols that are not a part of a tag or an HTML entity must be
+    # replaced with the corresponding HTML entities"; quotes may stay as they are in text.
+    return html.escape(text, quote=False)
+
+
+def render_run(run: Run) -> str:
+    return _wrap(run, escape(run.text))
+
+
+def render_line(line: Line) -> str:
+    return "".join(map(render_run, line))
+
+
+# --- splitting ------------------------------------------------------------------------------------
+
+
+def units(text: str) -> int:
+    """Length in UTF-16 code units, the way Telegram counts (an emoji outside the BMP counts 2)."""
+    return len(text) + sum(1 for ch in text if ord(ch) > 0xFFFF)
+
+
+_COST = {"&": 5, "<": 4, ">": 4}  # &amp; &lt; &gt;
+
+
+def _cut(text: str, budget: int) -> int:
+    """How many characters of `text` fit in `budget` units once escaped, ending at a break when one is near."""
+    used = 0
+    end = len(text)
+    for i, ch in enumerate(text):
+        used += _COST.get(ch, 2 if ord(ch) > 0xFFFF else 1)
+        if used > budget:
+            end = i
+            break
+    if end == len(text):
+        return end
+    for sep in ("\n", " "):
+        pos = text.rfind(sep, 0, end)
+        if pos >= end // 2:
+            return pos + 1
+    return end
+
+
+def _split_line(line: Line, limit: int) -> list[str]:
+    """One line too long for a message, as pieces of at most `limit` units, each with its tags closed."""
+    pieces: list[str] = []
+    cur, cur_units = "", 0
+    for run in line:
+        text = run.text
+        overhead = units(_wrap(run, ""))
+        while text:
+            body = escape(text)
+            if cur_units + overhead + units(body) <= limit:
+                cur += _wrap(run, body)
+                cur_units += overhead + units(body)
+                break
+            budget = limit - cur_units - overhead
+            if budget < 64 and cur:
+                pieces.append(cur)
+                cur, cur_units = "", 0
+                continue
+            n = max(1, _cut(text, budget))
+            part = _wrap(run, escape(text[:n]))
+            pieces.append(cur + part)
+            cur, cur_units = "", 0
+            text = text[n:]
+    if cur:
+        pieces.append(cur)
+    return pieces
+
+
+_TAG = re.compile(r"<[^>]*>")
+
+
+def split_html(lines: Sequence[Line], limit: int = TELEGRAM_LIMIT) -> list[str]:
+    """Serialise lines into messages of at most `limit` units, breaking between lines when possible.
+
+    A chunk never ends inside a tag or an entity and every chunk's tags are balanced, because
+    breaks happen between runs, or inside a run's plain text before it is escaped and re-wrapped.
+    """
+    chunks: list[str] = []
+    cur: list[str] = []
+    cur_units = 0
+
+    def flush() -> None:
+        nonlocal cur, cur_units
+        if cur:
+            chunks.append("\n".join(cur))
+        cur, cur_units = [], 0
+
+    for line in lines:
+        text = render_line(line)
+        size = units(text)
+        sep = 1 if cur else 0
+        if cur_units + sep + size <= limit:
+            cur.append(text)
+            cur_units += sep + size
+            continue
+        flush()
+        if size <= limit:
+            cur, cur_units = [text], size
+            continue
+        *full, last = _split_line(line, limit)
+        chunks.extend(full)
+        cur, cur_units = [last], units(last)
+    flush()
+    # Telegram rejects a message that is empty after entity parsing ("message text is empty").
+    return [c.strip("\n") for c in chunks if html.unescape(_TAG.sub("", c)).strip()]
+
+
+# --- one alert ------------------------------------------------------------------------------------
+
+
+def render_telegram(alert: Alert, *, topics: Mapping[str, str], tz: tzinfo, limit: int = TELEGRAM_LIMIT) -> list[str]:
+    """Telegram HTML (parse_mode=HTML) for one alert, as chunks of at most `limit` units."""
+    return split_html(_lines(parts(alert, topics=topics, tz=tz)), limit)
+
+
+def render_telegram_text(text: str, limit: int = TELEGRAM_LIMIT) -> list[str]:
+    """Plain text (admin notices, notify-test) as escaped Telegram HTML chunks."""
+    return split_html([(Run(line),) for line in clean(text).split("\n")], limit)
+
+
+def render_html(alert: Alert, *, topics: Mapping[str, str], tz: tzinfo) -> str:
+    """An HTML email body for one alert."""
+    return _html_document([_lines(parts(alert, topics=topics, tz=tz))])
+
+
+def render_text(alert: Alert, *, topics: Mapping[str, str], tz: tzinfo) -> str:
+    """A plain-text block for one alert (console, email text part); highlights as *term*."""
+    p = parts(alert, topics=topics, tz=tz)
+    out = [p.title]
+    if p.link:
+        out.append(p.link)
+    out.append(f"{p.source} · {p.when}")
+    if p.topics:
+        out.append("topics: " + " · ".join(f"{name} {score:.2f}" for name, score in p.topics))
+    if p.snippet:
+        marked, pos = "", 0
+        for start, end in p.spans:
+            marked += p.snippet[pos:start] + "*" + p.snippet[start:end] + "*"
+            pos = end
+        out.append(marked + p.snippet[pos:])
+    if p.why:
+        out.append(f"why: {p.why}")
+    if p.also:
+        shown = ", ".join(f"{name} <{link}>" if link else name for name, link in p.also)
+        out.append(f"also: {shown}" + (f" (+{p.also_more})" if p.also_more else ""))
+    return "\n".join(out)
+
+
+def render_subject(alert: Alert, *, topics: Mapping[str, str], limit: int = 160) -> str:
+    """An email subject on one line: "[Topic, Topic] Title"; feed text can never add a header line."""
+    names = ", ".join(one_line(topics.get(m.topic, m.topic)) for m in matched(alert))
+    return shorten(one_line(f"[{names}] {alert.item.title}" if names else alert.item.title), limit)
+
+
+# --- digests --------------------------------------------------------------------------------------
+
+
+def group_by_topic(alerts: Sequence[Alert], topics: Mapping[str, str]) -> list[tuple[str, list[Alert]]]:
+    """Alerts grouped under their best topic, topics in config order; (display name, alerts) pairs."""
+    groups: dict[str, list[Alert]] = {}
+    for alert in alerts:
+        best = matched(alert)
+        groups.setdefault(best[0].topic if best else "", []).append(alert)
+    order = {topic: i for i, topic in enumerate(topics)}
+    ranked = sorted(groups.items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0]))
+    return [(one_line(topics.get(topic, topic)) or "other", items) for topic, items in ranked]
+
+
+def _digest_lines(alerts: Sequence[Alert], title: str, topics: Mapping[str, str], tz: tzinfo) -> list[list[Line]]:
+    sections: list[list[Line]] = [[(Run(one_line(title), (BOLD,)),)]]
+    for name, items in group_by_topic(alerts, topics):
+        section: list[Line] = [(Run(f"{name} ({len(items)})", (BOLD,)),)]
+        for alert in items:
+            link = safe_link(alert.item.link)
+            head = shorten(one_line(alert.item.title), DIGEST_TITLE_MAX) or "(untitled)"
+            section.append(
+                (
+                    Run("• "),
+                    Run(head, (("a", link),) if link else ()),
+                    Run(f" — {shorten(one_line(alert.item.feed), 80)}, {local_time(alert, tz, '%d.%m %H:%M')}"),
+                )
+            )
+        sections.append(section)
+    return sections
+
+
+def render_digest_telegram(
+    alerts: Sequence[Alert], title: str, *, topics: Mapping[str, str], tz: tzinfo, limit: int = TELEGRAM_LIMIT
+) -> list[str]:
+    """One digest as Telegram HTML chunks, grouped by topic, split between lines when long."""
+    lines: list[Line] = []
+    for section in _digest_lines(alerts, title, topics, tz):
+        lines.extend([*section, (Run(""),)])
+    return split_html(lines[:-1], limit)
+
+
+def render_digest_text(alerts: Sequence[Alert], title: str, *, topics: Mapping[str, str], tz: tzinfo) -> str:
+    """One digest as plain text."""
+    blocks = []
+    for section in _digest_lines(alerts, title, topics, tz):
+        lines = []
+        for line in section:
+            text = "".join(r.text for r in line)
+            links = [href for r in line for name, href in r.tags if name == "a" and href]
+            lines.append(text + "".join(f"\n  {href}" for href in links))
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
+
+
+def render_digest_html(alerts: Sequence[Alert], title: str, *, topics: Mapping[str, str], tz: tzinfo) -> str:
+    """One digest as an HTML email body."""
+    return _html_document(_digest_lines(alerts, title, topics, tz))
+
+
+def render_digest_subject(alerts: Sequence[Alert], title: str) -> str:
+    return shorten(one_line(title), 160)
+
+
+def _html_document(sections: Sequence[Sequence[Line]]) -> str:
+    body = "\n".join("<p>" + "<br>\n".join(render_line(line) for line in section) + "</p>" for section in sections)
+    return (
+        '<!DOCTYPE html>\n<html><head><meta charset="utf-8"></head>\n'
+        f'<body style="font-family: sans-serif">\n{body}\n</body></html>\n'
+    )

@@ -1,0 +1,252 @@
+"""Telegram channel: Bot API sendMessage / editMessageText over one requests.Session.
+
+Error mapping (https://core.telegram.org/bots/api#making-requests, #responseparameters):
+
+    ok: true                      → success
+    429 + parameters.retry_after  → NotifyError(retry_after=…): wait that long, then retry; never drop
+    parameters.migrate_to_chat_id → permanent: the group became a supergroup, the config needs the new id
+    400, 401, 403, 404            → permanent: chat not found, bot blocked, bad token, bad request
+    5xx, network error, timeout   → NotifyError: retried with backoff by the outbox
+
+The bot token is part of every request URL, and requests/urllib3 put that URL in exception messages and
+debug logs: errors here never chain the original exception, and the token is scrubbed from any text.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, tzinfo
+from typing import Any
+
+import requests
+
+from ..config import TelegramChannel
+from ..errors import NotifyError
+from ..models import Alert
+from . import message
+
+CONNECT_TIMEOUT = 10.0
+# https://core.telegram.org/bots/faq#my-bot-is-hitting-limits-how-do-i-avoid-this: "avoid sending more than
+# one message per second" in one chat, and "not more than 20 messages per minute" to one group.
+CHAT_INTERVAL = 1.0
+GROUP_WINDOW = 60.0
+GROUP_MAX = 20
+
+_TOKEN_IN_URL = re.compile(r"/bot[^/\s]+/")
+
+
+class _RedactToken(logging.Filter):
+    """urllib3 logs request lines ("POST /bot<token>/sendMessage") at DEBUG; keep the token out of logs."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.args:
+            record.msg = record.getMessage()
+            record.args = None
+        record.msg = _TOKEN_IN_URL.sub("/bot<token>/", str(record.msg))
+        return True
+
+
+_REDACT = _RedactToken()
+
+
+def _install_redaction() -> None:
+    logger = logging.getLogger("urllib3.connectionpool")
+    if _REDACT not in logger.filters:
+        logger.addFilter(_REDACT)
+
+
+class TelegramNotifier:
+    """One Telegram chat (user, group, channel, or a forum topic with message_thread_id)."""
+
+    def __init__(
+        self,
+        name: str,
+        channel: TelegramChannel,
+        *,
+        topics: Mapping[str, str] | None = None,
+        tz: tzinfo = UTC,
+        session: requests.Session | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.name = name
+        self.channel = channel
+        self.topics: Mapping[str, str] = topics or {}
+        self.tz = tz
+        self.last_answer = ""
+        self._token = channel.bot_token
+        self._api = channel.api_url.rstrip("/")
+        self._own_session = session is None
+        self._session = session or requests.Session()
+        self._monotonic = monotonic
+        self._sleep = sleep
+        self._last_send: float | None = None
+        self._window: deque[float] = deque()
+        chat = str(channel.chat_id)
+        self._group = chat.startswith(("-", "@"))  # negative ids are groups/channels; @name is a channel
+        # Chunks already accepted for a multi-message send that failed part-way, so that a retry in this
+        # process continues where it stopped instead of repeating them.
+        self._progress: dict[str, list[str]] = {}
+        _install_redaction()
+
+    # -- Notifier --------------------------------------------------------------------------------
+
+    def send(self, alert: Alert) -> str | None:
+        """sendMessage; returns the first message_id, which later story updates edit."""
+        chunks = message.render_telegram(alert, topics=self.topics, tz=self.tz)
+        ids = self._send_chunks(f"alert:{alert.id}", chunks)
+        return ids[0] if ids else None
+
+    def edit(self, ref: str, alert: Alert) -> None:
+        """editMessageText on the first message of a sent alert; "message is not modified" is success."""
+        chunks = message.render_telegram(alert, topics=self.topics, tz=self.tz)
+        params = self._params(chunks[0])
+        params["message_id"] = int(ref)
+        params.pop("message_thread_id", None)  # not a parameter of editMessageText
+        try:
+            self._paced_call("editMessageText", params)
+        except NotifyError as exc:
+            # The Bot API answers 400 when the new text equals the old one: the edit has nothing to do.
+            if "message is not modified" not in str(exc):
+                raise
+
+    def send_digest(self, alerts: Sequence[Alert], title: str) -> None:
+        chunks = message.render_digest_telegram(alerts, title, topics=self.topics, tz=self.tz)
+        key = "digest:" + ",".join(str(a.id) for a in alerts) + ":" + title
+        self._send_chunks(key, chunks)
+
+    def send_text(self, text: str) -> str | None:
+        chunks = message.render_telegram_text(text)
+        ids = self._send_chunks(f"text:{hash(text)}", chunks)
+        return ids[0] if ids else None
+
+    def close(self) -> None:
+        if self._own_session:
+            self._session.close()
+
+    # -- extras ----------------------------------------------------------------------------------
+
+    def get_me(self) -> dict[str, Any]:
+        """getMe: checks the token; the bot's user object."""
+        result = self._call("getMe", {})
+        return result if isinstance(result, dict) else {}
+
+    def ready_in(self) -> float:
+        """Seconds until the next message to this chat keeps under Telegram's limits (0 when pacing is off)."""
+        if not self.channel.pace:
+            return 0.0
+        now = self._monotonic()
+        wait = 0.0 if self._last_send is None else self._last_send + CHAT_INTERVAL - now
+        if self._group:
+            while self._window and self._window[0] <= now - GROUP_WINDOW:
+                self._window.popleft()
+            if len(self._window) >= GROUP_MAX:
+                wait = max(wait, self._window[0] + GROUP_WINDOW - now)
+        return max(0.0, wait)
+
+    # -- internals -------------------------------------------------------------------------------
+
+    def _params(self, text: str) -> dict[str, Any]:
+        params: dict[str, Any] = {
+            "chat_id": self.channel.chat_id,
+            "text": text,
+            "parse_mode": "HTML",
+            "link_preview_options": {"is_disabled": self.channel.disable_preview},
+        }
+        if self.channel.message_thread_id is not None:
+            params["message_thread_id"] = self.channel.message_thread_id
+        return params
+
+    def _send_chunks(self, key: str, chunks: Sequence[str]) -> list[str]:
+        done = self._progress.pop(key, [])
+        try:
+            for chunk in chunks[len(done) :]:
+                result = self._paced_call("sendMessage", self._params(chunk))
+                done.append(str(result.get("message_id")) if isinstance(result, dict) else "")
+        except NotifyError:
+            if done:
+                self._progress[key] = done
+            raise
+        return done
+
+    def _paced_call(self, method: str, params: dict[str, Any]) -> Any:
+        wait = self.ready_in()
+        if wait > 0:
+            self._sleep(wait)
+        if self.channel.pace:
+            now = self._monotonic()
+            self._last_send = now
+            if self._group:
+                self._window.append(now)
+        return self._call(method, params)
+
+    def _scrub(self, text: str) -> str:
+        return _TOKEN_IN_URL.sub("/bot<token>/", text.replace(self._token, "<token>"))
+
+    def _call(self, method: str, params: dict[str, Any]) -> Any:
+        where = f"{self.name}: telegram {method}"
+        url = f"{self._api}/bot{self._token}/{method}"
+        try:
+            response = self._session.post(url, json=params, timeout=(CONNECT_TIMEOUT, self.channel.timeout))
+        # `from None`: the requests exception's message and its chain hold the URL, which holds the token.
+        except requests.Timeout:
+            raise NotifyError(f"{where}: no answer within {self.channel.timeout:g}s") from None
+        except requests.RequestException as exc:
+            raise NotifyError(f"{where}: network error: {self._scrub(str(exc))}") from None
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        self.last_answer = self._scrub(response.text[:1000])
+        if not isinstance(body, dict):
+            status = response.status_code
+            raise NotifyError(f"{where}: HTTP {status} without a Bot API answer", permanent=status in (401, 404))
+        if body.get("ok") is True:
+            return body.get("result")
+        raise self._error(where, response, body)
+
+    def _error(self, where: str, response: requests.Response, body: dict[str, Any]) -> NotifyError:
+        code = body.get("error_code") if isinstance(body.get("error_code"), int) else response.status_code
+        description = self._scrub(str(body.get("description") or response.reason or "no description"))
+        raw = body.get("parameters")
+        parameters: dict[str, Any] = raw if isinstance(raw, dict) else {}
+        if code == 429 or "retry_after" in parameters:
+            retry_after = _seconds(parameters.get("retry_after")) or _seconds(response.headers.get("Retry-After"))
+            return NotifyError(f"{where}: {code} {description}", retry_after=retry_after or 1.0)
+        if "migrate_to_chat_id" in parameters:
+            return NotifyError(
+                f"{where}: the group became a supergroup; set chat_id to {parameters['migrate_to_chat_id']}",
+                permanent=True,
+            )
+        if code in (401, 404):
+            return NotifyError(f"{where}: {code} {description} (check bot_token and api_url)", permanent=True)
+        if code in (400, 403):
+            return NotifyError(f"{where}: {code} {description}", permanent=True)
+        return NotifyError(f"{where}: {code} {description}")
+
+
+def _seconds(value: object) -> float | None:
+    try:
+        seconds = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return seconds if seconds >= 0 else None
+
+
+def describe_answer(answer: str) -> str:
+    """A short human form of a raw Bot API answer, for `monitor notify-test`."""
+    try:
+        body = json.loads(answer)
+    except ValueError:
+        return answer
+    result = body.get("result") if isinstance(body, dict) else None
+    if isinstance(result, dict) and "message_id" in result:
+        chat = result.get("chat") or {}
+        title = chat.get("title") or chat.get("username") or chat.get("first_name") or chat.get("id")
+        return f"ok: message_id {result['message_id']} in chat {title}"
+    return answer
