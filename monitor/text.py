@@ -1,50 +1,219 @@
-"""Text normalisation, tokenisation, language guess and stemming for Russian and English.
+"""Text normalisation, tokenisation, language guess and morphology for Russian and English.
 
-(First version; the topic-matching work refines it. Public API: normalise, tokens, guess_language, terms.)
+    normalise(text)  NFKC, lower case, ё→е, dash and quote variants unified
+    tokens(text)     word tokens; codes and abbreviations stay whole (снв-3, с-400, f-16, u.s)
+    terms(text)      content terms: Russian dictionary words → pymorphy3 lemma, other Cyrillic words → Snowball stem,
+                     Latin words → English Snowball stem; stop words dropped
+
+Why lemmas for Russian: Snowball over-stems names ("Ливия" → "лив", "Ливан" → "лива"), which merges countries in
+TF-IDF and makes keyword roots unusable. pymorphy3 is ~45 µs a word, so lemmas go through a word cache; words the
+dictionary does not know (surnames, transliterations: "Хафтара") get the Snowball stem instead, because pymorphy3's
+guess for them is unreliable ("хафтара" → "хафтара"). Mixed text is handled per token by its script.
 """
 
 from __future__ import annotations
 
 import re
+import threading
 import unicodedata
 from functools import lru_cache
 
+import pymorphy3  # type: ignore[import-untyped]
 import Stemmer
 
-_TOKEN = re.compile(r"[\w]+(?:[-.][\w]+)*", re.UNICODE)
-_CYR = re.compile(r"[а-яё]", re.IGNORECASE)
-_LAT = re.compile(r"[a-z]", re.IGNORECASE)
+_DASHES = str.maketrans({"‐": "-", "‑": "-", "‒": "-", "–": "-", "—": "-", "−": "-", "ё": "е", "\u00ad": ""})
+# A token is a run of word characters, optionally joined by "-" or "." to more word characters: "снв-3", "u.s".
+_TOKEN = re.compile(r"\w+(?:[-.]\w+)*")
+_CYR = re.compile(r"[а-я]")
+_LAT = re.compile(r"[a-z]")
+_CYR_ANY = re.compile(r"[а-яё]", re.IGNORECASE)
+_LAT_ANY = re.compile(r"[a-z]", re.IGNORECASE)
+_DIGIT = re.compile(r"\d")
+
+RU_STOP = frozenset(
+    """
+    а без более бы был была были было быть в вам вас весь во вот все всего всех вы где да даже для до его ее если
+    есть еще же за здесь и из или им их к как ко когда кто ли либо между меня мне может мы на над надо наш не него
+    нее нет ни них но ну о об однако он она они оно от очень по под при про с сам так также такой там те тем то того
+    тоже той только том ты у уже хотя чего чей чем что чтобы чье чья эта эти это этого этой этом этот я который
+    свой себя весь мочь этот тот наш ваш какой сказать заявить отметить также пока один два три после перед через
+    около вокруг будет будут году года год г млн млрд тыс руб ранее сейчас сегодня вчера завтра всё
+    раз именно лишь почти более менее очень нужно можно нельзя кроме среди против вместо ради из-за вне
+    """.split()  # noqa: SIM905 - a word list reads better as text
+)
+EN_STOP = frozenset(
+    """
+    a about above after again against all also am an and any are as at be because been before being below between
+    both but by can could did do does doing down during each few for from further had has have having he her here
+    hers herself him himself his how i if in into is it its itself just me more most my myself no nor not now of off
+    on once only or other our ours ourselves out over own same she should so some such than that the their theirs
+    them themselves then there these they this those through to too under until up very was we were what when where
+    which while who whom why will with would you your yours yourself yourselves said says say mr mrs ms
+    year years pct mln dlrs billion million would could may might also told one two three reuter reuters
+    """.split()  # noqa: SIM905 - a word list reads better as text
+)
+
+_RU_STEMMER = Stemmer.Stemmer("russian")
+_EN_STEMMER = Stemmer.Stemmer("english")
+_MORPH_LOCK = threading.Lock()
+_CACHE_LIMIT = 500_000
+# Word → term caches; filled lazily, read without a lock (dict reads and single writes are atomic in CPython).
+_cache: dict[str, str] = {}
 
 
 def normalise(text: str) -> str:
-    """NFKC, lowercase, ё→е."""
-    return unicodedata.normalize("NFKC", text).lower().replace("ё", "е")
+    """NFKC, lower case, ё→е, typographic dashes to "-", soft hyphens removed."""
+    return unicodedata.normalize("NFKC", text).lower().translate(_DASHES)
+
+
+def _split(tok: str) -> list[str]:
+    """Split alphabetic compounds ("российско-французского", "us-japan"); keep codes with digits ("снв-3")."""
+    if "-" in tok and not _DIGIT.search(tok):
+        return [part for part in tok.split("-") if part]
+    return [tok]
 
 
 def tokens(text: str) -> list[str]:
-    """Normalised word tokens; keeps codes like 'снв-3', 'f-16', 'с-400'."""
-    return _TOKEN.findall(normalise(text))
+    """Normalised word tokens; keeps codes like 'снв-3', 'f-16', 'с-400' and dotted abbreviations like 'u.s'."""
+    out: list[str] = []
+    for tok in _TOKEN.findall(normalise(text)):
+        if "-" in tok:
+            out.extend(_split(tok))
+        else:
+            out.append(tok)
+    return out
 
 
 def guess_language(text: str) -> str:
-    """'ru', 'en', or '' when the text has too few letters to tell."""
+    """'ru', 'en', or '' when the text has too few letters to tell (script count on the first 2,000 characters)."""
     sample = text[:2000]
-    cyr = len(_CYR.findall(sample))
-    lat = len(_LAT.findall(sample))
+    cyr = len(_CYR_ANY.findall(sample))
+    lat = len(_LAT_ANY.findall(sample))
     if cyr + lat < 3:
         return ""
     return "ru" if cyr >= lat else "en"
 
 
-@lru_cache(maxsize=4)
-def _stemmer(lang: str) -> Stemmer.Stemmer:
-    return Stemmer.Stemmer("russian" if lang == "ru" else "english")
+@lru_cache(maxsize=1)
+def _morph() -> pymorphy3.MorphAnalyzer:
+    return pymorphy3.MorphAnalyzer()
+
+
+def _ru_term(word: str) -> str:
+    if not word.isalpha():  # codes and abbreviations: "снв-3", "с-400"
+        return word
+    morph = _morph()
+    with _MORPH_LOCK:  # pymorphy3 is not documented as thread-safe
+        parse = morph.parse(word)[0]
+    if parse.is_known:
+        return str(parse.normal_form).replace("ё", "е")
+    return str(_RU_STEMMER.stemWord(word))
+
+
+def _en_term(word: str) -> str:
+    if not word.isalpha():  # "f-16", "u.s", "1987"
+        return word
+    return str(_EN_STEMMER.stemWord(word))
+
+
+def word_term(word: str) -> str:
+    """The term of one normalised token ('' for a stop word)."""
+    term = _cache.get(word)
+    if term is None:
+        if word in RU_STOP or word in EN_STOP:
+            term = ""
+        elif _CYR.search(word):
+            term = _ru_term(word)
+            if term in RU_STOP:
+                term = ""
+        elif _LAT.search(word):
+            term = _en_term(word)
+        elif word.isdigit():
+            term = ""  # bare numbers carry no topic
+        else:
+            term = word
+        if len(term) == 1:
+            term = ""
+        if len(_cache) > _CACHE_LIMIT:
+            _cache.clear()
+        _cache[word] = term
+    return term
 
 
 def terms(text: str, lang: str | None = None) -> list[str]:
-    """Stemmed content terms of a text (Cyrillic words with the Russian stemmer, Latin with the English one)."""
-    out = []
-    ru, en = _stemmer("ru"), _stemmer("en")
+    """Content terms of a text, in order (lemmas/stems, stop words dropped). `lang` is a hint; scripts decide."""
+    get = _cache.get
+    out: list[str] = []
     for tok in tokens(text):
-        out.append(ru.stemWord(tok) if _CYR.search(tok) else en.stemWord(tok))
+        term = get(tok)
+        if term is None:
+            term = word_term(tok)
+        if term:
+            out.append(term)
     return out
+
+
+_RU_ADJ = (
+    ("ийский", "ия"),
+    ("ейский", "ея"),
+    ("йский", "я"),
+    ("йский", "й"),
+    ("ьский", "ь"),
+    ("ский", "а"),
+    ("ский", ""),
+    ("ийский", "и"),
+)
+_EN_ADJ = (("ian", "ia"), ("ian", ""), ("an", "a"), ("n", ""))
+
+
+@lru_cache(maxsize=65536)
+def derived_from(term: str) -> tuple[str, ...]:
+    """Nouns a place/people adjective may come from: 'ливийский' → 'ливия', 'syrian' → 'syria'.
+
+    Only adjective → noun, never the reverse: a noun root such as "груз" (from "Грузия") would collide with
+    unrelated words, an adjective suffix cannot.
+    """
+    out: list[str] = []
+    if term.endswith("ский"):
+        for suffix, noun in _RU_ADJ:
+            if term.endswith(suffix) and len(term) - len(suffix) >= 3:
+                out.append(term[: -len(suffix)] + noun)
+    elif term.endswith("an") and term.isascii() and len(term) >= 5:
+        for suffix, noun in _EN_ADJ:
+            if term.endswith(suffix):
+                out.append(term[: -len(suffix)] + noun)
+    return tuple(dict.fromkeys(out))
+
+
+def _normalise_mapped(text: str) -> tuple[str, list[int] | None]:
+    """normalise(text) and, when lengths differ (NFKC expands "№" to "no"), each output char's source offset."""
+    norm = normalise(text)
+    if len(norm) == len(text):
+        return norm, None
+    pieces: list[str] = []
+    origin: list[int] = []
+    for i, ch in enumerate(text):
+        piece = normalise(ch)
+        pieces.append(piece)
+        origin.extend([i] * len(piece))
+    return "".join(pieces), origin
+
+
+def term_spans(text: str) -> tuple[list[str], list[int]]:
+    """Content terms of a text and the offset in `text` where each one's token starts (for passages)."""
+    get = _cache.get
+    out: list[str] = []
+    starts: list[int] = []
+    norm, origin = _normalise_mapped(text)
+    for m in _TOKEN.finditer(norm):
+        tok = m.group()
+        parts = _split(tok) if "-" in tok else (tok,)
+        start = m.start() if origin is None else origin[m.start()]
+        for part in parts:
+            term = get(part)
+            if term is None:
+                term = word_term(part)
+            if term:
+                out.append(term)
+                starts.append(start)
+    return out, starts

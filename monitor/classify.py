@@ -1,0 +1,410 @@
+"""The topic model: TF-IDF profiles, passage scoring, keyword phrases and per-topic calibration.
+
+    build(topics, examples, background)   IDF from background + topic texts; profiles; calibration on background
+    classify(title, text)                 terms → doc + passage vectors → cosines to profiles and examples
+                                          + keyword phrase hits → calibrated score → Match per topic
+    refit(background)                     new IDF and calibration from the rolling window; profiles rebuilt
+    save(path) / load(path, ...)          background statistics persisted in data_dir (.npz, no pickle)
+
+See docs/matching.md for the method, the score rule and the measured numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from sklearn.feature_extraction.text import TfidfVectorizer
+
+from .config import Topic
+from .errors import ModelError
+from .models import Match
+from .profile import PhraseIndex, TopicSpec, profile_vectors, spec_documents, topic_spec
+from .text import term_spans, terms
+
+FORMAT_VERSION = 1
+WINDOW = 40  # content terms per passage, about 60-70 running words
+STRIDE = 20
+CALIBRATION_SAMPLE = 3000  # most recent background items kept (as term ids) to calibrate scores
+PRIOR_WEIGHT = 200  # pseudo-items: how much the cold-start calibration prior counts against the sample
+TOP_TERMS = 6
+PASSAGE_CHARS = 600
+DEFAULT_THRESHOLD = 0.5
+
+
+def _identity(doc: list[str]) -> list[str]:
+    return doc
+
+
+@dataclass(frozen=True)
+class Background:
+    """Fitted background statistics: vocabulary, IDF, and a calibration sample of recent items as term ids."""
+
+    vocab: Mapping[str, int]
+    idf: np.ndarray  # float32 [V]
+    n_docs: int
+    sample_ids: np.ndarray  # int32, the sample's term ids concatenated
+    sample_offsets: np.ndarray  # int64 [M + 1]
+
+    @classmethod
+    def fit(cls, docs: Sequence[list[str]], sample: Sequence[list[str]]) -> Background:
+        """IDF over `docs` (scikit-learn, smooth idf); `sample` is kept as term ids for calibration."""
+        docs = [d for d in docs if d]
+        if not docs:
+            docs = [["\x00"]]  # an empty model still has a well-defined (flat) IDF
+        vectorizer = TfidfVectorizer(analyzer=_identity, sublinear_tf=True, dtype=np.float32)
+        vectorizer.fit(docs)
+        vocab: dict[str, int] = {str(k): int(v) for k, v in vectorizer.vocabulary_.items()}
+        idf = np.asarray(vectorizer.idf_, dtype=np.float32)
+        ids = [np.asarray([vocab[t] for t in d if t in vocab], dtype=np.int32) for d in sample]
+        return cls(vocab, idf, len(docs), *_pack(ids))
+
+    @property
+    def oov_idf(self) -> float:
+        """IDF of a term never seen in the background (document frequency 0, smoothed)."""
+        return math.log((1 + self.n_docs) / 1) + 1.0
+
+    def extended(self, new_terms: Sequence[str]) -> Background:
+        """The same statistics with terms added as if seen once (loading a model whose topics changed)."""
+        missing = [t for t in dict.fromkeys(new_terms) if t not in self.vocab]
+        if not missing:
+            return self
+        vocab = dict(self.vocab)
+        for term in missing:
+            vocab[term] = len(vocab)
+        rare = math.log((1 + self.n_docs) / 2) + 1.0
+        idf = np.concatenate([self.idf, np.full(len(missing), rare, dtype=np.float32)])
+        return Background(vocab, idf, self.n_docs, self.sample_ids, self.sample_offsets)
+
+    def sample(self) -> list[np.ndarray]:
+        off = self.sample_offsets
+        return [self.sample_ids[off[i] : off[i + 1]] for i in range(len(off) - 1)]
+
+
+def _pack(seqs: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    offsets = np.zeros(len(seqs) + 1, dtype=np.int64)
+    if seqs:
+        offsets[1:] = np.cumsum([len(s) for s in seqs])
+        flat = np.concatenate(seqs).astype(np.int32) if offsets[-1] else np.zeros(0, dtype=np.int32)
+    else:
+        flat = np.zeros(0, dtype=np.int32)
+    return flat, offsets
+
+
+@dataclass(frozen=True)
+class _Scores:
+    """Raw evidence for every topic on one item (arrays over topics)."""
+
+    doc: np.ndarray  # cosine of the whole item to the profile
+    passage: np.ndarray  # best passage's cosine to the profile
+    example: np.ndarray  # best cosine of the item or a passage to a single example
+    best_row: np.ndarray  # row of the best passage (0 = whole item)
+    kw_title: np.ndarray  # keyword phrase occurrences in the title
+    kw_text: np.ndarray  # ... in the text
+    kw_distinct: np.ndarray  # distinct keyword phrases found
+    veto: list[str | None]
+    hits: list[list[str]]
+    window_starts: list[int]  # first text term of each passage (row r ↔ window_starts[r - 1])
+    weights: np.ndarray  # [rows, distinct terms] TF-IDF weights of the item (row 0) and its passages
+    gathered: np.ndarray  # [distinct terms, columns] profile and example weights of those terms
+    uniq: np.ndarray  # the distinct term ids
+
+
+class TopicModel:
+    """TF-IDF topic profiles with passage scoring and calibrated thresholds. Read-only after build."""
+
+    def __init__(self, specs: Sequence[TopicSpec], background: Background) -> None:
+        self._specs = tuple(specs)
+        bg = background.extended(
+            [t for s in specs for t in (*s.description_terms, *(t for p in s.keywords for t in p.terms))]
+            + [t for s in specs for e in s.example_terms for t in e]
+        )
+        self._bg = bg
+        self._vocab = bg.vocab
+        self._idf = bg.idf
+        self._oov_idf = np.float32(bg.oov_idf)
+        self._phrases = PhraseIndex(specs)
+        self._build_matrix()
+        self._calibrate()
+
+    # ------------------------------------------------------------------------------------------------ construction
+    @classmethod
+    def build(
+        cls,
+        topics: Sequence[Topic],
+        examples: Mapping[str, Sequence[tuple[str, str]]],
+        background: Sequence[str],
+    ) -> TopicModel:
+        """Fit IDF on the background items plus the topics' own texts; calibrate on the background."""
+        specs = [topic_spec(t, examples.get(t.id, ())) for t in topics]
+        return cls._fit(specs, [terms(text) for text in background])
+
+    @classmethod
+    def _fit(cls, specs: Sequence[TopicSpec], bg_terms: Sequence[list[str]]) -> TopicModel:
+        topic_docs = [d for s in specs for d in spec_documents(s)]
+        sample = list(bg_terms[-CALIBRATION_SAMPLE:])
+        try:
+            background = Background.fit([*bg_terms, *topic_docs], sample)
+        except ValueError as exc:
+            raise ModelError(f"while fitting the background IDF: {exc}") from exc
+        return cls(specs, background)
+
+    def refit(self, background: Sequence[str]) -> TopicModel:
+        """A new model with IDF and calibration from `background` (the rolling window); this one stays usable."""
+        return self._fit(self._specs, [terms(text) for text in background])
+
+    def _build_matrix(self) -> None:
+        specs, vocab, idf = self._specs, self._vocab, self._idf
+        profiles, examples, owners = [], [], []
+        for ti, spec in enumerate(specs):
+            profile, exs = profile_vectors(spec, vocab, idf)
+            profiles.append(profile)
+            examples.extend(exs)
+            owners.extend([ti] * len(exs))
+        columns = profiles + examples
+        used = sorted({k for col in columns for k in col})
+        row_of = np.full(len(idf) + 1, -1, dtype=np.int64)  # last slot: out-of-vocabulary
+        row_of[used] = np.arange(len(used))
+        matrix = np.zeros((len(used) + 1, len(columns)), dtype=np.float32)  # last row stays zero
+        pos = {k: i for i, k in enumerate(used)}
+        for c, col in enumerate(columns):
+            for k, v in col.items():
+                matrix[pos[k], c] = v
+        self._row_of = row_of
+        self._matrix = matrix
+        self._n_topics = len(specs)
+        self._example_owner = np.asarray(owners, dtype=np.int64)
+        self._terms_by_id = {i: t for t, i in vocab.items() if row_of[i] >= 0}
+
+    # ----------------------------------------------------------------------------------------------- scoring core
+    def _ids(self, seq: Sequence[str]) -> np.ndarray:
+        get = self._vocab.get
+        oov = len(self._idf)
+        return np.fromiter((get(t, oov) for t in seq), dtype=np.int64, count=len(seq))
+
+    def _evidence(self, title_terms: Sequence[str], text_terms: Sequence[str], ids: np.ndarray) -> _Scores:
+        n_topics = self._n_topics
+        nt = len(title_terms)
+        oov = len(self._idf)
+        if len(ids) == 0:
+            zeros = np.zeros(n_topics, dtype=np.float32)
+            cols = self._matrix.shape[1]
+            return _Scores(
+                zeros,
+                zeros,
+                zeros,
+                np.zeros(n_topics, dtype=np.int64),
+                zeros,
+                zeros,
+                zeros,
+                [None] * n_topics,
+                [[] for _ in range(n_topics)],
+                [],
+                np.zeros((1, 0), dtype=np.float32),
+                np.zeros((0, cols), dtype=np.float32),
+                np.zeros(0, dtype=np.int64),
+            )
+        # Distinct out-of-vocabulary terms must stay distinct for the vector norm: give them private ids.
+        if (ids == oov).any():
+            ids = ids.copy()
+            private: dict[str, int] = {}
+            seq = [*title_terms, *text_terms]
+            for i in np.flatnonzero(ids == oov):
+                ids[i] = oov + 1 + private.setdefault(seq[i], len(private))
+        uniq, inv = np.unique(ids, return_inverse=True)
+        u = len(uniq)
+        doc = np.bincount(inv, minlength=u) + np.bincount(inv[:nt], minlength=u)  # the title counts twice
+        text_inv = inv[nt:]
+        n = len(text_inv)
+        starts: list[int] = []
+        if n > WINDOW:
+            starts = list(range(0, n - WINDOW + 1, STRIDE))
+            if starts[-1] + WINDOW < n:
+                starts.append(n - WINDOW)
+            k = len(starts)
+            pos = (np.asarray(starts)[:, None] + np.arange(WINDOW)[None, :]).ravel()
+            flat = np.repeat(np.arange(k), WINDOW) * u + text_inv[pos]
+            counts = np.vstack([doc, np.bincount(flat, minlength=k * u).reshape(k, u)]).astype(np.float32)
+        else:
+            counts = doc[None, :].astype(np.float32)
+        known = uniq < oov
+        clipped = np.where(known, uniq, oov)
+        idf_u = np.where(known, self._idf[np.minimum(clipped, oov - 1)], self._oov_idf).astype(np.float32)
+        with np.errstate(divide="ignore"):
+            weights = np.where(counts > 0, 1.0 + np.log(counts), 0.0).astype(np.float32) * idf_u
+        norms = np.sqrt((weights * weights).sum(axis=1))
+        norms[norms == 0] = 1.0
+        gathered = self._matrix[self._row_of[clipped]]
+        cos = (weights @ gathered) / norms[:, None]
+        prof = cos[:, :n_topics]
+        best_row = prof.argmax(axis=0)
+        passage = prof.max(axis=0)
+        example = np.zeros(n_topics, dtype=np.float32)
+        if cos.shape[1] > n_topics:
+            np.maximum.at(example, self._example_owner, cos[:, n_topics:].max(axis=0))
+        kw_title = np.zeros(n_topics, dtype=np.float32)
+        kw_text = np.zeros(n_topics, dtype=np.float32)
+        veto: list[str | None] = [None] * n_topics
+        hits: list[list[str]] = [[] for _ in range(n_topics)]
+        for si, ti, exclude, phrase in self._phrases.find((title_terms, text_terms)):
+            if exclude:
+                veto[ti] = veto[ti] or phrase.text
+                continue
+            (kw_title if si == 0 else kw_text)[ti] += 1
+            if phrase.text not in hits[ti]:
+                hits[ti].append(phrase.text)
+        distinct = np.asarray([len(h) for h in hits], dtype=np.float32)
+        return _Scores(
+            prof[0],
+            passage,
+            example,
+            best_row,
+            kw_title,
+            kw_text,
+            distinct,
+            veto,
+            hits,
+            starts,
+            weights,
+            gathered,
+            uniq,
+        )
+
+    def _raw(self, s: _Scores) -> np.ndarray:
+        """Calibrated evidence E per topic (see docs/matching.md): similarity z-scores plus keyword evidence."""
+        z_doc = (s.doc - self._med[0]) / self._scale[0]
+        z_pass = (s.passage - self._med[1]) / self._scale[1]
+        z_ex = (s.example - self._med[2]) / self._scale[2]
+        sim = np.maximum(np.maximum(z_doc, 0.8 * z_pass), z_ex)
+        kw = np.minimum(s.kw_title, 1.0) * 1.0 + np.log1p(s.kw_text) * 0.7
+        return np.asarray(sim + kw, dtype=np.float32)
+
+    def _calibrate(self) -> None:
+        """Per-topic median and spread of each similarity over the background sample, shrunk to a prior."""
+        t = self._n_topics
+        self._med = np.zeros((3, t), dtype=np.float32)
+        self._scale = np.ones((3, t), dtype=np.float32)
+        prior_med, prior_scale = 0.02, 0.05
+        rows = []
+        inv_vocab: list[str] | None = None
+        for ids in self._bg.sample():
+            if inv_vocab is None:
+                inv_vocab = [""] * len(self._idf)
+                for term, i in self._vocab.items():
+                    inv_vocab[i] = term
+            seq = [inv_vocab[i] for i in ids]
+            s = self._evidence((), seq, ids.astype(np.int64))
+            rows.append(np.stack([s.doc, s.passage, s.example]))
+        n = len(rows)
+        if n:
+            arr = np.stack(rows)  # [n, 3, T]
+            med = np.median(arr, axis=0)
+            spread = np.quantile(arr, 0.95, axis=0) - med
+        else:
+            med = np.full((3, t), prior_med)
+            spread = np.full((3, t), prior_scale)
+        w = n / (n + PRIOR_WEIGHT)
+        self._med = (w * med + (1 - w) * prior_med).astype(np.float32)
+        self._scale = np.maximum(w * spread + (1 - w) * prior_scale, 1e-3).astype(np.float32)
+
+    # ------------------------------------------------------------------------------------------------ public API
+    @property
+    def topic_ids(self) -> tuple[str, ...]:
+        return tuple(s.id for s in self._specs)
+
+    def classify(self, title: str, text: str, lang: str | None = None) -> list[Match]:
+        """One Match per topic, in config order, with score, threshold, verdict and explanation."""
+        title_terms = terms(title, lang)
+        text_terms, starts = term_spans(text)
+        ids = self._ids([*title_terms, *text_terms])
+        s = self._evidence(title_terms, text_terms, ids)
+        raw = self._raw(s)
+        scores = _squash(raw)
+        out = []
+        for ti, spec in enumerate(self._specs):
+            threshold = spec.threshold if spec.threshold is not None else DEFAULT_THRESHOLD
+            score = float(round(scores[ti], 6))
+            row = int(s.best_row[ti])
+            out.append(
+                Match(
+                    topic=spec.id,
+                    score=score,
+                    threshold=threshold,
+                    matched=score >= threshold and s.veto[ti] is None,
+                    terms=self._top_terms(s.weights[row], s.gathered[:, ti], s.uniq),
+                    passage=_passage(text, starts, s.window_starts, row),
+                    keyword_hits=tuple(s.hits[ti]),
+                    vetoed_by=s.veto[ti],
+                )
+            )
+        return out
+
+    def _top_terms(self, weights: np.ndarray, column: np.ndarray, uniq: np.ndarray) -> tuple[str, ...]:
+        contrib = weights * column
+        top = [i for i in np.argsort(-contrib, kind="stable")[:TOP_TERMS] if contrib[i] > 0]
+        return tuple(self._terms_by_id.get(int(uniq[i]), "?") for i in top)
+
+    # ------------------------------------------------------------------------------------------------ persistence
+    def save(self, path: Path) -> None:
+        """Write the background statistics (vocabulary, IDF, calibration sample) to `path` (.npz, atomic)."""
+        bg = self._bg
+        vocab = sorted(bg.vocab.items(), key=lambda kv: kv[1])
+        meta = {"version": FORMAT_VERSION, "n_docs": bg.n_docs}
+        blob = json.dumps([t for t, _ in vocab], ensure_ascii=False).encode("utf-8")
+        tmp = path.with_name(path.name + ".tmp")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with tmp.open("wb") as fh:
+                np.savez_compressed(
+                    fh,
+                    meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8),
+                    vocab=np.frombuffer(blob, dtype=np.uint8),
+                    idf=bg.idf,
+                    sample_ids=bg.sample_ids,
+                    sample_offsets=bg.sample_offsets,
+                )
+            tmp.replace(path)
+        except OSError as exc:
+            raise ModelError(f"while saving the topic model to {path}: {exc}") from exc
+
+    @classmethod
+    def load(cls, path: Path, topics: Sequence[Topic], examples: Mapping[str, Sequence[tuple[str, str]]]) -> TopicModel:
+        """Read saved background statistics and build profiles for `topics` (which may have changed) on them."""
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                meta = json.loads(bytes(data["meta"]).decode())
+                vocab_list = json.loads(bytes(data["vocab"]).decode("utf-8"))
+                idf = np.asarray(data["idf"], dtype=np.float32)
+                sample_ids = np.asarray(data["sample_ids"], dtype=np.int32)
+                offsets = np.asarray(data["sample_offsets"], dtype=np.int64)
+        except (OSError, KeyError, ValueError) as exc:
+            raise ModelError(f"while loading the topic model from {path}: {exc}") from exc
+        if meta.get("version") != FORMAT_VERSION or len(vocab_list) != len(idf):
+            raise ModelError(f"{path}: not a topic model of format {FORMAT_VERSION}; delete it to rebuild")
+        bg = Background({t: i for i, t in enumerate(vocab_list)}, idf, int(meta["n_docs"]), sample_ids, offsets)
+        specs = [topic_spec(t, examples.get(t.id, ())) for t in topics]
+        return cls(specs, bg)
+
+
+def _squash(raw: np.ndarray) -> np.ndarray:
+    """Calibrated evidence E (≥ 0 useful) → score in [0, 1): E / (E + 2), so E = 2 ⇔ 0.5, the default threshold."""
+    pos = np.maximum(raw, 0.0)
+    return np.asarray(pos / (pos + 2.0), dtype=np.float64)
+
+
+def _passage(text: str, starts: Sequence[int], windows: Sequence[int], row: int) -> str:
+    """The text of passage `row` (0 = the whole item: its opening), trimmed to PASSAGE_CHARS."""
+    if not text or not starts:
+        return " ".join(text[:PASSAGE_CHARS].split())
+    begin, end = 0, len(text)
+    if row > 0 and windows:
+        first = windows[row - 1]
+        begin = starts[first]
+        if first + WINDOW < len(starts):
+            end = starts[first + WINDOW]
+    snippet = " ".join(text[begin:end].split())
+    return snippet if len(snippet) <= PASSAGE_CHARS else snippet[: PASSAGE_CHARS - 1].rstrip() + "…"
