@@ -1,0 +1,379 @@
+"""Feed bytes → ParsedFeed: hostile input refused, encodings fixed, entries normalised to Items.
+
+    parse_feed(body, content_type, encoding)
+      ├─ empty → ParseError; gzip magic without Content-Encoding → inflated (capped)
+      ├─ DOCTYPE with unsafe <!ENTITY> → ParseError       (billion laughs, XXE: never handed to a parser)
+      ├─ choose the encoding (below); transcode to UTF-8 when we know better than feedparser
+      ├─ feedparser.parse(BytesIO, response_headers)      (sanitising off: html_to_text strips HTML anyway)
+      ├─ bozo and no entries and no version → ParseError  (HTML page, JSON, garbage, truncated header)
+      │  bozo with entries → accepted, ParsedFeed.warning says why
+      └─ entries → Items (stable key, plain text, UTC dates); duplicates by key keep the first
+
+Encoding, in order: the feed's `encoding` override; a BOM; bytes that are valid UTF-8 (with non-ASCII) are UTF-8
+whatever the labels say; bytes that are not UTF-8 and are labelled UTF-8, windows-1251, KOI8-R or nothing are
+tested as windows-1251 and KOI8-R (Russian text is mostly lower case, and each of the two decodes the other's
+lower case as upper case); anything else is left to feedparser (HTTP charset, then the XML declaration,
+RFC 3023). chardet is not a dependency, so feedparser alone would read undeclared Cyrillic as windows-1252.
+"""
+
+from __future__ import annotations
+
+import calendar
+import hashlib
+import html
+import io
+import re
+import zlib
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+
+import feedparser
+from lxml import etree  # type: ignore[import-untyped]  # lxml ships no stubs; lxml-stubs is not a dependency
+from lxml import html as lxml_html  # type: ignore[import-untyped]
+
+from ..errors import ParseError
+from ..models import Item, ParsedFeed
+from ..text import guess_language
+
+# --- hostile XML ----------------------------------------------------------------------------------
+
+_ROOT_START = re.compile(rb"<\x00{0,3}[A-Za-z_]")
+_ENTITY_DECL = re.compile(rb"<!ENTITY\b([^>]*)>?", re.IGNORECASE)
+# Declarations we tolerate: a character reference or a short literal (<!ENTITY nbsp "&#160;">, seen in real
+# feeds). Anything else (SYSTEM/PUBLIC, parameter entities, references to other entities, long values) is how
+# entity-expansion and external-entity attacks are built, and no honest feed needs it.
+_SAFE_ENTITY = re.compile(rb"""\s+\w+\s+(?:"(?:&\#\w{1,8};|[^&%"<]{0,16})"|'(?:&\#\w{1,8};|[^&%'<]{0,16})')\s*$""")
+_MAX_ENTITIES = 64
+
+
+def check_entities(body: bytes) -> None:
+    """Raise ParseError when the prolog declares entities that could expand or read files."""
+    head = body[: m.start()] if (m := _ROOT_START.search(body)) else body
+    if b"\x00" in head:
+        head = head.replace(b"\x00", b"")  # UTF-16/32: the markup we look for is ASCII
+    if b"<!" not in head:
+        return
+    declarations = _ENTITY_DECL.findall(head)
+    if len(declarations) > _MAX_ENTITIES or not all(_SAFE_ENTITY.match(d) for d in declarations):
+        raise ParseError(
+            "refused: the document declares XML entities (external or expanding) in its DOCTYPE, "
+            "which is how billion-laughs and external-entity attacks work"
+        )
+
+
+# --- encoding ---------------------------------------------------------------------------------------
+
+_BOMS = (b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")
+_XML_DECL = re.compile(rb"^\s*<\?xml[^>]*?>", re.IGNORECASE)
+_DECL_ENCODING = re.compile(rb"""encoding\s*=\s*["']([A-Za-z0-9._:-]+)["']""", re.IGNORECASE)
+_CHARSET = re.compile(r"charset\s*=\s*[\"']?([A-Za-z0-9._:-]+)", re.IGNORECASE)
+_CYRILLIC = ("cp1251", "koi8_r")
+_UTF8 = frozenset({"utf-8", "utf8", "utf_8", "u8"})
+_CYR_LOWER = re.compile(r"[а-яё]")
+_CYR_UPPER = re.compile(r"[А-ЯЁ]")
+
+
+def choose_encoding(body: bytes, content_type: str | None) -> str | None:
+    """The encoding to transcode from, or None to let feedparser decide (see the module docstring)."""
+    if body.startswith(_BOMS) or body.isascii():
+        return None
+    declared = _declared(body, content_type)
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    else:
+        return None if declared in (None, *_UTF8) else "utf-8"
+    if declared not in (None, *_UTF8, "cp1251", "windows-1251", "koi8-r", "koi8_r"):
+        return None
+    return _guess_cyrillic(body)
+
+
+def _declared(body: bytes, content_type: str | None) -> str | None:
+    """The charset named by HTTP, else by the XML declaration, lower-cased."""
+    if content_type and (charset := _CHARSET.search(content_type)):
+        return charset.group(1).lower()
+    decl = _XML_DECL.match(body)
+    if decl and (named := _DECL_ENCODING.search(decl.group(0))):
+        return named.group(1).decode("ascii").lower()
+    return None
+
+
+def _guess_cyrillic(body: bytes) -> str | None:
+    """windows-1251 or KOI8-R, whichever reads as mostly lower-case Cyrillic; None when neither does."""
+    best: tuple[float, str] | None = None
+    for codec in _CYRILLIC:
+        text = body.decode(codec, errors="replace")
+        lower, upper = len(_CYR_LOWER.findall(text)), len(_CYR_UPPER.findall(text))
+        if lower + upper >= 20 and lower > upper and (best is None or lower / (lower + upper) > best[0]):
+            best = (lower / (lower + upper), codec)
+    return best[1] if best else None
+
+
+def transcode(body: bytes, encoding: str) -> bytes:
+    """Decode with `encoding`, re-encode as UTF-8 and make the XML declaration say so."""
+    text = body.decode(encoding, errors="replace").lstrip("\ufeff")
+    data = text.encode("utf-8")
+    decl = _XML_DECL.match(data)
+    if decl:
+        data = _DECL_ENCODING.sub(b'encoding="utf-8"', decl.group(0), count=1) + data[decl.end() :]
+    return data
+
+
+_GZIP_MAGIC = b"\x1f\x8b"
+MAX_GUNZIPPED = 10 * 1024 * 1024
+
+
+def gunzip(body: bytes, limit: int = MAX_GUNZIPPED) -> bytes:
+    """A .gz file served without Content-Encoding (seen in the wild): inflate it, at most `limit` bytes."""
+    inflater = zlib.decompressobj(wbits=31)
+    try:
+        data = inflater.decompress(body, limit)
+    except zlib.error as exc:
+        raise ParseError(f"not a feed: gzip data that does not inflate ({exc})") from exc
+    if inflater.unconsumed_tail:
+        raise ParseError(f"not a feed: gzip data inflates past {limit // (1024 * 1024)} MB")
+    return data
+
+
+def _media_type(content_type: str | None) -> str:
+    return (content_type or "").split(";", 1)[0].strip() or "application/xml"
+
+
+# --- the feed -----------------------------------------------------------------------------------------
+
+
+def parse_feed(
+    body: bytes,
+    *,
+    feed: str,
+    url: str,
+    now: datetime,
+    content_type: str | None = None,
+    encoding: str | None = None,
+) -> ParsedFeed:
+    """Parse one fetched document into Items; raise ParseError when it is not a usable feed."""
+    if not body.strip():
+        raise ParseError("empty document: the server sent no feed")
+    if body.startswith(_GZIP_MAGIC):
+        body = gunzip(body)
+        if not body.strip():
+            raise ParseError("empty document: gzip data that inflates to nothing")
+    check_entities(body)
+    codec = encoding or choose_encoding(body, content_type)
+    headers = {"content-type": content_type} if content_type else {}
+    if codec:
+        body = transcode(body, codec)
+        headers = {"content-type": f"{_media_type(content_type)}; charset=utf-8"}
+    # A BytesIO, never bytes: given bytes, feedparser first tries open(body) as a local file name.
+    parsed = feedparser.parse(
+        io.BytesIO(body), response_headers=headers, sanitize_html=False, resolve_relative_uris=False
+    )
+    warning = _verdict(parsed, body)
+    items = tuple(_unique(_item(entry, feed, url, now) for entry in parsed.entries))
+    return ParsedFeed(items=items, title=_plain(parsed.feed, "title"), ttl=_ttl(parsed.feed), warning=warning)
+
+
+def _verdict(parsed: Any, body: bytes) -> str | None:
+    """None for a clean feed, a warning for a usable ill-formed one; ParseError for anything else."""
+    version = parsed.get("version")  # absent when feedparser had nothing to read
+    if parsed.entries or (version and not parsed.bozo):
+        return f"ill-formed feed, read leniently: {_exception(parsed)}" if parsed.bozo else None
+    if version:
+        return f"ill-formed feed without entries: {_exception(parsed)}"
+    raise ParseError(f"not an RSS or Atom feed: {_what_is_it(body, parsed)}")
+
+
+def _exception(parsed: Any) -> str:
+    exc = parsed.get("bozo_exception")
+    return f"{type(exc).__name__}: {exc}" if exc else "unknown problem"
+
+
+def _what_is_it(body: bytes, parsed: Any) -> str:
+    start = body.lstrip(b"\xef\xbb\xbf \t\r\n")[:512].lower()
+    if start.startswith((b"{", b"[")):
+        return "got JSON"
+    if b"<html" in start or b"<!doctype html" in start:
+        return "got an HTML page"
+    if not parsed.bozo:
+        return "well-formed XML, but no rss, feed or rdf root element"
+    return _exception(parsed)
+
+
+def _ttl(meta: Mapping[str, Any]) -> float | None:
+    """RSS <ttl> is minutes (RSS 2.0 spec); we keep seconds."""
+    value = str(meta.get("ttl") or "").strip()
+    return float(value) * 60 if value.isdigit() and int(value) > 0 else None
+
+
+def _unique(items: Iterable[Item | None]) -> Iterable[Item]:
+    seen: set[str] = set()
+    for item in items:
+        if item is not None and item.key not in seen:
+            seen.add(item.key)
+            yield item
+
+
+# --- one entry ------------------------------------------------------------------------------------------
+
+_FUTURE_SLACK = timedelta(days=1)
+
+
+def _item(entry: Mapping[str, Any], feed: str, url: str, now: datetime) -> Item | None:
+    """An Item, or None when the entry has nothing to show (no title, no text, no link)."""
+    title = _plain(entry, "title")
+    summary = _plain(entry, "summary")
+    content = _content(entry)
+    link = clean_link(entry.get("link"), url)
+    if not (title or summary or content or link):
+        return None
+    if content == summary:
+        content = ""
+    return Item(
+        feed=feed,
+        key=_key(entry, link, title),
+        title=title,
+        link=link,
+        published=_published(entry, now),
+        summary=summary,
+        content=content,
+        author=_fold(str(entry.get("author") or "")),
+        lang=guess_language(f"{title} {content or summary}"),
+    )
+
+
+def _key(entry: Mapping[str, Any], link: str | None, title: str) -> str:
+    """GUID, else the link without tracking parameters, else a hash of title and the feed's date."""
+    guid = str(entry.get("id") or "").strip()
+    if guid:
+        return guid
+    if link:
+        return normalise_link(link)
+    date = str(entry.get("published") or entry.get("updated") or "")
+    return "sha1:" + hashlib.sha1(f"{title}\x1f{date}".encode()).hexdigest()
+
+
+def _published(entry: Mapping[str, Any], now: datetime) -> datetime:
+    """published, else updated, in UTC; `now` when missing, invalid or more than a day in the future."""
+    for name in ("published_parsed", "updated_parsed"):
+        parsed = entry.get(name)
+        if parsed:
+            # feedparser normalises dates to UTC struct_time: calendar.timegm, not time.mktime.
+            try:
+                when = datetime.fromtimestamp(calendar.timegm(parsed), UTC)
+            except (OverflowError, ValueError, OSError, TypeError):
+                continue
+            return now if when > now + _FUTURE_SLACK else when
+    return now
+
+
+def _plain(entry: Mapping[str, Any], name: str) -> str:
+    """A text construct as plain text: HTML stripped when the feed says it is HTML."""
+    value = entry.get(name)
+    if not value:
+        return ""
+    detail = entry.get(f"{name}_detail") or {}
+    return _as_text(str(value), str(detail.get("type") or ""))
+
+
+def _content(entry: Mapping[str, Any]) -> str:
+    parts = [_as_text(str(c.get("value") or ""), str(c.get("type") or "")) for c in entry.get("content") or ()]
+    return "\n\n".join(dict.fromkeys(p for p in parts if p))
+
+
+def _as_text(value: str, mime: str) -> str:
+    if "html" in mime:
+        return html_to_text(value)
+    # Plain-text constructs still arrive double-escaped from many feeds ("&amp;quot;" → "&quot;").
+    return _fold(html.unescape(value) if "&" in value else value)
+
+
+# --- links ------------------------------------------------------------------------------------------------
+
+_TRACKING = re.compile(
+    r"^(utm_\w*|fbclid|gclid|dclid|gbraid|wbraid|yclid|ysclid|msclkid|mc_cid|mc_eid|igshid|_openstat|_hsenc|_hsmi"
+    r"|mkt_tok|oly_anon_id|oly_enc_id|vero_id|rb_clickid|s_cid|wt_mc|icid|ncid|ocid|cmpid|ref_src|spm)$",
+    re.IGNORECASE,
+)
+
+
+def clean_link(link: object, base: str) -> str | None:
+    """The link resolved against the feed URL, when it is http(s); else None (javascript:, mailto:, …)."""
+    if not isinstance(link, str) or not link.strip():
+        return None
+    try:
+        absolute = urljoin(base, link.strip())
+        parts = urlsplit(absolute)
+    except ValueError:
+        return None
+    return absolute if parts.scheme in ("http", "https") and parts.netloc else None
+
+
+def normalise_link(link: str) -> str:
+    """A link as a stable key: lower-case scheme and host, no fragment, no tracking parameters."""
+    parts = urlsplit(link)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not _TRACKING.match(k)]
+    return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), parts.path or "/", urlencode(query), ""))
+
+
+# --- HTML to text ------------------------------------------------------------------------------------------
+
+_DROP = frozenset({"script", "style", "noscript", "template", "iframe", "object", "embed", "svg", "math", "head"})
+_BLOCK = frozenset(
+    {
+        "p", "div", "li", "ul", "ol", "dl", "dt", "dd", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "pre",
+        "table", "tr", "section", "article", "header", "footer", "aside", "nav", "figure", "figcaption", "hr",
+        "address", "details", "summary", "main", "form", "fieldset", "center",
+    }
+)  # fmt: skip
+_PARA, _LINE = "\u2029", "\u2028"  # sentinels: source newlines are just whitespace, these are real breaks
+_SPACES = re.compile(r"[^\S\u2028\u2029]+")
+_AROUND_BREAK = re.compile(r" ?([\u2028\u2029]) ?")
+_PARAS = re.compile(r"[\u2028\u2029]*\u2029[\u2028\u2029]*")
+_LINES = re.compile(r"\u2028+")
+_TAG = re.compile(r"<[^>]*>")
+
+
+def html_to_text(markup: str) -> str:
+    """Plain text from an HTML fragment: scripts and styles dropped, entities decoded, whitespace folded,
+    paragraphs separated by a blank line."""
+    if "<" not in markup:
+        return _fold(html.unescape(markup) if "&" in markup else markup)
+    try:
+        root = lxml_html.fragment_fromstring(markup, create_parent="div")
+    except (etree.ParserError, ValueError):
+        return _fold(html.unescape(_TAG.sub(" ", markup)))  # lxml gave up: the crude way still beats markup
+    parts: list[str] = [root.text or ""]
+    _collect(root, parts)
+    return _fold("".join(parts))
+
+
+def _collect(element: Any, parts: list[str]) -> None:
+    for child in element:
+        tag = child.tag if isinstance(child.tag, str) else ""  # comments and PIs have a function as tag
+        if tag and tag not in _DROP:
+            if tag == "br":
+                parts.append(_LINE)
+            elif tag in _BLOCK:
+                parts.append(_PARA)
+            if child.text and tag:
+                parts.append(child.text)
+            _collect(child, parts)
+            if tag in _BLOCK:
+                parts.append(_PARA)
+        if child.tail:
+            parts.append(child.tail)
+
+
+def _fold(text: str) -> str:
+    """Collapse whitespace; keep our paragraph and line sentinels as "\\n\\n" and "\\n"."""
+    text = _SPACES.sub(" ", text)
+    if _PARA not in text and _LINE not in text:
+        return text.strip()
+    text = _AROUND_BREAK.sub(r"\1", text).strip(f" {_PARA}{_LINE}")
+    return _LINES.sub("\n", _PARAS.sub("\n\n", text))
+
+
+__all__ = ["check_entities", "choose_encoding", "clean_link", "html_to_text", "normalise_link", "parse_feed"]
