@@ -14,7 +14,7 @@ In-process::
 
 As a process (for kill -9 tests)::
 
-    python tests/tgstub.py --token 123:abc --port 0     # prints "PORT 43125" on its first line
+    python -m tests.tgstub --token 123:abc --port 0     # prints "PORT 43125" on its first line
 
 and control it over HTTP: GET /_stub/requests (recorded calls as JSON), GET /_stub/messages,
 POST /_stub/script {"answers": ["429:2", "hang:5"]}, POST /_stub/release (end hangs), POST /_stub/reset.
