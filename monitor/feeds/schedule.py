@@ -1,0 +1,120 @@
+"""When to poll a feed next: pure decisions, no I/O (times in, a time out).
+
+The rule, in order:
+
+1. Base interval. A configured `interval` is used as is. Otherwise it adapts to the feed's publishing rate
+   (miniflux's "entry frequency" scheduler, generalised from its fixed week): take the feed's items of the
+   last 7 days, at most the newest 30, and divide the time from the oldest of them to now by their count:
+   the mean gap between items, which grows by itself when a feed falls silent. That is clamped to
+   [min_interval, max_interval]. No items in 7 days → max_interval; no items ever seen → default_interval
+   (clamped too).
+2. Errors. After `error_count` consecutive errors the base is doubled per error: base · 2^(errors−1),
+   capped at max_backoff (6 h by default). A feed is never disabled: it is retried at the cap forever.
+3. Server hints. Never sooner than Cache-Control max-age, RSS <ttl> or Retry-After, each clamped to
+   max_backoff so a hostile or mistaken server cannot park a feed for days.
+
+`jitter(key, span)` spreads feeds with equal intervals over the span, the same way on every run (a hash of the
+key, not random), so tests and restarts are reproducible.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+RATE_WINDOW = timedelta(days=7)
+RATE_ITEMS = 30
+
+
+def next_poll(
+    now: datetime,
+    *,
+    interval: float | None,
+    min_interval: float,
+    max_interval: float,
+    default_interval: float,
+    result_max_age: float | None,
+    ttl: float | None,
+    retry_after: float | None,
+    error_count: int,
+    max_backoff: float,
+    item_times: Sequence[datetime],
+) -> datetime:
+    """The time of the next poll (see the module docstring for the rule)."""
+    delay = poll_delay(
+        now,
+        interval=interval,
+        min_interval=min_interval,
+        max_interval=max_interval,
+        default_interval=default_interval,
+        result_max_age=result_max_age,
+        ttl=ttl,
+        retry_after=retry_after,
+        error_count=error_count,
+        max_backoff=max_backoff,
+        item_times=item_times,
+    )
+    return now + timedelta(seconds=delay)
+
+
+def poll_delay(
+    now: datetime,
+    *,
+    interval: float | None,
+    min_interval: float,
+    max_interval: float,
+    default_interval: float,
+    result_max_age: float | None,
+    ttl: float | None,
+    retry_after: float | None,
+    error_count: int,
+    max_backoff: float,
+    item_times: Sequence[datetime],
+) -> float:
+    """Seconds until the next poll."""
+    max_interval = max(min_interval, max_interval)
+    if interval is not None:
+        base = interval
+    else:
+        base = adaptive_interval(now, item_times, min_interval, max_interval, default_interval)
+    delay = backoff(base, error_count, max_backoff)
+    hints = [h for h in (result_max_age, ttl, retry_after) if h is not None and h > 0]
+    return max([delay, *(min(h, max_backoff) for h in hints)])
+
+
+def adaptive_interval(
+    now: datetime,
+    item_times: Sequence[datetime],
+    min_interval: float,
+    max_interval: float,
+    default_interval: float,
+) -> float:
+    """The mean gap between the feed's recent items, clamped to [min_interval, max_interval]."""
+    if not item_times:
+        return _clamp(default_interval, min_interval, max_interval)
+    recent = sorted((min(t, now) for t in item_times if now - t <= RATE_WINDOW), reverse=True)[:RATE_ITEMS]
+    if not recent:
+        return max_interval
+    gap = (now - recent[-1]).total_seconds() / len(recent)
+    return _clamp(gap, min_interval, max_interval)
+
+
+def backoff(base: float, error_count: int, max_backoff: float) -> float:
+    """base · 2^(errors−1) after consecutive errors, at most max_backoff; base when there are none."""
+    if error_count <= 0:
+        return base
+    # Cap the exponent: 2**60 seconds is already past any max_backoff, and floats overflow eventually.
+    return min(base * 2.0 ** min(error_count - 1, 60), max(base, max_backoff))
+
+
+def jitter(key: str, span: float) -> float:
+    """A stable offset in [0, span) for `key`: the same feed gets the same offset on every run."""
+    if span <= 0:
+        return 0.0
+    digest = hashlib.sha1(key.encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2.0**64 * span
+
+
+def _clamp(value: float, low: float, high: float) -> float:
+    return max(low, min(value, high))
