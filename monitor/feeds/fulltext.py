@@ -1,0 +1,74 @@
+"""Article text from a fetched page, for feeds with `full_text: true`.
+
+The page is fetched by HttpFetcher.get_page (same timeouts and size cap as feeds); this module never touches
+the network: trafilatura only gets the bytes. When trafilatura cannot be imported (it needs the separate
+lxml_html_clean package since lxml 5.2), a small lxml extractor takes over: the <article>, else the element
+holding the most paragraph text. None means "keep the feed's own text".
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import cache
+from typing import Any
+
+from lxml import etree  # type: ignore[import-untyped]  # lxml ships no stubs
+from lxml import html as lxml_html  # type: ignore[import-untyped]
+
+from .parse import html_to_text
+
+log = logging.getLogger(__name__)
+
+MIN_CHARS = 200  # shorter "articles" are cookie banners and paywall teasers, not better than the summary
+_NOISE = "//script|//style|//noscript|//nav|//header|//footer|//aside|//form|//iframe|//template"
+
+
+def extract_article(html: bytes, url: str) -> str | None:
+    """The main text of an article page, or None when none can be found."""
+    if not html.strip():
+        return None
+    extract = _trafilatura()
+    text = _with_trafilatura(extract, html, url) if extract else extract_with_lxml(html)
+    return text if text and len(text) >= MIN_CHARS else None
+
+
+@cache
+def _trafilatura() -> Any:
+    """trafilatura.extract, or None when it cannot be imported (logged once)."""
+    try:
+        import trafilatura  # heavy optional extra, imported on first use only
+    except ImportError as exc:
+        log.warning("trafilatura unavailable (%s); using the simple lxml article extractor", exc)
+        return None
+    return trafilatura.extract
+
+
+def _with_trafilatura(extract: Any, html: bytes, url: str) -> str | None:
+    try:
+        text = extract(
+            html, url=url, include_comments=False, include_tables=False, favor_precision=True, deduplicate=False
+        )
+    except (ValueError, TypeError, etree.LxmlError, RecursionError) as exc:
+        log.info("trafilatura failed on %s: %s", url, exc)
+        return None
+    return str(text).strip() or None if isinstance(text, str) else None
+
+
+def extract_with_lxml(html: bytes) -> str | None:
+    """The fallback: paragraphs of <article>, else of the element with the most paragraph text."""
+    try:
+        doc = lxml_html.document_fromstring(html)
+    except (etree.ParserError, ValueError):
+        return None
+    for noise in doc.xpath(_NOISE):
+        noise.drop_tree()
+    scope = doc.xpath("//article") or [doc]
+    best = max(
+        (p.getparent() for root in scope for p in root.iter("p")),
+        key=lambda parent: sum(len(p.text_content()) for p in parent.findall("p")),
+        default=None,
+    )
+    if best is None:
+        return None
+    paragraphs = (html_to_text(lxml_html.tostring(p, encoding="unicode")) for p in best.findall("p"))
+    return "\n\n".join(p for p in paragraphs if p) or None
