@@ -131,6 +131,8 @@ def test_valid_empty_feed_has_no_items() -> None:
         ("utf-8", "utf-8", "text/xml; charset=windows-1251"),
         ("utf-8", None, None),
         ("utf-16", "utf-16", None),  # with BOM
+        ("utf-16", "utf-16", "text/xml; charset=windows-1251"),  # the BOM outranks the label
+        ("utf-8-sig", None, "text/html; charset=koi8-r"),
     ],
 )
 def test_russian_feeds_decode_right(codec: str, decl: str | None, content_type: str | None) -> None:
@@ -183,6 +185,12 @@ def test_quadratic_blowup_is_refused() -> None:
     with pytest.raises(ParseError, match="declares XML entities"):
         parse(doc)
     assert time.perf_counter() - started < 0.5
+
+
+def test_billion_laughs_hidden_behind_a_fake_root_element_is_refused() -> None:
+    # "<a" inside a comment ends a naive prolog search (feedparser's too) before the declarations.
+    with pytest.raises(ParseError, match="declares XML entities"):
+        parse(BILLION_LAUGHS.replace("<!DOCTYPE rss [", "<!DOCTYPE rss [<!-- <a -->", 1))
 
 
 def test_billion_laughs_in_utf16_is_refused() -> None:
