@@ -9,11 +9,15 @@
       │  bozo with entries → accepted, ParsedFeed.warning says why
       └─ entries → Items (stable key, plain text, UTC dates); duplicates by key keep the first
 
-Encoding, in order: the feed's `encoding` override; a BOM (even against the HTTP charset); bytes that are valid UTF-8 (with non-ASCII) are UTF-8
-whatever the labels say; bytes that are not UTF-8 and are labelled UTF-8, windows-1251, KOI8-R or nothing are
-tested as windows-1251 and KOI8-R (Russian text is mostly lower case, and each of the two decodes the other's
-lower case as upper case); anything else is left to feedparser (HTTP charset, then the XML declaration,
-RFC 3023). chardet is not a dependency, so feedparser alone would read undeclared Cyrillic as windows-1252.
+Encoding, in order:
+1. the feed's `encoding` override;
+2. a BOM, even against the HTTP charset;
+3. bytes that are valid UTF-8 (with some non-ASCII) are UTF-8, whatever the labels say;
+4. bytes that are not UTF-8 and are labelled UTF-8, windows-1251, KOI8-R or nothing are tried as windows-1251
+   and KOI8-R: Russian text is mostly lower case, and each of the two reads the other's lower case as upper
+   case (so KOI8-R mislabelled windows-1251, which decodes without error, is caught too);
+5. anything else is left to feedparser (HTTP charset, then the XML declaration, RFC 3023).
+chardet is not installed, so feedparser alone would read undeclared Cyrillic as windows-1252.
 """
 
 from __future__ import annotations
