@@ -176,7 +176,7 @@ outbox = Table(
     CheckConstraint("channel <> ''", name="ck_outbox_channel"),
     CheckConstraint("kind IN ('send', 'edit')", name="ck_outbox_kind"),
     CheckConstraint("status IN ('pending', 'sent', 'failed')", name="ck_outbox_status"),
-    Index("ix_outbox_due", "status", "next_attempt"),
+    Index("ix_outbox_due", "status", "next_attempt", "id"),  # due_deliveries: no sort, even on ties
 )
 
 stories = Table(
