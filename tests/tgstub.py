@@ -128,7 +128,9 @@ class TelegramStub:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> TelegramStub:
-        self._thread = threading.Thread(target=self._server.serve_forever, name="tgstub", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="tgstub", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -147,7 +149,7 @@ class TelegramStub:
 
     def script(self, *answers: str) -> None:
         """Queue answers for the next API calls: "ok", "429:<retry_after>", "500", "400", "403",
-        "hang" or "hang:<seconds>" (default: until release() or stop())."""
+        "hang" or "hang:<seconds>" (default: until release() or stop(); then a 504 nobody reads)."""
         with self._lock:
             self._answers.extend(answers)
 
@@ -183,8 +185,9 @@ class TelegramStub:
             scripted = self._answers.popleft() if self._answers else "ok"
         kind, _, arg = scripted.partition(":")
         if kind == "hang":
+            # The client has given up by now; answering an error keeps the hung call out of texts().
             self._release.wait(float(arg) if arg else 60.0)
-            kind = "ok"
+            return 504, {"ok": False, "error_code": 504, "description": "Gateway Timeout (stand-in hang)"}
         if kind == "429":
             retry = int(arg or 1)
             return 429, {
@@ -251,6 +254,9 @@ class TelegramStub:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body go out as separate writes; without TCP_NODELAY, Nagle's algorithm and the
+            # client's delayed ACK add ~40 ms to every keep-alive request.
+            disable_nagle_algorithm = True
 
             def log_message(self, format: str, *args: Any) -> None:  # quiet
                 pass

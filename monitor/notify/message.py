@@ -87,7 +87,7 @@ def shorten(text: str, limit: int) -> str:
 
 def safe_link(url: str | None) -> str | None:
     """The URL if it may become a link (absolute http or https, no spaces or controls), else None."""
-    if not url or len(url) > LINK_MAX or url != url.strip() or _UNSAFE.search(url) or " " in url:
+    if not url or len(url) > LINK_MAX or _UNSAFE.search(url) or any(ch.isspace() for ch in url):
         return None
     try:
         parts = urlsplit(url)
@@ -187,14 +187,15 @@ def matched(alert: Alert) -> list[Match]:
 
 
 def why_terms(matches: Iterable[Match]) -> list[str]:
-    """The reasons, terms then keyword phrases, each once: ["стратегическ* стабильност*", "ДСНВ"]."""
-    seen: dict[str, None] = {}
-    ordered = list(matches)
-    for phrase in [t for m in ordered for t in m.terms] + [k for m in ordered for k in m.keyword_hits]:
-        phrase = one_line(phrase)
-        if phrase and phrase.lower() not in (s.lower() for s in seen):
-            seen[phrase] = None
-    return list(seen)
+    """The reasons, best topic first, its terms then its keyword phrases, each once:
+    ["стратегическ* стабильност*", "ДСНВ"]."""
+    seen: dict[str, str] = {}
+    for match in matches:
+        for phrase in (*match.terms, *match.keyword_hits):
+            phrase = one_line(phrase)
+            if phrase and phrase.lower() not in seen:
+                seen[phrase.lower()] = phrase
+    return list(seen.values())
 
 
 def also_sources(
@@ -342,12 +343,13 @@ def _split_line(line: Line, limit: int) -> list[str]:
         text = run.text
         overhead = units(_wrap(run, ""))
         while text:
-            body = escape(text)
-            if cur_units + overhead + units(body) <= limit:
+            budget = limit - cur_units - overhead
+            # Every character costs at least one unit: only a short enough rest can fit whole.
+            body = escape(text) if len(text) <= budget else ""
+            if body and units(body) <= budget:
                 cur += _wrap(run, body)
                 cur_units += overhead + units(body)
                 break
-            budget = limit - cur_units - overhead
             if budget < 64 and cur:
                 pieces.append(cur)
                 cur, cur_units = "", 0
