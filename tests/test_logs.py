@@ -1,0 +1,103 @@
+"""Secrets never reach the logs, in either format, whichever logger or traceback carries them."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+
+import pytest
+import requests
+
+from monitor import config as cfg
+from monitor.logs import REDACTED, remember_secrets, scrub, secrets_of, setup_logging
+
+TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"
+PASSWORD = "s3cr3t-Pa55word!"
+
+
+@pytest.fixture
+def capture() -> Iterator[tuple[io.StringIO, logging.Handler]]:
+    stream = io.StringIO()
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    handler = setup_logging("text", "DEBUG", stream=stream)
+    yield stream, handler
+    root.handlers[:] = saved[0]
+    root.setLevel(saved[1])
+
+
+def test_bot_token_in_a_requests_error_url_is_scrubbed(capture: tuple[io.StringIO, logging.Handler]) -> None:
+    stream, _ = capture
+    url = f"https://api.telegram.org/bot{TOKEN}/sendMessage"
+    try:
+        raise requests.ConnectionError(
+            f"HTTPSConnectionPool(host='api.telegram.org', port=443): Max retries "
+            f"exceeded with url: /bot{TOKEN}/sendMessage"
+        )
+    except requests.ConnectionError:
+        logging.getLogger("monitor.notify.telegram").exception("sending to %s failed", url)
+    logging.getLogger("urllib3.connectionpool").debug(
+        'https://api.telegram.org:443 "POST /bot%s/sendMessage" 200', TOKEN
+    )
+    out = stream.getvalue()
+    assert TOKEN not in out
+    assert TOKEN.split(":")[1] not in out
+    assert "ConnectionError" in out and f"bot{REDACTED}/sendMessage" in out
+
+
+def test_known_secret_values_are_scrubbed_anywhere(capture: tuple[io.StringIO, logging.Handler]) -> None:
+    stream, _ = capture
+    remember_secrets([PASSWORD])
+    log = logging.getLogger("monitor.notify.email")
+    log.warning("SMTP login failed for user analyst with %s", PASSWORD)
+    log.error("bad creds %r", {"password": PASSWORD})
+    log.info("dsn postgresql://monitor:%s@db/monitor", "hunter2")
+    log.info("query ?token=abcdef123456&x=1 and password: letmein")
+    out = stream.getvalue()
+    for secret in (PASSWORD, "hunter2", "abcdef123456", "letmein"):
+        assert secret not in out
+    assert "postgresql://monitor:[REDACTED]@db/monitor" in out
+
+
+def test_json_lines_are_scrubbed_too() -> None:
+    stream = io.StringIO()
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    try:
+        setup_logging("json", "INFO", stream=stream)
+        try:
+            raise ValueError(f"while posting to https://api.telegram.org/bot{TOKEN}/sendMessage")
+        except ValueError:
+            logging.getLogger("monitor.outbox").exception("delivery %d failed", 7)
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+    record = json.loads(stream.getvalue().splitlines()[0])
+    assert record["level"] == "ERROR" and record["logger"] == "monitor.outbox"
+    assert record["msg"] == "delivery 7 failed"
+    assert "ValueError" in record["exc"] and TOKEN not in stream.getvalue()
+
+
+def test_secrets_of_config() -> None:
+    config = cfg.loads(
+        """
+channels:
+  tg: {type: telegram, bot_token: "${TELEGRAM_TOKEN}", chat_id: 1}
+  mail: {type: email, host: localhost, from: a@b.c, to: [d@e.f], username: u, password: "${SMTP_PASSWORD}"}
+""",
+        env={"TELEGRAM_TOKEN": TOKEN, "SMTP_PASSWORD": PASSWORD},
+    )
+    assert secrets_of(config) == {TOKEN, PASSWORD}
+    assert TOKEN not in repr(config)  # repr=False on the fields
+
+
+def test_scrub_leaves_ordinary_text_alone() -> None:
+    text = "feed lenta: 3 new items, tokens: 1200, https://lenta.ru/rss/news"
+    assert scrub(text) == text
+
+
+def test_unknown_format_is_refused() -> None:
+    with pytest.raises(ValueError, match="json"):
+        setup_logging("xml")
