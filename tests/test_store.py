@@ -12,6 +12,7 @@ import pytest
 
 from monitor.errors import StoreError
 from monitor.models import FeedState, Match, Story
+from monitor.ports import Store
 from monitor.store import SqlStore
 from monitor.store.migrate import LATEST
 from tests.storefixtures import T0, Db, db_fixture, item, store_fixture  # noqa: F401
@@ -350,3 +351,8 @@ def test_racing_record_alert_writes_once(db: Db) -> None:
     run_threads(4, lambda n: results.append(stores[n].record_alert(item("a"), MATCHES, ["tg"], T0)))
     assert sum(r is not None for r in results) == 1
     assert stores[0].outbox_counts()["pending"] == 1
+
+
+def test_sql_store_is_a_store(store: SqlStore) -> None:
+    port: Store = store  # mypy checks the signatures against ports.Store, names of parameters included
+    assert port is store

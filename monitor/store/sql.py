@@ -33,8 +33,10 @@ from .rows import (
     to_feed,
     to_item,
 )
-from .schema import alerts, items, matches, outbox, story_items
+from .schema import alerts, outbox, story_items
 from .schema import feeds as feed_table
+from .schema import items as item_table
+from .schema import matches as match_table
 
 _UPDATABLE = ("title", "link", "published", "summary", "content", "author", "lang", "content_hash")
 
@@ -102,7 +104,7 @@ class SqlStore:
 
     # --- items ------------------------------------------------------------------------------------
 
-    def add_items(self, items_: Sequence[Item], now: datetime) -> tuple[list[Item], list[Item]]:
+    def add_items(self, items: Sequence[Item], now: datetime) -> tuple[list[Item], list[Item]]:
         """Store items; return (new, changed), both with `first_seen` as stored.
 
         New means the (feed, key) pair was never stored, however old the item's date or low its place in
@@ -110,15 +112,15 @@ class SqlStore:
         is updated, first_seen kept). A feed repeating a key within one batch counts once (first wins).
         """
         batch: dict[str, Item] = {}
-        for item in items_:
+        for item in items:
             batch.setdefault(item.uid, item)
         if not batch:
             return [], []
         with self._tx("storing new items", write=True) as conn:
             stored: dict[str, tuple[int, str, datetime]] = {}
             for chunk in chunks(list(batch)):
-                query = select(items.c.id, items.c.uid, items.c.content_hash, items.c.first_seen)
-                for row in conn.execute(query.where(items.c.uid.in_(chunk))):
+                query = select(item_table.c.id, item_table.c.uid, item_table.c.content_hash, item_table.c.first_seen)
+                for row in conn.execute(query.where(item_table.c.uid.in_(chunk))):
                     stored[row.uid] = (row.id, row.content_hash, row.first_seen)
             fresh: list[Item] = []
             changed: list[Item] = []
@@ -134,7 +136,7 @@ class SqlStore:
                     updates.append({"b_id": row_id, **{f"b_{name}": values[name] for name in _UPDATABLE}})
             new = self._insert_items(conn, fresh, now)
             if updates:
-                stmt = update(items).where(items.c.id == bindparam("b_id"))
+                stmt = update(item_table).where(item_table.c.id == bindparam("b_id"))
                 conn.execute(stmt.values({name: bindparam(f"b_{name}") for name in _UPDATABLE}), updates)
         return new, changed
 
@@ -144,48 +146,48 @@ class SqlStore:
             return []
         # Bulk insert (multi-row VALUES); ON CONFLICT + RETURNING tells which rows really went in, should
         # another process have stored the same item since our SELECT (possible on PostgreSQL).
-        stmt = insert_for(conn, items).on_conflict_do_nothing().returning(items.c.uid)
+        stmt = insert_for(conn, item_table).on_conflict_do_nothing().returning(item_table.c.uid)
         inserted = set(conn.execute(stmt, [item_values(item, now) for item in fresh]).scalars())
         return [item for item in fresh if item.uid in inserted]
 
     def get_item(self, uid: str) -> Item | None:
         with self._tx("reading an item") as conn:
-            row = conn.execute(select(items).where(items.c.uid == uid)).first()
+            row = conn.execute(select(item_table).where(item_table.c.uid == uid)).first()
         return None if row is None else to_item(row)
 
     def recent_items(self, limit: int, since: datetime | None = None) -> list[Item]:
-        query = select(items).order_by(items.c.first_seen.desc(), items.c.id.desc()).limit(limit)
+        query = select(item_table).order_by(item_table.c.first_seen.desc(), item_table.c.id.desc()).limit(limit)
         if since is not None:
-            query = query.where(items.c.first_seen >= since)
+            query = query.where(item_table.c.first_seen >= since)
         with self._tx("reading recent items") as conn:
             return [to_item(row) for row in conn.execute(query)]
 
     def items_for_story_index(self, since: datetime) -> list[tuple[Item, str | None]]:
         """Items first seen since a time with their story id, oldest first: rebuilds the story window."""
-        story_of = select(story_items.c.story_id).where(story_items.c.item_uid == items.c.uid)
+        story_of = select(story_items.c.story_id).where(story_items.c.item_uid == item_table.c.uid)
         query = (
-            select(items, story_of.order_by(story_items.c.story_id).limit(1).scalar_subquery())
-            .where(items.c.first_seen >= since)
-            .order_by(items.c.first_seen, items.c.id)
+            select(item_table, story_of.order_by(story_items.c.story_id).limit(1).scalar_subquery())
+            .where(item_table.c.first_seen >= since)
+            .order_by(item_table.c.first_seen, item_table.c.id)
         )
         with self._tx("reading items for the story index") as conn:
             return [(to_item(row), row[-1]) for row in conn.execute(query)]
 
     def count_items(self, feed: str | None = None) -> int:
-        query = select(func.count()).select_from(items)
+        query = select(func.count()).select_from(item_table)
         if feed is not None:
-            query = query.where(items.c.feed == feed)
+            query = query.where(item_table.c.feed == feed)
         with self._tx("counting items") as conn:
             return int(conn.execute(query).scalar_one())
 
     def prune(self, before: datetime) -> int:
         """Delete items first seen before `before` that no alert references (and their matches)."""
-        doomed = select(items.c.id).where(
-            items.c.first_seen < before, ~select(alerts.c.id).where(alerts.c.item_id == items.c.id).exists()
+        doomed = select(item_table.c.id).where(
+            item_table.c.first_seen < before, ~select(alerts.c.id).where(alerts.c.item_id == item_table.c.id).exists()
         )
         with self._tx("pruning old items", write=True) as conn:
-            conn.execute(delete(matches).where(matches.c.item_id.in_(doomed)))
-            return int(conn.execute(delete(items).where(items.c.id.in_(doomed))).rowcount)
+            conn.execute(delete(match_table).where(match_table.c.item_id.in_(doomed)))
+            return int(conn.execute(delete(item_table).where(item_table.c.id.in_(doomed))).rowcount)
 
     # --- alerts and outbox ------------------------------------------------------------------------
 
@@ -276,9 +278,9 @@ class SqlStore:
     def match_counts(self, since: datetime) -> dict[str, int]:
         """Matched items per topic since a time."""
         query = (
-            select(matches.c.topic, func.count(matches.c.item_id.distinct()))
-            .where(matches.c.matched.is_(True), matches.c.matched_at >= since)
-            .group_by(matches.c.topic)
+            select(match_table.c.topic, func.count(match_table.c.item_id.distinct()))
+            .where(match_table.c.matched.is_(True), match_table.c.matched_at >= since)
+            .group_by(match_table.c.topic)
         )
         with self._tx("counting matches") as conn:
             return {topic: int(n) for topic, n in conn.execute(query)}
