@@ -38,7 +38,7 @@ def delay(
     return (when - NOW).total_seconds()
 
 
-def every(minutes: float, count: int, *, ago: float = 0) -> list[datetime]:
+def every(minutes: float, count: int, *, ago: float = 1) -> list[datetime]:
     """`count` items, one every `minutes`, the newest `ago` minutes before NOW."""
     return [NOW - timedelta(minutes=ago + i * minutes) for i in range(count)]
 
@@ -57,8 +57,8 @@ def test_busy_feed_polls_at_min_interval() -> None:
 
 
 def test_adaptive_interval_follows_the_mean_gap() -> None:
-    # 12 items, one every 20 minutes, the newest just now: the oldest is 220 min old → 220/12 min.
-    assert delay(times=every(20, 12)) == pytest.approx(220 * 60 / 12)
+    # 12 items, one every 20 minutes, the newest a minute ago: the oldest is 221 min old → 221/12 min.
+    assert delay(times=every(20, 12)) == pytest.approx(221 * 60 / 12)
 
 
 def test_silent_feed_slows_down_to_max_interval() -> None:
@@ -66,8 +66,10 @@ def test_silent_feed_slows_down_to_max_interval() -> None:
     assert delay(times=every(30, 3, ago=60 * 24)) == MAX  # three items a day ago: gap ≈ 8 h → clamped
 
 
-def test_future_item_times_count_as_now() -> None:
-    assert delay(times=[NOW + timedelta(days=3)] * 5 + every(60, 3)) == pytest.approx(max(MIN, 120 * 60 / 8))
+def test_undated_and_future_item_times_are_ignored() -> None:
+    # parse_feed gives undated entries published=now; they must not look like a burst of news.
+    assert delay(times=[NOW] * 30) == DEFAULT
+    assert delay(times=[NOW + timedelta(days=3)] * 5 + every(60, 3, ago=1)) == pytest.approx(121 * 60 / 3)
 
 
 def test_only_the_newest_items_count() -> None:

@@ -6,8 +6,9 @@ The rule, in order:
    (miniflux's "entry frequency" scheduler, generalised from its fixed week): take the feed's items of the
    last 7 days, at most the newest 30, and divide the time from the oldest of them to now by their count:
    the mean gap between items, which grows by itself when a feed falls silent. That is clamped to
-   [min_interval, max_interval]. No items in 7 days → max_interval; no items ever seen → default_interval
-   (clamped too).
+   [min_interval, max_interval]. No items in 7 days → max_interval; no dated items at all → default_interval
+   (clamped too). Times at or after now are ignored: they are parse_feed's first-seen stand-in for undated
+   entries (or clamped future dates), and would otherwise pin an undated feed to min_interval.
 2. Errors. After `error_count` consecutive errors the base is doubled per error: base · 2^(errors−1),
    capped at max_backoff (6 h by default). A feed is never disabled: it is retried at the cap forever.
 3. Server hints. Never sooner than Cache-Control max-age, RSS <ttl> or Retry-After, each clamped to
@@ -91,9 +92,12 @@ def adaptive_interval(
     default_interval: float,
 ) -> float:
     """The mean gap between the feed's recent items, clamped to [min_interval, max_interval]."""
-    if not item_times:
+    # Times at or after `now` say nothing about the rate: parse_feed dates undated entries `now` (first seen),
+    # and counting those would pin every undated feed to min_interval.
+    dated = [t for t in item_times if t < now]
+    if not dated:
         return _clamp(default_interval, min_interval, max_interval)
-    recent = sorted((min(t, now) for t in item_times if now - t <= RATE_WINDOW), reverse=True)[:RATE_ITEMS]
+    recent = sorted((t for t in dated if now - t <= RATE_WINDOW), reverse=True)[:RATE_ITEMS]
     if not recent:
         return max_interval
     gap = (now - recent[-1]).total_seconds() / len(recent)
