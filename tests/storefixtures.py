@@ -37,11 +37,12 @@ class Db:
         return store
 
     def scalar(self, sql: str) -> object:
-        """Run one query outside the store, to look at what it wrote."""
+        """Run one statement outside the store (committed), to look at or tamper with what it wrote."""
         engine = sa.create_engine(self.url, connect_args=self._connect_args())
         try:
-            with engine.connect() as conn:
-                return conn.exec_driver_sql(sql).scalar()
+            with engine.begin() as conn:
+                result = conn.exec_driver_sql(sql)
+                return result.scalar() if result.returns_rows else None
         finally:
             engine.dispose()
 

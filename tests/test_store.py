@@ -62,10 +62,8 @@ def test_concurrent_opens_migrate_once(db: Db) -> None:
 
 
 def test_newer_schema_is_refused(db: Db) -> None:
-    db.open().close()
-    engine_store = db.open()
-    with engine_store._tx("test", write=True) as conn:
-        conn.exec_driver_sql("UPDATE schema_version SET version = 999")
+    db.open()
+    db.scalar("UPDATE schema_version SET version = 999")
     with pytest.raises(StoreError, match="version 999, newer"):
         db.open()
 
@@ -344,13 +342,15 @@ def test_concurrent_writers(db: Db) -> None:
     assert {f.items_total for f in store.feeds()} == {per_thread - 1}
 
 
-def test_racing_record_alert_writes_once(db: Db) -> None:
+@pytest.mark.parametrize("stored_first", [True, False])
+def test_racing_record_alert_writes_once(db: Db, stored_first: bool) -> None:
     stores = [db.open() for _ in range(4)]
-    stores[0].add_items([item("a")], T0)
+    if stored_first:
+        stores[0].add_items([item("a")], T0)
     results = []
     run_threads(4, lambda n: results.append(stores[n].record_alert(item("a"), MATCHES, ["tg"], T0)))
     assert sum(r is not None for r in results) == 1
-    assert stores[0].outbox_counts()["pending"] == 1
+    assert stores[0].outbox_counts()["pending"] == 1 and stores[0].count_items() == 1
 
 
 def test_sql_store_is_a_store(store: SqlStore) -> None:

@@ -23,10 +23,14 @@ def topics_key(matches_: Sequence[Match]) -> str:
 
 def item_id(conn: Connection, item: Item, now: datetime) -> tuple[int, datetime]:
     """The row id and first-seen time of a stored item (stored now if the caller skipped add_items)."""
-    row = conn.execute(select(items.c.id, items.c.first_seen).where(items.c.uid == item.uid)).first()
+    query = select(items.c.id, items.c.first_seen).where(items.c.uid == item.uid)
+    row = conn.execute(query).first()
     if row is None:
-        new_id = conn.execute(items.insert().values(item_values(item, now)).returning(items.c.id)).scalar_one()
-        return new_id, now
+        insert = insert_for(conn, items).values(item_values(item, now)).on_conflict_do_nothing()
+        new_id = conn.execute(insert.returning(items.c.id)).scalar()
+        if new_id is not None:
+            return new_id, now
+        row = conn.execute(query).one()  # another writer stored it meanwhile (PostgreSQL, read committed)
     return row.id, row.first_seen
 
 
