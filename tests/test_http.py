@@ -106,6 +106,18 @@ def test_temporary_redirect_only_is_not_recorded(feed_server: FeedServer, fetche
     assert fetcher.fetch(feed_server.url("/old")).permanent_redirect is None
 
 
+def test_credentials_do_not_follow_a_redirect_to_another_host(feed_server: FeedServer, fetcher: HttpFetcher) -> None:
+    feed_server.route("/new", RSS)
+    feed_server.redirect("/same", "/new", status=302)
+    feed_server.redirect("/away", f"http://localhost:{feed_server.port}/new", status=302)
+    fetcher.fetch(feed_server.url("/same"), headers={"Authorization": "Bearer s3cret"})
+    fetcher.fetch(feed_server.url("/away"), headers={"Authorization": "Bearer s3cret", "X-Keep": "1"})
+    same, away = feed_server.requests_to("/new")
+    assert same.headers["authorization"] == "Bearer s3cret"
+    assert "authorization" not in away.headers
+    assert away.headers["x-keep"] == "1"
+
+
 def test_redirect_loop_and_too_many_redirects(feed_server: FeedServer, fetcher: HttpFetcher) -> None:
     feed_server.redirect("/a", "/b")
     feed_server.redirect("/b", "/a")

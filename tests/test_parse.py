@@ -326,6 +326,12 @@ def test_key_falls_back_to_link_without_tracking_parameters() -> None:
     assert it.link == link
 
 
+def test_huge_guid_is_hashed() -> None:
+    key = parse(rss(item(guid="x" * 5000))).items[0].key
+    assert key.startswith("sha1:")
+    assert len(key) == 45
+
+
 def test_key_falls_back_to_title_and_date_hash_and_is_stable() -> None:
     doc = rss(item("Без ссылки", guid=None, link=None, pubDate="Tue, 24 Nov 2026 10:00:00 GMT"))
     first = parse(doc).items[0]

@@ -247,6 +247,7 @@ def _unique(items: Iterable[Item | None]) -> Iterable[Item]:
 # --- one entry ------------------------------------------------------------------------------------------
 
 _FUTURE_SLACK = timedelta(days=1)
+_MAX_KEY = 512
 
 
 def _item(entry: Mapping[str, Any], feed: str, url: str, now: datetime) -> Item | None:
@@ -275,6 +276,8 @@ def _item(entry: Mapping[str, Any], feed: str, url: str, now: datetime) -> Item 
 def _key(entry: Mapping[str, Any], link: str | None, title: str) -> str:
     """GUID, else the link without tracking parameters, else a hash of title and the feed's date."""
     guid = str(entry.get("id") or "").strip()
+    if len(guid) > _MAX_KEY:  # some feeds put the whole item text in <guid>; keep keys index-friendly
+        return "sha1:" + hashlib.sha1(guid.encode()).hexdigest()
     if guid:
         return guid
     if link:
