@@ -107,6 +107,12 @@ def test_rss1_rdf() -> None:
     assert it.published == datetime(2026, 11, 24, 6, 0, tzinfo=UTC)
 
 
+def test_atom_xml_base_resolves_against_the_feed_url() -> None:
+    atom = """<feed xmlns="http://www.w3.org/2005/Atom" xml:base="/news/"><title>t</title>
+<entry><id>1</id><title>T</title><link href="item/1"/></entry></feed>"""
+    assert parse(atom).items[0].link == "https://news.example.org/news/item/1"
+
+
 def test_valid_empty_feed_has_no_items() -> None:
     parsed = parse(rss(""))
     assert parsed.items == ()

@@ -191,10 +191,12 @@ def parse_feed(
             raise ParseError("empty document: gzip data that inflates to nothing")
     check_entities(body)
     codec = encoding or choose_encoding(body, content_type)
-    headers = {"content-type": content_type} if content_type else {}
     if codec:
         body = transcode(body, codec)
-        headers = {"content-type": f"{_media_type(content_type)}; charset=utf-8"}
+        content_type = f"{_media_type(content_type)}; charset=utf-8"
+    # content-location: feedparser's base for relative links and xml:base (it never fetches it). Any header
+    # makes feedparser want a content-type too; application/xml decodes exactly as "no headers" does.
+    headers = {"content-location": url, "content-type": content_type or "application/xml"}
     # A BytesIO, never bytes: given bytes, feedparser first tries open(body) as a local file name.
     parsed = feedparser.parse(
         io.BytesIO(body), response_headers=headers, sanitize_html=False, resolve_relative_uris=False
