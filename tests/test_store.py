@@ -294,6 +294,11 @@ def test_story_round_trip_and_also_lines(store: SqlStore) -> None:
     # Story lines survive the pruning of their (unalerted) items.
     store.prune(T0 + timedelta(days=1))
     assert store.get_alert(alert.id).also == (("tass", second.link), ("rbc", third.link))
+    # The grouper's order wins, and items it dropped are dropped.
+    regrouped = replace(grown, items=(third.uid, first.uid), sources=("rbc", "ria"))
+    store.put_story(regrouped)
+    assert store.get_story("s1") == regrouped
+    assert store.get_alert(alert.id).also == (("rbc", third.link),)
 
 
 def test_story_updates_queue_edits_once(store: SqlStore) -> None:

@@ -8,54 +8,71 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, delete, select
+from sqlalchemy import Connection, Row, bindparam, delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from ..models import Story
-from .rows import chunks, insert_for
+from .rows import chunks
 from .schema import items, stories, story_items
+
+# Built once: put_story runs for every new item, and building statements per call cost more than running them.
+_STORY_FIELDS = ("first_item", "first_seen", "last_seen", "topics")
+
+
+def _upsert(dialect_insert: Any) -> Any:
+    stmt = dialect_insert(stories)
+    excluded = {name: stmt.excluded[name] for name in _STORY_FIELDS}
+    return stmt.on_conflict_do_update(index_elements=[stories.c.id], set_=excluded)
+
+
+_UPSERT = {"sqlite": _upsert(sqlite.insert), "postgresql": _upsert(postgresql.insert)}
+_MEMBERS = select(story_items.c.item_uid, story_items.c.position).where(story_items.c.story_id == bindparam("story"))
+_LOOKUP = select(items.c.uid, items.c.link, items.c.first_seen).where(
+    items.c.uid.in_(bindparam("uids", expanding=True))
+)
+_MOVE = (
+    update(story_items)
+    .where(story_items.c.story_id == bindparam("story"), story_items.c.item_uid == bindparam("uid"))
+    .values(position=bindparam("pos"))
+)
+_DROP = delete(story_items).where(
+    story_items.c.story_id == bindparam("story"), story_items.c.item_uid.in_(bindparam("uids", expanding=True))
+)
 
 
 def put_story(conn: Connection, story: Story) -> None:
-    values = {
-        "first_item": story.first_item,
-        "first_seen": story.first_seen,
-        "last_seen": story.last_seen,
-        "topics": json.dumps(list(story.topics), ensure_ascii=False),
-    }
-    upsert = insert_for(conn, stories).values(id=story.id, **values)
-    conn.execute(upsert.on_conflict_do_update(index_elements=[stories.c.id], set_=values))
-    # Keep what is known about items already in the story (their item rows may be pruned by now) and look
-    # up link and first-seen time of the newcomers; then rewrite the list in the story's order.
-    known = {
-        row.item_uid: (row.link, row.added)
-        for row in conn.execute(
-            select(story_items.c.item_uid, story_items.c.link, story_items.c.added).where(
-                story_items.c.story_id == story.id
-            )
-        )
-    }
+    """Upsert the story; add its new items (link and time looked up now: item rows may be pruned later)."""
+    topics = json.dumps(list(story.topics), ensure_ascii=False)
+    row = {"id": story.id, "first_item": story.first_item, "first_seen": story.first_seen, "topics": topics}
+    conn.execute(_UPSERT[conn.dialect.name], {**row, "last_seen": story.last_seen})
     uids = list(dict.fromkeys(story.items))
-    newcomers = [uid for uid in uids if uid not in known]
+    wanted = {uid: position for position, uid in enumerate(uids)}
+    existing = {row.item_uid: row.position for row in conn.execute(_MEMBERS, {"story": story.id})}
+    gone = [uid for uid in existing if uid not in wanted]
+    if gone:
+        conn.execute(_DROP, {"story": story.id, "uids": gone})
+    moved = [
+        {"story": story.id, "uid": uid, "pos": wanted[uid]}
+        for uid, position in existing.items()
+        if uid in wanted and position != wanted[uid]
+    ]
+    if moved:
+        conn.execute(_MOVE, moved)
+    newcomers = [uid for uid in uids if uid not in existing]
+    if not newcomers:
+        return
+    known: dict[str, tuple[str | None, datetime]] = {}
     for chunk in chunks(newcomers):
-        query = select(items.c.uid, items.c.link, items.c.first_seen).where(items.c.uid.in_(chunk))
-        known.update({row.uid: (row.link, row.first_seen) for row in conn.execute(query)})
-    conn.execute(delete(story_items).where(story_items.c.story_id == story.id))
-    if uids:
-        rows = []
-        for position, uid in enumerate(uids):
-            link, added = known.get(uid, (None, story.last_seen))
-            feed = story.sources[position] if position < len(story.sources) else uid.partition("\x1f")[0]
-            rows.append(
-                {
-                    "story_id": story.id,
-                    "item_uid": uid,
-                    "position": position,
-                    "feed": feed,
-                    "link": link,
-                    "added": added,
-                }
-            )
-        conn.execute(story_items.insert(), rows)
+        known.update({row.uid: (row.link, row.first_seen) for row in conn.execute(_LOOKUP, {"uids": list(chunk)})})
+    rows = []
+    for uid in newcomers:
+        position = wanted[uid]
+        link, added = known.get(uid, (None, story.last_seen))
+        feed = story.sources[position] if position < len(story.sources) else uid.partition("\x1f")[0]
+        rows.append(
+            {"story_id": story.id, "item_uid": uid, "position": position, "feed": feed, "link": link, "added": added}
+        )
+    conn.execute(story_items.insert(), rows)
 
 
 def _build(conn: Connection, rows: Sequence[Row[Any]]) -> list[Story]:
