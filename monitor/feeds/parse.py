@@ -194,9 +194,9 @@ def parse_feed(
     if codec:
         body = transcode(body, codec)
         content_type = f"{_media_type(content_type)}; charset=utf-8"
-    # content-location: feedparser's base for relative links and xml:base (it never fetches it). Any header
-    # makes feedparser want a content-type too; application/xml decodes exactly as "no headers" does.
-    headers = {"content-location": url, "content-type": content_type or "application/xml"}
+    # No content-location header: it would make feedparser urljoin every URI it meets (measured +25 % parse
+    # time); clean_link resolves the one link we keep against the feed URL instead.
+    headers = {"content-type": content_type} if content_type else {}
     # A BytesIO, never bytes: given bytes, feedparser first tries open(body) as a local file name.
     parsed = feedparser.parse(
         io.BytesIO(body), response_headers=headers, sanitize_html=False, resolve_relative_uris=False
@@ -271,7 +271,8 @@ def _item(entry: Mapping[str, Any], feed: str, url: str, now: datetime) -> Item 
         summary=summary,
         content=content,
         author=_fold(str(entry.get("author") or "")),
-        lang=guess_language(f"{title} {content or summary}"),
+        # 500 characters tell Russian from English as well as 2,000 do, at a quarter of the cost.
+        lang=guess_language(f"{title} {(content or summary)[:500]}"),
     )
 
 
