@@ -7,6 +7,7 @@
     server.redirect("/old", "/feed.xml", status=301)
     server.set_body("/feed.xml", new_bytes)        # change a feed between polls
     fetch(server.url("/feed.xml")); server.requests_to("/feed.xml")[-1].headers["if-none-match"]
+    server.wait_for("/feed.xml", count=2)           # a daemon under test polled twice (deadline, no fixed sleep)
 
 Use the `feed_server` fixture: `from tests.feedserver import FeedServer, feed_server_fixture  # noqa: F401`.
 """
@@ -96,6 +97,28 @@ class FeedServer:
     def requests_to(self, path: str) -> list[SeenRequest]:
         with self._lock:
             return [r for r in self.requests if r.path == path]
+
+    def wait_for(self, path: str, count: int = 1, timeout: float = 5.0) -> list[SeenRequest]:
+        """Wait until `path` has been requested `count` times (polling, with a deadline); return the requests."""
+        deadline = time.monotonic() + timeout
+        while True:
+            seen = self.requests_to(path)
+            if len(seen) >= count:
+                return seen
+            if time.monotonic() >= deadline:
+                raise AssertionError(f"{path} requested {len(seen)} times within {timeout} s, expected {count}")
+            time.sleep(0.01)
+
+    def clear(self) -> None:
+        """Forget recorded requests (routes stay)."""
+        with self._lock:
+            self.requests.clear()
+
+    def __enter__(self) -> FeedServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def lookup(self, path: str) -> Route | None:
         with self._lock:

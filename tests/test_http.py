@@ -60,6 +60,19 @@ def test_conditional_get_sends_validators_and_gets_304(feed_server: FeedServer, 
     assert fetcher.fetch(feed_server.url("/f"), etag='"v1"').status == 200
 
 
+def test_server_wait_for_and_clear(feed_server: FeedServer, fetcher: HttpFetcher) -> None:
+    feed_server.route("/f", RSS)
+    fetcher.fetch(feed_server.url("/f"))
+    assert len(feed_server.wait_for("/f", 1)) == 1
+    with pytest.raises(AssertionError, match="requested 1 times"):
+        feed_server.wait_for("/f", 2, timeout=0.05)
+    feed_server.clear()
+    assert feed_server.requests == []
+    assert fetcher.fetch(feed_server.url("/f?x=1")).body == RSS  # the query string falls back to the path
+    with pytest.raises(FetchError, match="HTTP 404"):
+        fetcher.fetch(feed_server.url("/missing"))
+
+
 def test_first_fetch_sends_no_validators(feed_server: FeedServer, fetcher: HttpFetcher) -> None:
     feed_server.route("/f", RSS)
     fetcher.fetch(feed_server.url("/f"))
