@@ -149,9 +149,16 @@ def test_redirect_to_other_scheme_is_refused(feed_server: FeedServer, fetcher: H
         fetcher.fetch(feed_server.url("/a"))
 
 
-def test_non_http_url_is_refused(fetcher: HttpFetcher) -> None:
+@pytest.mark.parametrize("url", ["ftp://127.0.0.1/feed", "file:///etc/passwd", "http://[::1/x", "http:///path"])
+def test_non_http_url_is_refused(fetcher: HttpFetcher, url: str) -> None:
     with pytest.raises(FetchError, match="only http and https"):
-        fetcher.fetch("ftp://127.0.0.1/feed")
+        fetcher.fetch(url)
+
+
+def test_malformed_redirect_target_is_a_fetch_error(feed_server: FeedServer, fetcher: HttpFetcher) -> None:
+    feed_server.redirect("/a", "http://[::1/broken")
+    with pytest.raises(FetchError, match="only http and https"):
+        fetcher.fetch(feed_server.url("/a"))
 
 
 def test_oversized_body_is_cut_off(feed_server: FeedServer, fetcher: HttpFetcher) -> None:

@@ -120,6 +120,7 @@ class HttpFetcher:
 
     def _follow(self, url: str, headers: dict[str, str]) -> tuple[requests.Response, str | None]:
         """GET, following redirects by hand; return the final response and the permanent target, if any."""
+        _check_url(url, url)
         seen = {url}
         permanent: str | None = None
         still_permanent = True
@@ -129,7 +130,7 @@ class HttpFetcher:
             if response.status_code not in _REDIRECTS or "Location" not in response.headers:
                 return response, permanent
             response.close()
-            target = urljoin(current, response.headers["Location"])
+            target = _check_url(_join(current, response.headers["Location"]), url)
             still_permanent = still_permanent and response.status_code in _PERMANENT
             if still_permanent:
                 permanent = target
@@ -142,8 +143,6 @@ class HttpFetcher:
         raise FetchError(f"more than {self.max_redirects} redirects while fetching {url}")
 
     def _send(self, url: str, headers: dict[str, str]) -> requests.Response:
-        if urlsplit(url).scheme not in ("http", "https"):
-            raise FetchError(f"only http and https URLs can be fetched, got {url}")
         try:
             return self._session.get(url, headers=headers, timeout=self.timeout, stream=True, allow_redirects=False)
         except requests.Timeout as exc:
@@ -172,6 +171,25 @@ class HttpFetcher:
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise FetchError(f"reading the response failed while fetching {url}: {exc}") from exc
         return b"".join(chunks)
+
+
+def _join(base: str, location: str) -> str:
+    try:
+        return urljoin(base, location)
+    except ValueError:
+        return location  # _check_url rejects it with a clear message
+
+
+def _check_url(url: str, fetching: str) -> str:
+    """`url` when it is a well-formed http(s) URL, else FetchError (file:, ftp:, javascript:, garbage)."""
+    try:
+        parts = urlsplit(url)
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:  # e.g. "Invalid IPv6 URL"
+        valid = False
+    if not valid:
+        raise FetchError(f"only http and https URLs can be fetched, got {url!r} while fetching {fetching}")
+    return url
 
 
 def parse_retry_after(value: str | None, date: str | None = None) -> float | None:
