@@ -157,7 +157,7 @@ def test_non_http_url_is_refused(fetcher: HttpFetcher, url: str) -> None:
 
 def test_malformed_redirect_target_is_a_fetch_error(feed_server: FeedServer, fetcher: HttpFetcher) -> None:
     feed_server.redirect("/a", "http://[::1/broken")
-    with pytest.raises(FetchError, match="only http and https"):
+    with pytest.raises(FetchError, match="Invalid IPv6 URL"):
         fetcher.fetch(feed_server.url("/a"))
 
 

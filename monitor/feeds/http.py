@@ -149,7 +149,8 @@ class HttpFetcher:
             raise FetchError(f"timed out while fetching {url}") from exc
         except requests.ConnectionError as exc:
             raise FetchError(f"cannot connect while fetching {url}: {_reason(exc)}") from exc
-        except requests.RequestException as exc:
+        except (requests.RequestException, ValueError) as exc:
+            # ValueError: requests parses a redirect's Location even with allow_redirects=False ("Invalid IPv6 URL").
             raise FetchError(f"request failed while fetching {url}: {exc}") from exc
 
     def _read_body(self, response: requests.Response, url: str, started: float) -> bytes:
