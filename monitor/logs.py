@@ -119,6 +119,7 @@ def setup_logging(fmt: str = "text", level: str | int = "INFO", *, stream: IO[st
     root.setLevel(level.upper() if isinstance(level, str) else level)
     # urllib3 at DEBUG writes one line per request; keep it at INFO unless asked for.
     logging.getLogger("urllib3").setLevel(max(logging.INFO, root.level))
-    # APScheduler's "Running job ..." / "executed successfully" lines would be one per poll.
-    logging.getLogger("apscheduler").setLevel(max(logging.WARNING, root.level))
+    # APScheduler logs "Running job" per poll at INFO, and "skipped: maximum number of running instances"
+    # at WARNING each time the 2-second delivery tick finds a long delivery pass (Telegram pacing) running.
+    logging.getLogger("apscheduler").setLevel(max(logging.ERROR, root.level))
     return handler

@@ -1,0 +1,422 @@
+"""Benchmark `monitor run`: many feeds on loopback, items appearing at a steady rate, alerts to the Telegram stand-in.
+
+    python bench/daemon.py                       # 1,000 feeds, 10 minutes, 30 s interval, 2 new items/s
+    python bench/daemon.py --minutes 2 --feeds 300 --interval 10 --json bench/daemon-short.json
+
+What it measures:
+- latency: from the moment an item is added to its feed on the local server to the moment the Telegram
+  stand-in receives the sendMessage carrying it (both clocks are this process's time.monotonic());
+  median, p90, p99, max. The target is p99 <= interval + 2 s: a poll comes at most one interval later.
+- CPU and RSS of the daemon process, sampled every --sample seconds from /proc/<pid>/stat and status,
+  so growth over the run is visible (compare the first and the last quarter).
+
+Feeds are spread over --hosts loopback addresses (127.0.0.1, 127.0.0.2, ...: all of 127/8 is loopback on
+Linux) because the daemon polls at most 2 feeds per host at once, as a polite client should; 1,000 feeds
+on one host would measure that limit, not the daemon. Every feed starts with a few items that match no
+topic; each new item matches the topic (keywords plus random filler words, so no two items are the same
+story and every match is its own alert).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import format_datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.tgstub import TelegramStub  # noqa: E402
+
+TOKEN = "424242:bench-token"
+KEEP = 20  # items per feed document
+
+FILLER = [
+    "правительство",
+    "парламент",
+    "министр",
+    "заявил",
+    "переговоры",
+    "делегация",
+    "соглашение",
+    "встреча",
+    "президент",
+    "премьер",
+    "экономика",
+    "бюджет",
+    "рынок",
+    "нефть",
+    "газ",
+    "экспорт",
+    "импорт",
+    "инфляция",
+    "банк",
+    "кредит",
+    "инвестиции",
+    "регион",
+    "губернатор",
+    "выборы",
+    "партия",
+    "оппозиция",
+    "протест",
+    "суд",
+    "прокуратура",
+    "закон",
+    "реформа",
+    "налог",
+    "пенсия",
+    "школа",
+    "больница",
+    "дорога",
+    "транспорт",
+    "порт",
+    "граница",
+    "армия",
+    "флот",
+    "учения",
+    "безопасность",
+    "конференция",
+    "саммит",
+    "визит",
+    "столица",
+    "посол",
+    "совет",
+    "комиссия",
+    "доклад",
+    "рейтинг",
+    "прогноз",
+    "урожай",
+    "засуха",
+    "наводнение",
+    "пожар",
+    "спасатели",
+    "полиция",
+    "расследование",
+    "компания",
+    "завод",
+    "производство",
+    "поставки",
+    "контракт",
+    "тендер",
+    "сделка",
+    "акции",
+    "биржа",
+    "валюта",
+    "курс",
+    "санкции",
+    "пошлины",
+]
+NOISE = ("В Москве ожидается снег", "Синоптики обещают снегопад и гололёд в выходные.")
+
+
+@dataclass
+class FeedDoc:
+    items: list[tuple[str, str, str, str]] = field(default_factory=list)  # (guid, title, text, pubdate)
+    version: int = 0
+    body: bytes = b""
+
+
+class Farm:
+    """Feeds on several loopback addresses; items are added by `add`, bodies rendered once per change."""
+
+    def __init__(self, feeds: int, hosts: int) -> None:
+        self.lock = threading.Lock()
+        self.docs = [FeedDoc() for _ in range(feeds)]
+        self.requests = [0] * feeds
+        self.servers: list[ThreadingHTTPServer] = []
+        for h in range(hosts):
+            server = ThreadingHTTPServer((f"127.0.0.{h + 1}", 0), self._handler())
+            server.daemon_threads = True
+            server.request_queue_size = 256
+            threading.Thread(target=server.serve_forever, daemon=True).start()
+            self.servers.append(server)
+        for i in range(feeds):
+            for j in range(3):
+                self.add(i, f"noise-{i}-{j}", *NOISE)
+
+    def url(self, i: int) -> str:
+        host, port = self.servers[i % len(self.servers)].server_address[:2]
+        return f"http://{host}:{port}/f{i}.xml"
+
+    def add(self, i: int, guid: str, title: str, text: str) -> None:
+        now = format_datetime(datetime.now(UTC))
+        with self.lock:
+            doc = self.docs[i]
+            doc.items = [(guid, title, text, now), *doc.items][:KEEP]
+            doc.version += 1
+            entries = "".join(
+                f"<item><guid>{escape(g)}</guid><title>{escape(t)}</title>"
+                f"<link>https://bench.example/{escape(g)}</link><description>{escape(d)}</description>"
+                f"<pubDate>{p}</pubDate></item>"
+                for g, t, d, p in doc.items
+            )
+            doc.body = (
+                f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>feed {i}</title>'
+                f"<link>https://bench.example/</link>{entries}</channel></rss>"
+            ).encode()
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        farm = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:
+                m = re.fullmatch(r"/f(\d+)\.xml", self.path)
+                if not m or int(m.group(1)) >= len(farm.docs):
+                    self.send_error(404)
+                    return
+                i = int(m.group(1))
+                with farm.lock:
+                    farm.requests[i] += 1
+                    doc = farm.docs[i]
+                    etag, body = f'"{doc.version}"', doc.body
+                if self.headers.get("If-None-Match") == etag:
+                    self.send_response(304)
+                    self.send_header("ETag", etag)
+                    self.end_headers()
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", "application/rss+xml; charset=utf-8")
+                self.send_header("ETag", etag)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        return Handler
+
+    def close(self) -> None:
+        for server in self.servers:
+            server.shutdown()
+            server.server_close()
+
+
+def write_config(path: Path, farm: Farm, stub: TelegramStub, args: argparse.Namespace) -> None:
+    feeds = "".join(
+        f'  - {{name: f{i}, url: "{farm.url(i)}", interval: {args.interval}s}}\n' for i in range(len(farm.docs))
+    )
+    path.write_text(
+        textwrap.dedent(f"""\
+            settings:
+              data_dir: {path.parent / "data"}
+              workers: {args.workers}
+              timeout: 10s
+            channels:
+              tg: {{type: telegram, bot_token: "{TOKEN}", chat_id: 1, api_url: "{stub.url}", pace: false}}
+            topics:
+              - id: libya
+                name: Ливия
+                description: "Ливия: конфликт между Триполи и армией Хафтара, прекращение огня, нефть."
+                keywords: [Ливия, Триполи, Хафтар]
+                examples:
+                  - title: "Переговоры по Ливии"
+                    text: "Стороны ливийского конфликта в Триполи и Бенгази обсудили перемирие и нефть."
+            feeds:
+            """)
+        + feeds,
+        encoding="utf-8",
+    )
+
+
+def matching_item(n: int, rng: random.Random) -> tuple[str, str, str]:
+    words = rng.sample(FILLER, 14)
+    title = f"Ливия: {' '.join(words[:4])} в Триполи"
+    text = f"Армия Хафтара и правительство в Триполи: {' '.join(words[4:])}. Ливия, сообщение {n}."
+    return f"bench-{n}", title, text
+
+
+@dataclass
+class Sample:
+    t: float
+    cpu: float  # percent of one core since the previous sample
+    rss_mb: float
+
+
+class Sampler(threading.Thread):
+    def __init__(self, pid: int, every: float) -> None:
+        super().__init__(daemon=True)
+        self.pid, self.every = pid, every
+        self.samples: list[Sample] = []
+        self.stopped = threading.Event()
+        self.tick = os.sysconf("SC_CLK_TCK")
+
+    def cpu_seconds(self) -> float:
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / self.tick  # utime, stime
+
+    def rss_mb(self) -> float:
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        return 0.0
+
+    def run(self) -> None:
+        start = time.monotonic()
+        last_t, last_cpu = start, self.cpu_seconds()
+        while not self.stopped.wait(self.every):
+            try:
+                now, cpu = time.monotonic(), self.cpu_seconds()
+                self.samples.append(Sample(now - start, 100 * (cpu - last_cpu) / (now - last_t), self.rss_mb()))
+            except (FileNotFoundError, ProcessLookupError):
+                return
+            last_t, last_cpu = now, cpu
+
+
+def wait_ready(sock: socket.socket, proc: subprocess.Popen[bytes], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"the daemon exited with {proc.returncode}")
+        try:
+            if b"READY=1" in sock.recv(4096).split(b"\n"):
+                return
+        except TimeoutError:
+            continue
+    raise SystemExit("no READY=1 from the daemon")
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--feeds", type=int, default=1000)
+    parser.add_argument("--minutes", type=float, default=10.0, help="how long items keep appearing (default 10)")
+    parser.add_argument("--interval", type=int, default=30, help="poll interval of every feed, seconds (default 30)")
+    parser.add_argument("--rate", type=float, default=2.0, help="new items per second over all feeds (default 2)")
+    parser.add_argument("--hosts", type=int, default=20, help="loopback addresses the feeds are spread over")
+    parser.add_argument("--workers", type=int, default=16, help="settings.workers (default 16)")
+    parser.add_argument("--sample", type=float, default=10.0, help="seconds between CPU/RSS samples")
+    parser.add_argument("--json", help="also write the results here")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary directory (config, db, log)")
+    args = parser.parse_args(argv)
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-daemon-"))
+    farm = Farm(args.feeds, args.hosts)
+    stub = TelegramStub(token=TOKEN).start()
+    config = tmp / "config.yaml"
+    write_config(config, farm, stub, args)
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(str(tmp / "notify.sock"))
+    notify.settimeout(0.2)
+    log = open(tmp / "daemon.log", "wb")  # noqa: SIM115
+    env = {k: v for k, v in os.environ.items() if k not in ("MONITOR_CONFIG", "WATCHDOG_USEC")}
+    env["NOTIFY_SOCKET"] = str(tmp / "notify.sock")
+    cmd = [sys.executable, "-m", "monitor", "--log-level", "WARNING", "run", "--config", str(config)]
+    started = time.monotonic()
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_ready(notify, proc, 120)
+        print(
+            f"daemon ready in {time.monotonic() - started:.1f}s; {args.feeds} feeds on {args.hosts} hosts, "
+            f"interval {args.interval}s; warming up",
+            flush=True,
+        )
+        deadline = time.monotonic() + 3 * args.interval + 60
+        while min(farm.requests) == 0 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        print(f"every feed polled once after {time.monotonic() - started:.1f}s", flush=True)
+        sampler = Sampler(proc.pid, args.sample)
+        sampler.start()
+
+        rng = random.Random(1)
+        appeared: dict[str, float] = {}
+        run_until = time.monotonic() + args.minutes * 60
+        n = 0
+        next_at = time.monotonic()
+        while time.monotonic() < run_until:
+            guid, title, text = matching_item(n, rng)
+            farm.add(rng.randrange(args.feeds), guid, title, text)
+            appeared[guid] = time.monotonic()
+            n += 1
+            next_at += 1 / args.rate
+            time.sleep(max(0.0, next_at - time.monotonic()))
+            if n % max(1, int(args.rate * 60)) == 0:
+                print(f"  {n} items added, {len(stub.calls('sendMessage'))} alerts received", flush=True)
+        time.sleep(args.interval + 5)  # stragglers: the last items' polls
+        sampler.stopped.set()
+
+        latencies = []
+        seen: set[str] = set()
+        for call in stub.calls("sendMessage"):
+            m = re.search(r"bench-\d+", str(call.params.get("text")))
+            if m and m.group(0) in appeared and m.group(0) not in seen and call.status == 200:
+                seen.add(m.group(0))
+                latencies.append(call.at - appeared[m.group(0)])
+        stop_at = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(30)
+        stop_s = time.monotonic() - stop_at
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        stub.stop()
+        farm.close()
+        log.close()
+        notify.close()
+
+    samples = sampler.samples
+    quarter = max(1, len(samples) // 4)
+    first, last = samples[:quarter], samples[-quarter:]
+    result = {
+        "feeds": args.feeds,
+        "hosts": args.hosts,
+        "interval_s": args.interval,
+        "minutes": args.minutes,
+        "rate_per_s": args.rate,
+        "workers": args.workers,
+        "items_added": n,
+        "alerts_received": len(latencies),
+        "latency_s": {
+            "median": round(statistics.median(latencies), 2) if latencies else None,
+            "p90": round(pct(latencies, 0.90), 2),
+            "p99": round(pct(latencies, 0.99), 2),
+            "max": round(max(latencies), 2) if latencies else None,
+            "target_p99": args.interval + 2,
+        },
+        "cpu_percent": {
+            "first_quarter": round(statistics.mean(s.cpu for s in first), 1) if first else None,
+            "last_quarter": round(statistics.mean(s.cpu for s in last), 1) if last else None,
+        },
+        "rss_mb": {
+            "first_quarter": round(statistics.mean(s.rss_mb for s in first), 1) if first else None,
+            "last_quarter": round(statistics.mean(s.rss_mb for s in last), 1) if last else None,
+            "max": round(max(s.rss_mb for s in samples), 1) if samples else None,
+        },
+        "samples": [(round(s.t), round(s.cpu, 1), round(s.rss_mb, 1)) for s in samples],
+        "sigterm_exit": {"code": code, "seconds": round(stop_s, 2)},
+        "polls": sum(farm.requests),
+    }
+    print(json.dumps({k: v for k, v in result.items() if k != "samples"}, indent=2))
+    print("samples (t s, cpu %, rss MB):", " ".join(f"{t}:{c}/{r}" for t, c, r in result["samples"]))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    if args.keep:
+        print(f"kept {tmp}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

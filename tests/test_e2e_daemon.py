@@ -1,0 +1,290 @@
+"""`monitor run` as a subprocess against the local feed server, the Telegram stand-in and a real SMTP server.
+
+Intervals are one second. The daemon's readiness comes from its own sd_notify READY=1 on a socket the
+test binds (as systemd would), never from sleeping.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from email.utils import format_datetime
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+import pytest
+
+from tests.feedserver import FeedServer, feed_server_fixture  # noqa: F401
+from tests.smtpserver import SmtpServer, smtp_server
+from tests.tgstub import TelegramStub
+
+pytestmark = [
+    pytest.mark.slow,
+    # aiosmtpd warns on every connection when AUTH is allowed without TLS (security: none, loopback only)
+    pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS"),
+]
+
+ROOT = Path(__file__).parent.parent
+TOKEN = "987654321:AAE2e-daemon-test-token-xyz"
+SMTP_PASSWORD = "smtp-Secret-42"
+INTERVAL = 1.0
+ALERT_CHAT, ADMIN_CHAT = "100", "999"
+
+LIBYA = (
+    "libya-1",
+    "Стороны ливийского конфликта договорились о прекращении огня",
+    "Правительство в Триполи и армия Халифы Хафтара договорились о прекращении огня в Ливии "
+    "при посредничестве ООН. Москва призвала к межливийскому диалогу.",
+)
+LIBYA_2 = (
+    "libya-2",
+    "Хафтар и Триполи обменялись пленными",
+    "Ливийская национальная армия Хафтара и правительство в Триполи провели обмен пленными в Ливии.",
+)
+SANCTIONS = (
+    "sanctions-1",
+    "Евросоюз утвердил новый пакет санкций",
+    "Совет ЕС утвердил очередной пакет санкций: ограничения на экспорт оборудования и банковские переводы.",
+)
+WEATHER = ("weather-1", "В Москве ожидается снег", "Синоптики обещают снегопад и гололёд в выходные.")
+SNOW = (
+    "snow-2",
+    "Снегопад парализовал движение в Москве",
+    "Сильный снегопад и метель: синоптики объявили оранжевый уровень опасности, на дорогах гололёд.",
+)
+
+LIBYA_TOPIC = """\
+  - id: libya
+    name: Ливия
+    description: "Ливия: конфликт между Триполи и армией Хафтара, прекращение огня, нефть."
+    keywords: [Ливия, Триполи, Хафтар]
+    notify: [tg, mail]
+    examples:
+      - title: "Переговоры по Ливии"
+        text: "Стороны ливийского конфликта в Триполи и Бенгази обсудили перемирие и нефть."
+"""
+SNOW_TOPIC = """\
+  - id: snow
+    name: Снегопады
+    description: "Снегопад, метель, гололёд, непогода в Москве."
+    keywords: [снегопад, метель, гололёд]
+    notify: [tg]
+    examples:
+      - {title: "Непогода в Москве", text: "Снегопад и метель в Москве: синоптики предупреждают о гололёде."}
+"""
+
+SANCTIONS_TOPIC = """\
+  - id: sanctions
+    name: Санкции
+    description: "Санкции Евросоюза и США: пакеты санкций, ограничения экспорта, заморозка активов."
+    keywords: [санкции, пакет санкций]
+    notify: [tg]
+    examples:
+      - {title: "Новые санкции", text: "Евросоюз ввёл новый пакет санкций против банков и экспорта."}
+"""
+
+
+def rss(items: list[tuple[str, str, str]]) -> bytes:
+    now = datetime.now(UTC)
+    entries = "".join(
+        f"<item><guid>{escape(guid)}</guid><title>{escape(title)}</title>"
+        f"<link>https://news.example/{escape(guid)}</link><description>{escape(text)}</description>"
+        f"<pubDate>{format_datetime(now)}</pubDate></item>"
+        for guid, title, text in items
+    )
+    return (
+        '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>Test</title>'
+        f"<link>https://news.example/</link>{entries}</channel></rss>"
+    ).encode()
+
+
+def wait_for(condition: Callable[[], object], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.02)
+
+
+class Env:
+    """The servers, the config file and the daemon process."""
+
+    def __init__(self, tmp: Path, feeds: FeedServer, stub: TelegramStub, smtp: SmtpServer) -> None:
+        self.tmp, self.feeds, self.stub, self.smtp = tmp, feeds, stub, smtp
+        self.config = tmp / "config.yaml"
+        self.log = tmp / "daemon.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.notify: socket.socket | None = None
+        self.feeds.route("/news.xml", rss([WEATHER]), headers={"Content-Type": "application/rss+xml"})
+
+    def write_config(self, topics: str = LIBYA_TOPIC, *, interval: str = "1s") -> None:
+        telegram = f'type: telegram, bot_token: "${{TELEGRAM_TOKEN}}", api_url: "{self.stub.url}", pace: false'
+        self.config.write_text(
+            textwrap.dedent(f"""\
+                settings:
+                  data_dir: {self.tmp / "data"}
+                  admin_channel: admin
+                channels:
+                  tg: {{{telegram}, chat_id: {ALERT_CHAT}}}
+                  admin: {{{telegram}, chat_id: {ADMIN_CHAT}}}
+                  mail:
+                    type: email
+                    host: 127.0.0.1
+                    port: {self.smtp.port}
+                    security: none
+                    username: {self.smtp.user}
+                    password: "${{SMTP_PASSWORD}}"
+                    from: monitor@example.test
+                    to: [analyst@example.test]
+                feeds:
+                  - {{name: News, url: "{self.feeds.url("/news.xml")}", interval: {interval}}}
+                topics:
+                """)
+            + topics,
+            encoding="utf-8",
+        )
+
+    def start(self) -> None:
+        sock_path = str(self.tmp / "notify.sock")
+        if os.path.exists(sock_path):
+            os.unlink(sock_path)
+        self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.notify.bind(sock_path)
+        self.notify.settimeout(0.1)
+        env = {k: v for k, v in os.environ.items() if k not in ("MONITOR_CONFIG", "WATCHDOG_USEC", "WATCHDOG_PID")}
+        env.update(TELEGRAM_TOKEN=TOKEN, SMTP_PASSWORD=self.smtp.password, NOTIFY_SOCKET=sock_path)
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "monitor", "--log-level", "INFO", "run", "--config", str(self.config)],
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, f"daemon exited {self.proc.returncode}:\n{self.logs()}"
+            try:
+                if b"READY=1" in self.notify.recv(4096).split(b"\n"):
+                    return
+            except TimeoutError:
+                continue
+        raise AssertionError(f"no READY=1 within 30 s:\n{self.logs()}")
+
+    def logs(self) -> str:
+        return self.log.read_text(encoding="utf-8", errors="replace") if self.log.exists() else ""
+
+    def signal(self, signum: int) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signum)
+
+    def wait_exit(self, timeout: float) -> int:
+        assert self.proc is not None
+        return self.proc.wait(timeout)
+
+    def polls(self) -> int:
+        return len(self.feeds.requests_to("/news.xml"))
+
+    def texts(self, chat: str = ALERT_CHAT) -> list[str]:
+        return self.stub.texts(chat)
+
+    def close(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        if self.notify is not None:
+            self.notify.close()
+
+
+@pytest.fixture
+def env(tmp_path: Path, feed_server: FeedServer) -> Iterator[Env]:
+    with TelegramStub(token=TOKEN) as stub, smtp_server(tmp_path, security="none") as smtp:
+        e = Env(tmp_path, feed_server, stub, smtp)
+        try:
+            yield e
+        finally:
+            e.close()
+
+
+def count(texts: list[str], needle: str) -> int:
+    return sum(needle in text for text in texts)
+
+
+def test_a_new_item_alerts_within_one_interval_and_sigterm_exits_0(env: Env) -> None:
+    env.write_config()
+    env.start()
+    wait_for(lambda: env.polls() >= 2, 10, "two polls")
+    assert env.texts() == []  # the weather item matches no topic
+    env.feeds.set_body("/news.xml", rss([WEATHER, LIBYA]))
+    added = time.monotonic()
+    wait_for(lambda: count(env.texts(), "прекращении огня"), INTERVAL + 5, "the Libya alert on Telegram")
+    sent = next(r for r in env.stub.calls("sendMessage") if "прекращении огня" in str(r.params.get("text")))
+    assert sent.at - added <= INTERVAL + 2, f"latency {sent.at - added:.2f}s"
+    wait_for(lambda: env.smtp.messages, 10, "the alert by email")
+    assert "прекращении огня" in env.smtp.messages[0].message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+
+    started = time.monotonic()
+    env.signal(signal.SIGTERM)
+    assert env.wait_exit(10) == 0
+    assert time.monotonic() - started < 10
+    logs = env.logs()
+    assert TOKEN not in logs and TOKEN.split(":")[1] not in logs and SMTP_PASSWORD not in logs
+    assert count(env.texts(), "прекращении огня") == 1
+
+
+def test_sighup_new_topic_then_a_broken_edit_keeps_running(env: Env) -> None:
+    env.write_config()
+    env.start()
+    wait_for(lambda: env.polls() >= 1, 10, "first poll")
+    # SIGHUP with a new topic: the next matching item alerts.
+    env.write_config(LIBYA_TOPIC + SNOW_TOPIC)
+    env.signal(signal.SIGHUP)
+    wait_for(lambda: "config reloaded" in env.logs(), 10, "the reload")
+    env.feeds.set_body("/news.xml", rss([WEATHER, SNOW]))
+    wait_for(lambda: count(env.texts(), "Снегопад парализовал"), 10, "the snow alert")
+
+    # A broken edit (no SIGHUP: the file watcher sees it) keeps the daemon on the old config.
+    good = env.config.read_text(encoding="utf-8")
+    env.config.write_text(good.replace("interval: 1s", "interval: fast"), encoding="utf-8")
+    wait_for(lambda: env.texts(ADMIN_CHAT), 10, "the error on the admin channel")
+    notice = env.texts(ADMIN_CHAT)[0]
+    assert "config reload failed" in notice
+    assert f"{env.config}:" in notice and "feeds[0].interval" in notice
+    assert "expected a duration like 5m" in notice
+    assert env.proc is not None and env.proc.poll() is None
+    assert "config not applied" in env.logs()
+    # ...and still polls and alerts on it.
+    env.feeds.set_body("/news.xml", rss([WEATHER, SNOW, LIBYA_2]))
+    wait_for(lambda: count(env.texts(), "обменялись пленными"), 10, "an alert after the broken edit")
+    env.signal(signal.SIGTERM)
+    assert env.wait_exit(10) == 0
+
+
+def test_kill_9_and_restart_neither_loses_nor_repeats_an_alert(env: Env) -> None:
+    env.write_config(LIBYA_TOPIC + SNOW_TOPIC + SANCTIONS_TOPIC)  # one story per topic: every alert is a send
+    env.start()
+    env.feeds.set_body("/news.xml", rss([WEATHER, LIBYA]))
+    wait_for(lambda: count(env.texts(), "прекращении огня"), 10, "the first alert")
+    # A new item, and kill -9 right after the poll that fetched it: stored or not, delivered or not.
+    polls = env.polls()
+    env.feeds.set_body("/news.xml", rss([WEATHER, LIBYA, SNOW]))
+    wait_for(lambda: env.polls() > polls, 10, "the poll that sees the new item")
+    env.signal(signal.SIGKILL)
+    assert env.wait_exit(10) == -signal.SIGKILL
+    env.start()
+    wait_for(lambda: count(env.texts(), "Снегопад парализовал"), 15, "the second alert after the restart")
+    env.feeds.set_body("/news.xml", rss([WEATHER, LIBYA, SNOW, SANCTIONS]))
+    wait_for(lambda: count(env.texts(), "пакет санкций"), 10, "a third alert")  # earlier ones are settled now
+    texts = env.texts()
+    assert count(texts, "прекращении огня") == 1
+    assert count(texts, "Снегопад парализовал") == 1
+    assert count(texts, "пакет санкций") == 1
+    env.signal(signal.SIGTERM)
+    assert env.wait_exit(10) == 0
