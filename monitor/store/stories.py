@@ -99,9 +99,28 @@ def _build(conn: Connection, rows: Sequence[Row[Any]]) -> list[Story]:
     ]
 
 
+_STORY = select(stories).where(stories.c.id == bindparam("id"))
+_STORY_MEMBERS = (
+    select(story_items.c.item_uid, story_items.c.feed)
+    .where(story_items.c.story_id == bindparam("id"))
+    .order_by(story_items.c.position)
+)
+
+
 def get_story(conn: Connection, story_id: str) -> Story | None:
-    row = conn.execute(select(stories).where(stories.c.id == story_id)).first()
-    return None if row is None else _build(conn, [row])[0]
+    row = conn.execute(_STORY, {"id": story_id}).first()
+    if row is None:
+        return None
+    members = conn.execute(_STORY_MEMBERS, {"id": story_id}).all()
+    return Story(
+        id=row.id,
+        first_item=row.first_item,
+        first_seen=row.first_seen,
+        last_seen=row.last_seen,
+        items=tuple(m.item_uid for m in members),
+        sources=tuple(m.feed for m in members),
+        topics=tuple(json.loads(row.topics)),
+    )
 
 
 def stories_since(conn: Connection, since: datetime) -> list[Story]:
