@@ -91,30 +91,31 @@ def record_alert(
     return Alert(id=alert_id, item=alerted, matches=tuple(matches_), created=now, story_id=story_id)
 
 
+_SENT_TO = select(outbox.c.channel).where(outbox.c.alert_id == bindparam("alert"), outbox.c.kind == "send")
+# RETURNING counts the rows written: rowcount is not reliable for ON CONFLICT on every driver.
+_ADD_EDIT = {
+    name: dialect.insert(outbox).on_conflict_do_nothing().returning(outbox.c.id)
+    for name, dialect in (("sqlite", sqlite), ("postgresql", postgresql))
+}
+
+
 def record_story_update(conn: Connection, alert_id: int, item: Item, channels: Sequence[str], now: datetime) -> int:
-    sent_to = set(
-        conn.execute(select(outbox.c.channel).where(outbox.c.alert_id == alert_id, outbox.c.kind == "send")).scalars()
-    )
+    sent_to = set(conn.execute(_SENT_TO, {"alert": alert_id}).scalars())
     written = 0
     for channel in dict.fromkeys(channels):
         if channel not in sent_to:
             continue  # the alert never went to this channel (config changed since): nothing to edit
-        stmt = (
-            insert_for(conn, outbox)
-            .values(
-                alert_id=alert_id,
-                channel=channel,
-                kind="edit",
-                item_uid=item.uid,
-                status="pending",
-                attempts=0,
-                next_attempt=now,
-                created=now,
-            )
-            .on_conflict_do_nothing()
-            .returning(outbox.c.id)  # rowcount is not reliable for ON CONFLICT on every driver
-        )
-        written += len(conn.execute(stmt).all())
+        row = {
+            "alert_id": alert_id,
+            "channel": channel,
+            "kind": "edit",
+            "item_uid": item.uid,
+            "status": "pending",
+            "attempts": 0,
+            "next_attempt": now,
+            "created": now,
+        }
+        written += len(conn.execute(_ADD_EDIT[conn.dialect.name], row).all())
     return written
 
 

@@ -38,6 +38,7 @@ from .schema import feeds as feed_table
 from .schema import items as item_table
 from .schema import matches as match_table
 
+_FIRST_ALERT = select(func.min(alerts.c.id)).where(alerts.c.story_id == bindparam("story"))
 _UPDATABLE = ("title", "link", "published", "summary", "content", "author", "lang", "content_hash")
 
 
@@ -303,4 +304,4 @@ class SqlStore:
     def alert_for_story(self, story_id: str) -> int | None:
         """The earliest alert recorded for a story."""
         with self._tx(f"finding the alert of story {story_id!r}") as conn:
-            return conn.execute(select(func.min(alerts.c.id)).where(alerts.c.story_id == story_id)).scalar()
+            return conn.execute(_FIRST_ALERT, {"story": story_id}).scalar()
