@@ -299,6 +299,18 @@ def test_ill_formed_feed_with_entries_is_accepted_with_warning() -> None:
     assert parsed.warning and parsed.warning.startswith("ill-formed feed, read leniently")
 
 
+def test_surrogate_character_references_do_not_lose_the_feed() -> None:
+    # expat rejects them, and feedparser's lenient parser crashed on them (found by fuzzing).
+    parsed = parse(rss(item("Смайлик &#xD83D;&#xDE00; и &#55357;") + item("Вторая", guid="n-2")))
+    assert [i.title for i in parsed.items] == ["Смайлик \ufffd\ufffd и \ufffd", "Вторая"]
+
+
+def test_feedparser_crashes_become_parse_errors() -> None:
+    # A stray </width> inside <image>: feedparser raises TypeError from int(None) (found by fuzzing).
+    with pytest.raises(ParseError, match=r"the parser failed \(TypeError"):
+        parse(b'<rss version="2.0"><channel><image></width></image></channel></rss>')
+
+
 def test_gzip_without_content_encoding_is_inflated_and_capped() -> None:
     assert parse(gzip.compress(RU_FEED.encode())).items[0].title == RU_TITLE
     with pytest.raises(ParseError, match="inflates past"):

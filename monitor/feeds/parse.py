@@ -197,13 +197,32 @@ def parse_feed(
     # No content-location header: it would make feedparser urljoin every URI it meets (measured +25 % parse
     # time); clean_link resolves the one link we keep against the feed URL instead.
     headers = {"content-type": content_type} if content_type else {}
-    # A BytesIO, never bytes: given bytes, feedparser first tries open(body) as a local file name.
-    parsed = feedparser.parse(
-        io.BytesIO(body), response_headers=headers, sanitize_html=False, resolve_relative_uris=False
-    )
+    parsed = _feedparser(body, headers)
     warning = _verdict(parsed, body)
     items = tuple(_unique(_item(entry, feed, url, now) for entry in parsed.entries))
     return ParsedFeed(items=items, title=_plain(parsed.feed, "title"), ttl=_ttl(parsed.feed), warning=warning)
+
+
+# Character references to UTF-16 surrogates (broken CMSs write emoji as "&#xD83D;&#xDE00;"): expat rejects
+# them, and feedparser's lenient parser then crashes on them (UnicodeEncodeError), losing the whole feed.
+_SURROGATE_REF = re.compile(
+    rb"&#(?:[xX]0*[dD][89a-fA-F][0-9a-fA-F]{2}"  # hex D800-DFFF
+    rb"|0*5(?:5(?:29[6-9]|[3-9]\d\d)|6\d{3}|7(?:[0-2]\d\d|3[0-3]\d|34[0-3])));"  # decimal 55296-57343
+)
+
+
+def _feedparser(body: bytes, headers: dict[str, str]) -> Any:
+    """feedparser.parse, with its crashes on hostile input turned into ParseError."""
+    if b"&#" in body:
+        body = _SURROGATE_REF.sub(b"&#xFFFD;", body)
+    try:
+        # A BytesIO, never bytes: given bytes, feedparser first tries open(body) as a local file name.
+        return feedparser.parse(
+            io.BytesIO(body), response_headers=headers, sanitize_html=False, resolve_relative_uris=False
+        )
+    except (ValueError, TypeError, LookupError, AttributeError) as exc:
+        # Measured by fuzzing: UnicodeDecodeError on a mangled BOM, TypeError on an empty <width>.
+        raise ParseError(f"not a usable feed: the parser failed ({type(exc).__name__}: {exc})") from exc
 
 
 def _verdict(parsed: Any, body: bytes) -> str | None:
