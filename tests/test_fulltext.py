@@ -53,7 +53,15 @@ def test_windows_1251_page_is_decoded() -> None:
 
 @pytest.mark.parametrize(
     "page",
-    [b"", b"   ", b"<html><body><p>Too short.</p></body></html>", b"\x00\x01\x02 binary", b"<<<>>>", b"{}"],
+    [
+        b"",
+        b"   ",
+        b"<html><body><p>Too short.</p></body></html>",
+        b"\x00\x01\x02 binary",
+        b"<<<>>>",
+        b"{}",
+        b"<?xml encoding='x'?><body><script>a</script> \xef\xbf\xbfx",  # U+FFFF: lxml raised ValueError
+    ],
 )
 def test_no_article_is_none(page: bytes) -> None:
     assert extract_article(page, "https://news.example.org/x") is None

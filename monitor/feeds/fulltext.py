@@ -58,16 +58,19 @@ def extract_with_lxml(html: bytes) -> str | None:
     """The fallback: paragraphs of <article>, else of the element with the most paragraph text."""
     try:
         doc = lxml_html.document_fromstring(html)
+        return _article_paragraphs(doc)
     except (etree.ParserError, ValueError):
+        # ValueError: lxml refuses to re-set text holding control characters (found by fuzzing).
         return None
+
+
+def _article_paragraphs(doc: Any) -> str | None:
+    """Noise removed, the paragraphs of the element (inside <article>, when there is one) with the most text."""
     for noise in doc.xpath(_NOISE):
         noise.drop_tree()
     scope = doc.xpath("//article") or [doc]
-    best = max(
-        (p.getparent() for root in scope for p in root.iter("p")),
-        key=lambda parent: sum(len(p.text_content()) for p in parent.findall("p")),
-        default=None,
-    )
+    parents = dict.fromkeys(p.getparent() for root in scope for p in root.iter("p"))  # once each: no O(n²)
+    best = max(parents, key=lambda parent: sum(len(p.text_content()) for p in parent.findall("p")), default=None)
     if best is None:
         return None
     paragraphs = (html_to_text(lxml_html.tostring(p, encoding="unicode")) for p in best.findall("p"))
