@@ -1,18 +1,18 @@
 """Group items into stories online: one alert per story, however many outlets carry it.
 
     assign(item):
-        f = featurise(item)            # stemmed terms (title counted TITLE_WEIGHT times), MinHash of word 3-shingles
+        f = featurise(item)        # stemmed terms (title ×3), MinHash of word 3-shingles, dates named in the lead
         evict items older than (newest time seen - window)
-        df += terms(item)              # document frequencies over the window: boilerplate ("МИД России") weighs little
-        q = tf-idf vector of f, L2-normalised, top MAX_TERMS terms
-        candidates = items sharing q's heaviest (rarest) terms (inverted index); a reprint shares all of them
-        best = the candidate that passes `decide` (near-duplicate first, then highest cosine)
+        df += terms(item)          # document frequencies over the window: boilerplate ("МИД России") weighs little
+        q = tfidf(f)               # L2-normalised, top MAX_TERMS terms
+        candidates = items sharing most of q's heaviest (rarest) terms, via an inverted index
+        best = the candidate that passes `decide` (near-duplicate first, then the highest cosine)
         join best's story, or start a new one; index the item
 
 `decide` is the one decision rule: `same_story` (pairwise, used by bench/story_pairs.py) and `StoryGrouper` both
 call it. Thresholds and how they were measured: docs/stories.md.
 
-Pure: no I/O. `StoryGrouper` serialises `assign`/`restore` under one lock, so it may be shared by threads.
+Pure: no I/O. `StoryGrouper` serialises `assign`/`restore` under one lock, so threads may share it.
 """
 
 from __future__ import annotations
@@ -20,60 +20,51 @@ from __future__ import annotations
 import hashlib
 import heapq
 import math
-import sys
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cache
 from typing import Literal
 
 from monitor import minhash
 from monitor.models import Item
-from monitor.text import terms, tokens
+from monitor.story_metrics import StoryMetrics
+from monitor.story_text import DocumentFrequencies, ItemFeatures, cosine, dates_conflict, featurise, tfidf
 
-# Measured on dev/story_pairs.jsonl.gz (docs/stories.md): cosine threshold maximising F1 over all 245 pairs,
-# stable under 5-fold cross-validation; shingle resemblance with no false near-duplicate among the pairs.
-SAME_EVENT_MIN_COSINE = 0.30
+__all__ = [
+    "DocumentFrequencies",
+    "Evidence",
+    "StoryDecision",
+    "StoryGrouper",
+    "StoryMetrics",
+    "decide",
+    "featurise",
+    "item_features",
+    "pair_evidence",
+    "same_story",
+    "story_id_for",
+]
+
+# Measured on dev/story_pairs.jsonl.gz with IDF from ~57k real news texts (docs/stories.md): the cosine threshold
+# with the best F1 averaged over ±0.025 (the middle of the F1 plateau, not one pair's score); 5-fold
+# cross-validation picks 0.27-0.275 in every fold. The resemblance threshold lies in the gap between gold-different
+# pairs (at most 0.30) and reprints (0.7-1.0).
+SAME_EVENT_MIN_COSINE = 0.275
 NEAR_DUP_MIN_JACCARD = 0.5
-MIN_SHINGLES = 10  # resemblance of a few shingles (a headline) says little; such items use the cosine path only
-TITLE_WEIGHT = 3  # a headline names the event; the body wanders
-TEXT_CHARS = 3000  # the lead carries the event; long bodies dilute the vector and cost time
-MAX_TERMS = 100  # terms kept per stored vector (highest tf-idf)
-QUERY_TERMS = 12  # rarest query terms whose postings are scanned for candidates
-RERANK = 40  # candidates scored exactly
+QUERY_TERMS = 12  # heaviest query terms whose postings are scanned for candidates
+RERANK = 30  # candidates compared exactly
 DEFAULT_WINDOW = 48 * 3600.0
 
 Reason = Literal["new", "near-duplicate", "same-event"]
-
-# Small list of function words and newswire boilerplate; IDF over the window discounts the rest.
-_STOP_WORDS = """
-и в во не что он на я с со как а то все она так его но да ты к у же вы за бы по только ее мне было вот от меня
-еще нет о из ему теперь когда даже ну вдруг ли если уже или ни быть был него до вас нибудь опять уж вам ведь там
-потом себя ничего ей может они тут где есть надо ней для мы тебя их чем была сам чтоб без будто чего раз тоже себе
-под будет ж тогда кто этот того потому этого какой совсем ним здесь этом один почти мой тем чтобы нее сейчас были куда
-зачем всех никогда можно при наконец два об другой хоть после над больше тот через эти нас про всего них какая много
-разве три эту моя впрочем хорошо свою этой перед иногда лучше чуть том нельзя такой им более всегда конечно всю между
-это также который которые которая которых заявил заявила заявили сообщил сообщила сообщили отметил отметила сказал
-сказала словам по данным году года
-the a an and or of to in on for with by at from as is are was were be been has have had it its this that these
-those but not no he she they we you his her their our said says will would could also after before over than into
-about which who what when where there more new one two reuters
-"""
-
-
-@cache
-def _stop_stems() -> frozenset[str]:
-    return frozenset(terms(_STOP_WORDS))
 
 
 @dataclass(frozen=True)
 class StoryDecision:
     """Where `assign` put an item.
 
-    `similarity`: for "near-duplicate" the estimated Jaccard resemblance of word 3-shingles; for "same-event" the
-    tf-idf cosine;
-    for "new" the best cosine seen among candidates (0.0 when there were none).
+    `similarity`: for "near-duplicate" the estimated Jaccard resemblance of word 3-shingles, for "same-event" the
+    tf-idf cosine, for "new" the best cosine among the candidates (0.0 when there were none).
     """
 
     story_id: str
@@ -84,27 +75,41 @@ class StoryDecision:
 
 
 @dataclass(frozen=True)
-class ItemFeatures:
-    """What grouping needs from an item's text."""
+class Evidence:
+    """What `decide` looks at for one pair of items."""
 
-    counts: Mapping[str, float]  # term -> frequency, title occurrences counted TITLE_WEIGHT times
-    signature: minhash.Signature | None  # MinHash of word 3-shingles; None below MIN_SHINGLES shingles
+    cosine: float  # tf-idf, title counted TITLE_WEIGHT times
+    resemblance: float | None  # MinHash estimate of shingle Jaccard; None when either text is too short
+    dates_conflict: bool  # both name dates in title/lead, none within a day of the other's
+
+    @property
+    def similarity(self) -> float:
+        """The figure that decided: resemblance for near-duplicates, else cosine."""
+        near = self.resemblance is not None and self.resemblance >= NEAR_DUP_MIN_JACCARD
+        return self.resemblance if near and self.resemblance is not None else self.cosine
 
 
-def featurise(title: str, body: str) -> ItemFeatures:
-    """Terms and MinHash of one item (title and the first TEXT_CHARS characters of the body)."""
-    body = body[:TEXT_CHARS]
-    stop = _stop_stems()
-    counts: dict[str, float] = {}
-    for weight, text in ((float(TITLE_WEIGHT), title), (1.0, body)):
-        for term in terms(text):
-            if term in stop or (len(term) < 2 and not term.isdigit()):
-                continue
-            term = sys.intern(term)
-            counts[term] = counts.get(term, 0.0) + weight
-    grams = minhash.shingles(tokens(f"{title}\n{body}"))
-    signature = minhash.signature(grams) if len(grams) >= MIN_SHINGLES else None
-    return ItemFeatures(counts, signature)
+def decide(evidence: Evidence, min_cosine: float = SAME_EVENT_MIN_COSINE) -> tuple[bool, Reason]:
+    """The same-story rule: shingles of a reprint, else tf-idf cosine over the threshold; never across dates."""
+    if evidence.dates_conflict:  # "Прогноз погоды на 8 ноября" / "на 16 ноября": same words, other event
+        return False, "new"
+    if evidence.resemblance is not None and evidence.resemblance >= NEAR_DUP_MIN_JACCARD:
+        return True, "near-duplicate"
+    if evidence.cosine >= min_cosine:
+        return True, "same-event"
+    return False, "new"
+
+
+def _evidence(
+    va: Mapping[str, float],
+    vb: Mapping[str, float],
+    sa: minhash.Signature | None,
+    sb: minhash.Signature | None,
+    da: frozenset[int],
+    db: frozenset[int],
+) -> Evidence:
+    resemblance = None if sa is None or sb is None else minhash.similarity(sa, sb)
+    return Evidence(cosine(va, vb), resemblance, dates_conflict(da, db))
 
 
 def item_features(item: Item) -> ItemFeatures:
@@ -112,83 +117,11 @@ def item_features(item: Item) -> ItemFeatures:
     return featurise(item.title, item.text)
 
 
-class DocumentFrequencies:
-    """Document frequencies of terms, updated incrementally; smoothed IDF as in scikit-learn."""
-
-    def __init__(self) -> None:
-        self.counts: dict[str, int] = {}
-        self.docs = 0
-
-    def add(self, doc_terms: Iterable[str]) -> None:
-        """Count one document (its distinct terms)."""
-        counts = self.counts
-        for term in doc_terms:
-            counts[term] = counts.get(term, 0) + 1
-        self.docs += 1
-
-    def remove(self, doc_terms: Iterable[str]) -> None:
-        """Forget one document counted before with the same terms."""
-        counts = self.counts
-        for term in doc_terms:
-            left = counts[term] - 1
-            if left:
-                counts[term] = left
-            else:
-                del counts[term]
-        self.docs -= 1
-
-    @classmethod
-    def of(cls, docs: Iterable[ItemFeatures]) -> DocumentFrequencies:
-        """Frequencies over a collection (e.g. a background corpus)."""
-        df = cls()
-        for features in docs:
-            df.add(features.counts)
-        return df
-
-
-def _vector(
-    counts: Mapping[str, float], window: DocumentFrequencies, background: DocumentFrequencies | None
-) -> dict[str, float]:
-    """Sublinear tf × smoothed idf, top MAX_TERMS terms, L2-normalised."""
-    wdf = window.counts
-    if background is None:
-        n = window.docs + 1
-        weights = {t: (1.0 + math.log(tf)) * (math.log(n / (wdf.get(t, 0) + 1)) + 1.0) for t, tf in counts.items()}
-    else:
-        bdf = background.counts
-        n = window.docs + background.docs + 1
-        weights = {
-            t: (1.0 + math.log(tf)) * (math.log(n / (wdf.get(t, 0) + bdf.get(t, 0) + 1)) + 1.0)
-            for t, tf in counts.items()
-        }
-    if len(weights) > MAX_TERMS:
-        weights = dict(sorted(weights.items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_TERMS])
-    norm = math.sqrt(sum(w * w for w in weights.values())) or 1.0
-    return {t: w / norm for t, w in weights.items()}
-
-
-def cosine(a: Mapping[str, float], b: Mapping[str, float]) -> float:
-    """Dot product of two L2-normalised sparse vectors."""
-    if len(a) > len(b):
-        a, b = b, a
-    return sum(w * b.get(t, 0.0) for t, w in a.items())
-
-
-def decide(cos: float, resemblance: float | None) -> tuple[bool, Reason]:
-    """The same-story rule: near-duplicate shingles, else tf-idf cosine over the threshold."""
-    if resemblance is not None and resemblance >= NEAR_DUP_MIN_JACCARD:
-        return True, "near-duplicate"
-    if cos >= SAME_EVENT_MIN_COSINE:
-        return True, "same-event"
-    return False, "new"
-
-
-def _resemblance(a: minhash.Signature | None, b: minhash.Signature | None) -> float | None:
-    return None if a is None or b is None else minhash.similarity(a, b)
-
-
-def _similarity(reason: Reason, cos: float, resemblance: float | None) -> float:
-    return resemblance if reason == "near-duplicate" and resemblance is not None else cos
+def pair_evidence(fa: ItemFeatures, fb: ItemFeatures, background: DocumentFrequencies | None = None) -> Evidence:
+    """Evidence for two items, IDF over `background` plus the two items."""
+    pair = DocumentFrequencies.of((fa, fb))
+    va, vb = tfidf(fa.counts, pair, background), tfidf(fb.counts, pair, background)
+    return _evidence(va, vb, fa.signature, fb.signature, fa.dates, fb.dates)
 
 
 def same_story(
@@ -196,23 +129,14 @@ def same_story(
 ) -> tuple[bool, float, str]:
     """Pairwise form of the grouper's decision: (same story?, similarity, reason).
 
-    IDF comes from `background` (plus the two items); without one it is near-uniform and boilerplate counts
-    as much as names, so pass one built from a stream of the same language.
+    IDF comes from `background` plus the two items; without a background it is near-uniform and boilerplate
+    counts as much as names, so pass one built from a stream of the same language when you can.
     """
     if window_seconds is not None and abs((item_time(a) - item_time(b)).total_seconds()) > window_seconds:
         return False, 0.0, "new"
-    cos, resemblance = pair_scores(item_features(a), item_features(b), background)
-    ok, reason = decide(cos, resemblance)
-    return ok, _similarity(reason, cos, resemblance), reason
-
-
-def pair_scores(
-    fa: ItemFeatures, fb: ItemFeatures, background: DocumentFrequencies | None = None
-) -> tuple[float, float | None]:
-    """(tf-idf cosine, shingle resemblance or None) of two items, IDF over `background` plus the two items."""
-    pair = DocumentFrequencies.of((fa, fb))
-    va, vb = _vector(fa.counts, pair, background), _vector(fb.counts, pair, background)
-    return cosine(va, vb), _resemblance(fa.signature, fb.signature)
+    evidence = pair_evidence(item_features(a), item_features(b), background)
+    ok, reason = decide(evidence)
+    return ok, evidence.similarity, reason
 
 
 def item_time(item: Item) -> datetime:
@@ -224,7 +148,7 @@ def item_time(item: Item) -> datetime:
 
 
 def story_id_for(uid: str) -> str:
-    """Deterministic story id from the uid of its first item."""
+    """Deterministic story id from the uid of its first item: 16 hex digits of SHA-1."""
     return hashlib.sha1(uid.encode("utf-8")).hexdigest()[:16]
 
 
@@ -234,8 +158,9 @@ class _Entry:
     story_id: str
     time: float
     vector: dict[str, float]
-    doc_terms: tuple[str, ...]  # distinct terms counted in the window's document frequencies
+    doc_terms: tuple[str, ...]  # distinct terms, counted in the window's document frequencies
     signature: minhash.Signature | None
+    dates: frozenset[int]
 
 
 class StoryGrouper:
@@ -286,17 +211,18 @@ class StoryGrouper:
                 entry = self._entries[cand]
                 if abs(entry.time - t) > self.window_seconds:
                     continue
-                cos = cosine(vector, entry.vector)
-                best_cos = max(best_cos, cos)
-                resemblance = _resemblance(features.signature, entry.signature)
-                ok, reason = decide(cos, resemblance)
+                evidence = _evidence(
+                    vector, entry.vector, features.signature, entry.signature, features.dates, entry.dates
+                )
+                best_cos = max(best_cos, evidence.cosine)
+                ok, reason = decide(evidence)
                 if not ok:
                     continue
                 # near-duplicates first (closest copy), then the highest cosine, then the earliest item
                 near = reason == "near-duplicate"
-                rank = (0 if near else 1, -(resemblance or 0.0) if near else 0.0, -cos, cand)
+                rank = (0 if near else 1, -evidence.similarity if near else 0.0, -evidence.cosine, cand)
                 if best is None or rank < best[0]:
-                    best = (rank, entry, reason, _similarity(reason, cos, resemblance))
+                    best = (rank, entry, reason, evidence.similarity)
             if best is None:
                 decision = StoryDecision(story_id_for(item.uid), True, "new", best_cos, None)
             else:
@@ -341,11 +267,13 @@ class StoryGrouper:
         slot = self._next_slot
         self._next_slot += 1
         self._df.add(features.counts)
-        vector = _vector(features.counts, self._df, self.background)
+        vector = tfidf(features.counts, self._df, self.background)
         if t < self._newest - self.window_seconds:
             self._df.remove(features.counts)
             return slot, vector
-        self._entries[slot] = _Entry(uid, story_id, t, vector, tuple(features.counts), features.signature)
+        self._entries[slot] = _Entry(
+            uid, story_id, t, vector, tuple(features.counts), features.signature, features.dates
+        )
         self._by_uid[uid] = slot
         heapq.heappush(self._heap, (t, slot))
         postings = self._postings
@@ -370,72 +298,17 @@ class StoryGrouper:
                 del postings[term]
 
     def _candidates(self, vector: Mapping[str, float], exclude: int) -> list[int]:
-        """Items worth an exact comparison: the best partial scores over the query's QUERY_TERMS heaviest terms.
+        """Items worth an exact comparison: those sharing most of the query's QUERY_TERMS heaviest terms.
 
         The heaviest terms of a tf-idf vector are its rarest: names, places, numbers. A reprint or a rewrite of
         the same event shares most of them, boilerplate shares none, so a few short postings lists suffice.
         """
-        scores: dict[int, float] = {}
-        heaviest = sorted(vector.items(), key=lambda kv: (-kv[1], kv[0]))[:QUERY_TERMS]
+        hits: Counter[int] = Counter()
         postings = self._postings
-        for term, weight in heaviest:
-            for slot in postings.get(term, ()):
-                scores[slot] = scores.get(slot, 0.0) + weight
-        scores.pop(exclude, None)
-        return sorted(heapq.nlargest(RERANK, scores, key=lambda s: (scores[s], -s)))
-
-
-class StoryMetrics:
-    """Story figures for `monitor eval` when corpus items carry a gold "story" field.
-
-    - alerts_sent: first alert per (predicted story, topic): what the daemon would send.
-    - repeated_alerts: sent alerts whose item's gold story had already been alerted for that topic.
-    - wrong_merges: predicted stories holding items of more than one gold story (items without gold ignored).
-    - split_gold_stories: gold stories spread over more than one predicted story (the cause of repeats).
-    """
-
-    def __init__(self) -> None:
-        self._items = 0
-        self._with_gold = 0
-        self._alerted_predicted: set[tuple[str, str]] = set()
-        self._alerted_gold: set[tuple[str, str]] = set()
-        self._alerts = 0
-        self._repeats = 0
-        self._gold_of_predicted: dict[str, set[str]] = {}
-        self._predicted_of_gold: dict[str, set[str]] = {}
-        self._predicted: set[str] = set()
-
-    def observe(
-        self, item_id: str, gold_story: str | None, predicted_story: str, matched_topics: Sequence[str]
-    ) -> None:
-        """Record one item in stream order."""
-        self._items += 1
-        self._predicted.add(predicted_story)
-        if gold_story is not None:
-            self._with_gold += 1
-            self._gold_of_predicted.setdefault(predicted_story, set()).add(gold_story)
-            self._predicted_of_gold.setdefault(gold_story, set()).add(predicted_story)
-        for topic in dict.fromkeys(matched_topics):
-            if (predicted_story, topic) in self._alerted_predicted:
-                continue  # folded into the story's existing alert
-            self._alerted_predicted.add((predicted_story, topic))
-            self._alerts += 1
-            if gold_story is None:
-                continue
-            if (gold_story, topic) in self._alerted_gold:
-                self._repeats += 1
-            else:
-                self._alerted_gold.add((gold_story, topic))
-
-    def summary(self) -> dict[str, int]:
-        """The figures, as plain ints."""
-        return {
-            "items": self._items,
-            "items_with_gold_story": self._with_gold,
-            "alerts_sent": self._alerts,
-            "repeated_alerts": self._repeats,
-            "predicted_stories": len(self._predicted),
-            "gold_stories": len(self._predicted_of_gold),
-            "wrong_merges": sum(1 for golds in self._gold_of_predicted.values() if len(golds) > 1),
-            "split_gold_stories": sum(1 for preds in self._predicted_of_gold.values() if len(preds) > 1),
-        }
+        for term in sorted(vector, key=lambda t: (-vector[t], t))[:QUERY_TERMS]:
+            bucket = postings.get(term)
+            if bucket:
+                hits.update(bucket)  # counting runs in C
+        hits.pop(exclude, None)
+        # most shared heavy terms first; ties to the newer item, so the choice is deterministic
+        return sorted(s for s, _ in heapq.nlargest(RERANK, hits.items(), key=lambda kv: (kv[1], kv[0])))

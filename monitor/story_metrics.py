@@ -1,0 +1,61 @@
+"""Story figures for `monitor eval`, when corpus items carry a gold "story" field. Pure bookkeeping."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class StoryMetrics:
+    """Story figures for `monitor eval` when corpus items carry a gold "story" field.
+
+    - alerts_sent: first alert per (predicted story, topic): what the daemon would send.
+    - repeated_alerts: sent alerts whose item's gold story had already been alerted for that topic.
+    - wrong_merges: predicted stories holding items of more than one gold story (items without gold ignored).
+    - split_gold_stories: gold stories spread over more than one predicted story (the cause of repeats).
+    """
+
+    def __init__(self) -> None:
+        self._items = 0
+        self._with_gold = 0
+        self._alerted_predicted: set[tuple[str, str]] = set()
+        self._alerted_gold: set[tuple[str, str]] = set()
+        self._alerts = 0
+        self._repeats = 0
+        self._gold_of_predicted: dict[str, set[str]] = {}
+        self._predicted_of_gold: dict[str, set[str]] = {}
+        self._predicted: set[str] = set()
+
+    def observe(
+        self, item_id: str, gold_story: str | None, predicted_story: str, matched_topics: Sequence[str]
+    ) -> None:
+        """Record one item in stream order."""
+        self._items += 1
+        self._predicted.add(predicted_story)
+        if gold_story is not None:
+            self._with_gold += 1
+            self._gold_of_predicted.setdefault(predicted_story, set()).add(gold_story)
+            self._predicted_of_gold.setdefault(gold_story, set()).add(predicted_story)
+        for topic in dict.fromkeys(matched_topics):
+            if (predicted_story, topic) in self._alerted_predicted:
+                continue  # folded into the story's existing alert
+            self._alerted_predicted.add((predicted_story, topic))
+            self._alerts += 1
+            if gold_story is None:
+                continue
+            if (gold_story, topic) in self._alerted_gold:
+                self._repeats += 1
+            else:
+                self._alerted_gold.add((gold_story, topic))
+
+    def summary(self) -> dict[str, int]:
+        """The figures, as plain ints."""
+        return {
+            "items": self._items,
+            "items_with_gold_story": self._with_gold,
+            "alerts_sent": self._alerts,
+            "repeated_alerts": self._repeats,
+            "predicted_stories": len(self._predicted),
+            "gold_stories": len(self._predicted_of_gold),
+            "wrong_merges": sum(1 for golds in self._gold_of_predicted.values() if len(golds) > 1),
+            "split_gold_stories": sum(1 for preds in self._predicted_of_gold.values() if len(preds) > 1),
+        }

@@ -1,0 +1,168 @@
+"""What story grouping reads from an item's text: weighted terms, a MinHash of shingles, the dates it names.
+
+Also the tf-idf arithmetic: incremental document frequencies and L2-normalised sparse vectors (dicts).
+Values of TITLE_WEIGHT, TEXT_CHARS and MAX_TERMS were compared on the labelled pairs: docs/stories.md.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import re
+import sys
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date
+from functools import cache
+
+from monitor import minhash
+from monitor.text import terms, tokens
+
+TITLE_WEIGHT = 3  # a headline names the event; the body wanders
+TEXT_CHARS = 1500  # the lead carries the event; long bodies dilute the vector and cost time
+LEAD_CHARS = 300  # where dates of the event are looked for (a body's later dates are background)
+MAX_TERMS = 50  # terms kept per vector (highest tf-idf): memory and time stay flat, F1 the same as with 100
+MIN_SHINGLES = 10  # resemblance of a few shingles (a headline) says little; such items use the cosine path only
+
+# Links (Telegram footers, "read more") are per-outlet boilerplate with rare, heavy tokens.
+_URL = re.compile(r"(?:https?://|www\.|t\.me/)\S+", re.IGNORECASE)
+
+# A small list of function words and newswire verbs; IDF over the window discounts the rest of the boilerplate.
+_STOP_WORDS = """
+и в во не что он на я с со как а то все она так его но да ты к у же вы за бы по только ее мне было вот от меня
+еще нет о из ему теперь когда даже ну вдруг ли если уже или ни быть был него до вас нибудь опять уж вам ведь там
+потом себя ничего ей может они тут где есть надо ней для мы тебя их чем была сам чтоб без будто чего раз тоже себе
+под будет ж тогда кто этот того потому этого какой совсем ним здесь этом один почти мой тем чтобы нее сейчас были куда
+зачем всех никогда можно при наконец два об другой хоть после над больше тот через эти нас про всего них какая много
+разве три эту моя впрочем хорошо свою этой перед иногда лучше чуть том нельзя такой им более всегда конечно всю между
+это также который которые которая которых заявил заявила заявили сообщил сообщила сообщили отметил отметила сказал
+сказала словам по данным году года
+the a an and or of to in on for with by at from as is are was were be been has have had it its this that these
+those but not no he she they we you his her their our said says will would could also after before over than into
+about which who what when where there more new one two reuters
+"""
+
+_MONTHS = {
+    **{m: i + 1 for i, ms in enumerate(
+        ("январь января янв", "февраль февраля фев", "март марта мар", "апрель апреля апр", "май мая",
+         "июнь июня июн", "июль июля июл", "август августа авг", "сентябрь сентября сен сент", "октябрь октября окт",
+         "ноябрь ноября ноя", "декабрь декабря дек")) for m in ms.split()},
+    **{m: i + 1 for i, ms in enumerate(
+        ("january jan", "february feb", "march mar", "april apr", "may", "june jun", "july jul", "august aug",
+         "september sep sept", "october oct", "november nov", "december dec")) for m in ms.split()},
+}  # fmt: skip
+
+
+@cache
+def _stop_terms() -> frozenset[str]:
+    return frozenset(terms(_STOP_WORDS))
+
+
+@dataclass(frozen=True)
+class ItemFeatures:
+    """What grouping needs from an item's text."""
+
+    counts: Mapping[str, float]  # term -> frequency, title occurrences counted TITLE_WEIGHT times
+    signature: minhash.Signature | None  # MinHash of word 3-shingles; None below MIN_SHINGLES shingles
+    dates: frozenset[int]  # days of a leap year (1..366) named in the title and lead ("8 ноября", "Nov 14")
+
+
+def featurise(title: str, body: str) -> ItemFeatures:
+    """Terms, MinHash and dates of one item (title and the first TEXT_CHARS characters of the body)."""
+    body = _URL.sub(" ", body[:TEXT_CHARS])
+    title = _URL.sub(" ", title)
+    stop = _stop_terms()
+    counts: dict[str, float] = {}
+    for weight, text in ((float(TITLE_WEIGHT), title), (1.0, body)):
+        for term in terms(text):
+            if term in stop or (len(term) < 2 and not term.isdigit()):
+                continue
+            term = sys.intern(term)  # one copy per term across the window's vectors and postings
+            counts[term] = counts.get(term, 0.0) + weight
+    words = tokens(f"{title}\n{body}")
+    grams = minhash.shingles(words)
+    signature = minhash.signature(grams) if len(grams) >= MIN_SHINGLES else None
+    return ItemFeatures(counts, signature, named_dates(tokens(f"{title}\n{body[:LEAD_CHARS]}")))
+
+
+def named_dates(words: list[str]) -> frozenset[int]:
+    """Day-of-year of each "<day> <month>" or "<month> <day>" in normalised tokens."""
+    found = set()
+    for i, word in enumerate(words):
+        if not (word.isdigit() and len(word) <= 2):
+            continue
+        for j in (i + 1, i - 1):
+            month = _MONTHS.get(words[j]) if 0 <= j < len(words) else None
+            if month is not None:
+                with contextlib.suppress(ValueError):  # "31 ноября", "0 мая"
+                    found.add(date(2000, month, int(word)).timetuple().tm_yday)
+                break
+    return frozenset(found)
+
+
+def dates_conflict(a: frozenset[int], b: frozenset[int]) -> bool:
+    """Both items name dates and none of them lie within a day of each other (8 vs 16 November)."""
+    if not a or not b:
+        return False
+    return not any(min(abs(x - y), 366 - abs(x - y)) <= 1 for x in a for y in b)
+
+
+class DocumentFrequencies:
+    """Document frequencies of terms, updated incrementally; smoothed IDF as in scikit-learn."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+        self.docs = 0
+
+    def add(self, doc_terms: Iterable[str]) -> None:
+        """Count one document (its distinct terms)."""
+        counts = self.counts
+        for term in doc_terms:
+            counts[term] = counts.get(term, 0) + 1
+        self.docs += 1
+
+    def remove(self, doc_terms: Iterable[str]) -> None:
+        """Forget one document counted before with the same terms."""
+        counts = self.counts
+        for term in doc_terms:
+            left = counts[term] - 1
+            if left:
+                counts[term] = left
+            else:
+                del counts[term]
+        self.docs -= 1
+
+    @classmethod
+    def of(cls, docs: Iterable[ItemFeatures]) -> DocumentFrequencies:
+        """Frequencies over a collection (e.g. a background corpus)."""
+        df = cls()
+        for features in docs:
+            df.add(features.counts)
+        return df
+
+
+def tfidf(
+    counts: Mapping[str, float], window: DocumentFrequencies, background: DocumentFrequencies | None = None
+) -> dict[str, float]:
+    """Sublinear tf × smoothed idf over window (+ background), top MAX_TERMS terms, L2-normalised."""
+    wdf = window.counts
+    if background is None:
+        n = window.docs + 1
+        weights = {t: (1.0 + math.log(tf)) * (math.log(n / (wdf.get(t, 0) + 1)) + 1.0) for t, tf in counts.items()}
+    else:
+        bdf = background.counts
+        n = window.docs + background.docs + 1
+        weights = {
+            t: (1.0 + math.log(tf)) * (math.log(n / (wdf.get(t, 0) + bdf.get(t, 0) + 1)) + 1.0)
+            for t, tf in counts.items()
+        }
+    if len(weights) > MAX_TERMS:
+        weights = dict(sorted(weights.items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_TERMS])
+    norm = math.sqrt(sum(w * w for w in weights.values())) or 1.0
+    return {t: w / norm for t, w in weights.items()}
+
+
+def cosine(a: Mapping[str, float], b: Mapping[str, float]) -> float:
+    """Dot product of two L2-normalised sparse vectors."""
+    shared = a.keys() & b.keys()  # a set operation in C; vectors share few terms, so the sum is short
+    return sum(a[t] * b[t] for t in shared)
