@@ -159,6 +159,11 @@ def test_encoding_override_wins() -> None:
     assert parse(RU_FEED.encode("cp1251"), encoding="koi8-r").items[0].title != RU_TITLE
 
 
+def test_unknown_encoding_override_is_a_parse_error() -> None:
+    with pytest.raises(ParseError, match="unknown text encoding"):
+        parse(RU_FEED, encoding="klingon-8")
+
+
 def test_choose_encoding_leaves_ordinary_documents_to_feedparser() -> None:
     assert choose_encoding(b"<rss/>", None) is None
     assert choose_encoding(RU_FEED.encode(), "text/xml; charset=utf-8") is None

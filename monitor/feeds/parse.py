@@ -142,7 +142,10 @@ _OUTSIDE = {
 
 def transcode(body: bytes, encoding: str) -> bytes:
     """Decode with `encoding`, re-encode as UTF-8 and make the XML declaration say so."""
-    text = body.decode(encoding, errors="replace").lstrip("\ufeff")
+    try:
+        text = body.decode(encoding, errors="replace").lstrip("\ufeff")
+    except LookupError as exc:  # config validates names; this guards other callers
+        raise ParseError(f"unknown text encoding {encoding!r}") from exc
     data = text.encode("utf-8")
     decl = _XML_DECL.match(data)
     if decl:
