@@ -57,10 +57,16 @@ class SqlStore:
         try:
             self._engine = make_engine(url, schema)
             memory = is_memory(make_url(url))
+            sqlite = self._engine.dialect.name == "sqlite"
         except (SQLAlchemyError, OSError) as exc:
             raise StoreError(f"while opening the database: {exc}") from exc
-        # An in-memory SQLite database is one shared connection: its transactions must take turns.
-        self._lock: AbstractContextManager[Any] = threading.Lock() if memory else nullcontext()
+        # SQLite has one writer at a time. Threads of this process queue for it on a lock: left to SQLite's
+        # busy handler they would poll with sleeps of up to 100 ms (sqliteDefaultBusyCallback), idling the
+        # lock between them; the busy timeout still covers other processes. An in-memory database is one
+        # shared connection, so there even readers take turns.
+        lock = threading.Lock()
+        self._read_lock: AbstractContextManager[Any] = lock if memory else nullcontext()
+        self._write_lock: AbstractContextManager[Any] = lock if sqlite else nullcontext()
         try:
             with self._tx("migrating the database schema", write=True) as conn:
                 self.schema_versions = migrate(conn, schema)
@@ -71,7 +77,7 @@ class SqlStore:
     @contextmanager
     def _tx(self, doing: str, *, write: bool = False) -> Iterator[Connection]:
         try:
-            with self._lock, self._engine.connect() as conn:
+            with self._write_lock if write else self._read_lock, self._engine.connect() as conn:
                 if write:
                     conn.execution_options(**{WRITE_OPTION: True})
                 with conn.begin():
