@@ -180,7 +180,7 @@ class StoryGrouper:
     def _reset(self) -> None:
         self._entries: dict[int, _Entry] = {}
         self._by_uid: dict[str, int] = {}
-        self._postings: dict[str, set[int]] = {}
+        self._postings: dict[str, list[int]] = {}  # term -> slots; lists: a third of a set's memory
         self._heap: list[tuple[float, int]] = []  # (time, slot), for eviction
         self._df = DocumentFrequencies()
         self._next_slot = 0
@@ -280,9 +280,9 @@ class StoryGrouper:
         for term in vector:
             bucket = postings.get(term)
             if bucket is None:
-                postings[term] = {slot}
+                postings[term] = [slot]
             else:
-                bucket.add(slot)
+                bucket.append(slot)
         return slot, vector
 
     def _remove(self, slot: int) -> None:
@@ -293,7 +293,7 @@ class StoryGrouper:
         postings = self._postings
         for term in entry.vector:
             bucket = postings[term]
-            bucket.discard(slot)
+            bucket.remove(slot)  # evictions are mostly the oldest slots, at the front: a short scan
             if not bucket:
                 del postings[term]
 

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from monitor import minhash
 from monitor.models import Item
 from monitor.stories import (
     DocumentFrequencies,
@@ -15,6 +16,7 @@ from monitor.stories import (
     same_story,
     story_id_for,
 )
+from monitor.story_text import dates_conflict, named_dates
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 
@@ -210,3 +212,60 @@ def test_same_event_within_window(hours: int) -> None:
     a = grouper.assign(item("interfax", "1", KNDR_INTERFAX, T0))
     b = grouper.assign(item("tass", "2", KNDR_TASS, T0 + timedelta(hours=hours)))
     assert b.story_id == a.story_id
+
+
+WEATHER_8 = (
+    "Прогноз погоды на 8 ноября",
+    "По информации Амурского ЦГМС, в пятницу, 8 ноября, ночью в отдельных западных районах Амурской области "
+    "ожидается слабый снег. Ветер северо-западный умеренный. Температура на севере области -16… -21°, на юге "
+    "-8… -13°. Днём без осадков, ветер северо-западный 3-8 метров в секунду.",
+)
+WEATHER_16 = (
+    "Прогноз погоды на 16 ноября",
+    "По информации Амурского ЦГМС, в субботу, 16 ноября, по области ожидается переменная облачность, по востоку "
+    "ночью местами снег, днём слабый снег. Ветер северо-западный 2-7 метров в секунду. Температура на севере "
+    "области -18… -23°, на юге -10… -15°.",
+)
+
+
+def test_named_dates_and_conflicts() -> None:
+    assert named_dates(["прогноз", "на", "8", "ноября"]) == named_dates(["nov", "8"])
+    assert named_dates(["31", "ноября", "в", "2019", "году"]) == frozenset()
+    eighth, ninth = named_dates(["8", "ноября"]), named_dates(["9", "ноября"])
+    assert not dates_conflict(eighth, ninth)  # a follow-up dated the next day is still the story
+    assert dates_conflict(eighth, named_dates(["16", "ноября"]))
+    assert not dates_conflict(eighth, frozenset())
+    assert not dates_conflict(named_dates(["31", "декабря"]), named_dates(["1", "января"]))
+
+
+def test_template_reports_for_different_dates_stay_apart() -> None:
+    grouper = StoryGrouper()
+    warm(grouper, T0)
+    a = grouper.assign(item("asn24", "w8", WEATHER_8, T0))
+    b = grouper.assign(item("asn24", "w16", WEATHER_16, T0 + timedelta(hours=20)))
+    assert b.is_new and b.story_id != a.story_id
+
+
+def test_item_older_than_the_window_starts_its_own_story_and_is_not_kept() -> None:
+    grouper = StoryGrouper(window_seconds=3600)
+    grouper.assign(item("interfax", "1", KNDR_INTERFAX, T0))
+    old = grouper.assign(item("tass", "2", KNDR_TASS, T0 - timedelta(hours=5)))
+    assert old.is_new
+    assert len(grouper) == 1
+
+
+def test_same_story_respects_the_window() -> None:
+    a = item("interfax", "1", KNDR_INTERFAX, T0)
+    b = item("tass", "2", KNDR_TASS, T0 + timedelta(days=3))
+    assert same_story(a, b)[0]
+    assert same_story(a, b, window_seconds=48 * 3600) == (False, 0.0, "new")
+
+
+def test_minhash_signatures_are_stable_across_processes() -> None:
+    signature = minhash.signature(minhash.shingles(["мид", "россии", "призвал", "к", "сдержанности"]))
+    # fixed seeds and BLAKE2b, not the per-process salted hash(): stored items regroup the same after a restart
+    assert signature[:4].tolist() == EXPECTED_SIGNATURE_HEAD
+    assert minhash.similarity(signature, signature) == 1.0
+
+
+EXPECTED_SIGNATURE_HEAD = [869411940, 1569027176, 2350294246, 336003217]
