@@ -182,7 +182,7 @@ class Pipeline:
         if not item.link:
             return item
         try:
-            page = self.fetcher.fetch(item.link)
+            page = self.fetcher.get_page(item.link)
         except FetchError as exc:
             log.info("full text of %s: %s; keeping the feed's text", item.link, exc)
             return item

@@ -33,7 +33,11 @@ class Fetcher(Protocol):
         last_modified: str | None = None,
         headers: dict[str, str] | None = None,
     ) -> FetchResult:
-        """GET a URL (conditionally when validators are given); raise FetchError on failure."""
+        """GET a feed (conditionally when validators are given); raise FetchError on failure."""
+        ...
+
+    def get_page(self, url: str) -> FetchResult:
+        """GET an article page (full text), with the same limits; raise FetchError on failure."""
         ...
 
 
