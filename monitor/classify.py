@@ -15,6 +15,7 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +25,7 @@ from .config import Topic
 from .errors import ModelError
 from .models import Match
 from .profile import PhraseIndex, TopicSpec, profile_vectors, spec_documents, topic_spec
-from .text import term_spans, terms
+from .text import term_starts, terms
 
 FORMAT_VERSION = 1
 WINDOW = 40  # content terms per passage, about 60-70 running words
@@ -34,6 +35,19 @@ PRIOR_WEIGHT = 200  # pseudo-items: how much the cold-start calibration prior co
 TOP_TERMS = 6
 PASSAGE_CHARS = 600
 DEFAULT_THRESHOLD = 0.5
+PRIOR_MEDIAN, PRIOR_SPREAD = 0.02, 0.05  # cold-start calibration: typical values on a news background
+FEEDBACK_WEIGHT = 0.5  # weight of the feedback centroid in a profile (feedback examples: the next issues)
+
+
+class _Vocab(dict[str, int]):
+    """term → id, where a missing term gives the out-of-vocabulary id (so `map(vocab.__getitem__, ...)` works)."""
+
+    def __init__(self, vocab: Mapping[str, int], oov: int) -> None:
+        super().__init__(vocab)
+        self.oov = oov
+
+    def __missing__(self, key: str) -> int:
+        return self.oov
 
 
 def _identity(doc: list[str]) -> list[str]:
@@ -112,6 +126,7 @@ class _Scores:
     weights: np.ndarray  # [rows, distinct terms] TF-IDF weights of the item (row 0) and its passages
     gathered: np.ndarray  # [distinct terms, columns] profile and example weights of those terms
     uniq: np.ndarray  # the distinct term ids
+    kw_first: np.ndarray  # where the first keyword phrase occurs: 0 = title or start of text .. 1 = end / none
 
 
 class TopicModel:
@@ -125,11 +140,30 @@ class TopicModel:
         )
         self._bg = bg
         self._vocab = bg.vocab
+        self._lookup = _Vocab(bg.vocab, len(bg.idf))
         self._idf = bg.idf
         self._oov_idf = np.float32(bg.oov_idf)
         self._phrases = PhraseIndex(specs)
-        self._build_matrix()
-        self._calibrate()
+        self._n_topics = len(specs)
+        self._zeros = np.zeros(self._n_topics, dtype=np.float32)  # shared, never written
+        self._ones = np.ones(self._n_topics, dtype=np.float32)
+        self._thresholds = [s.threshold if s.threshold is not None else DEFAULT_THRESHOLD for s in specs]
+        self._silent = [
+            Match(topic=s.id, score=0.0, threshold=t, matched=t <= 0.0)
+            for s, t in zip(specs, self._thresholds, strict=True)
+        ]
+        self._build_matrix([[] for _ in specs])
+        self._calibrate(self._sample_terms())
+
+    def _sample_terms(self) -> list[tuple[list[str], np.ndarray]]:
+        """The calibration sample as (terms, term ids)."""
+        sample = self._bg.sample()
+        if not sample:
+            return []
+        inv_vocab = [""] * len(self._idf)
+        for term, i in self._vocab.items():
+            inv_vocab[i] = term
+        return [([inv_vocab[i] for i in ids], ids.astype(np.int64)) for ids in sample]
 
     # ------------------------------------------------------------------------------------------------ construction
     @classmethod
@@ -157,15 +191,22 @@ class TopicModel:
         """A new model with IDF and calibration from `background` (the rolling window); this one stays usable."""
         return self._fit(self._specs, [terms(text) for text in background])
 
-    def _build_matrix(self) -> None:
+    def _build_matrix(self, feedback: Sequence[Sequence[np.ndarray]]) -> None:
         specs, vocab, idf = self._specs, self._vocab, self._idf
         profiles, examples, owners = [], [], []
         for ti, spec in enumerate(specs):
-            profile, exs = profile_vectors(spec, vocab, idf)
+            profile, exs = profile_vectors(spec, vocab, idf, feedback[ti], FEEDBACK_WEIGHT)
             profiles.append(profile)
             examples.extend(exs)
             owners.extend([ti] * len(exs))
-        columns = profiles + examples
+        # Example columns are padded to the same count per topic so a reshape finds each topic's best example.
+        per_topic = max([owners.count(ti) for ti in range(len(specs))] + [0])
+        padded: list[dict[int, float]] = []
+        for ti in range(len(specs)):
+            own = [ex for ex, o in zip(examples, owners, strict=True) if o == ti]
+            padded.extend(own + [{}] * (per_topic - len(own)))
+        self._per_topic = per_topic
+        columns = profiles + padded
         used = sorted({k for col in columns for k in col})
         row_of = np.full(len(idf) + 1, -1, dtype=np.int64)  # last slot: out-of-vocabulary
         row_of[used] = np.arange(len(used))
@@ -176,15 +217,11 @@ class TopicModel:
                 matrix[pos[k], c] = v
         self._row_of = row_of
         self._matrix = matrix
-        self._n_topics = len(specs)
-        self._example_owner = np.asarray(owners, dtype=np.int64)
         self._terms_by_id = {i: t for t, i in vocab.items() if row_of[i] >= 0}
 
     # ----------------------------------------------------------------------------------------------- scoring core
     def _ids(self, seq: Sequence[str]) -> np.ndarray:
-        get = self._vocab.get
-        oov = len(self._idf)
-        return np.fromiter((get(t, oov) for t in seq), dtype=np.int64, count=len(seq))
+        return np.array(list(map(self._lookup.__getitem__, seq)), dtype=np.int64)
 
     def _evidence(self, title_terms: Sequence[str], text_terms: Sequence[str], ids: np.ndarray) -> _Scores:
         n_topics = self._n_topics
@@ -207,6 +244,7 @@ class TopicModel:
                 np.zeros((1, 0), dtype=np.float32),
                 np.zeros((0, cols), dtype=np.float32),
                 np.zeros(0, dtype=np.int64),
+                np.ones(n_topics, dtype=np.float32),
             )
         # Distinct out-of-vocabulary terms must stay distinct for the vector norm: give them private ids.
         if (ids == oov).any():
@@ -220,15 +258,13 @@ class TopicModel:
         doc = np.bincount(inv, minlength=u) + np.bincount(inv[:nt], minlength=u)  # the title counts twice
         text_inv = inv[nt:]
         n = len(text_inv)
-        starts: list[int] = []
-        if n > WINDOW:
-            starts = list(range(0, n - WINDOW + 1, STRIDE))
-            if starts[-1] + WINDOW < n:
-                starts.append(n - WINDOW)
+        starts, pos, rowrep = _windows(n)
+        if starts:
             k = len(starts)
-            pos = (np.asarray(starts)[:, None] + np.arange(WINDOW)[None, :]).ravel()
-            flat = np.repeat(np.arange(k), WINDOW) * u + text_inv[pos]
-            counts = np.vstack([doc, np.bincount(flat, minlength=k * u).reshape(k, u)]).astype(np.float32)
+            flat = rowrep * u + text_inv[pos]
+            counts = np.empty((k + 1, u), dtype=np.float32)
+            counts[0] = doc
+            counts[1:] = np.bincount(flat, minlength=k * u).reshape(k, u)
         else:
             counts = doc[None, :].astype(np.float32)
         known = uniq < oov
@@ -243,21 +279,29 @@ class TopicModel:
         prof = cos[:, :n_topics]
         best_row = prof.argmax(axis=0)
         passage = prof.max(axis=0)
-        example = np.zeros(n_topics, dtype=np.float32)
-        if cos.shape[1] > n_topics:
-            np.maximum.at(example, self._example_owner, cos[:, n_topics:].max(axis=0))
-        kw_title = np.zeros(n_topics, dtype=np.float32)
-        kw_text = np.zeros(n_topics, dtype=np.float32)
+        if self._per_topic:
+            example = cos[:, n_topics:].max(axis=0).reshape(n_topics, self._per_topic).max(axis=1)
+        else:
+            example = np.zeros(n_topics, dtype=np.float32)
+        found = self._phrases.find((title_terms, text_terms))
         veto: list[str | None] = [None] * n_topics
         hits: list[list[str]] = [[] for _ in range(n_topics)]
-        for si, ti, exclude, phrase in self._phrases.find((title_terms, text_terms)):
-            if exclude:
-                veto[ti] = veto[ti] or phrase.text
-                continue
-            (kw_title if si == 0 else kw_text)[ti] += 1
-            if phrase.text not in hits[ti]:
-                hits[ti].append(phrase.text)
-        distinct = np.asarray([len(h) for h in hits], dtype=np.float32)
+        if found:
+            kw_title = np.zeros(n_topics, dtype=np.float32)
+            kw_text = np.zeros(n_topics, dtype=np.float32)
+            kw_first = np.ones(n_topics, dtype=np.float32)
+            for si, at, ti, exclude, phrase in found:
+                if exclude:
+                    veto[ti] = veto[ti] or phrase.text
+                    continue
+                (kw_title if si == 0 else kw_text)[ti] += 1
+                kw_first[ti] = min(kw_first[ti], 0.0 if si == 0 else at / max(n, 1))
+                if phrase.text not in hits[ti]:
+                    hits[ti].append(phrase.text)
+            distinct = np.asarray([len(h) for h in hits], dtype=np.float32)
+        else:
+            kw_title = kw_text = distinct = self._zeros
+            kw_first = self._ones
         return _Scores(
             prof[0],
             passage,
@@ -272,6 +316,7 @@ class TopicModel:
             weights,
             gathered,
             uniq,
+            kw_first,
         )
 
     def _raw(self, s: _Scores) -> np.ndarray:
@@ -283,70 +328,93 @@ class TopicModel:
         kw = np.minimum(s.kw_title, 1.0) * 1.0 + np.log1p(s.kw_text) * 0.7
         return np.asarray(sim + kw, dtype=np.float32)
 
-    def _calibrate(self) -> None:
+    def _calibrate(self, sample: Sequence[tuple[list[str], np.ndarray]]) -> None:
         """Per-topic median and spread of each similarity over the background sample, shrunk to a prior."""
         t = self._n_topics
-        self._med = np.zeros((3, t), dtype=np.float32)
-        self._scale = np.ones((3, t), dtype=np.float32)
-        prior_med, prior_scale = 0.02, 0.05
-        rows = []
-        inv_vocab: list[str] | None = None
-        for ids in self._bg.sample():
-            if inv_vocab is None:
-                inv_vocab = [""] * len(self._idf)
-                for term, i in self._vocab.items():
-                    inv_vocab[i] = term
-            seq = [inv_vocab[i] for i in ids]
-            s = self._evidence((), seq, ids.astype(np.int64))
-            rows.append(np.stack([s.doc, s.passage, s.example]))
-        n = len(rows)
+        n = len(sample)
         if n:
-            arr = np.stack(rows)  # [n, 3, T]
+            arr = np.empty((n, 3, t), dtype=np.float32)
+            for i, (seq, ids) in enumerate(sample):
+                e = self._evidence((), seq, ids)
+                arr[i, 0], arr[i, 1], arr[i, 2] = e.doc, e.passage, e.example
             med = np.median(arr, axis=0)
             spread = np.quantile(arr, 0.95, axis=0) - med
         else:
-            med = np.full((3, t), prior_med)
-            spread = np.full((3, t), prior_scale)
+            med = np.full((3, t), PRIOR_MEDIAN)
+            spread = np.full((3, t), PRIOR_SPREAD)
         w = n / (n + PRIOR_WEIGHT)
-        self._med = (w * med + (1 - w) * prior_med).astype(np.float32)
-        self._scale = np.maximum(w * spread + (1 - w) * prior_scale, 1e-3).astype(np.float32)
+        self._med = (w * med + (1 - w) * PRIOR_MEDIAN).astype(np.float32)
+        self._scale = np.maximum(w * spread + (1 - w) * PRIOR_SPREAD, 1e-3).astype(np.float32)
 
     # ------------------------------------------------------------------------------------------------ public API
     @property
     def topic_ids(self) -> tuple[str, ...]:
         return tuple(s.id for s in self._specs)
 
-    def classify(self, title: str, text: str, lang: str | None = None) -> list[Match]:
-        """One Match per topic, in config order, with score, threshold, verdict and explanation."""
+    def classify(self, title: str, text: str, lang: str | None = None, *, explain_all: bool = False) -> list[Match]:
+        """One Match per topic, in config order, with score, threshold and verdict.
+
+        The explanation (top terms, best passage) is filled for every topic that matched, was vetoed, had a keyword
+        hit or scored at least half its threshold; `explain_all` fills it for every topic (`monitor explain`).
+        Leaving it out elsewhere keeps classify fast: most topics are nowhere near most items.
+        """
         title_terms = terms(title, lang)
-        text_terms, starts = term_spans(text)
-        ids = self._ids([*title_terms, *text_terms])
-        s = self._evidence(title_terms, text_terms, ids)
-        raw = self._raw(s)
-        scores = _squash(raw)
-        out = []
-        for ti, spec in enumerate(self._specs):
-            threshold = spec.threshold if spec.threshold is not None else DEFAULT_THRESHOLD
-            score = float(round(scores[ti], 6))
-            row = int(s.best_row[ti])
-            out.append(
-                Match(
+        text_terms = terms(text, lang)
+        s = self._evidence(title_terms, text_terms, self._ids([*title_terms, *text_terms]))
+        scores = np.round(_squash(self._raw(s)), 6).tolist()
+        wanted = [
+            ti
+            for ti, (score, threshold) in enumerate(zip(scores, self._thresholds, strict=True))
+            if explain_all or score >= 0.5 * threshold or s.hits[ti] or s.veto[ti] is not None
+        ]
+        top_terms = self._top_terms(s, wanted)
+        rows = s.best_row.tolist()
+        starts: list[int] | None = None
+        passages: dict[int, str] = {}
+        out = self._silent.copy()  # shared Match objects for topics that scored 0 with nothing to explain
+        for ti, (spec, threshold) in enumerate(zip(self._specs, self._thresholds, strict=True)):
+            score = scores[ti]
+            if ti in top_terms:
+                row = rows[ti]
+                passage = passages.get(row)
+                if passage is None:
+                    if starts is None:
+                        starts = term_starts(text)
+                    passage = passages[row] = _passage(text, starts, s.window_starts, row)
+                veto = s.veto[ti]
+                out[ti] = Match(
                     topic=spec.id,
                     score=score,
                     threshold=threshold,
-                    matched=score >= threshold and s.veto[ti] is None,
-                    terms=self._top_terms(s.weights[row], s.gathered[:, ti], s.uniq),
-                    passage=_passage(text, starts, s.window_starts, row),
+                    matched=score >= threshold and veto is None,
+                    terms=top_terms[ti],
+                    passage=passage,
                     keyword_hits=tuple(s.hits[ti]),
-                    vetoed_by=s.veto[ti],
+                    vetoed_by=veto,
                 )
-            )
+            elif score > 0:
+                out[ti] = Match(topic=spec.id, score=score, threshold=threshold, matched=score >= threshold)
         return out
 
-    def _top_terms(self, weights: np.ndarray, column: np.ndarray, uniq: np.ndarray) -> tuple[str, ...]:
-        contrib = weights * column
-        top = [i for i in np.argsort(-contrib, kind="stable")[:TOP_TERMS] if contrib[i] > 0]
-        return tuple(self._terms_by_id.get(int(uniq[i]), "?") for i in top)
+    def _top_terms(self, s: _Scores, topics: Sequence[int]) -> dict[int, tuple[str, ...]]:
+        """For `topics`: the terms with the largest weight × profile weight in the best passage (or whole item)."""
+        u = len(s.uniq)
+        if u == 0 or not topics:
+            return {ti: () for ti in topics}
+        chosen = np.asarray(topics, dtype=np.int64)
+        contrib = s.weights[s.best_row[chosen]] * s.gathered[:, chosen].T  # [topics, u]
+        k = min(TOP_TERMS, u)
+        top = np.argpartition(-contrib, k - 1, axis=1)[:, :k] if u > k else np.tile(np.arange(u), (len(topics), 1))
+        vals = np.take_along_axis(contrib, top, axis=1)
+        order = np.argsort(-vals, axis=1, kind="stable")
+        top_l = np.take_along_axis(top, order, axis=1).tolist()
+        positive = (np.take_along_axis(vals, order, axis=1) > 0).tolist()
+        uniq = s.uniq.tolist()
+        names = self._terms_by_id
+        return {
+            ti: tuple(names.get(uniq[i], "?") for i, keep in zip(idx, ok, strict=True) if keep)
+            for ti, idx, ok in zip(topics, top_l, positive, strict=True)
+        }
 
     # ------------------------------------------------------------------------------------------------ persistence
     def save(self, path: Path) -> None:
@@ -388,6 +456,21 @@ class TopicModel:
         bg = Background({t: i for i, t in enumerate(vocab_list)}, idf, int(meta["n_docs"]), sample_ids, offsets)
         specs = [topic_spec(t, examples.get(t.id, ())) for t in topics]
         return cls(specs, bg)
+
+
+@lru_cache(maxsize=4096)
+def _windows(n: int) -> tuple[list[int], np.ndarray, np.ndarray]:
+    """Passage windows over n text terms: first terms, flat positions, and each position's window number."""
+    if n <= WINDOW:
+        return [], np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    starts = list(range(0, n - WINDOW + 1, STRIDE))
+    if starts[-1] + WINDOW < n:
+        starts.append(n - WINDOW)
+    pos = (np.asarray(starts)[:, None] + np.arange(WINDOW)[None, :]).ravel()
+    rowrep = np.repeat(np.arange(len(starts)), WINDOW)
+    pos.flags.writeable = False
+    rowrep.flags.writeable = False
+    return starts, pos, rowrep
 
 
 def _squash(raw: np.ndarray) -> np.ndarray:

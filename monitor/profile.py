@@ -87,10 +87,25 @@ def _add(acc: dict[int, float], vec: Mapping[int, float], weight: float) -> None
         acc[k] = acc.get(k, 0.0) + weight * v
 
 
+def _id_vector(ids: np.ndarray, idf: np.ndarray) -> dict[int, float]:
+    uniq, counts = np.unique(ids, return_counts=True)
+    weights = (1.0 + np.log(counts)) * idf[uniq]
+    norm = float(np.sqrt((weights * weights).sum()))
+    return {int(k): float(v) / norm for k, v in zip(uniq, weights, strict=True)} if norm > 0 else {}
+
+
 def profile_vectors(
-    spec: TopicSpec, vocab: Mapping[str, int], idf: np.ndarray
+    spec: TopicSpec,
+    vocab: Mapping[str, int],
+    idf: np.ndarray,
+    feedback: Sequence[np.ndarray] = (),
+    feedback_weight: float = 0.0,
 ) -> tuple[dict[int, float], list[dict[int, float]]]:
-    """(profile centroid, one vector per example), all L2-normalised, as {term id: weight}."""
+    """(profile centroid, one vector per example), all L2-normalised, as {term id: weight}.
+
+    `feedback` are further relevant items as term-id arrays (pseudo-relevant background items now, analysts'
+    feedback later); their centroid joins the profile with `feedback_weight`, scaled down while there are few.
+    """
     kw_counts: Counter[str] = Counter()
     for phrase in spec.keywords:
         kw_counts.update(phrase.terms)
@@ -105,6 +120,13 @@ def profile_vectors(
         for vec in examples:
             _add(centroid, vec, 1.0 / len(examples))
         _add(acc, centroid, EXAMPLE_WEIGHT / math.sqrt(sum(v * v for v in centroid.values())))
+    fb_vectors = [v for v in (_id_vector(ids, idf) for ids in feedback if len(ids)) if v]
+    if fb_vectors and feedback_weight > 0:
+        fb: dict[int, float] = {}
+        for vec in fb_vectors:
+            _add(fb, vec, 1.0 / len(fb_vectors))
+        scale = feedback_weight * len(fb_vectors) / (len(fb_vectors) + 5)
+        _add(acc, fb, scale / math.sqrt(sum(v * v for v in fb.values())))
     norm = math.sqrt(sum(v * v for v in acc.values()))
     profile = {k: v / norm for k, v in acc.items()} if norm > 0 else {}
     return profile, examples
@@ -125,37 +147,43 @@ class PhraseIndex:
                 for phrase in phrases:
                     self._first.setdefault(phrase.terms[0], []).append((ti, exclude, phrase))
         self.empty = not self._first
+        self._cand_cache: dict[str, list[tuple[int, bool, Phrase]]] = {}  # filled lazily; same result any order
 
-    def find(self, seqs: Sequence[Sequence[str]]) -> list[tuple[int, int, bool, Phrase]]:
-        """Every occurrence as (sequence index, topic index, is_exclude, phrase), in a deterministic order."""
-        hits: list[tuple[int, int, bool, Phrase]] = []
+    def find(self, seqs: Sequence[Sequence[str]]) -> list[tuple[int, int, int, bool, Phrase]]:
+        """Every occurrence as (sequence index, position, topic index, is_exclude, phrase), in sequence order."""
+        hits: list[tuple[int, int, int, bool, Phrase]] = []
         if self.empty:
             return hits
-        first = self._first
         for si, seq in enumerate(seqs):
-            alts: dict[int, tuple[str, ...]] = {}  # position → derived nouns, only where a phrase could start
+            triggers = {t: c for t in set(seq) if (c := self._candidates(t))}
+            if not triggers:
+                continue
             for pos, term in enumerate(seq):
-                cands = first.get(term)
-                derived = derived_from(term)
-                if derived:
-                    alts[pos] = derived
-                    for noun in derived:
-                        more = first.get(noun)
-                        if more:
-                            cands = [*(cands or ()), *more]
-                if not cands:
-                    continue
-                for ti, exclude, phrase in cands:
-                    if self._at(seq, pos, phrase.terms, alts):
-                        hits.append((si, ti, exclude, phrase))
+                cands = triggers.get(term)
+                if cands:
+                    for ti, exclude, phrase in cands:
+                        if self._at(seq, pos, phrase.terms):
+                            hits.append((si, pos, ti, exclude, phrase))
         return hits
 
+    def _candidates(self, term: str) -> list[tuple[int, bool, Phrase]]:
+        """Phrases that may start at a term: its own, and those of the nouns a place adjective stands for."""
+        cached = self._cand_cache.get(term)
+        if cached is None:
+            cached = list(self._first.get(term, ()))
+            for noun in derived_from(term):
+                cached.extend(self._first.get(noun, ()))
+            if len(self._cand_cache) > 200_000:
+                self._cand_cache.clear()
+            self._cand_cache[term] = cached
+        return cached
+
     @staticmethod
-    def _at(seq: Sequence[str], pos: int, want: tuple[str, ...], alts: dict[int, tuple[str, ...]]) -> bool:
+    def _at(seq: Sequence[str], pos: int, want: tuple[str, ...]) -> bool:
         if pos + len(want) > len(seq):
             return False
         for k, term in enumerate(want):
             got = seq[pos + k]
-            if got != term and term not in (alts.get(pos + k) or derived_from(got)):
+            if got != term and term not in derived_from(got):
                 return False
         return True

@@ -1,0 +1,252 @@
+"""Speed and memory of the topic model, on one core.
+
+    python bench/classify.py [--items 5000] [--topics 50] [--background 20000] [--chars 1500] [--dev ru|en]
+
+Synthetic by default (needs no data files): Russian items of about 1,500 characters drawn with a Zipf law from the
+inflected forms of a few hundred news lemmas (pymorphy3 generates the forms) plus made-up names, 50 topics with
+keywords, a description and 3 example articles each. Prints classify items/s (passages, keyword phrases and
+explanations included: the full `TopicModel.classify` call), the refit time on the background, and the resident
+memory of the process before and after loading the saved model. `--dev ru` uses the real dev stream instead
+(/work/shared/data/dev), its topics replicated to reach --topics.
+"""
+
+from __future__ import annotations
+
+import os
+
+# One core: BLAS/OpenMP pools would otherwise spread numpy's matrix products over every CPU.
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS"):
+    os.environ[_var] = "1"
+
+import argparse  # noqa: E402
+import bisect  # noqa: E402
+import gzip  # noqa: E402
+import itertools  # noqa: E402
+import json  # noqa: E402
+import random  # noqa: E402
+import resource  # noqa: E402
+import sys  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pymorphy3  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from monitor.classify import TopicModel  # noqa: E402
+from monitor.config import Topic, loads  # noqa: E402
+
+LEMMAS = """
+президент правительство министр министерство власть государство страна россия сша европа китай украина сирия
+ливия корея иран турция германия франция британия япония индия израиль египет ирак афганистан пакистан венесуэла
+война конфликт переговоры соглашение договор санкция экономика рынок нефть газ цена рубль доллар евро банк кредит
+инфляция бюджет налог закон суд прокурор дело расследование полиция армия войско оружие ракета самолет корабль
+флот граница безопасность оборона наступление удар обстрел атака террорист боевик оппозиция выборы партия депутат
+парламент дума сенатор губернатор мэр город область регион район столица народ население беженец мигрант кризис
+помощь поддержка решение заявление встреча визит саммит делегация посол дипломат МИД ООН НАТО союз альянс
+сотрудничество партнер проект программа развитие строительство завод компания предприятие производство экспорт
+импорт торговля тариф пошлина квота урожай зерно пшеница кукуруза поставка контракт сделка акция биржа индекс
+ядерный ракетный военный политический экономический международный российский американский европейский китайский
+украинский сирийский ливийский иранский турецкий новый главный последний крупный важный сложный серьезный
+заявить сообщить отметить подчеркнуть провести начать продолжить подписать обсудить ввести отменить продлить
+усилить поддержать осудить потребовать предложить решить получить передать направить вернуть запустить
+стратегический стабильность контроль вооружение испытание угроза мир урегулирование прекращение огонь режим
+""".split()
+NAMES = [
+    "Хафтар",
+    "Асад",
+    "Макрон",
+    "Меркель",
+    "Трамп",
+    "Байден",
+    "Эрдоган",
+    "Нетаньяху",
+    "Моди",
+    "Си Цзиньпин",
+    "Лавров",
+    "Шойгу",
+    "Песков",
+    "Захарова",
+    "Кудрин",
+    "Набиуллина",
+    "Сечин",
+    "Миллер",
+    "Дворкович",
+    "Медведев",
+]
+STOP = "и в на с по о что как для от за не это к из у же также при до после".split()
+
+
+def vocabulary(seed: int) -> list[str]:
+    morph = pymorphy3.MorphAnalyzer()
+    forms: list[str] = []
+    for lemma in LEMMAS:
+        parse = morph.parse(lemma)[0]
+        forms.extend(sorted({f.word for f in parse.lexeme})[:24])
+    rng = random.Random(seed)
+    syllables = ["ка", "ро", "ми", "на", "тов", "ски", "лев", "ар", "зан", "мур", "ден", "ко", "вич", "ан", "ес"]
+    for _ in range(400):  # surnames and places the dictionary does not know
+        base = "".join(rng.choice(syllables) for _ in range(rng.randint(2, 3)))
+        forms.extend([base.capitalize(), base.capitalize() + "а", base.capitalize() + "у"])
+    rng.shuffle(forms)
+    return forms
+
+
+class Writer:
+    """Zipf-distributed Russian-looking text."""
+
+    def __init__(self, forms: list[str], seed: int) -> None:
+        self.forms = forms
+        self.rng = random.Random(seed)
+        weights = [1.0 / (rank + 1) for rank in range(len(forms))]
+        self.cum = list(itertools.accumulate(weights))
+
+    def text(self, chars: int, focus: list[str] | None = None) -> str:
+        words: list[str] = []
+        length = 0
+        while length < chars:
+            if self.rng.random() < 0.3:
+                word = self.rng.choice(STOP)
+            elif focus and self.rng.random() < 0.08:
+                word = self.rng.choice(focus)
+            else:
+                word = self.forms[bisect.bisect(self.cum, self.rng.random() * self.cum[-1])]
+            words.append(word)
+            length += len(word) + 1
+            if self.rng.random() < 0.07:
+                words[-1] += "."
+        return " ".join(words)[:chars]
+
+
+def synthetic(n_topics: int, n_items: int, n_background: int, chars: int, seed: int = 1):  # type: ignore[no-untyped-def]
+    forms = vocabulary(seed)
+    writer = Writer(forms, seed)
+    rng = random.Random(seed + 1)
+    topics, examples = [], {}
+    rare = forms[len(forms) // 10 :]  # analysts' keywords are specific words, not the most frequent ones
+    for i in range(n_topics):
+        focus = rng.sample(rare, 12) + [rng.choice(NAMES)]
+        keywords = [focus[0], focus[1], f"{focus[2]} {focus[3]}", focus[-1]]
+        topic = Topic(id=f"t{i:02d}", name=focus[0], description=" ".join(focus), keywords=keywords)
+        topics.append(topic)
+        examples[topic.id] = tuple((" ".join(focus[:4]), writer.text(chars, focus)) for _ in range(3))
+    all_focus = [t.keywords[0] for t in topics]
+    items = [
+        (writer.text(80), writer.text(chars, [rng.choice(all_focus)] if i % 10 == 0 else None))
+        for i, _ in enumerate(range(n_items))
+    ]
+    background = [writer.text(chars) for _ in range(n_background)]
+    return topics, examples, items, background
+
+
+def dev(lang: str, n_topics: int, n_items: int, n_background: int):  # type: ignore[no-untyped-def]
+    root = Path("/work/shared/data/dev")
+    cfg_text = (root / f"{lang}_dev_topics.yaml").read_text(encoding="utf-8")
+    cfg = loads(cfg_text, name=str(root / f"{lang}_dev_topics.yaml"))
+    topics, examples = [], {}
+    for i in range(n_topics):
+        base = cfg.topics[i % len(cfg.topics)]
+        topic = base.model_copy(update={"id": f"{base.id}-{i}"})
+        topics.append(topic)
+        examples[topic.id] = cfg.example_texts[base.id]
+    with gzip.open(root / f"{lang}_dev.jsonl.gz", "rt", encoding="utf-8") as fh:
+        rows = [json.loads(line) for line in fh]
+    items = [(r["title"], r["text"]) for r in rows[-n_items:]]
+    background = [f"{r['title']}\n{r['text']}" for r in (rows * 5)[:n_background]]
+    return topics, examples, items, background
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status", encoding="ascii") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--items", type=int, default=5000)
+    ap.add_argument("--topics", type=int, default=50)
+    ap.add_argument("--background", type=int, default=20000)
+    ap.add_argument("--chars", type=int, default=1500)
+    ap.add_argument("--dev", choices=["ru", "en"], help="use the dev stream instead of synthetic text")
+    ap.add_argument("--measure-load", nargs=2, metavar=("MODEL", "TOPICS"), help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.measure_load:
+        measure_load(Path(a.measure_load[0]), Path(a.measure_load[1]))
+        return 0
+    os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+    t0 = time.perf_counter()
+    if a.dev:
+        topics, examples, items, background = dev(a.dev, a.topics, a.items, a.background)
+    else:
+        topics, examples, items, background = synthetic(a.topics, a.items, a.background, a.chars)
+    avg = sum(len(t) + len(x) for t, x in items) / len(items)
+    print(
+        f"data: {len(items)} items (avg {avg:.0f} chars), {len(topics)} topics, {len(background)} background "
+        f"({time.perf_counter() - t0:.1f} s to generate)"
+    )
+
+    t0 = time.perf_counter()
+    model = TopicModel.build(topics, examples, background)
+    print(f"build (cold word cache): {time.perf_counter() - t0:.2f} s")
+    t0 = time.perf_counter()
+    model = model.refit(background)
+    print(f"refit on {len(background)} background items (warm word cache): {time.perf_counter() - t0:.2f} s")
+
+    for title, text in items[:200]:  # warm the word cache, as a running daemon has it
+        model.classify(title, text)
+    best_cpu = best_wall = float("inf")
+    matched = 0
+    for _ in range(3):  # best of three: the machine may be shared
+        t0, c0 = time.perf_counter(), time.process_time()
+        matched = 0
+        for title, text in items:
+            matched += sum(m.matched for m in model.classify(title, text, "ru"))
+        best_wall = min(best_wall, time.perf_counter() - t0)
+        best_cpu = min(best_cpu, time.process_time() - c0)
+    print(
+        f"classify: {len(items) / best_cpu:,.0f} items/s per CPU second on one core "
+        f"({len(items) / best_wall:,.0f} by wall clock); {matched / len(items):.2f} matches per item"
+    )
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "model.npz"
+        model.save(path)
+        spec = Path(tmp) / "topics.json"
+        spec.write_text(
+            json.dumps({"topics": [t.model_dump() for t in topics], "examples": examples, "probe": items[0]}),
+            encoding="utf-8",
+        )
+        size = path.stat().st_size / 1e6
+        # A fresh process, as the daemon starts: RSS after imports, then after loading the saved model.
+        out = subprocess.run(
+            [sys.executable, __file__, "--measure-load", str(path), str(spec)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        print(f"saved model {size:.1f} MB; {out.stdout.strip()}")
+    return 0
+
+
+def measure_load(path: Path, spec: Path) -> None:
+    data = json.loads(spec.read_text(encoding="utf-8"))
+    topics = [Topic(**t) for t in data["topics"]]
+    examples = {k: tuple(tuple(e) for e in v) for k, v in data["examples"].items()}
+    TopicModel.build([], {}, [])  # imports and the word analyser loaded
+    before = rss_mb()
+    model = TopicModel.load(path, topics, examples)
+    model.classify(*data["probe"])
+    after = rss_mb()
+    print(
+        f"fresh process RSS {before:.0f} MB after imports, {after:.0f} MB with the model loaded "
+        f"(model ≈ {after - before:.0f} MB)"
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
