@@ -1,0 +1,604 @@
+"""The outbox worker: when rows are tried, what happens on each kind of failure, digests, quiet hours, edits.
+
+Most tests use a small in-memory Store and a recording Notifier; the Telegram ones go through the Bot API
+stand-in, and one runs on the real SqlStore (SQLite).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from monitor.config import Config
+from monitor.errors import NotifyError
+from monitor.models import Alert, Delivery, Item, Match
+from monitor.notify import ConsoleNotifier, TelegramNotifier, build_notifiers
+from monitor.outbox import (
+    Deliverer,
+    first_attempt,
+    format_alerts,
+    gives_up,
+    hold_until,
+    next_digest,
+    notify_test,
+    quiet_end,
+    retry_delay,
+)
+from tests.tgstub import TelegramStub
+
+MSK = ZoneInfo("Europe/Moscow")
+T0 = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)  # 12:00 in Moscow
+TOKEN = "123456:SECRET"
+
+
+class FakeClock:
+    """Wall clock and monotonic clock that move only when slept on or advanced."""
+
+    def __init__(self, start: datetime = T0) -> None:
+        self.t = start
+        self.mono = 1000.0
+        self.sleeps: list[float] = []
+
+    def now(self) -> datetime:
+        return self.t
+
+    def monotonic(self) -> float:
+        return self.mono
+
+    def sleep(self, seconds: float) -> None:
+        assert seconds >= 0
+        self.sleeps.append(seconds)
+        self.advance(seconds)
+
+    def advance(self, seconds: float) -> None:
+        self.t += timedelta(seconds=seconds)
+        self.mono += seconds
+
+
+class FakeStore:
+    """The outbox part of the Store protocol, in memory, with a log of every write."""
+
+    def __init__(self) -> None:
+        self.alerts: dict[int, Alert] = {}
+        self.rows: dict[int, Delivery] = {}
+        self.kinds: dict[int, str] = {}
+        self.keys: set[tuple[Any, ...]] = set()
+        self.log: list[tuple[Any, ...]] = []
+
+    def record_alert(
+        self,
+        item: Item,
+        matches: Sequence[Match],
+        channels: Sequence[str],
+        now: datetime,
+        *,
+        story_id: str | None = None,
+        hold_until: dict[str, datetime] | None = None,
+    ) -> Alert | None:
+        key = (item.uid, tuple(sorted(m.topic for m in matches if m.matched)))
+        if key in self.keys:
+            return None
+        self.keys.add(key)
+        alert = Alert(len(self.alerts) + 1, item, tuple(matches), now, story_id)
+        self.alerts[alert.id] = alert
+        for channel in channels:
+            self._row(alert.id, channel, "send", (hold_until or {}).get(channel, now))
+        return alert
+
+    def record_story_update(self, alert_id: int, item: Item, channels: Sequence[str], now: datetime) -> int:
+        alert = self.alerts[alert_id]
+        self.alerts[alert_id] = dataclasses.replace(alert, also=(*alert.also, (item.feed, item.link)))
+        written = 0
+        for channel in channels:
+            if ("edit", alert_id, item.uid, channel) not in self.keys:
+                self.keys.add(("edit", alert_id, item.uid, channel))
+                self._row(alert_id, channel, "edit", now)
+                written += 1
+        return written
+
+    def _row(self, alert_id: int, channel: str, kind: str, when: datetime) -> None:
+        row_id = len(self.rows) + 1
+        self.rows[row_id] = Delivery(row_id, alert_id, channel, "pending", next_attempt=when)
+        self.kinds[row_id] = kind
+
+    def get_alert(self, alert_id: int) -> Alert:
+        return self.alerts[alert_id]
+
+    def due_deliveries(self, now: datetime, limit: int = 100) -> list[tuple[Delivery, str]]:
+        due = [r for r in self.rows.values() if r.status == "pending" and r.next_attempt and r.next_attempt <= now]
+        due.sort(key=lambda r: (r.next_attempt or now, r.id))
+        return [(r, self.kinds[r.id]) for r in due[:limit]]
+
+    def message_ref(self, alert_id: int, channel: str) -> str | None:
+        for row in self.rows.values():
+            if row.alert_id == alert_id and row.channel == channel and self.kinds[row.id] == "send":
+                return row.message_ref
+        return None
+
+    def _update(self, delivery_id: int, **values: Any) -> None:
+        self.rows[delivery_id] = dataclasses.replace(self.rows[delivery_id], **values)
+
+    def mark_sent(self, delivery_id: int, now: datetime, message_ref: str | None = None) -> None:
+        self.log.append(("sent", delivery_id, now))
+        row = self.rows[delivery_id]
+        assert row.status == "pending", "marked sent twice"
+        self._update(delivery_id, status="sent", attempts=row.attempts + 1, sent_at=now, message_ref=message_ref)
+
+    def mark_retry(self, delivery_id: int, now: datetime, error: str, next_attempt: datetime) -> None:
+        self.log.append(("retry", delivery_id, now, next_attempt))
+        row = self.rows[delivery_id]
+        self._update(delivery_id, attempts=row.attempts + 1, last_error=error, next_attempt=next_attempt)
+
+    def defer(self, delivery_id: int, until: datetime) -> None:
+        self.log.append(("defer", delivery_id, until))
+        self._update(delivery_id, next_attempt=until)
+
+    def mark_failed(self, delivery_id: int, now: datetime, error: str) -> None:
+        self.log.append(("failed", delivery_id, now))
+        row = self.rows[delivery_id]
+        self._update(delivery_id, status="failed", attempts=row.attempts + 1, last_error=error)
+
+    def alerts_since(self, since: datetime) -> list[tuple[Alert, list[Delivery]]]:
+        return [
+            (a, [r for r in self.rows.values() if r.alert_id == a.id and self.kinds[r.id] == "send"])
+            for a in self.alerts.values()
+            if a.created >= since
+        ]
+
+    def status(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for row in self.rows.values():
+            out[row.status] = out.get(row.status, 0) + 1
+        return out
+
+
+class Recorder:
+    """A Notifier that records calls and fails as told."""
+
+    def __init__(self, name: str, clock: FakeClock, store: FakeStore | None = None) -> None:
+        self.name = name
+        self.clock = clock
+        self.store = store
+        self.calls: list[tuple[Any, ...]] = []
+        self.failures: list[NotifyError] = []
+        self.last_answer = "ok"
+
+    def _maybe_fail(self) -> None:
+        if self.failures:
+            raise self.failures.pop(0)
+
+    def send(self, alert: Alert) -> str | None:
+        self._maybe_fail()
+        if self.store is not None:  # what the store holds when the channel acknowledges
+            self.calls.append(("send", alert.id, len(self.store.log)))
+        else:
+            self.calls.append(("send", alert.id))
+        return f"m{alert.id}"
+
+    def edit(self, ref: str, alert: Alert) -> None:
+        self._maybe_fail()
+        self.calls.append(("edit", ref, alert.also))
+
+    def send_digest(self, alerts: Sequence[Alert], title: str) -> None:
+        self._maybe_fail()
+        self.calls.append(("digest", tuple(a.id for a in alerts), title))
+
+    def send_text(self, text: str) -> str | None:
+        self.calls.append(("text", text))
+        return None
+
+    def close(self) -> None:
+        pass
+
+
+def make_config(channels: dict[str, Any] | None = None, **settings: Any) -> Config:
+    return Config.model_validate(
+        {
+            "settings": {"timezone": "Europe/Moscow", **settings},
+            "channels": channels or {"tg": {"type": "console"}},
+            "topics": [
+                {"id": "strategic", "name": "Стратегическая стабильность"},
+                {"id": "alarm", "name": "Тревога", "priority": "high"},
+            ],
+        }
+    )
+
+
+def item(n: int, feed: str = "ТАСС") -> Item:
+    return Item(feed=feed, key=f"k{n}", title=f"Новость {n}", link=f"https://tass.ru/{n}", published=T0)
+
+
+def enqueue(store: FakeStore, config: Config, n: int, now: datetime, topic: str = "strategic") -> Alert:
+    matches = [Match(topic, 0.8, 0.5, True, terms=("стратегическ*",))]
+    channels = config.channels_for([topic])
+    alert = store.record_alert(item(n), matches, channels, now, hold_until=hold_until(config, [topic], channels, now))
+    assert alert is not None
+    return alert
+
+
+def at(hh: int, mm: int = 0, day: int = 25) -> datetime:
+    """A Moscow wall-clock time as UTC."""
+    return datetime(2026, 11, day, hh, mm, tzinfo=MSK).astimezone(UTC)
+
+
+# --- pure decisions --------------------------------------------------------------------------------
+
+
+def channel_cfg(**fields: Any) -> Any:
+    return make_config({"c": {"type": "console", **fields}}).channels["c"]
+
+
+def test_first_attempt_instant() -> None:
+    assert first_attempt(channel_cfg(), False, T0, MSK) == T0
+
+
+@pytest.mark.parametrize(
+    ("now", "expected"),
+    [
+        (at(23, 30), at(7, 0, day=26)),
+        (at(2, 0), at(7, 0)),
+        (at(6, 59), at(7, 0)),
+        (at(7, 0), at(7, 0)),
+        (at(12, 0), at(12, 0)),
+        (at(22, 59), at(22, 59)),
+    ],
+)
+def test_quiet_hours_hold_until_they_end(now: datetime, expected: datetime) -> None:
+    assert first_attempt(channel_cfg(quiet_hours="23:00-07:00"), False, now, MSK) == expected
+
+
+def test_high_priority_bypasses_quiet_hours() -> None:
+    assert first_attempt(channel_cfg(quiet_hours="23:00-07:00"), True, at(23, 30), MSK) == at(23, 30)
+
+
+def test_quiet_hours_within_a_day_and_empty() -> None:
+    assert quiet_end("13:00-14:30", at(13, 10), MSK) == at(14, 30)
+    assert quiet_end("13:00-14:30", at(14, 30), MSK) is None
+    assert quiet_end("08:00-08:00", at(8, 0), MSK) is None
+
+
+@pytest.mark.parametrize(
+    ("fields", "now", "expected"),
+    [
+        ({"every": "1h"}, at(10, 20), at(11, 0)),
+        ({"every": "1h"}, at(11, 0), at(12, 0)),
+        ({"every": "15m"}, at(23, 50), at(0, 0, day=26)),
+        ({"at": "08:00"}, at(7, 59), at(8, 0)),
+        ({"at": "08:00"}, at(8, 30), at(8, 0, day=26)),
+        ({"at": "08:00", "every": "12h"}, at(9, 0), at(20, 0)),
+        ({"at": "08:00", "every": "12h"}, at(3, 0), at(8, 0)),
+    ],
+)
+def test_digest_slots(fields: dict[str, Any], now: datetime, expected: datetime) -> None:
+    channel = channel_cfg(mode="digest", **fields)
+    assert next_digest(channel, now, MSK) == expected
+    assert first_attempt(channel, True, now, MSK) == expected
+
+
+def test_digest_slot_in_quiet_hours_moves_to_their_end() -> None:
+    channel = channel_cfg(mode="digest", at="06:00", quiet_hours="23:00-07:00")
+    assert first_attempt(channel, False, at(12, 0), MSK) == at(7, 0, day=26)
+
+
+def test_digest_at_follows_daylight_saving() -> None:
+    berlin = ZoneInfo("Europe/Berlin")
+    channel = channel_cfg(mode="digest", at="08:00")
+    before = datetime(2026, 3, 28, 9, 0, tzinfo=berlin)  # the clocks go forward that night
+    assert next_digest(channel, before, berlin) == datetime(2026, 3, 29, 8, 0, tzinfo=berlin)
+
+
+def test_retry_delay() -> None:
+    assert [retry_delay(n) for n in range(4)] == [5, 10, 20, 40]
+    assert retry_delay(50) == 1800
+    assert retry_delay(0, retry_after=33) == 33
+    assert retry_delay(9, retry_after=2) == 2
+
+
+def test_gives_up() -> None:
+    week = 7 * 86400.0
+    assert not gives_up(T0, T0 + timedelta(days=6, hours=23), week)
+    assert gives_up(T0, T0 + timedelta(days=7), week)
+
+
+def test_hold_until_for_the_pipeline() -> None:
+    config = make_config({"now": {"type": "console"}, "night": {"type": "console", "quiet_hours": "23:00-07:00"}})
+    assert hold_until(config, ["strategic"], ["now", "night"], at(12)) == {}
+    assert hold_until(config, ["strategic"], ["now", "night"], at(23, 30)) == {"night": at(7, 0, day=26)}
+    assert hold_until(config, ["alarm", "strategic"], ["now", "night"], at(23, 30)) == {}
+
+
+# --- the worker with fakes -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def store() -> FakeStore:
+    return FakeStore()
+
+
+def test_sends_each_row_once_and_marks_it_right_after(clock: FakeClock, store: FakeStore) -> None:
+    config = make_config({"a": {"type": "console"}, "b": {"type": "console"}})
+    a, b = Recorder("a", clock, store), Recorder("b", clock, store)
+    for n in range(3):
+        enqueue(store, config, n, clock.now())
+    assert store.record_alert(item(0), [Match("strategic", 0.9, 0.5, True)], ["a", "b"], T0) is None  # keyed
+    report = Deliverer(store, {"a": a, "b": b}, config, clock).deliver_due()
+    assert report.sent == 6 and store.status() == {"sent": 6}
+    # Each send happened with every earlier send already marked: at most one message is ever in flight.
+    assert sorted(c[2] for c in a.calls + b.calls) == [0, 1, 2, 3, 4, 5]
+    assert Deliverer(store, {"a": a, "b": b}, config, clock).deliver_due().handled == 0
+
+
+def test_permanent_failure_is_visible(clock: FakeClock, store: FakeStore) -> None:
+    config = make_config()
+    tg = Recorder("tg", clock)
+    tg.failures.append(NotifyError("tg: telegram sendMessage: 400 Bad Request: chat not found", permanent=True))
+    enqueue(store, config, 1, clock.now())
+    report = Deliverer(store, {"tg": tg}, config, clock, sleep=clock.sleep).deliver_until_idle(60)
+    assert report.failed == 1 and store.status() == {"failed": 1} and clock.sleeps == []
+    shown = format_alerts(store.alerts_since(T0 - timedelta(days=1)), topics={"strategic": "Стратегия"}, tz=MSK)
+    assert "#1 2026-11-25 12:00 [Стратегия 0.80] Новость 1 (ТАСС)" in shown
+    assert "tg: FAILED, 1 attempt: tg: telegram sendMessage: 400 Bad Request: chat not found" in shown
+
+
+def test_transient_failure_backs_off_and_holds_the_channel(clock: FakeClock, store: FakeStore) -> None:
+    config = make_config()
+    tg = Recorder("tg", clock)
+    tg.failures.append(NotifyError("500 Internal Server Error"))
+    for n in range(3):
+        enqueue(store, config, n, clock.now())
+    deliverer = Deliverer(store, {"tg": tg}, config, clock)
+    first = deliverer.deliver_due()
+    assert (first.retried, first.deferred, first.sent) == (1, 2, 0)
+    assert first.next_due == T0 + timedelta(seconds=5)
+    assert deliverer.deliver_due().handled == 0  # nothing is due until the backoff ends
+    clock.advance(5)
+    assert deliverer.deliver_due().sent == 3
+    assert [c[1] for c in tg.calls] == [1, 2, 3]  # order kept
+
+
+def test_gives_up_after_give_up_after(clock: FakeClock, store: FakeStore) -> None:
+    config = make_config(give_up_after="1d")
+    tg = Recorder("tg", clock)
+    enqueue(store, config, 1, clock.now())
+    deliverer = Deliverer(store, {"tg": tg}, config, clock)
+    tg.failures.append(NotifyError("network error"))
+    deliverer.deliver_due()
+    clock.advance(86400 - 10)
+    tg.failures.append(NotifyError("network error"))
+    report = deliverer.deliver_due()
+    assert report.retried == 1 and store.rows[1].next_attempt == T0 + timedelta(days=1)  # capped, not +10s
+    clock.advance(10)
+    tg.failures.append(NotifyError("network error"))
+    report = deliverer.deliver_due()
+    assert report.failed == 1 and store.rows[1].status == "failed"
+    assert store.rows[1].last_error == "gave up after 1d of failures: network error"
+
+
+def test_quiet_hours_at_delivery_time(clock: FakeClock, store: FakeStore) -> None:
+    config = make_config({"tg": {"type": "console", "quiet_hours": "11:00-13:00"}})
+    tg = Recorder("tg", clock)
+    store.record_alert(item(1), [Match("strategic", 0.8, 0.5, True)], ["tg"], T0)  # due now (e.g. a retry)
+    store.record_alert(item(2), [Match("alarm", 0.8, 0.5, True)], ["tg"], T0)
+    report = Deliverer(store, {"tg": tg}, config, clock).deliver_due()
+    assert (report.sent, report.deferred) == (1, 1)
+    assert tg.calls == [("send", 2)]
+    assert store.rows[1].next_attempt == at(13, 0)
+
+
+def test_digest_sends_one_message_for_the_period(clock: FakeClock, store: FakeStore) -> None:
+    config = make_config({"digest": {"type": "console", "mode": "digest", "every": "1h"}})
+    tg = Recorder("digest", clock)
+    deliverer = Deliverer(store, {"digest": tg}, config, clock)
+    for n in range(3):
+        enqueue(store, config, n, clock.now())
+        clock.advance(600)
+    assert deliverer.deliver_due().handled == 0  # held until 13:00 Moscow
+    clock.t = at(13, 0)
+    report = deliverer.deliver_due()
+    assert report.sent == 3
+    assert tg.calls == [("digest", (1, 2, 3), "Digest: 3 alerts until 25.11 13:00")]
+
+
+def test_digest_failure_retries_the_whole_batch(clock: FakeClock, store: FakeStore) -> None:
+    config = make_config({"digest": {"type": "console", "mode": "digest", "every": "1h"}})
+    tg = Recorder("digest", clock)
+    deliverer = Deliverer(store, {"digest": tg}, config, clock, sleep=clock.sleep)
+    for n in range(2):
+        enqueue(store, config, n, clock.now())
+    clock.t = at(13, 0)
+    tg.failures.append(NotifyError("429", retry_after=30))
+    assert deliverer.deliver_until_idle(60).sent == 2
+    assert [c[0] for c in tg.calls] == ["digest"] and clock.sleeps == [30]
+
+
+def test_edits(clock: FakeClock, store: FakeStore) -> None:
+    config = make_config()
+    tg = Recorder("tg", clock)
+    deliverer = Deliverer(store, {"tg": tg}, config, clock)
+    sent = enqueue(store, config, 1, clock.now())
+    pending = enqueue(store, config, 2, clock.now() + timedelta(hours=1))
+    store.rows[2] = dataclasses.replace(store.rows[2], next_attempt=T0 + timedelta(hours=1))
+    deliverer.deliver_due()
+    store.record_story_update(sent.id, item(10, feed="РИА"), ["tg"], clock.now())
+    store.record_story_update(sent.id, item(11, feed="Интерфакс"), ["tg"], clock.now())
+    store.record_story_update(pending.id, item(12, feed="РБК"), ["tg"], clock.now())
+    report = deliverer.deliver_due()
+    assert report.edited == 3
+    # Two updates of one message: one edit showing both; the unsent alert needs none.
+    assert tg.calls[1:] == [("edit", "m1", (("РИА", "https://tass.ru/10"), ("Интерфакс", "https://tass.ru/11")))]
+    clock.advance(3600)
+    deliverer.deliver_due()
+    assert tg.calls[-1] == ("send", 2)
+
+
+def test_unknown_channel_waits(clock: FakeClock, store: FakeStore) -> None:
+    config = make_config()
+    store.record_alert(item(1), [Match("strategic", 0.8, 0.5, True)], ["gone"], T0)
+    report = Deliverer(store, {}, config, clock, sleep=clock.sleep).deliver_until_idle(10)
+    assert report.deferred == 1 and store.rows[1].next_attempt == T0 + timedelta(hours=1)
+    assert "gone: no such channel configured" in report.errors[0]
+
+
+def test_long_pacing_wait_defers(clock: FakeClock, store: FakeStore) -> None:
+    class Slow(Recorder):
+        def ready_in(self) -> float:
+            return 30.0
+
+    config = make_config()
+    enqueue(store, config, 1, clock.now())
+    report = Deliverer(store, {"tg": Slow("tg", clock)}, config, clock).deliver_due()
+    assert report.deferred == 1 and store.rows[1].next_attempt == T0 + timedelta(seconds=30)
+
+
+# --- through the Bot API stand-in ------------------------------------------------------------------
+
+
+@pytest.fixture
+def stub() -> Iterator[TelegramStub]:
+    with TelegramStub(token=TOKEN) as server:
+        yield server
+
+
+def tg_setup(stub: TelegramStub, clock: FakeClock, **channel: Any) -> tuple[Config, TelegramNotifier]:
+    fields = {"type": "telegram", "bot_token": TOKEN, "chat_id": "-100500", "api_url": stub.url, "timeout": 1}
+    config = make_config({"tg": {**fields, **channel}})
+    tg_channel = config.channels["tg"]
+    assert tg_channel.type == "telegram"
+    notifier = TelegramNotifier("tg", tg_channel, monotonic=clock.monotonic, sleep=clock.sleep)
+    return config, notifier
+
+
+def test_429_waits_retry_after_and_drops_nothing(stub: TelegramStub, clock: FakeClock, store: FakeStore) -> None:
+    config, tg = tg_setup(stub, clock, pace=False)
+    for n in range(5):
+        enqueue(store, config, n, clock.now())
+    stub.script("ok", "429:3")
+    report = Deliverer(store, {"tg": tg}, config, clock, sleep=clock.sleep).deliver_until_idle(60)
+    assert (report.sent, report.retried, report.failed) == (5, 1, 0)
+    texts = stub.texts()
+    assert len(texts) == 5 and len(set(texts)) == 5
+    [retry] = [entry for entry in store.log if entry[0] == "retry"]
+    assert retry[3] - retry[2] == timedelta(seconds=3)
+    sent_after = [entry[2] for entry in store.log if entry[0] == "sent" and entry[1] == retry[1]]
+    assert sent_after[0] - retry[2] >= timedelta(seconds=3)
+    assert clock.sleeps == [3.0]
+
+
+def test_pacing_through_the_worker(stub: TelegramStub, clock: FakeClock, store: FakeStore) -> None:
+    config, tg = tg_setup(stub, clock, pace=True, chat_id="4242")
+    for n in range(3):
+        enqueue(store, config, n, clock.now())
+    report = Deliverer(store, {"tg": tg}, config, clock, sleep=clock.sleep).deliver_until_idle(60)
+    assert report.sent == 3 and clock.sleeps == [1.0, 1.0]
+
+
+def test_500_then_success(stub: TelegramStub, clock: FakeClock, store: FakeStore) -> None:
+    config, tg = tg_setup(stub, clock, pace=False)
+    enqueue(store, config, 1, clock.now())
+    stub.script("500", "500")
+    report = Deliverer(store, {"tg": tg}, config, clock, sleep=clock.sleep).deliver_until_idle(60)
+    assert (report.sent, report.retried) == (1, 2)
+    assert clock.sleeps == [5.0, 10.0]  # exponential backoff
+    assert len(stub.texts()) == 1 and store.rows[1].attempts == 3
+
+
+def test_400_fails_once_and_shows(stub: TelegramStub, clock: FakeClock, store: FakeStore) -> None:
+    config, tg = tg_setup(stub, clock, pace=False)
+    enqueue(store, config, 1, clock.now())
+    stub.script("400")
+    report = Deliverer(store, {"tg": tg}, config, clock, sleep=clock.sleep).deliver_until_idle(60)
+    assert report.failed == 1 and len(stub.calls("sendMessage")) == 1
+    shown = format_alerts(store.alerts_since(T0))
+    assert "tg: FAILED" in shown and "chat not found" in shown and TOKEN not in shown
+
+
+def test_hang_times_out_then_retries(stub: TelegramStub, clock: FakeClock, store: FakeStore) -> None:
+    config, tg = tg_setup(stub, clock, pace=False)
+    enqueue(store, config, 1, clock.now())
+    stub.script("hang:3")
+    report = Deliverer(store, {"tg": tg}, config, clock, sleep=clock.sleep).deliver_until_idle(60)
+    stub.release()
+    assert (report.sent, report.retried) == (1, 1)
+    assert "no answer within 1s" in (store.rows[1].last_error or "")
+    assert len(stub.texts()) == 1
+
+
+def test_retry_beyond_the_deadline_stays_queued(stub: TelegramStub, clock: FakeClock, store: FakeStore) -> None:
+    config, tg = tg_setup(stub, clock, pace=False)
+    enqueue(store, config, 1, clock.now())
+    stub.script("429:120")
+    report = Deliverer(store, {"tg": tg}, config, clock, sleep=clock.sleep).deliver_until_idle(60)
+    assert (report.sent, report.retried) == (0, 1)
+    assert report.next_due == T0 + timedelta(seconds=120)
+    assert clock.sleeps == [] and store.rows[1].status == "pending"
+
+
+def test_story_edit_through_telegram(stub: TelegramStub, clock: FakeClock, store: FakeStore) -> None:
+    config, tg = tg_setup(stub, clock, pace=False)
+    alert = enqueue(store, config, 1, clock.now())
+    deliverer = Deliverer(store, {"tg": tg}, config, clock, sleep=clock.sleep)
+    deliverer.deliver_due()
+    store.record_story_update(alert.id, item(2, feed="РИА Новости"), ["tg"], clock.now())
+    assert deliverer.deliver_due().edited == 1
+    [edit] = stub.calls("editMessageText")
+    assert edit.status == 200 and "also: " in edit.params["text"] and "РИА Новости" in edit.params["text"]
+
+
+def test_notify_test(stub: TelegramStub, clock: FakeClock) -> None:
+    _, tg = tg_setup(stub, clock, pace=False)
+    out = notify_test(tg, clock)
+    assert out.startswith("tg: sent (message 1)\nserver answered: {")
+    assert '"message_id": 1' in out and TOKEN not in out
+    stub.script("403")
+    with pytest.raises(NotifyError):
+        notify_test(tg, clock)
+
+
+# --- build_notifiers, console, SqlStore --------------------------------------------------------------
+
+
+def test_build_notifiers_and_console(clock: FakeClock, store: FakeStore) -> None:
+    config = make_config({"console": {"type": "console"}})
+    notifiers = build_notifiers(config)
+    assert isinstance(notifiers["console"], ConsoleNotifier)
+    out = io.StringIO()
+    console = ConsoleNotifier("console", out, topics={"strategic": "Стратегия"}, tz=MSK)
+    enqueue(store, config, 1, clock.now())
+    Deliverer(store, {"console": console}, config, clock).deliver_due()
+    assert "Новость 1\nhttps://tass.ru/1\nТАСС · 25.11.2026 12:00 MSK\ntopics: Стратегия 0.80" in out.getvalue()
+
+
+def test_on_sqlstore_exactly_once_across_restarts(tmp_path: Path, stub: TelegramStub, clock: FakeClock) -> None:
+    sql = pytest.importorskip("monitor.store.sql")
+    url = f"sqlite:///{tmp_path / 'monitor.db'}"
+    config, tg = tg_setup(stub, clock, pace=False)
+    db = sql.SqlStore(url)
+    for n in range(5):
+        db.add_items([item(n)], clock.now())
+        matches = [Match("strategic", 0.8, 0.5, True)]
+        assert db.record_alert(item(n), matches, ["tg"], clock.now()) is not None
+        assert db.record_alert(item(n), matches, ["tg"], clock.now()) is None  # re-classified: not again
+    stub.script("ok", "ok", "500")
+    first = Deliverer(db, {"tg": tg}, config, clock, sleep=clock.sleep).deliver_due()
+    assert (first.sent, first.retried) == (2, 1)
+    db.close()
+    again = sql.SqlStore(url)  # a restart: new store, new worker
+    report = Deliverer(again, {"tg": tg}, config, clock, sleep=clock.sleep).deliver_until_idle(60)
+    assert report.sent == 3
+    assert len(stub.texts()) == 5 and len(set(stub.texts())) == 5
+    assert again.outbox_counts()["sent"] == 5
+    states = format_alerts(again.alerts_since(T0 - timedelta(days=1)))
+    assert states.count("tg: sent") == 5
+    again.close()
