@@ -118,6 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         grouper.assign(it)
     fill = time.perf_counter() - started
     rss_full = rss_mb()
+    stats_full = grouper.stats()
 
     gc.collect()
     wall, cpu = [], []
@@ -149,6 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         p99 = xs[min(len(xs) - 1, int(0.99 * len(xs)))]
         print(f"| {name} | {statistics.median(xs):.3f} | {p99:.3f} | {statistics.mean(xs):.3f} | {xs[-1]:.3f} |")
     print(f"RSS: {rss_start:.0f} MB before, {rss_full:.0f} MB with a full window, {rss_end:.0f} MB after sliding")
+    print(f"index with a full window: {stats_full}; after sliding: {grouper.stats()}")
     return 0
 
 

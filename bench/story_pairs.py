@@ -1,11 +1,13 @@
 """Pairwise precision/recall of the same-story decision on the labelled pairs.
 
-    python3 bench/story_pairs.py [PAIRS] [--background pairs|none|FILE.jsonl.gz ...] [--sweep]
+    python3 bench/story_pairs.py [PAIRS] [--background streams|pairs|none|FILE.jsonl.gz ...] [--sweep] [--online]
 
 PAIRS defaults to ../shared/data/dev/story_pairs.jsonl.gz relative to the repository. The pairs carry no time and
-no stream, so IDF needs a background: by default the pairs' own texts (each distinct article once), or corpus
-files in the shared format (e.g. ../shared/data/background/*.jsonl.gz). `--sweep` prints the score distribution,
-the F1-maximising threshold and a 5-fold cross-validation of that choice.
+no stream, so IDF needs a background in place of the daemon's 48 h window: by default ("streams") ~57k real news
+texts (Lenta headlines and Telegram news posts from ../shared/data/background, plus the title and text of the
+Reuters EN DEV stream for English); "pairs" = the pairs' own 458 distinct articles; or any corpus files in the
+shared format. `--sweep` prints score distributions, a threshold sweep, the threshold chosen by the rule in
+`best_threshold` and a 5-fold cross-validation of that choice; `--online` groups all articles with StoryGrouper.
 """
 
 from __future__ import annotations
@@ -180,6 +182,16 @@ def sweep(pairs: Sequence[Pair], scored: Sequence[tuple[stories.Evidence, bool]]
         pooled += [(_rule(e, t), g) for i, (e, g) in enumerate(scored) if fold_of[i] == fold]
     print(f"5-fold cross-validation: thresholds chosen per fold {chosen}; pooled held-out decisions:\n")
     print(table([("all (CV)", count(pooled))]))
+    decisions = [(stories.decide(e)[0], g) for e, g in scored]
+    boot = random.Random(1)
+    samples = sorted(
+        (c.precision, c.recall, c.f1) for c in (count(boot.choice(decisions) for _ in decisions) for _ in range(1000))
+    )
+    lo, hi = ([sorted(x[k] for x in samples)[int(q * (len(samples) - 1))] for k in range(3)] for q in (0.025, 0.975))
+    print(
+        f"\nBootstrap (1000 resamples of the 245 pairs), 95 % intervals at the shipped threshold: precision "
+        f"{lo[0]:.2f}-{hi[0]:.2f}, recall {lo[1]:.2f}-{hi[1]:.2f}, F1 {lo[2]:.2f}-{hi[2]:.2f}"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -189,6 +201,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--background", nargs="+", default=["streams"], help="streams | pairs | none | corpus .jsonl.gz files"
     )
     parser.add_argument("--sweep", action="store_true", help="threshold sweep and cross-validation")
+    parser.add_argument("--online", action="store_true", help="also group all articles with StoryGrouper")
     args = parser.parse_args(argv)
     pairs = load_pairs(args.pairs)
     started = time.perf_counter()
@@ -215,7 +228,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(table(rows))
     if args.sweep:
         sweep(pairs, scored)
+    if args.online:
+        online(pairs, background)
     return 0
+
+
+def online(pairs: Sequence[Pair], background: stories.DocumentFrequencies | None) -> None:
+    """Every distinct article through one StoryGrouper (file order, same time); a pair is 'same' iff same story.
+
+    Unlike the pairwise rule this includes chaining (A joins B's story, C joins A) and the choice of the best
+    match among all items, as in the daemon.
+    """
+    grouper = stories.StoryGrouper(background=background)
+    story: dict[str, str] = {}
+    for p in pairs:
+        for it in (p.a, p.b):
+            if it.uid not in story:
+                story[it.uid] = grouper.assign(it).story_id
+    rows = []
+    for name, lang in (("ru", "ru"), ("en", "en"), ("all", None)):
+        chosen = [(story[p.a.uid] == story[p.b.uid], p.same) for p in pairs if lang in (None, p.lang)]
+        rows.append((f"{name} (online)", count(chosen)))
+    print(f"\nOnline: {len(story)} articles through StoryGrouper, {len(set(story.values()))} stories:\n")
+    print(table(rows))
 
 
 if __name__ == "__main__":

@@ -189,6 +189,15 @@ class StoryGrouper:
     def __len__(self) -> int:
         return len(self._entries)
 
+    def stats(self) -> dict[str, int]:
+        """Index size (items held, distinct terms counted, postings entries): all bounded by the window."""
+        with self._lock:
+            return {
+                "items": len(self._entries),
+                "terms": len(self._df.counts),
+                "postings": sum(len(bucket) for bucket in self._postings.values()),
+            }
+
     def assign(self, item: Item, now: datetime | None = None) -> StoryDecision:
         """Put `item` in an existing story or a new one, and index it. `now` caps item times from the future."""
         features = item_features(item)

@@ -269,3 +269,14 @@ def test_minhash_signatures_are_stable_across_processes() -> None:
 
 
 EXPECTED_SIGNATURE_HEAD = [869411940, 1569027176, 2350294246, 336003217]
+
+
+def test_index_shrinks_back_when_the_window_slides() -> None:
+    grouper = StoryGrouper(window_seconds=3600)
+    for i, text in enumerate(FILLER):
+        grouper.assign(item("filler", f"f{i}", text, T0))
+    assert grouper.stats()["items"] == len(FILLER)
+    grouper.assign(item("interfax", "1", KNDR_INTERFAX, T0 + timedelta(hours=2)))
+    only = StoryGrouper(window_seconds=3600)
+    only.assign(item("interfax", "1", KNDR_INTERFAX, T0))
+    assert grouper.stats() == only.stats()  # nothing of the evicted items is left behind
