@@ -204,8 +204,9 @@ class StoryGrouper:
         t = item_time(item).timestamp()
         with self._lock:
             if now is not None:
+                # caps a feed's bogus future date; `now` does not move the window itself, so a replay of an old
+                # corpus under a real clock still groups by the items' own times
                 t = min(t, now.timestamp())
-                self._advance(now.timestamp())
             self._advance(t)
             previous = self._by_uid.get(item.uid)
             if previous is not None:  # an updated version of an item we hold stays in its story

@@ -280,3 +280,11 @@ def test_index_shrinks_back_when_the_window_slides() -> None:
     only = StoryGrouper(window_seconds=3600)
     only.assign(item("interfax", "1", KNDR_INTERFAX, T0))
     assert grouper.stats() == only.stats()  # nothing of the evicted items is left behind
+
+
+def test_replaying_old_items_under_a_real_clock_still_groups() -> None:
+    grouper = StoryGrouper()
+    now = T0 + timedelta(days=3000)
+    a = grouper.assign(item("interfax", "1", KNDR_INTERFAX, T0), now=now)
+    b = grouper.assign(item("tass", "2", KNDR_TASS, T0 + timedelta(minutes=5)), now=now)
+    assert b.story_id == a.story_id
