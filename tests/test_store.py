@@ -189,6 +189,18 @@ def test_prune_keeps_alerted_items(store: SqlStore) -> None:
     assert store.prune(T0 + timedelta(days=5)) == 0
 
 
+def test_prune_drops_old_stories_without_alerts(store: SqlStore) -> None:
+    a, b = item("a"), item("b")
+    store.add_items([a, b], T0)
+    store.put_story(Story("quiet", a.uid, T0, T0, (a.uid,), ("ria",)))
+    store.put_story(Story("alerted", b.uid, T0, T0, (b.uid,), ("ria",)))
+    store.put_story(Story("recent", b.uid, T0, T0 + timedelta(days=9), (b.uid,), ("ria",)))
+    store.record_alert(b, MATCHES, ["tg"], T0, story_id="alerted")
+    store.prune(T0 + timedelta(days=5))
+    assert store.get_story("quiet") is None
+    assert store.get_story("alerted") is not None and store.get_story("recent") is not None
+
+
 # --- alerts and outbox ----------------------------------------------------------------------------
 
 

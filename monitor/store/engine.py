@@ -12,6 +12,8 @@ the store can say which kind of BEGIN it wants (the recipe in SQLAlchemy's pysql
 from __future__ import annotations
 
 import re
+import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +68,7 @@ def _sqlite_on_connect(dbapi_connection: Any, record: ConnectionPoolEntry) -> No
     dbapi_connection.isolation_level = None  # we emit BEGIN ourselves, see the module docstring
     cursor = dbapi_connection.cursor()
     try:
-        cursor.execute("PRAGMA journal_mode=WAL")
+        _enable_wal(cursor)
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
         # In WAL mode NORMAL cannot corrupt the database; a power cut may lose the last commits, a process
@@ -74,6 +76,25 @@ def _sqlite_on_connect(dbapi_connection: Any, record: ConnectionPoolEntry) -> No
         cursor.execute("PRAGMA synchronous=NORMAL")
     finally:
         cursor.close()
+
+
+def _enable_wal(cursor: Any) -> None:
+    """Switch a new database to WAL (the mode persists in the file, so later opens only read it).
+
+    The switch needs the database to itself and may fail with SQLITE_BUSY without calling the busy
+    handler when several processes open a new database at once; retry until the busy timeout runs out.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while True:
+        try:
+            mode = str(cursor.execute("PRAGMA journal_mode").fetchone()[0]).lower()
+            if mode not in ("wal", "memory"):
+                cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.005)
 
 
 def _sqlite_on_begin(conn: Connection) -> None:

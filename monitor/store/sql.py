@@ -37,6 +37,7 @@ from .schema import alerts, outbox, story_items
 from .schema import feeds as feed_table
 from .schema import items as item_table
 from .schema import matches as match_table
+from .schema import stories as story_table
 
 _FIRST_ALERT = select(func.min(alerts.c.id)).where(alerts.c.story_id == bindparam("story"))
 _UPDATABLE = ("title", "link", "published", "summary", "content", "author", "lang", "content_hash")
@@ -53,7 +54,10 @@ class SqlStore:
     """The monitor's persistent state in a SQL database (`sqlite:///path` or `postgresql+psycopg://...`)."""
 
     def __init__(self, url: str, *, schema: str | None = None) -> None:
-        """Open (creating and migrating as needed); `schema` is a PostgreSQL schema to work in."""
+        """Open (creating and migrating as needed); `schema` is a PostgreSQL schema to work in.
+
+        `schema_versions` tells what the opening did: (version found, version now), (0, n) for a new database.
+        """
         try:
             self._engine = make_engine(url, schema)
             memory = is_memory(make_url(url))
@@ -188,13 +192,20 @@ class SqlStore:
             return int(conn.execute(query).scalar_one())
 
     def prune(self, before: datetime) -> int:
-        """Delete items first seen before `before` that no alert references (and their matches)."""
+        """Delete items first seen before `before` that no alert references (and their matches); return the
+        count. Stories last seen before then without an alert go too, or they would grow without bound."""
         doomed = select(item_table.c.id).where(
             item_table.c.first_seen < before, ~select(alerts.c.id).where(alerts.c.item_id == item_table.c.id).exists()
         )
+        stale = select(story_table.c.id).where(
+            story_table.c.last_seen < before, ~select(alerts.c.id).where(alerts.c.story_id == story_table.c.id).exists()
+        )
         with self._tx("pruning old items", write=True) as conn:
             conn.execute(delete(match_table).where(match_table.c.item_id.in_(doomed)))
-            return int(conn.execute(delete(item_table).where(item_table.c.id.in_(doomed))).rowcount)
+            pruned = int(conn.execute(delete(item_table).where(item_table.c.id.in_(doomed))).rowcount)
+            conn.execute(delete(story_items).where(story_items.c.story_id.in_(stale)))
+            conn.execute(delete(story_table).where(story_table.c.id.in_(stale)))
+        return pruned
 
     # --- alerts and outbox ------------------------------------------------------------------------
 
