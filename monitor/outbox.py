@@ -197,6 +197,8 @@ class Deliverer:
         # A channel that answered 429/5xx is left alone until its retry time, in this process; its
         # other due rows are deferred to then instead of each hammering it again.
         self._blocked: dict[str, datetime] = {}
+        # isinstance() against a runtime Protocol inspects the class each time: do it once per channel.
+        self._paced = {name: n for name, n in notifiers.items() if isinstance(n, Paced)}
 
     def deliver_due(self, max_rows: int = 100, *, deadline: datetime | None = None) -> DeliveryReport:
         """One pass over the rows due now (at most `max_rows`)."""
@@ -232,7 +234,7 @@ class Deliverer:
                 if end is not None:
                     self._defer(row, end, report)
                     continue
-            if not self._pace(row, notifier, deadline, report):
+            if not self._pace(row, deadline, report):
                 continue
             try:
                 ref = notifier.send(alert)
@@ -281,11 +283,12 @@ class Deliverer:
         report.deferred += 1
         report.later(until)
 
-    def _pace(self, row: Delivery, notifier: Notifier, deadline: datetime | None, report: DeliveryReport) -> bool:
+    def _pace(self, row: Delivery, deadline: datetime | None, report: DeliveryReport) -> bool:
         """True when the row may be sent now (the notifier sleeps the short wait itself); else defer it."""
-        if not isinstance(notifier, Paced):
+        paced = self._paced.get(row.channel)
+        if paced is None:
             return True
-        wait = notifier.ready_in()
+        wait = paced.ready_in()
         now = self.clock.now()
         if wait <= self.max_pace_wait and (deadline is None or now + timedelta(seconds=wait) <= deadline):
             return True
@@ -302,7 +305,7 @@ class Deliverer:
         # No ref: not sent yet (the send will show the current story), failed, or a channel without
         # edits. Already edited in this pass: that edit rendered the same current alert.
         if ref is not None and key not in edited:
-            if not self._pace(row, notifier, None, report):
+            if not self._pace(row, None, report):
                 return
             try:
                 notifier.edit(ref, alert)

@@ -311,7 +311,7 @@ def render_line(line: Line) -> str:
 
 def units(text: str) -> int:
     """Length in UTF-16 code units, the way Telegram counts (an emoji outside the BMP counts 2)."""
-    return len(text) + sum(1 for ch in text if ord(ch) > 0xFFFF)
+    return len(text.encode("utf-16-le")) // 2
 
 
 _COST = {"&": 5, "<": 4, ">": 4}  # &amp; &lt; &gt;
