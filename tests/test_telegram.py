@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
+import requests
 
 from monitor.config import TelegramChannel
 from monitor.errors import NotifyError
@@ -209,3 +213,34 @@ def test_send_text(stub: TelegramStub) -> None:
     tg = notifier(stub)
     assert tg.send_text("test <ok> & done") == "1"
     assert stub.texts() == ["test &lt;ok&gt; &amp; done"]
+
+
+def test_stand_in_as_a_process() -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.tgstub", "--token", TOKEN, "--port", "0"],
+        cwd=Path(__file__).resolve().parent.parent,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        port = int(proc.stdout.readline().split()[1])
+        base = f"http://127.0.0.1:{port}"
+        with requests.Session() as http:
+            http.post(f"{base}/_stub/script", json={"answers": ["429:2"]}, timeout=5)
+            channel = TelegramChannel(type="telegram", bot_token=TOKEN, chat_id=1, api_url=base, pace=False)
+            tg = TelegramNotifier("tg", channel)
+            with pytest.raises(NotifyError):
+                tg.send(make_alert())
+            assert tg.send(make_alert()) == "1"
+            tg.close()
+            recorded = http.get(f"{base}/_stub/requests", timeout=5).json()
+            assert [r["status"] for r in recorded] == [429, 200]
+            assert recorded[1]["params"]["parse_mode"] == "HTML"
+            [sent] = http.get(f"{base}/_stub/messages", timeout=5).json()
+            assert sent["message_id"] == 1 and sent["text"].startswith("Новость 1 <b>&")
+    finally:
+        proc.terminate()
+        proc.wait(5)
+        if proc.stdout:
+            proc.stdout.close()

@@ -100,10 +100,16 @@ class TelegramNotifier:
         """sendMessage; returns the first message_id, which later story updates edit."""
         chunks = message.render_telegram(alert, topics=self.topics, tz=self.tz)
         ids = self._send_chunks(f"alert:{alert.id}", chunks)
-        return ids[0] if ids else None
+        return ids[0] if ids and ids[0] else None
 
     def edit(self, ref: str, alert: Alert) -> None:
-        """editMessageText on the first message of a sent alert; "message is not modified" is success."""
+        """editMessageText on the first message of a sent alert; "message is not modified" is success.
+
+        An alert is one message unless hostile text (say, a title of 400 "&") escapes past 4,096
+        characters; then only its first message is edited.
+        """
+        if not ref.isdigit():
+            raise NotifyError(f"{self.name}: cannot edit: {ref!r} is not a Telegram message_id", permanent=True)
         chunks = message.render_telegram(alert, topics=self.topics, tz=self.tz)
         params = self._params(chunks[0])
         params["message_id"] = int(ref)
@@ -123,7 +129,7 @@ class TelegramNotifier:
     def send_text(self, text: str) -> str | None:
         chunks = message.render_telegram_text(text)
         ids = self._send_chunks(f"text:{hash(text)}", chunks)
-        return ids[0] if ids else None
+        return ids[0] if ids and ids[0] else None
 
     def close(self) -> None:
         if self._own_session:
@@ -177,7 +183,8 @@ class TelegramNotifier:
         try:
             for chunk in chunks[len(done) :]:
                 result = self._paced_call("sendMessage", self._params(chunk))
-                done.append(str(result.get("message_id")) if isinstance(result, dict) else "")
+                message_id = result.get("message_id") if isinstance(result, dict) else None
+                done.append("" if message_id is None else str(message_id))
         except NotifyError:
             if done:
                 self._progress[key] = done
