@@ -320,5 +320,5 @@ class StoryGrouper:
             if bucket:
                 hits.update(bucket)  # counting runs in C
         hits.pop(exclude, None)
-        # most shared heavy terms first; ties to the newer item, so the choice is deterministic
-        return sorted(s for s, _ in heapq.nlargest(RERANK, hits.items(), key=lambda kv: (kv[1], kv[0])))
+        # most shared heavy terms first; ties in first-counted order, which is deterministic for a given history
+        return sorted(slot for slot, _ in hits.most_common(RERANK))
