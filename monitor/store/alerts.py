@@ -119,14 +119,13 @@ def record_story_update(conn: Connection, alert_id: int, item: Item, channels: S
     return written
 
 
-def _alert_select() -> Any:
-    return select(alerts.c.id.label("alert_id"), alerts.c.story_id, alerts.c.created, *items.c).select_from(
-        alerts.join(items, alerts.c.item_id == items.c.id)
-    )
+_ALERTS = select(alerts.c.id.label("alert_id"), alerts.c.story_id, alerts.c.created, *items.c).select_from(
+    alerts.join(items, alerts.c.item_id == items.c.id)
+)
 
 
 def build_alerts(conn: Connection, rows: Sequence[Row[Any]]) -> list[Alert]:
-    """Alerts from `_alert_select` rows, with their matches and their stories' other items."""
+    """Alerts from `_ALERTS` rows, with their matches and their stories' other items."""
     ids = [row.alert_id for row in rows]
     by_alert: dict[int, list[Match]] = defaultdict(list)
     for chunk in chunks(ids):
@@ -160,7 +159,7 @@ def build_alerts(conn: Connection, rows: Sequence[Row[Any]]) -> list[Alert]:
 
 
 def get_alert(conn: Connection, alert_id: int) -> Alert:
-    row = conn.execute(_alert_select().where(alerts.c.id == alert_id)).first()
+    row = conn.execute(_ALERTS.where(alerts.c.id == alert_id)).first()
     if row is None:
         raise StoreError(f"no alert with id {alert_id}")
     return build_alerts(conn, [row])[0]
@@ -168,7 +167,7 @@ def get_alert(conn: Connection, alert_id: int) -> Alert:
 
 def alerts_since(conn: Connection, since: datetime) -> list[tuple[Alert, list[Delivery]]]:
     rows = conn.execute(
-        _alert_select().where(alerts.c.created >= since).order_by(alerts.c.created.desc(), alerts.c.id.desc())
+        _ALERTS.where(alerts.c.created >= since).order_by(alerts.c.created.desc(), alerts.c.id.desc())
     ).all()
     built = build_alerts(conn, rows)
     deliveries: dict[int, list[Delivery]] = defaultdict(list)
