@@ -35,7 +35,13 @@ PRIOR_WEIGHT = 200  # pseudo-items: how much the cold-start calibration prior co
 TOP_TERMS = 6
 PASSAGE_CHARS = 600
 DEFAULT_THRESHOLD = 0.5
-PRIOR_MEDIAN, PRIOR_SPREAD = 0.02, 0.05  # cold-start calibration: typical values on a news background
+PRIOR_MEDIAN = 0.02  # cold start: a typical median cosine of a news item to an unrelated profile
+# Evidence E = W_DOC·(doc cosine − its background median) + W_NEAR·(best passage or example cosine − median)
+#            + W_KEYWORDS·(hit + log(1 + 2·title hits + text hits) + min(hits per 100 terms, 3) + hit·earliness);
+# score = logistic(E − E_ZERO), so the default threshold 0.5 means E ≥ E_ZERO. See docs/matching.md.
+W_DOC, W_NEAR, W_KEYWORDS = 9.0, 7.0, 0.75
+DENSITY_CAP = 3.0
+E_ZERO = 2.5
 FEEDBACK_WEIGHT = 0.5  # weight of the feedback centroid in a profile (feedback examples: the next issues)
 
 
@@ -127,6 +133,7 @@ class _Scores:
     gathered: np.ndarray  # [distinct terms, columns] profile and example weights of those terms
     uniq: np.ndarray  # the distinct term ids
     kw_first: np.ndarray  # where the first keyword phrase occurs: 0 = title or start of text .. 1 = end / none
+    n_terms: int  # terms in title and text
 
 
 class TopicModel:
@@ -245,6 +252,7 @@ class TopicModel:
                 np.zeros((0, cols), dtype=np.float32),
                 np.zeros(0, dtype=np.int64),
                 np.ones(n_topics, dtype=np.float32),
+                0,
             )
         # Distinct out-of-vocabulary terms must stay distinct for the vector norm: give them private ids.
         if (ids == oov).any():
@@ -317,34 +325,32 @@ class TopicModel:
             gathered,
             uniq,
             kw_first,
+            len(ids),
         )
 
     def _raw(self, s: _Scores) -> np.ndarray:
-        """Calibrated evidence E per topic (see docs/matching.md): similarity z-scores plus keyword evidence."""
-        z_doc = (s.doc - self._med[0]) / self._scale[0]
-        z_pass = (s.passage - self._med[1]) / self._scale[1]
-        z_ex = (s.example - self._med[2]) / self._scale[2]
-        sim = np.maximum(np.maximum(z_doc, 0.8 * z_pass), z_ex)
-        kw = np.minimum(s.kw_title, 1.0) * 1.0 + np.log1p(s.kw_text) * 0.7
-        return np.asarray(sim + kw, dtype=np.float32)
+        """Evidence E per topic (docs/matching.md): similarity above the topic's background median + keywords."""
+        doc = s.doc - self._med[0]
+        near = np.maximum(s.passage - self._med[1], s.example - self._med[2])
+        found = s.kw_title + s.kw_text
+        hit = (found > 0).astype(np.float32)
+        density = np.minimum(found * (100.0 / max(s.n_terms, 1)), DENSITY_CAP)
+        keywords = hit + np.log1p(2.0 * s.kw_title + s.kw_text) + density + hit * (1.0 - s.kw_first)
+        return np.asarray(W_DOC * doc + W_NEAR * near + W_KEYWORDS * keywords, dtype=np.float32)
 
     def _calibrate(self, sample: Sequence[tuple[list[str], np.ndarray]]) -> None:
-        """Per-topic median and spread of each similarity over the background sample, shrunk to a prior."""
+        """Each topic's median similarities over the background sample (shrunk to a prior while it is small)."""
         t = self._n_topics
         n = len(sample)
+        med = np.full((3, t), PRIOR_MEDIAN, dtype=np.float32)
         if n:
             arr = np.empty((n, 3, t), dtype=np.float32)
             for i, (seq, ids) in enumerate(sample):
                 e = self._evidence((), seq, ids)
                 arr[i, 0], arr[i, 1], arr[i, 2] = e.doc, e.passage, e.example
             med = np.median(arr, axis=0)
-            spread = np.quantile(arr, 0.95, axis=0) - med
-        else:
-            med = np.full((3, t), PRIOR_MEDIAN)
-            spread = np.full((3, t), PRIOR_SPREAD)
         w = n / (n + PRIOR_WEIGHT)
         self._med = (w * med + (1 - w) * PRIOR_MEDIAN).astype(np.float32)
-        self._scale = np.maximum(w * spread + (1 - w) * PRIOR_SPREAD, 1e-3).astype(np.float32)
 
     # ------------------------------------------------------------------------------------------------ public API
     @property
@@ -474,9 +480,8 @@ def _windows(n: int) -> tuple[list[int], np.ndarray, np.ndarray]:
 
 
 def _squash(raw: np.ndarray) -> np.ndarray:
-    """Calibrated evidence E (≥ 0 useful) → score in [0, 1): E / (E + 2), so E = 2 ⇔ 0.5, the default threshold."""
-    pos = np.maximum(raw, 0.0)
-    return np.asarray(pos / (pos + 2.0), dtype=np.float64)
+    """Evidence E → score in (0, 1): logistic(E − E_ZERO), so the default threshold 0.5 means E ≥ E_ZERO."""
+    return np.asarray(1.0 / (1.0 + np.exp(-(raw.astype(np.float64) - E_ZERO))), dtype=np.float64)
 
 
 def _passage(text: str, starts: Sequence[int], windows: Sequence[int], row: int) -> str:

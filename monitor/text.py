@@ -196,10 +196,7 @@ def derived_from(term: str) -> tuple[str, ...]:
 
 def _normalise_mapped(text: str) -> tuple[str, list[int] | None]:
     """normalise(text) and, when lengths differ (NFKC expands "№" to "no"), each output char's source offset."""
-    if unicodedata.is_normalized("NFKC", text):
-        norm = _fold(text)
-    else:
-        norm = normalise(text)
+    norm = _fold(text) if unicodedata.is_normalized("NFKC", text) else normalise(text)
     if len(norm) == len(text):
         return norm, None
     pieces: list[str] = []

@@ -1,0 +1,173 @@
+"""The topic model on small synthetic Russian/English texts: phrases, vetoes, passages, explanations, persistence."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from monitor.classify import TopicModel
+from monitor.config import Topic
+from monitor.errors import ModelError
+from monitor.explain import explanation_json, format_explanation
+
+TOPICS = [
+    Topic(
+        id="strategic",
+        name="Стратегическая стабильность",
+        description="Стратегическая стабильность, контроль над вооружениями, договоры ДСНВ и ДРСМД, ядерные ракеты.",
+        keywords=["стратегическая стабильность", "контроль над вооружениями", "ДСНВ", "New START", "ДРСМД"],
+    ),
+    Topic(
+        id="libya",
+        name="Ливия",
+        description="Ливия: конфликт, правительство в Триполи, армия Хафтара, прекращение огня.",
+        keywords=["Ливия", "Триполи", "Хафтар"],
+        exclude=["футбол"],
+    ),
+    Topic(
+        id="grain",
+        name="Grain",
+        description="Grain markets: wheat and corn harvests, exports and tenders.",
+        keywords=["wheat", "corn", "grain"],
+    ),
+]
+EXAMPLES = {
+    "strategic": (
+        ("Переговоры о ДСНВ", "Россия и США обсудили продление договора ДСНВ и стратегическую стабильность."),
+    ),
+    "libya": (("Бои под Триполи", "Армия Хафтара продолжает наступление на Триполи, ООН призывает к перемирию."),),
+    "grain": (("Wheat exports rise", "Wheat and corn exports rose as the harvest beat forecasts."),),
+}
+FILLER = [
+    "Сборная провела тренировку перед матчем чемпионата, тренер доволен формой игроков.",
+    "В Москве ожидается дождь и похолодание, синоптики советуют взять зонт.",
+    "Театр представил премьеру спектакля по пьесе Чехова, зрители аплодировали стоя.",
+    "Центральный банк сохранил ключевую ставку, инфляция замедлилась до четырех процентов.",
+    "В городе открылась новая станция метро, пассажиропоток вырос.",
+    "Выставка современного искусства открылась в галерее, художники показали инсталляции.",
+    "The city council approved a new budget for schools and road repairs.",
+    "Shares of technology companies rose on strong quarterly earnings.",
+]
+BACKGROUND = [f"{text} Выпуск {i}." for i in range(6) for text in FILLER]
+
+
+@pytest.fixture(scope="module")
+def model() -> TopicModel:
+    return TopicModel.build(TOPICS, EXAMPLES, BACKGROUND)
+
+
+def by_id(matches: list) -> dict:  # type: ignore[type-arg]
+    return {m.topic: m for m in matches}
+
+
+def test_one_match_per_topic_in_config_order(model: TopicModel) -> None:
+    matches = model.classify("Погода", "В Москве ожидается дождь.")
+    assert [m.topic for m in matches] == ["strategic", "libya", "grain"] == list(model.topic_ids)
+    assert not any(m.matched for m in matches)
+
+
+def test_keyword_phrase_matches_other_case_forms(model: TopicModel) -> None:
+    m = by_id(
+        model.classify("Кремль", "Стороны обсудили вопросы стратегической стабильности и контроля над вооружениями.")
+    )
+    assert m["strategic"].matched
+    assert set(m["strategic"].keyword_hits) == {"стратегическая стабильность", "контроль над вооружениями"}
+    assert not m["libya"].matched
+
+
+def test_country_keyword_matches_its_adjective(model: TopicModel) -> None:
+    m = by_id(model.classify("Переговоры", "Участники ливийского урегулирования встретились в Берлине."))
+    assert m["libya"].keyword_hits == ("Ливия",)
+
+
+def test_exclude_phrase_vetoes_the_topic(model: TopicModel) -> None:
+    text = "Сборная Ливии по футболу сыграла вничью, матч прошёл в Триполи."
+    m = by_id(model.classify("Футбол", text))["libya"]
+    assert not m.matched
+    assert m.vetoed_by == "футбол"
+    assert m.keyword_hits  # the keywords were found, the exclude phrase won
+
+
+def test_multi_topic_article_matches_through_its_passage(model: TopicModel) -> None:
+    culture = " ".join(FILLER[2:6] * 6)  # a long readout about other things
+    libya = "Лидеры выразили озабоченность продолжением боевых действий в Ливии и призвали к прекращению огня в Ливии."
+    text = f"{culture} {libya} {culture}"
+    m = by_id(model.classify("Итоги переговоров", text, "ru"))
+    assert m["libya"].matched
+    assert "Ливии" in m["libya"].passage
+    assert not m["strategic"].matched and not m["grain"].matched
+
+
+def test_english_item(model: TopicModel) -> None:
+    m = by_id(model.classify("Wheat tender", "Egypt bought wheat in a tender; corn prices were steady.", "en"))
+    assert m["grain"].matched
+    assert not m["libya"].matched
+
+
+def test_explanation_contents(model: TopicModel) -> None:
+    m = by_id(model.classify("Армия Хафтара у Триполи", "Армия Хафтара возобновила наступление на Триполи."))["libya"]
+    assert m.matched and 0.0 < m.score <= 1.0 and m.threshold == 0.5
+    assert "хафтар" in m.terms
+    assert set(m.keyword_hits) == {"Хафтар", "Триполи"}
+    assert "Триполи" in m.passage
+    assert m.vetoed_by is None
+
+
+def test_explain_all_fills_every_topic_and_formats(model: TopicModel) -> None:
+    matches = model.classify("Армия Хафтара", "Армия Хафтара у Триполи; цены на пшеницу.", explain_all=True)
+    assert all(m.passage for m in matches)
+    data = explanation_json(matches, TOPICS)
+    assert [t["id"] for t in data["topics"]] == ["strategic", "libya", "grain"]
+    assert set(data["topics"][1]) >= {"id", "name", "score", "threshold", "matched", "terms", "passage"}
+    text = format_explanation(matches, TOPICS)
+    assert text.splitlines()[0].startswith("MATCH") and "libya (Ливия)" in text
+
+
+def test_topic_threshold_overrides_the_default(model: TopicModel) -> None:
+    text = " ".join(FILLER[:6] * 4) + " Ливия."  # one passing mention in a long item
+    default = by_id(model.classify("Новости дня", text))["libya"]
+    assert default.threshold == 0.5 and default.score < 0.99
+    strict = [t.model_copy(update={"threshold": 0.99}) if t.id == "libya" else t for t in TOPICS]
+    m = by_id(TopicModel.build(strict, EXAMPLES, BACKGROUND).classify("Новости дня", text))["libya"]
+    assert m.threshold == 0.99 and m.score == default.score and not m.matched
+
+
+def test_deterministic(model: TopicModel) -> None:
+    again = TopicModel.build(TOPICS, EXAMPLES, BACKGROUND)
+    text = "Армия Хафтара и договор ДСНВ: стратегическая стабильность, wheat."
+    assert model.classify("Заголовок", text, explain_all=True) == again.classify("Заголовок", text, explain_all=True)
+    assert model.classify("Заголовок", text) == model.classify("Заголовок", text)
+
+
+def test_cold_start_without_background() -> None:
+    model = TopicModel.build(TOPICS, {}, [])
+    m = by_id(model.classify("Ливия", "Переговоры по Ливии в Триполи."))
+    assert m["libya"].matched and not m["grain"].matched
+
+
+def test_refit_returns_a_new_model_and_keeps_the_old(model: TopicModel) -> None:
+    newer = model.refit([*BACKGROUND, "Ливия: переговоры в Триполи продолжаются."])
+    assert newer is not model
+    text = "Армия Хафтара возобновила наступление на Триполи."
+    assert by_id(model.classify("", text))["libya"].matched
+    assert by_id(newer.classify("", text))["libya"].matched
+
+
+def test_save_and_load_keep_scores_and_accept_changed_topics(model: TopicModel, tmp_path: Path) -> None:
+    path = tmp_path / "model.npz"
+    model.save(path)
+    loaded = TopicModel.load(path, TOPICS, EXAMPLES)
+    text = "Стороны обсудили стратегическую стабильность и положение в Ливии."
+    assert loaded.classify("", text, explain_all=True) == model.classify("", text, explain_all=True)
+    dprk = Topic(id="dprk", name="КНДР", keywords=["КНДР", "Пхеньян"], description="Северная Корея, ракеты.")
+    changed = TopicModel.load(path, [*TOPICS, dprk], EXAMPLES)
+    assert changed.topic_ids[-1] == "dprk"
+    assert by_id(changed.classify("Пхеньян", "КНДР провела пуск ракеты, сообщил Пхеньян."))["dprk"].matched
+
+
+def test_load_rejects_garbage(tmp_path: Path) -> None:
+    path = tmp_path / "model.npz"
+    path.write_bytes(b"not a model")
+    with pytest.raises(ModelError):
+        TopicModel.load(path, TOPICS, EXAMPLES)

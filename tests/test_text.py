@@ -1,0 +1,65 @@
+"""Normalisation, tokens, language guess and morphology (Russian cases and adjectives, English plurals, codes)."""
+
+from __future__ import annotations
+
+from monitor.text import derived_from, guess_language, normalise, term_spans, terms, tokens
+
+
+def test_normalise_folds_case_yo_dashes_and_compatibility_forms() -> None:
+    assert normalise("Ёлка — ЕЩЁ") == "елка - еще"
+    assert normalise("ﬁle") == "file"
+
+
+def test_tokens_keep_codes_and_abbreviations() -> None:
+    toks = tokens("СНВ-3, ДРСМД, С-400, New START, F-16 и U.S. — а также российско-французский")
+    assert toks[:7] == ["снв-3", "дрсмд", "с-400", "new", "start", "f-16", "и"]
+    assert "u.s" in toks
+    assert toks[-2:] == ["российско", "французский"]  # alphabetic compounds split, codes kept whole
+
+
+def test_guess_language() -> None:
+    assert guess_language("Президент России провёл переговоры") == "ru"
+    assert guess_language("The president held talks in Moscow") == "en"
+    assert guess_language("12 34") == ""
+    assert guess_language("Заявление по New START сделал МИД России") == "ru"  # mixed: the majority script
+
+
+def test_russian_noun_cases_share_a_term() -> None:
+    assert terms("Ливия") == terms("Ливии") == terms("Ливией") == ["ливия"]
+    assert terms("санкции") == terms("санкций") == terms("санкциями")
+
+
+def test_russian_adjectives_share_a_term_and_place_adjectives_point_to_the_noun() -> None:
+    assert terms("стратегическая стабильность") == terms("стратегической стабильности")
+    assert terms("ливийского") == ["ливийский"]
+    assert "ливия" in derived_from("ливийский")
+    assert "сирия" in derived_from("сирийский")
+    assert "корея" in derived_from("корейский")
+    assert "ливан" not in derived_from("ливийский")  # no over-stemming: Libya is not Lebanon
+    assert terms("Ливия") != terms("Ливан")
+
+
+def test_unknown_names_are_stemmed_consistently() -> None:
+    assert terms("Хафтар") == terms("Хафтара") == terms("Хафтаром")
+
+
+def test_english_plurals_and_demonyms() -> None:
+    assert terms("prices") == terms("price")
+    assert terms("sanctions") == terms("sanction")
+    assert "syria" in derived_from(terms("Syrian")[0])
+
+
+def test_stop_words_are_dropped_in_both_languages() -> None:
+    assert terms("и в на по the of and") == []
+    assert terms("Контроль над вооружениями") == ["контроль", "вооружение"]
+
+
+def test_codes_survive_as_terms() -> None:
+    assert terms("поставки С-400 и F-16") == ["поставка", "с-400", "f-16"]
+
+
+def test_term_spans_point_into_the_original_text() -> None:
+    text = "Документ № 5: переговоры по Ливии"
+    got, starts = term_spans(text)
+    assert got == terms(text)
+    assert text[starts[got.index("ливия")] :].startswith("Ливии")
