@@ -377,12 +377,19 @@ def notify_test(notifier: Notifier, clock: Clock | None = None) -> str:
 
 
 def format_alerts(
-    rows: Sequence[tuple[Alert, Sequence[Delivery]]], *, topics: Mapping[str, str] | None = None, tz: tzinfo = UTC
+    rows: Sequence[tuple[Alert, Sequence[Delivery]]],
+    config: Config | None = None,
+    *,
+    topics: Mapping[str, str] | None = None,
+    tz: tzinfo | None = None,
 ) -> str:
-    """`monitor alerts`: one block per alert, newest first, with each channel's delivery state."""
+    """`monitor alerts`: one block per alert, newest first, with each channel's delivery state.
+
+    Topic names and the time zone come from `config` unless given."""
     if not rows:
         return "no alerts"
-    names = topics or {}
+    names = topics if topics is not None else {t.id: t.name for t in config.topics} if config else {}
+    tz = tz or (config.settings.tz if config else UTC)
     blocks = []
     for alert, deliveries in sorted(rows, key=lambda r: r[0].created, reverse=True):
         topic_text = ", ".join(f"{names.get(m.topic, m.topic)} {m.score:.2f}" for m in matched(alert))

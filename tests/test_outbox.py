@@ -349,6 +349,8 @@ def test_permanent_failure_is_visible(clock: FakeClock, store: FakeStore) -> Non
     assert report.failed == 1 and store.status() == {"failed": 1} and clock.sleeps == []
     shown = format_alerts(store.alerts_since(T0 - timedelta(days=1)), topics={"strategic": "Стратегия"}, tz=MSK)
     assert "#1 2026-11-25 12:00 [Стратегия 0.80] Новость 1 (ТАСС)" in shown
+    with_config = format_alerts(store.alerts_since(T0 - timedelta(days=1)), config)
+    assert "#1 2026-11-25 12:00 [Стратегическая стабильность 0.80] Новость 1 (ТАСС)" in with_config
     assert "tg: FAILED, 1 attempt: tg: telegram sendMessage: 400 Bad Request: chat not found" in shown
 
 
