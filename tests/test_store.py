@@ -14,6 +14,7 @@ from monitor.errors import StoreError
 from monitor.models import FeedState, Match, Story
 from monitor.ports import Store
 from monitor.store import SqlStore
+from monitor.store.engine import make_engine
 from monitor.store.migrate import LATEST
 from tests.storefixtures import T0, Db, db_fixture, item, store_fixture  # noqa: F401
 
@@ -85,6 +86,20 @@ def test_sqlite_file_gets_its_directory(tmp_path: Path) -> None:
 def test_bad_urls_raise_store_error(url: str, schema: str | None, message: str) -> None:
     with pytest.raises(StoreError, match=message):
         SqlStore(url, schema=schema)
+
+
+def test_sqlite_runs_in_wal_mode_with_foreign_keys(tmp_path: Path) -> None:
+    store = SqlStore(f"sqlite:///{tmp_path / 'monitor.db'}")
+    with store._tx("checking settings") as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    store.close()
+
+
+def test_plain_postgresql_urls_use_psycopg_3() -> None:
+    engine = make_engine("postgresql://monitor@127.0.0.1/monitor", schema="s1")  # no connection is made
+    assert engine.dialect.driver == "psycopg"
+    engine.dispose()
 
 
 def test_in_memory_sqlite_is_shared_between_threads() -> None:
