@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import re
+import time
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
@@ -255,3 +256,11 @@ def test_digest_groups_by_topic_and_splits() -> None:
     assert "Иран (3)\n• Иран 0 — РИА Новости, 25.11 14:05" in joined
     assert all(f"Новость {i} " in joined for i in range(150))
     assert message.group_by_topic(alerts, TOPICS)[0][0] == "Стратегическая стабильность"
+
+
+def test_a_megabyte_of_text_renders_quickly() -> None:
+    body = ("слово " * 200_000) + "о стратегической стабильности"
+    started = time.perf_counter()
+    [chunk] = render_telegram(make_alert(summary=body), topics=TOPICS, tz=MSK)
+    assert time.perf_counter() - started < 1.0
+    check_chunks([chunk])

@@ -35,6 +35,7 @@ TELEGRAM_LIMIT = 4096
 
 TITLE_MAX = 400
 SNIPPET_WIDTH = 320
+SNIPPET_SCAN = 20_000  # characters of a (possibly megabyte-long) full text searched for the first hit
 WHY_MAX = 300
 DIGEST_TITLE_MAX = 200
 LINK_MAX = 2048  # longer "links" are shown as text: a 10 kB href would not fit a tag into a chunk
@@ -142,7 +143,7 @@ def highlight_spans(text: str, terms: Sequence[str]) -> list[tuple[int, int]]:
 
 def snippet(text: str, terms: Sequence[str], width: int = SNIPPET_WIDTH) -> tuple[str, list[tuple[int, int]]]:
     """About `width` characters of `text` around the first matching term, and the spans to highlight."""
-    text = one_line(text)
+    text = one_line(text[:SNIPPET_SCAN])
     spans = highlight_spans(text, terms)
     if len(text) <= width:
         return text, spans
