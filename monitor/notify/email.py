@@ -1,7 +1,8 @@
 """Email channel: multipart (text + HTML) messages over smtplib, one connection reused for a batch.
 
-The connection opens on the first send and stays open for the rest of a delivery pass; close() ends it.
-A kept-alive connection the server has since dropped is reopened once. SMTP reply codes decide
+The connection opens on the first send and is reused while sends keep coming (a delivery pass, a
+burst); one idle for a minute is replaced, and close() ends it. A reused connection the server has
+dropped meanwhile is reopened once. SMTP reply codes decide
 retries (RFC 5321 §4.2.1): 5yz is a permanent failure, 4yz and network errors are transient.
 
 Header injection: every header value built from feed text goes through one_line(), which turns CR, LF
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import smtplib
 import ssl
+import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, tzinfo
 from email import policy
@@ -23,6 +25,8 @@ from ..errors import NotifyError
 from ..models import Alert
 from ..ports import Clock, SystemClock
 from . import message
+
+IDLE_CLOSE = 60.0  # seconds a kept connection may sit unused before the next send opens a fresh one
 
 
 class EmailNotifier:
@@ -48,6 +52,7 @@ class EmailNotifier:
         self._clock = clock or SystemClock()
         self._local_hostname = local_hostname
         self._smtp: smtplib.SMTP | None = None
+        self._last_used = 0.0
         self._domain = parseaddr(channel.from_)[1].rpartition("@")[2] or "localhost"
 
     # -- Notifier --------------------------------------------------------------------------------
@@ -124,6 +129,8 @@ class EmailNotifier:
 
     def _send(self, msg: EmailMessage) -> None:
         where = f"{self.name}: smtp {self.channel.host}:{self.channel.port}"
+        if self._smtp is not None and time.monotonic() - self._last_used > IDLE_CLOSE:
+            self.close()  # servers drop idle sessions (RFC 5321 §4.5.3.2.7: 5 min); don't write into one
         for attempt in (1, 2):
             reused = self._smtp is not None
             smtp = self._smtp or self._open()
@@ -141,6 +148,7 @@ class EmailNotifier:
                 raise _error(f"{where}: sending failed", exc) from exc
             except ValueError as exc:  # email.policy refused a header: our bug, retrying cannot help
                 raise NotifyError(f"{where}: invalid message: {exc}", permanent=True) from exc
+            self._last_used = time.monotonic()
             accepted = [to for to in self.channel.to if to not in refused]
             self.last_answer = f"accepted for {', '.join(accepted)}" + (
                 f"; refused {', '.join(f'{to} ({code})' for to, (code, _) in refused.items())}" if refused else ""
