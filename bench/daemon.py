@@ -270,6 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         wait_ready(notify, proc, 120)
+        notify.close()  # nobody reads STATUS= lines from here on (the daemon drops them, never blocks)
         print(
             f"daemon ready in {time.monotonic() - started:.1f}s; {args.feeds} feeds on {args.hosts} hosts, "
             f"interval {args.interval}s; warming up",

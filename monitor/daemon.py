@@ -23,7 +23,6 @@ import contextlib
 import hashlib
 import logging
 import os
-import random
 import select
 import signal
 import socket
@@ -45,6 +44,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from . import config as cfg
 from .app import open_app
 from .errors import MonitorError, NotifyError
+from .feeds.schedule import jitter
 from .health import dead_feed_transitions, notice, usual_gap
 from .logs import remember_secrets, secrets_of
 from .metrics import Metrics
@@ -557,7 +557,7 @@ class Daemon:
         if stored is not None and now < stored <= now + timedelta(seconds=every):
             return stored
         spread = min(self._startup_spread, every / 2) if startup else NEW_FEED_SPREAD
-        return now + timedelta(seconds=random.uniform(0, spread))
+        return now + timedelta(seconds=jitter(feed.name, spread))
 
     def _remove_job(self, job_id: str) -> None:
         assert self._scheduler is not None

@@ -14,6 +14,7 @@ from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, start_http_server
 
+from .errors import MonitorError
 from .pipeline import PollReport
 
 log = logging.getLogger(__name__)
@@ -77,7 +78,10 @@ class Metrics:
         """Start the HTTP endpoint on a background thread; return the bound (host, port)."""
         host, _, port = hostport.rpartition(":")
         host = host.strip("[]") or "127.0.0.1"
-        server, thread = start_http_server(int(port), addr=host, registry=self.registry)
+        try:
+            server, thread = start_http_server(int(port), addr=host, registry=self.registry)
+        except OSError as exc:  # address in use, or not an address of this host
+            raise MonitorError(f"cannot serve metrics on {hostport}: {exc}") from exc
         self._server, self._thread = server, thread
         bound = server.server_address
         log.info("metrics on http://%s:%s/metrics", bound[0], bound[1])

@@ -51,7 +51,9 @@ class SdNotifier:
         if self.socket_path.startswith("@"):
             address = b"\0" + self.socket_path[1:].encode()
         try:
-            with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+            # Non-blocking: if nobody drains the socket (its queue holds ~10 datagrams), drop the message
+            # rather than hang the caller, which may be the shutdown path.
+            with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK) as sock:
                 sock.connect(address)
                 sock.sendall("\n".join(states).encode())
         except OSError as exc:

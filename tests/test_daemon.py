@@ -7,6 +7,7 @@ import signal
 import textwrap
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -17,7 +18,8 @@ import pytest
 
 from monitor import config as cfg
 from monitor.daemon import Daemon, HostLimiter, fallback_interval, poll_job_id
-from monitor.models import Alert, FeedState
+from monitor.metrics import Metrics
+from monitor.models import Alert, FeedState, Match
 from monitor.pipeline import PollReport
 from monitor.ports import Clock
 from monitor.reload import ConfigWatcher
@@ -543,3 +545,28 @@ def test_watcher_ignores_touch_and_same_bytes_and_handles_replace(tmp_path: Path
     assert not watcher.changed()
     clock.t = 6.5
     assert watcher.changed()  # a vanished file is a change: the reload reports it
+
+
+# --- metrics ------------------------------------------------------------------------------------------
+
+
+def test_metrics_endpoint_serves_the_private_registry() -> None:
+    metrics = Metrics()
+    host, port = metrics.serve("127.0.0.1:0")
+    try:
+        matches = {"a\x1f1": (Match("libya", 0.9, 0.5, True),)}
+        metrics.record_poll(PollReport(feed="a", status="ok", new=3, elapsed=0.2, alerts=1, matches=matches))
+        metrics.record_poll(PollReport(feed="b", status="error", error="HTTP 503"))
+        metrics.record_delivery(sent=2, failed=1)
+        metrics.set_outbox({"pending": 4, "sent": 10, "failed": 1})
+        with urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=5) as response:
+            text = response.read().decode()
+    finally:
+        metrics.close()
+    assert 'topic_monitor_polls_total{status="ok"} 1.0' in text
+    assert "topic_monitor_fetch_errors_total 1.0" in text
+    assert "topic_monitor_items_total 3.0" in text
+    assert 'topic_monitor_matches_total{topic="libya"} 1.0' in text
+    assert "topic_monitor_alerts_sent_total 2.0" in text and "topic_monitor_alerts_failed_total 1.0" in text
+    assert 'topic_monitor_outbox{status="pending"} 4.0' in text
+    assert "topic_monitor_poll_duration_seconds_count 2.0" in text

@@ -179,3 +179,12 @@ def test_daemon_sends_ready_watchdog_and_stopping(tmp_path: Path, listener: tupl
         thread.join(10)
     assert time.monotonic() - started < 5
     wait_for(lambda: lst.saw("STOPPING=1"), what="STOPPING=1")
+
+
+def test_notify_never_blocks_when_nobody_reads(listener: tuple[Listener, str]) -> None:
+    _, path = listener
+    sd = SdNotifier(path)
+    started = time.monotonic()
+    results = [sd.status(f"message {i}") for i in range(200)]  # far more than the socket queue holds
+    assert time.monotonic() - started < 2
+    assert results[0] and not all(results)
