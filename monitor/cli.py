@@ -15,7 +15,7 @@ from pathlib import Path
 from . import __version__
 from . import config as cfg
 from .app import USER_AGENT, App, open_app
-from .classify import explanation_json, format_explanation
+from .explain import explanation_json, format_explanation
 from .concurrency import poll_all
 from .daemon import Daemon
 from .errors import ConfigError, MonitorError

@@ -28,7 +28,7 @@ from .feeds.fulltext import extract_article
 from .feeds.parse import parse_feed
 from .feeds.schedule import next_poll
 from .models import FeedState, FetchResult, Item, Match, Story
-from .outbox import first_attempt
+from .outbox import hold_until
 from .ports import Clock, Fetcher, Store
 from .stories import StoryGrouper
 
@@ -159,13 +159,8 @@ class Pipeline:
             if fresh:
                 topics = [m.topic for m in fresh]
                 channels = config.channels_for(topics)
-                high = any(t.priority == "high" for t in config.topics if t.id in topics)
-                hold = {
-                    name: first_attempt(config.channels[name], high, now, config.settings.tz) for name in channels
-                }
-                alert = self.store.record_alert(
-                    item, fresh, channels, now, story_id=story.id, hold_until=hold
-                )
+                hold = hold_until(config, topics, channels, now)
+                alert = self.store.record_alert(item, fresh, channels, now, story_id=story.id, hold_until=hold)
                 alerted = alert is not None
                 story = replace(story, topics=(*story.topics, *topics))
             story_update = False
