@@ -79,19 +79,23 @@ NAMES = [
 STOP = "и в на с по о что как для от за не это к из у же также при до после".split()  # noqa: SIM905
 
 
-def vocabulary(seed: int) -> list[str]:
+def vocabulary(seed: int) -> tuple[list[str], list[str]]:
+    """(general forms, story forms): inflected forms of news lemmas and made-up names, split by lemma."""
     morph = pymorphy3.MorphAnalyzer()
-    forms: list[str] = []
+    groups: list[list[str]] = []
     for lemma in LEMMAS:
         parse = morph.parse(lemma)[0]
-        forms.extend(sorted({f.word for f in parse.lexeme})[:24])
+        groups.append(sorted({f.word for f in parse.lexeme})[:24])
     rng = random.Random(seed)
     syllables = ["ка", "ро", "ми", "на", "тов", "ски", "лев", "ар", "зан", "мур", "ден", "ко", "вич", "ан", "ес"]
-    for _ in range(400):  # surnames and places the dictionary does not know
-        base = "".join(rng.choice(syllables) for _ in range(rng.randint(2, 3)))
-        forms.extend([base.capitalize(), base.capitalize() + "а", base.capitalize() + "у"])
-    rng.shuffle(forms)
-    return forms
+    names = sorted({"".join(rng.choice(syllables) for _ in range(rng.randint(3, 4))) for _ in range(6000)})
+    groups.extend([base.capitalize(), base.capitalize() + "а", base.capitalize() + "у"] for base in names)
+    rng.shuffle(groups)
+    cut = len(groups) // 4
+    general = [w for g in groups[:cut] for w in g]
+    story = [w for g in groups[cut:] for w in g]
+    rng.shuffle(general)
+    return general, story
 
 
 class Writer:
@@ -109,7 +113,7 @@ class Writer:
         while length < chars:
             if self.rng.random() < 0.3:
                 word = self.rng.choice(STOP)
-            elif focus and self.rng.random() < 0.08:
+            elif focus and self.rng.random() < 0.15:
                 word = self.rng.choice(focus)
             else:
                 word = self.forms[bisect.bisect(self.cum, self.rng.random() * self.cum[-1])]
@@ -121,23 +125,27 @@ class Writer:
 
 
 def synthetic(n_topics: int, n_items: int, n_background: int, chars: int, seed: int = 1):  # type: ignore[no-untyped-def]
-    forms = vocabulary(seed)
-    writer = Writer(forms, seed)
+    """Items each tell one of 400 stories: general Zipf vocabulary plus 15 % words of the story's own vocabulary."""
+    # General vocabulary (Zipf) and story vocabulary are disjoint: a story's words, like real topical words
+    # ("Хафтар", "Идлиб"), occur in the stories about it, not at random everywhere.
+    general, rare = vocabulary(seed)
+    writer = Writer(general, seed)
     rng = random.Random(seed + 1)
+    stories = [rng.sample(rare, 40) for _ in range(400)]
     topics, examples = [], {}
-    rare = forms[len(forms) // 10 :]  # analysts' keywords are specific words, not the most frequent ones
     for i in range(n_topics):
-        focus = [*rng.sample(rare, 12), rng.choice(NAMES)]
-        keywords = [focus[0], focus[1], f"{focus[2]} {focus[3]}", focus[-1]]
-        topic = Topic(id=f"t{i:02d}", name=focus[0], description=" ".join(focus), keywords=keywords)
+        words = stories[i]
+        keywords = [words[0], words[1], f"{words[2]} {words[3]}", NAMES[i % len(NAMES)]]
+        topic = Topic(id=f"t{i:02d}", name=words[0], description=" ".join(words[:15]), keywords=keywords)
         topics.append(topic)
-        examples[topic.id] = tuple((" ".join(focus[:4]), writer.text(chars, focus)) for _ in range(3))
-    all_focus = [t.keywords[0] for t in topics]
-    items = [
-        (writer.text(80), writer.text(chars, [rng.choice(all_focus)] if i % 10 == 0 else None))
-        for i, _ in enumerate(range(n_items))
-    ]
-    background = [writer.text(chars) for _ in range(n_background)]
+        examples[topic.id] = tuple((" ".join(words[:4]), writer.text(chars, words)) for _ in range(3))
+
+    def item() -> tuple[str, str]:
+        words = stories[rng.randrange(len(stories))]
+        return writer.text(80, words), writer.text(chars, words)
+
+    items = [item() for _ in range(n_items)]
+    background = ["\n".join(item()) for _ in range(n_background)]
     return topics, examples, items, background
 
 
