@@ -202,57 +202,69 @@ class StoryGrouper:
         """Put `item` in an existing story or a new one, and index it. `now` caps item times from the future."""
         features = item_features(item)
         t = item_time(item).timestamp()
+        if now is not None:
+            # caps a feed's bogus future date; `now` does not move the window itself, so a replay of an old corpus
+            # under a real clock still groups by the items' own times
+            t = min(t, now.timestamp())
         with self._lock:
-            if now is not None:
-                # caps a feed's bogus future date; `now` does not move the window itself, so a replay of an old
-                # corpus under a real clock still groups by the items' own times
-                t = min(t, now.timestamp())
-            self._advance(t)
-            previous = self._by_uid.get(item.uid)
-            if previous is not None:  # an updated version of an item we hold stays in its story
-                story_id = self._entries[previous].story_id
-                self._remove(previous)
-                self._insert(item.uid, story_id, t, features)
-                return StoryDecision(story_id, False, "near-duplicate", 1.0, item.uid)
-            slot, vector = self._insert(item.uid, "", t, features)
-            best: tuple[tuple[int, float, float, int], _Entry, Reason, float] | None = None
-            best_cos = 0.0
-            for cand in self._candidates(vector, exclude=slot):
-                entry = self._entries[cand]
-                if abs(entry.time - t) > self.window_seconds:
-                    continue
-                evidence = _evidence(
-                    vector, entry.vector, features.signature, entry.signature, features.dates, entry.dates
-                )
-                best_cos = max(best_cos, evidence.cosine)
-                ok, reason = decide(evidence)
-                if not ok:
-                    continue
-                # near-duplicates first (closest copy), then the highest cosine, then the earliest item
-                near = reason == "near-duplicate"
-                rank = (0 if near else 1, -evidence.similarity if near else 0.0, -evidence.cosine, cand)
-                if best is None or rank < best[0]:
-                    best = (rank, entry, reason, evidence.similarity)
-            if best is None:
-                decision = StoryDecision(story_id_for(item.uid), True, "new", best_cos, None)
-            else:
-                _, match, reason, similarity = best
-                decision = StoryDecision(match.story_id, False, reason, similarity, match.uid)
-            if slot in self._entries:
-                self._entries[slot].story_id = decision.story_id
-            return decision
+            return self._assign(item.uid, t, features)
 
-    def restore(self, pairs: Iterable[tuple[Item, str]]) -> None:
-        """Rebuild the index from stored (item, story id) pairs after a restart; replaces the current state."""
+    def restore(self, pairs: Iterable[tuple[Item, str | None]]) -> dict[str, StoryDecision]:
+        """Rebuild the index from stored (item, story id) pairs after a restart; replaces the current state.
+
+        Items stored without a story id (stored, then the process stopped before grouping) are grouped now, in time
+        order with the rest; their decisions are returned by uid so the caller can store them.
+        """
         rows = sorted(((item_time(item).timestamp(), item, story) for item, story in pairs), key=lambda r: r[0])
+        decided: dict[str, StoryDecision] = {}
         with self._lock:
             self._reset()
             for t, item, story_id in rows:
+                features = item_features(item)
+                if story_id is None:
+                    decided[item.uid] = self._assign(item.uid, t, features)
+                    continue
                 self._advance(t)
                 previous = self._by_uid.get(item.uid)
                 if previous is not None:
                     self._remove(previous)
-                self._insert(item.uid, story_id, t, item_features(item))
+                self._insert(item.uid, story_id, t, features)
+        return decided
+
+    def _assign(self, uid: str, t: float, features: ItemFeatures) -> StoryDecision:
+        """The grouping decision; the caller holds the lock."""
+        self._advance(t)
+        previous = self._by_uid.get(uid)
+        if previous is not None:  # an updated version of an item we hold stays in its story
+            story_id = self._entries[previous].story_id
+            self._remove(previous)
+            self._insert(uid, story_id, t, features)
+            return StoryDecision(story_id, False, "near-duplicate", 1.0, uid)
+        slot, vector = self._insert(uid, "", t, features)
+        best: tuple[tuple[int, float, float, int], _Entry, Reason, float] | None = None
+        best_cos = 0.0
+        for cand in self._candidates(vector, exclude=slot):
+            entry = self._entries[cand]
+            if abs(entry.time - t) > self.window_seconds:
+                continue
+            evidence = _evidence(vector, entry.vector, features.signature, entry.signature, features.dates, entry.dates)
+            best_cos = max(best_cos, evidence.cosine)
+            ok, reason = decide(evidence)
+            if not ok:
+                continue
+            # near-duplicates first (closest copy), then the highest cosine, then the earliest item
+            near = reason == "near-duplicate"
+            rank = (0 if near else 1, -evidence.similarity if near else 0.0, -evidence.cosine, cand)
+            if best is None or rank < best[0]:
+                best = (rank, entry, reason, evidence.similarity)
+        if best is None:
+            decision = StoryDecision(story_id_for(uid), True, "new", best_cos, None)
+        else:
+            _, match, reason, similarity = best
+            decision = StoryDecision(match.story_id, False, reason, similarity, match.uid)
+        if slot in self._entries:
+            self._entries[slot].story_id = decision.story_id
+        return decision
 
     # -- index maintenance; callers hold the lock --
 

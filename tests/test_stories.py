@@ -288,3 +288,13 @@ def test_replaying_old_items_under_a_real_clock_still_groups() -> None:
     a = grouper.assign(item("interfax", "1", KNDR_INTERFAX, T0), now=now)
     b = grouper.assign(item("tass", "2", KNDR_TASS, T0 + timedelta(minutes=5)), now=now)
     assert b.story_id == a.story_id
+
+
+def test_restore_groups_items_stored_without_a_story() -> None:
+    first = item("interfax", "1", KNDR_INTERFAX, T0)
+    orphan = item("tass", "2", KNDR_TASS, T0 + timedelta(minutes=4))  # stored, process stopped before grouping
+    grouper = StoryGrouper()
+    decided = grouper.restore([(first, "s-1"), (orphan, None)])
+    assert decided == {orphan.uid: decided[orphan.uid]}
+    assert decided[orphan.uid].story_id == "s-1"
+    assert grouper.assign(item("ria", "3", KNDR_RIA, T0 + timedelta(minutes=9))).story_id == "s-1"
