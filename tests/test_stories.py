@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -298,3 +299,19 @@ def test_restore_groups_items_stored_without_a_story() -> None:
     assert decided == {orphan.uid: decided[orphan.uid]}
     assert decided[orphan.uid].story_id == "s-1"
     assert grouper.assign(item("ria", "3", KNDR_RIA, T0 + timedelta(minutes=9))).story_id == "s-1"
+
+
+def test_threads_may_share_a_grouper() -> None:
+    grouper = StoryGrouper()
+    stream = [item(f"feed{i}", str(i), FILLER[i % len(FILLER)], T0 + timedelta(seconds=i)) for i in range(40)]
+
+    def work(part: list[Item]) -> None:
+        for it in part:
+            grouper.assign(it)
+
+    threads = [threading.Thread(target=work, args=(stream[k::4],)) for k in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert grouper.stats()["items"] == len(stream)
