@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
@@ -62,6 +63,18 @@ _MARK = {
 }
 _FIRST_ALERT = select(func.min(alerts.c.id)).where(alerts.c.story_id == bindparam("story"))
 _UPDATABLE = ("title", "link", "published", "summary", "content", "author", "lang", "content_hash")
+_STORED = select(item_table.c.id, item_table.c.uid, item_table.c.content_hash, item_table.c.first_seen).where(
+    item_table.c.uid.in_(bindparam("uids", expanding=True))
+)
+_UPDATE_ITEM = (
+    update(item_table)
+    .where(item_table.c.id == bindparam("b_id"))
+    .values({name: bindparam(f"b_{name}") for name in _UPDATABLE})
+)
+_INSERT_ITEMS = {
+    name: dialect.insert(item_table).on_conflict_do_nothing().returning(item_table.c.uid)
+    for name, dialect in (("sqlite", sqlite), ("postgresql", postgresql))
+}
 
 
 def _describe(exc: SQLAlchemyError) -> str:
@@ -82,7 +95,7 @@ class SqlStore:
         try:
             self._engine = make_engine(url, schema)
             memory = is_memory(make_url(url))
-            sqlite = self._engine.dialect.name == "sqlite"
+            single_writer = self._engine.dialect.name == "sqlite"
         except (SQLAlchemyError, OSError) as exc:
             raise StoreError(f"while opening the database: {exc}") from exc
         # SQLite has one writer at a time. Threads of this process queue for it on a lock: left to SQLite's
@@ -91,7 +104,7 @@ class SqlStore:
         # shared connection, so there even readers take turns.
         lock = threading.Lock()
         self._read_lock: AbstractContextManager[Any] = lock if memory else nullcontext()
-        self._write_lock: AbstractContextManager[Any] = lock if sqlite else nullcontext()
+        self._write_lock: AbstractContextManager[Any] = lock if single_writer else nullcontext()
         try:
             with self._tx("migrating the database schema", write=True) as conn:
                 self.schema_versions = migrate(conn, schema)
@@ -151,8 +164,7 @@ class SqlStore:
         with self._tx("storing new items", write=True) as conn:
             stored: dict[str, tuple[int, str, datetime]] = {}
             for chunk in chunks(list(batch)):
-                query = select(item_table.c.id, item_table.c.uid, item_table.c.content_hash, item_table.c.first_seen)
-                for row in conn.execute(query.where(item_table.c.uid.in_(chunk))):
+                for row in conn.execute(_STORED, {"uids": list(chunk)}):
                     stored[row.uid] = (row.id, row.content_hash, row.first_seen)
             fresh: list[Item] = []
             changed: list[Item] = []
@@ -168,8 +180,7 @@ class SqlStore:
                     updates.append({"b_id": row_id, **{f"b_{name}": values[name] for name in _UPDATABLE}})
             new = self._insert_items(conn, fresh, now)
             if updates:
-                stmt = update(item_table).where(item_table.c.id == bindparam("b_id"))
-                conn.execute(stmt.values({name: bindparam(f"b_{name}") for name in _UPDATABLE}), updates)
+                conn.execute(_UPDATE_ITEM, updates)
         return new, changed
 
     @staticmethod
@@ -178,8 +189,8 @@ class SqlStore:
             return []
         # Bulk insert (multi-row VALUES); ON CONFLICT + RETURNING tells which rows really went in, should
         # another process have stored the same item since our SELECT (possible on PostgreSQL).
-        stmt = insert_for(conn, item_table).on_conflict_do_nothing().returning(item_table.c.uid)
-        inserted = set(conn.execute(stmt, [item_values(item, now) for item in fresh]).scalars())
+        rows = [item_values(item, now) for item in fresh]
+        inserted = set(conn.execute(_INSERT_ITEMS[conn.dialect.name], rows).scalars())
         return [item for item in fresh if item.uid in inserted]
 
     def get_item(self, uid: str) -> Item | None:
