@@ -40,7 +40,8 @@ from .schema import items as item_table
 from .schema import matches as match_table
 from .schema import stories as story_table
 
-# The outbox worker runs these for every message: built once, they cost a fraction of building them per call.
+# Statements on the hot paths (every item, every outbox message) are built once: building them per call
+# cost more than running them.
 _DUE = (
     select(outbox)
     .where(outbox.c.status == "pending", outbox.c.next_attempt <= bindparam("now"))
