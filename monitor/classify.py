@@ -33,6 +33,8 @@ STRIDE = 20
 CALIBRATION_SAMPLE = 3000  # most recent background items kept (as term ids) to calibrate scores
 PRIOR_WEIGHT = 200  # pseudo-items: how much the cold-start calibration prior counts against the sample
 TOP_TERMS = 6
+MATCH_CACHE = 200_000
+EXPLAIN_FROM = 0.5  # terms and passage are computed for topics scoring at least this fraction of their threshold
 PASSAGE_CHARS = 600
 DEFAULT_THRESHOLD = 0.5
 PRIOR_MEDIAN = 0.02  # cold start: a typical median cosine of a news item to an unrelated profile
@@ -149,16 +151,13 @@ class TopicModel:
         self._vocab = bg.vocab
         self._lookup = _Vocab(bg.vocab, len(bg.idf))
         self._idf = bg.idf
-        self._oov_idf = np.float32(bg.oov_idf)
+        self._idf_ext = np.append(bg.idf, np.float32(bg.oov_idf)).astype(np.float32)  # last slot: unseen terms
         self._phrases = PhraseIndex(specs)
         self._n_topics = len(specs)
         self._zeros = np.zeros(self._n_topics, dtype=np.float32)  # shared, never written
         self._ones = np.ones(self._n_topics, dtype=np.float32)
         self._thresholds = [s.threshold if s.threshold is not None else DEFAULT_THRESHOLD for s in specs]
-        self._silent = [
-            Match(topic=s.id, score=0.0, threshold=t, matched=t <= 0.0)
-            for s, t in zip(specs, self._thresholds, strict=True)
-        ]
+        self._match_cache: dict[tuple[int, float], Match] = {}  # filled lazily; entries never change
         self._build_matrix([[] for _ in specs])
         self._calibrate(self._sample_terms())
 
@@ -228,7 +227,7 @@ class TopicModel:
 
     # ----------------------------------------------------------------------------------------------- scoring core
     def _ids(self, seq: Sequence[str]) -> np.ndarray:
-        return np.array(list(map(self._lookup.__getitem__, seq)), dtype=np.int64)
+        return np.fromiter(map(self._lookup.__getitem__, seq), dtype=np.int64, count=len(seq))
 
     def _evidence(self, title_terms: Sequence[str], text_terms: Sequence[str], ids: np.ndarray) -> _Scores:
         n_topics = self._n_topics
@@ -275,13 +274,10 @@ class TopicModel:
             counts[1:] = np.bincount(flat, minlength=k * u).reshape(k, u)
         else:
             counts = doc[None, :].astype(np.float32)
-        known = uniq < oov
-        clipped = np.where(known, uniq, oov)
-        idf_u = np.where(known, self._idf[np.minimum(clipped, oov - 1)], self._oov_idf).astype(np.float32)
-        with np.errstate(divide="ignore"):
-            weights = np.where(counts > 0, 1.0 + np.log(counts), 0.0).astype(np.float32) * idf_u
-        norms = np.sqrt((weights * weights).sum(axis=1))
-        norms[norms == 0] = 1.0
+        clipped = np.minimum(uniq, oov)  # private out-of-vocabulary ids → the shared OOV slot
+        # sublinear tf: 1 + log(count) where count > 0, else 0 (log(max(count, 1)) avoids a warning on 0)
+        weights = (np.log(np.maximum(counts, 1.0)) + (counts > 0)) * self._idf_ext[clipped]
+        norms = np.maximum(np.sqrt((weights * weights).sum(axis=1)), 1e-12)
         gathered = self._matrix[self._row_of[clipped]]
         cos = (weights @ gathered) / norms[:, None]
         prof = cos[:, :n_topics]
@@ -360,26 +356,29 @@ class TopicModel:
     def classify(self, title: str, text: str, lang: str | None = None, *, explain_all: bool = False) -> list[Match]:
         """One Match per topic, in config order, with score, threshold and verdict.
 
-        The explanation (top terms, best passage) is filled for every topic that matched, was vetoed, had a keyword
-        hit or scored at least half its threshold; `explain_all` fills it for every topic (`monitor explain`).
+        The explanation (top terms, best passage) is filled for every topic that was vetoed or scored at least half
+        its threshold (so every match); keyword hits are always listed; `explain_all` fills every topic's
+        explanation (`monitor explain`).
         Leaving it out elsewhere keeps classify fast: most topics are nowhere near most items.
         """
         title_terms = terms(title, lang)
         text_terms = terms(text, lang)
         s = self._evidence(title_terms, text_terms, self._ids([*title_terms, *text_terms]))
-        scores = np.round(_squash(self._raw(s)), 6).tolist()
+        squashed = _squash(self._raw(s))
+        scores = np.round(squashed, 6).tolist()
+        coarse = np.round(squashed, 3).tolist()
         wanted = [
             ti
             for ti, (score, threshold) in enumerate(zip(scores, self._thresholds, strict=True))
-            if explain_all or score >= 0.5 * threshold or s.hits[ti] or s.veto[ti] is not None
+            if explain_all or score >= EXPLAIN_FROM * threshold or s.veto[ti] is not None
         ]
         top_terms = self._top_terms(s, wanted)
         rows = s.best_row.tolist()
         starts: list[int] | None = None
         passages: dict[int, str] = {}
-        out = self._silent.copy()  # shared Match objects for topics that scored 0 with nothing to explain
+        out: list[Match] = []
+        cache = self._match_cache
         for ti, (spec, threshold) in enumerate(zip(self._specs, self._thresholds, strict=True)):
-            score = scores[ti]
             if ti in top_terms:
                 row = rows[ti]
                 passage = passages.get(row)
@@ -388,18 +387,40 @@ class TopicModel:
                         starts = term_starts(text)
                     passage = passages[row] = _passage(text, starts, s.window_starts, row)
                 veto = s.veto[ti]
-                out[ti] = Match(
-                    topic=spec.id,
-                    score=score,
-                    threshold=threshold,
-                    matched=score >= threshold and veto is None,
-                    terms=top_terms[ti],
-                    passage=passage,
-                    keyword_hits=tuple(s.hits[ti]),
-                    vetoed_by=veto,
+                score = scores[ti]
+                out.append(
+                    Match(
+                        topic=spec.id,
+                        score=score,
+                        threshold=threshold,
+                        matched=score >= threshold and veto is None,
+                        terms=top_terms[ti],
+                        passage=passage,
+                        keyword_hits=tuple(s.hits[ti]),
+                        vetoed_by=veto,
+                    )
                 )
-            elif score > 0:
-                out[ti] = Match(topic=spec.id, score=score, threshold=threshold, matched=score >= threshold)
+            elif s.hits[ti]:
+                score = scores[ti]
+                out.append(
+                    Match(
+                        topic=spec.id,
+                        score=score,
+                        threshold=threshold,
+                        matched=score >= threshold,
+                        keyword_hits=tuple(s.hits[ti]),
+                    )
+                )
+            else:
+                # Far below the threshold, nothing to explain: a shared Match per topic and score to 3 decimals
+                # (creating 50 dataclasses per item would be a quarter of the time classify takes).
+                key = (ti, coarse[ti])
+                match = cache.get(key)
+                if match is None:
+                    match = Match(topic=spec.id, score=key[1], threshold=threshold, matched=key[1] >= threshold)
+                    if len(cache) < MATCH_CACHE:
+                        cache[key] = match
+                out.append(match)
         return out
 
     def _top_terms(self, s: _Scores, topics: Sequence[int]) -> dict[int, tuple[str, ...]]:

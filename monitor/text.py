@@ -227,23 +227,24 @@ def term_starts(text: str) -> list[int]:
 
 def term_spans(text: str) -> tuple[list[str], list[int]]:
     """Content terms of a text and the offset in `text` where each one's token starts (for passages)."""
-    get = _cache.get
+    norm, origin = _normalise_mapped(text)
+    found = _TOKEN.finditer(norm)
+    offsets = [m.start() for m in found]
+    toks = _TOKEN.findall(norm)
+    mapped = list(map(_cache.get, toks))
+    if None in mapped:
+        mapped = [m if m is not None else _token_terms(t) for m, t in zip(mapped, toks, strict=True)]
     out: list[str] = []
     starts: list[int] = []
-    norm, origin = _normalise_mapped(text)
-    for m in _TOKEN.finditer(norm):
-        tok = m.group()
-        term = get(tok)
-        if term is None:
-            term = _token_terms(tok)
+    for start, term in zip(offsets, mapped, strict=True):
         if term:
             if " " in term:
                 parts = term.split(" ")
                 out.extend(parts)
-                starts.extend([m.start()] * len(parts))
+                starts.extend([start] * len(parts))
             else:
                 out.append(term)
-                starts.append(m.start())
+                starts.append(start)
     if origin is not None:
         starts = [origin[i] for i in starts]
     return out, starts
