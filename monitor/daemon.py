@@ -257,6 +257,7 @@ class Daemon:
         self._feeds: dict[str, cfg.Feed] = {}
         self._busy = threading.Condition()
         self._jobs_running = 0
+        self._stopping = False
         self._stop = threading.Event()
         self._reload_requested = threading.Event()
         self._wake_r: socket.socket | None = None
@@ -391,6 +392,9 @@ class Daemon:
         return self._scheduler is not None and self._scheduler.running
 
     def _shutdown(self) -> None:
+        self._stop.set()
+        with self._busy:
+            self._stopping = True  # from here on no job starts; the ones running are waited for below
         self._sd.stopping()
         log.info("stopping")
         if self._scheduler is not None and self._scheduler.running:
@@ -441,6 +445,8 @@ class Daemon:
     def _guard(self, job: str, fn: Callable[..., object], *args: Any) -> None:
         """Run one job; log and count any exception, never let it out (the one `except Exception`)."""
         with self._busy:
+            if self._stopping:  # queued in an executor before the stop: do not start it now
+                return
             self._jobs_running += 1
         try:
             fn(*args)
