@@ -30,21 +30,26 @@ from monitor import config as cfg  # noqa: E402
 from monitor.app import open_app  # noqa: E402
 from monitor.concurrency import poll_all  # noqa: E402
 
-WORDS = (
-    "президент правительство министр переговоры заявил сообщил россия сша франция германия китай украина "
-    "сирия ливия совет безопасности оон войска армия оборона ракета договор санкции экономика нефть газ рубль "
-    "доллар выборы парламент закон суд полиция город область регион школа больница погода снег дождь футбол "
-    "матч команда сезон фильм театр выставка музей компания банк рынок акции рост снижение процент год неделя "
-    "понедельник вторник среда четверг пятница утром вечером вчера сегодня завтра новый старый большой малый"
-).split()
+SYLLABLES = "ка ли ро на те ви мо ре ду за по ст ер ан ов ин ск ол ен ра".split()
 
 
-def make_feed(index: int, items: int, rng: random.Random) -> bytes:
+def vocabulary(rng: random.Random, size: int = 6000) -> list[str]:
+    """Pseudo-Russian words; drawn Zipf-like below, so items share common words but not whole stories."""
+    words = {"".join(rng.choice(SYLLABLES) for _ in range(rng.randint(2, 4))) for _ in range(size * 2)}
+    return sorted(words)[:size]
+
+
+def sentence(rng: random.Random, words: list[str], n: int) -> str:
+    weights = [1 / (rank + 1) for rank in range(len(words))]
+    return " ".join(rng.choices(words, weights=weights, k=n))
+
+
+def make_feed(index: int, items: int, rng: random.Random, words: list[str]) -> bytes:
     start = datetime(2026, 11, 1, tzinfo=UTC)
     entries = []
     for j in range(items):
-        title = " ".join(rng.choice(WORDS) for _ in range(8)).capitalize()
-        text = " ".join(rng.choice(WORDS) for _ in range(80))
+        title = sentence(rng, words, 8).capitalize()
+        text = sentence(rng, words, 80)
         when = format_datetime(start + timedelta(minutes=index * 7 + j * 13))
         entries.append(
             f"<item><guid>https://bench.example/{index}/{j}</guid><title>{title}</title>"
@@ -60,7 +65,8 @@ def make_feed(index: int, items: int, rng: random.Random) -> bytes:
 
 def serve(port_queue: multiprocessing.Queue, feeds: int, items: int) -> None:  # type: ignore[type-arg]
     rng = random.Random(42)
-    docs = {f"/feed/{i}.xml": make_feed(i, items, rng) for i in range(feeds)}
+    words = vocabulary(rng)
+    docs = {f"/feed/{i}.xml": make_feed(i, items, rng, words) for i in range(feeds)}
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"

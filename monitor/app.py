@@ -111,9 +111,17 @@ def open_app(config: Config, *, clock: Clock | None = None) -> App:
         max_redirects=settings.max_redirects,
     )
     grouper = StoryGrouper(window_seconds=settings.story_window)
-    grouper.restore(store.items_for_story_index(clock.now() - timedelta(seconds=settings.story_window)))
+    stored = store.items_for_story_index(clock.now() - timedelta(seconds=settings.story_window))
+    grouper.restore(stored)
     model = load_model(config, store)
     notifiers = build_notifiers(config)
     pipeline = Pipeline(config, store, fetcher, model, grouper, clock)
+    # Items stored without a story were stored by a process that stopped before matching them:
+    # match them now, or their alerts would be lost (they are no longer new to the next poll).
+    unfinished = [item for item, story_id in stored if story_id is None]
+    for item in unfinished:
+        pipeline.process(item)
+    if unfinished:
+        log.info("matched %d items left unfinished by the last run", len(unfinished))
     deliverer = Deliverer(store, notifiers, config, clock)
     return App(config, clock, store, fetcher, pipeline, deliverer, notifiers)

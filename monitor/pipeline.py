@@ -163,13 +163,14 @@ class Pipeline:
                 alert = self.store.record_alert(item, fresh, channels, now, story_id=story.id, hold_until=hold)
                 alerted = alert is not None
                 story = replace(story, topics=(*story.topics, *topics))
+            # The story is saved before its edit is queued, so the edit renders the new source.
+            self.store.put_story(story)
             story_update = False
             if not fresh and not update and not decision.is_new:
                 first_alert = self.store.alert_for_story(story.id)
                 if first_alert is not None:
                     channels = config.channels_for(list(story.topics))
                     story_update = self.store.record_story_update(first_alert, item, channels, now) > 0
-            self.store.put_story(story)
         return Enqueued(matches=matched, story_id=story.id, alerted=alerted, story_update=story_update)
 
     def _with_full_text(self, item: Item) -> Item:
