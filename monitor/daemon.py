@@ -373,10 +373,10 @@ class Daemon:
         while not self._stop.is_set():
             if self._reload_requested.is_set():
                 self._reload_requested.clear()
-                self.reload("SIGHUP")
+                self._guard("reload", self.reload, "SIGHUP")
                 watcher.accept()
             elif watcher.changed():
-                self.reload(f"{self.config_path} changed")
+                self._guard("reload", self.reload, f"{self.config_path} changed")
             if interval and time.monotonic() >= next_ping and self._alive():
                 self._sd.watchdog()
                 next_ping = time.monotonic() + interval

@@ -140,11 +140,14 @@ class FakeApp:
     notifiers: dict[str, FakeNotifier] = field(default_factory=dict)
     reconfigured: list[cfg.Config] = field(default_factory=list)
     closed: bool = False
+    reconfigure_error: Exception | None = None
 
     def __post_init__(self) -> None:
         self.notifiers = {name: FakeNotifier(name) for name in self.config.channels}
 
     def reconfigure(self, config: cfg.Config) -> None:
+        if self.reconfigure_error is not None:
+            raise self.reconfigure_error
         self.config = config
         self.reconfigured.append(config)
         self.notifiers = {name: self.notifiers.get(name) or FakeNotifier(name) for name in config.channels}
@@ -390,6 +393,22 @@ def test_invalid_reload_keeps_the_old_config_and_tells_the_admin_channel(harness
     assert h.app.reconfigured == []
     assert h.thread.is_alive()
     assert h.daemon.jobs().keys() == {poll_job_id(f) for f in old.feeds} | HOUSEKEEPING
+
+
+def test_a_reload_that_raises_unexpectedly_keeps_the_daemon_on_the_old_config(
+    harness: Callable[..., Harness],
+) -> None:
+    h = harness()
+    old = h.daemon.config
+    h.app.reconfigure_error = RuntimeError("a bug in reconfigure")
+    write_config(h.path, FEEDS_AB + '  - {name: c, url: "http://two.test/c.xml"}\n')
+    h.daemon.request_reload()
+    wait_for(lambda: h.daemon.metrics.job_errors.labels("reload")._value.get() == 1, what="the guarded reload")
+    assert h.daemon.config is old and h.thread.is_alive()
+    h.app.reconfigure_error = None
+    h.daemon.request_reload()
+    wait_for(lambda: h.app.reconfigured, what="the next reload works")
+    assert h.stop() == 0
 
 
 def test_a_job_that_raises_does_not_kill_the_daemon(harness: Callable[..., Harness]) -> None:
