@@ -1,0 +1,229 @@
+"""The poll order end to end with real parts: feed server, SQLite store, topic model, story grouper,
+outbox and the Telegram Bot API stand-in. Time comes from a fixed clock."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+import pytest
+
+from monitor import config as cfg
+from monitor.app import App, open_app
+from monitor.models import Item
+from tests.feedserver import FeedServer, feed_server_fixture  # noqa: F401
+from tests.tgstub import TelegramStub, visible_text
+
+T0 = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
+
+
+class FixedClock:
+    def __init__(self, now: datetime) -> None:
+        self.t = now
+
+    def now(self) -> datetime:
+        return self.t
+
+
+def rss(items: list[tuple[str, str, str]]) -> bytes:
+    entries = "".join(
+        f"<item><guid>{escape(guid)}</guid><title>{escape(title)}</title>"
+        f"<link>https://news.example/{escape(guid)}</link><description>{escape(text)}</description>"
+        f"<pubDate>{format_datetime(T0 - timedelta(minutes=10 - i))}</pubDate></item>"
+        for i, (guid, title, text) in enumerate(items)
+    )
+    return f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>T</title>{entries}</channel></rss>'.encode()
+
+
+# One statement, three outlets, three wordings.
+READOUT = [
+    ("interfax-1", "Путин и Макрон призвали к прекращению огня в Ливии",
+     "Президенты России и Франции Владимир Путин и Эммануэль Макрон в ходе телефонного разговора выразили "
+     "озабоченность продолжением боевых действий в Ливии и высказались за незамедлительное прекращение огня "
+     "и возобновление межливийского диалога, сообщила пресс-служба Кремля."),
+    ("tass-1", "Кремль: Путин и Макрон выступили за перемирие в Ливии",
+     "Владимир Путин и Эммануэль Макрон в телефонном разговоре высказались за скорейшее прекращение огня в "
+     "Ливии и возобновление межливийского диалога, говорится в сообщении пресс-службы Кремля по итогам беседы "
+     "президентов России и Франции."),
+    ("ria-1", "Путин и Макрон обсудили ситуацию в Ливии",
+     "Президенты России и Франции обсудили по телефону ситуацию в Ливии. Владимир Путин и Эммануэль Макрон "
+     "выступили за незамедлительное прекращение огня и межливийский диалог, сообщили в Кремле."),
+]
+OTHER = ("ria-2", "В Москве открылась выставка современного искусства",
+         "В Манеже открылась выставка современного искусства, на которой представлены работы молодых художников.")
+
+
+def config_text(tmp_path: Path, server: FeedServer, stub: TelegramStub, topics: str) -> str:
+    return textwrap.dedent(f"""\
+        settings:
+          data_dir: {tmp_path / "data"}
+          timezone: Europe/Moscow
+        channels:
+          tg: {{type: telegram, bot_token: "{stub.token}", chat_id: "1001", api_url: "{stub.url}", pace: false}}
+        feeds:
+          - {{name: Interfax, url: "{server.url("/interfax.xml")}"}}
+          - {{name: TASS, url: "{server.url("/tass.xml")}"}}
+          - {{name: RIA, url: "{server.url("/ria.xml")}"}}
+        topics:
+        """) + textwrap.indent(textwrap.dedent(topics), "  ")
+
+
+LIBYA_TOPIC = """\
+- id: libya
+  name: Ливия
+  description: "Ливия: конфликт между Триполи и армией Хафтара, прекращение огня, межливийский диалог."
+  keywords: [Ливия, Триполи, Хафтар, ливийский]
+  examples:
+    - {title: "Переговоры по Ливии", text: "Стороны ливийского конфликта в Триполи обсудили перемирие и нефть."}
+"""
+FRANCE_TOPIC = """\
+- id: france
+  name: Франция
+  description: "Отношения России и Франции: контакты президентов, визиты, переговоры."
+  keywords: [Макрон, Франция, Париж]
+  examples:
+    - {title: "Путин и Макрон", text: "Президенты России и Франции провели переговоры в Париже."}
+"""
+
+
+@pytest.fixture
+def stub() -> Iterator[TelegramStub]:
+    with TelegramStub(token="123:secret-token") as running:
+        yield running
+
+
+def open_with(tmp_path: Path, text: str, clock: FixedClock) -> App:
+    path = tmp_path / "config.yaml"
+    path.write_text(text, encoding="utf-8")
+    return open_app(cfg.load(str(path), env={}), clock=clock)
+
+
+def poll_all(app: App) -> None:
+    for feed in app.config.feeds:
+        app.pipeline.poll(feed)
+
+
+def test_three_outlets_one_story_one_message_then_edits(
+    tmp_path: Path, feed_server: FeedServer, stub: TelegramStub
+) -> None:
+    clock = FixedClock(T0)
+    app = open_with(tmp_path, config_text(tmp_path, feed_server, stub, LIBYA_TOPIC), clock)
+    try:
+        feed_server.route("/interfax.xml", rss([READOUT[0]]))
+        feed_server.route("/tass.xml", rss([]))
+        feed_server.route("/ria.xml", rss([OTHER]))
+        poll_all(app)
+        app.deliverer.deliver_due()
+        assert len(stub.calls("sendMessage")) == 1
+        assert "Путин и Макрон призвали" in stub.texts()[0]
+        # Minutes later the two other outlets carry the same statement in other words.
+        clock.t += timedelta(minutes=3)
+        feed_server.set_body("/tass.xml", rss([READOUT[1]]))
+        feed_server.set_body("/ria.xml", rss([OTHER, READOUT[2]]))
+        poll_all(app)
+        app.deliverer.deliver_due()
+        assert len(stub.calls("sendMessage")) == 1, "the same story must not alert twice"
+        edits = stub.calls("editMessageText")
+        assert 1 <= len(edits) <= 2  # the outbox may fold two due edits of one message into one
+        assert "also: TASS, RIA" in visible_text(edits[-1].params["text"])
+        # Nothing more on the next cycle: no edits or alerts repeat.
+        poll_all(app)
+        app.deliverer.deliver_due()
+        assert (len(stub.calls("sendMessage")), len(stub.calls("editMessageText"))) == (1, len(edits))
+    finally:
+        app.close()
+
+
+def test_a_later_item_matching_a_new_topic_alerts_for_that_topic(
+    tmp_path: Path, feed_server: FeedServer, stub: TelegramStub
+) -> None:
+    clock = FixedClock(T0)
+    app = open_with(tmp_path, config_text(tmp_path, feed_server, stub, LIBYA_TOPIC), clock)
+    feed_server.route("/interfax.xml", rss([READOUT[0]]))
+    feed_server.route("/tass.xml", rss([]))
+    feed_server.route("/ria.xml", rss([]))
+    try:
+        poll_all(app)
+        app.deliverer.deliver_due()
+    finally:
+        app.close()
+    assert len(stub.calls("sendMessage")) == 1
+    # The analyst adds a topic; a restart in the middle of the story keeps grouping.
+    clock.t += timedelta(minutes=5)
+    app = open_with(tmp_path, config_text(tmp_path, feed_server, stub, LIBYA_TOPIC + FRANCE_TOPIC), clock)
+    feed_server.set_body("/tass.xml", rss([READOUT[1]]))
+    try:
+        poll_all(app)
+        app.deliverer.deliver_due()
+        alerts = [a for a, _ in app.store.alerts_since(T0 - timedelta(days=1))]
+    finally:
+        app.close()
+    sent = stub.calls("sendMessage")
+    assert len(sent) == 2
+    assert "Франция" in sent[-1].params["text"]
+    assert sorted(tuple(m.topic for m in a.matches) for a in alerts) == [("france",), ("libya",)]
+    assert len({a.story_id for a in alerts}) == 1
+
+
+def test_an_updated_item_does_not_alert_again(tmp_path: Path, feed_server: FeedServer, stub: TelegramStub) -> None:
+    clock = FixedClock(T0)
+    app = open_with(tmp_path, config_text(tmp_path, feed_server, stub, LIBYA_TOPIC), clock)
+    try:
+        feed_server.route("/interfax.xml", rss([READOUT[0]]))
+        feed_server.route("/tass.xml", rss([]))
+        feed_server.route("/ria.xml", rss([]))
+        poll_all(app)
+        guid, title, text = READOUT[0]
+        feed_server.set_body("/interfax.xml", rss([(guid, title + " (обновлено)", text + " Дополнено.")]))
+        clock.t += timedelta(minutes=2)
+        report = app.pipeline.poll(app.config.feeds[0])
+        app.deliverer.deliver_due()
+        assert report.new == 0 and len(report.items) == 1  # seen as changed, not new
+        assert len(stub.calls("sendMessage")) == 1
+        assert stub.calls("editMessageText") == []
+    finally:
+        app.close()
+
+
+def test_items_stored_by_a_killed_run_are_matched_on_restart(
+    tmp_path: Path, feed_server: FeedServer, stub: TelegramStub
+) -> None:
+    clock = FixedClock(T0)
+    text = config_text(tmp_path, feed_server, stub, LIBYA_TOPIC)
+    app = open_with(tmp_path, text, clock)
+    guid, title, body = READOUT[0]
+    item = Item(feed="Interfax", key=guid, title=title, link=None, published=T0, summary=body, lang="ru")
+    app.store.add_items([item], T0)  # ...and the process dies before matching it
+    app.close()
+    app = open_with(tmp_path, text, clock)
+    try:
+        app.deliverer.deliver_due()
+    finally:
+        app.close()
+    assert len(stub.calls("sendMessage")) == 1
+
+
+def test_a_broken_feed_is_recorded_and_backs_off_while_the_others_go_on(
+    tmp_path: Path, feed_server: FeedServer, stub: TelegramStub
+) -> None:
+    clock = FixedClock(T0)
+    app = open_with(tmp_path, config_text(tmp_path, feed_server, stub, LIBYA_TOPIC), clock)
+    try:
+        feed_server.route("/interfax.xml", b"<html>oops</html>", headers={"Content-Type": "text/html"})
+        feed_server.route("/tass.xml", b"", status=500)
+        feed_server.route("/ria.xml", rss([READOUT[2]]))
+        reports = [app.pipeline.poll(feed) for feed in app.config.feeds]
+        assert [r.status for r in reports] == ["error", "error", "ok"]
+        first = app.store.get_feed("TASS")
+        assert first is not None and first.error_count == 1 and "500" in (first.last_error or "")
+        app.pipeline.poll(app.config.feeds[1])
+        second = app.store.get_feed("TASS")
+        assert second is not None and second.error_count == 2
+        assert second.next_poll is not None and first.next_poll is not None
+        assert second.next_poll - T0 > first.next_poll - T0  # exponential backoff
+    finally:
+        app.close()
