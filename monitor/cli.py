@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import re
 import sys
@@ -15,11 +14,11 @@ from pathlib import Path
 from . import __version__
 from . import config as cfg
 from .app import USER_AGENT, App, open_app
-from .explain import explanation_json, format_explanation
 from .concurrency import poll_all
 from .daemon import Daemon
 from .errors import ConfigError, MonitorError
 from .evaluate import format_report, report_to_json, run_eval
+from .explain import explanation_json, format_explanation
 from .feeds.fulltext import extract_article
 from .feeds.http import HttpFetcher
 from .health import format_status
@@ -143,9 +142,10 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 def _fetch_url(config: cfg.Config, url: str) -> tuple[str, str]:
 
-    fetcher = HttpFetcher(user_agent=USER_AGENT, read_timeout=config.settings.timeout, max_body=config.settings.max_body)
+    settings = config.settings
+    fetcher = HttpFetcher(user_agent=USER_AGENT, read_timeout=settings.timeout, max_body=settings.max_body)
     try:
-        page = fetcher.fetch(url)
+        page = fetcher.get_page(url)
     finally:
         fetcher.close()
     text = extract_article(page.body or b"", page.url)

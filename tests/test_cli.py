@@ -6,8 +6,8 @@ import os
 import subprocess
 import sys
 import textwrap
-from email.utils import format_datetime
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from pathlib import Path
 from xml.sax.saxutils import escape
 
@@ -59,7 +59,8 @@ def write_config(tmp_path: Path, server: FeedServer, extra_feeds: str = "") -> P
                 description: "Ливия: конфликт между Триполи и армией Хафтара, прекращение огня, нефть."
                 keywords: [Ливия, Триполи, Хафтар]
                 examples:
-                  - {{title: "Переговоры по Ливии", text: "Стороны ливийского конфликта в Триполи и Бенгази обсудили перемирие и нефть."}}
+                  - title: "Переговоры по Ливии"
+                    text: "Стороны ливийского конфликта в Триполи и Бенгази обсудили перемирие и нефть."
             """),
         encoding="utf-8",
     )

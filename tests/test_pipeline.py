@@ -36,7 +36,8 @@ def rss(items: list[tuple[str, str, str]]) -> bytes:
         f"<pubDate>{format_datetime(T0 - timedelta(minutes=10 - i))}</pubDate></item>"
         for i, (guid, title, text) in enumerate(items)
     )
-    return f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>T</title>{entries}</channel></rss>'.encode()
+    channel = f"<channel><title>T</title>{entries}</channel>"
+    return f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0">{channel}</rss>'.encode()
 
 
 # One statement, three outlets, three wordings.
