@@ -18,8 +18,8 @@ import resource
 import sys
 import tempfile
 import time
-from email.utils import format_datetime
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -30,7 +30,7 @@ from monitor import config as cfg  # noqa: E402
 from monitor.app import open_app  # noqa: E402
 from monitor.concurrency import poll_all  # noqa: E402
 
-SYLLABLES = "ка ли ро на те ви мо ре ду за по ст ер ан ов ин ск ол ен ра".split()
+SYLLABLES = ["ка", "ли", "ро", "на", "те", "ви", "мо", "ре", "ду", "за", "по", "ст", "ер", "ан", "ов", "ин", "ск", "ол", "ен", "ра"]
 
 
 def vocabulary(rng: random.Random, size: int = 6000) -> list[str]:
