@@ -30,7 +30,7 @@ from monitor import config as cfg  # noqa: E402
 from monitor.app import open_app  # noqa: E402
 from monitor.concurrency import poll_all  # noqa: E402
 
-SYLLABLES = ["ка", "ли", "ро", "на", "те", "ви", "мо", "ре", "ду", "за", "по", "ст", "ер", "ан", "ов", "ин", "ск", "ол", "ен", "ра"]
+SYLLABLES = "ка ли ро на те ви мо ре ду за по ст ер ан ов ин ск ол ен ра".split()  # noqa: SIM905
 
 
 def vocabulary(rng: random.Random, size: int = 6000) -> list[str]:
