@@ -53,6 +53,8 @@ EN_STOP = frozenset(
     """.split()  # noqa: SIM905 - a word list reads better as text
 )
 
+# "lemma" (pymorphy3, Snowball for unknown words) or "stem" (Snowball only); measured in docs/matching.md.
+RUSSIAN_MORPHOLOGY = "lemma"
 _RU_STEMMER = Stemmer.Stemmer("russian")
 _EN_STEMMER = Stemmer.Stemmer("english")
 _MORPH_LOCK = threading.Lock()
@@ -112,6 +114,8 @@ def _morph() -> pymorphy3.MorphAnalyzer:
 def _ru_term(word: str) -> str:
     if not word.isalpha():  # codes and abbreviations: "снв-3", "с-400"
         return word
+    if RUSSIAN_MORPHOLOGY == "stem":
+        return str(_RU_STEMMER.stemWord(word))
     morph = _morph()
     with _MORPH_LOCK:  # pymorphy3 is not documented as thread-safe
         parse = morph.parse(word)[0]
