@@ -13,6 +13,7 @@ from .classify import TopicModel
 from .config import Config
 from .errors import ModelError
 from .feeds.http import HttpFetcher
+from .feeds.pool import ParserPool
 from .notify import build_notifiers
 from .outbox import Deliverer
 from .pipeline import Pipeline
@@ -34,6 +35,7 @@ class App:
     clock: Clock
     store: SqlStore
     fetcher: HttpFetcher
+    parser: ParserPool
     pipeline: Pipeline
     deliverer: Deliverer
     notifiers: dict[str, Notifier]
@@ -75,6 +77,7 @@ class App:
         for notifier in self.notifiers.values():
             notifier.close()
         self.fetcher.close()
+        self.parser.close()
         self.store.close()
 
 
@@ -115,7 +118,8 @@ def open_app(config: Config, *, clock: Clock | None = None) -> App:
     grouper.restore(stored)
     model = load_model(config, store)
     notifiers = build_notifiers(config)
-    pipeline = Pipeline(config, store, fetcher, model, grouper, clock)
+    parser = ParserPool()
+    pipeline = Pipeline(config, store, fetcher, model, grouper, clock, parse=parser)
     # Items stored without a story were stored by a process that stopped before matching them:
     # match them now, or their alerts would be lost (they are no longer new to the next poll).
     unfinished = [item for item, story_id in stored if story_id is None]
@@ -124,4 +128,4 @@ def open_app(config: Config, *, clock: Clock | None = None) -> App:
     if unfinished:
         log.info("matched %d items left unfinished by the last run", len(unfinished))
     deliverer = Deliverer(store, notifiers, config, clock)
-    return App(config, clock, store, fetcher, pipeline, deliverer, notifiers)
+    return App(config, clock, store, fetcher, parser, pipeline, deliverer, notifiers)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -27,7 +27,7 @@ from .errors import FetchError, MonitorError, ParseError
 from .feeds.fulltext import extract_article
 from .feeds.parse import parse_feed
 from .feeds.schedule import next_poll
-from .models import FeedState, FetchResult, Item, Match, Story
+from .models import FeedState, FetchResult, Item, Match, ParsedFeed, Story
 from .outbox import hold_until
 from .ports import Clock, Fetcher, Store
 from .stories import StoryGrouper
@@ -72,8 +72,11 @@ class Pipeline:
         model: TopicModel,
         grouper: StoryGrouper,
         clock: Clock,
+        *,
+        parse: Callable[..., ParsedFeed] = parse_feed,
     ) -> None:
         self.config = config
+        self.parse = parse  # parse_feed, or a ParserPool running it in worker processes
         self.model = model
         self.store = store
         self.fetcher = fetcher
@@ -83,7 +86,23 @@ class Pipeline:
         self._story_lock = threading.Lock()
 
     def poll(self, feed: cfg.Feed) -> PollReport:
-        """Fetch, parse, store, classify, group and enqueue one feed; feed problems go in the report."""
+        """Ingest one feed, then match, group and enqueue its new and changed items."""
+        report, new, changed = self.ingest(feed)
+        matches: dict[str, tuple[Match, ...]] = {}
+        alerts = 0
+        for item, is_update in [*((i, False) for i in new), *((i, True) for i in changed)]:
+            done = self.process(item, update=is_update)
+            if done.matches:
+                matches[item.uid] = done.matches
+            alerts += done.alerted
+        return replace(report, matches=matches, alerts=alerts)
+
+    def ingest(self, feed: cfg.Feed) -> tuple[PollReport, list[Item], list[Item]]:
+        """Fetch, parse and store one feed; return the report and the (new, changed) items.
+
+        Feed problems never raise: they are recorded on the feed's state and in the report. A process
+        stopped after this step loses nothing: stored items not yet in a story are matched at start-up.
+        """
         started = time.monotonic()
         now = self.clock.now()
         state = self.store.get_feed(feed.name) or FeedState(name=feed.name, url=feed.url)
@@ -94,10 +113,9 @@ class Pipeline:
                 feed.url, etag=state.etag, last_modified=state.last_modified, headers=feed.headers
             )
             if result.not_modified:
-                return self._finish(feed, state, now, started, "not_modified", result=result)
-            assert result.body is not None
-            parsed = parse_feed(
-                result.body,
+                return self._finish(feed, state, now, started, "not_modified", result=result), [], []
+            parsed = self.parse(
+                result.body or b"",
                 feed=feed.name,
                 url=result.url,
                 now=now,
@@ -105,18 +123,11 @@ class Pipeline:
                 encoding=feed.encoding,
             )
         except (FetchError, ParseError) as exc:
-            return self._finish(feed, state, now, started, "error", error=exc)
+            return self._finish(feed, state, now, started, "error", error=exc), [], []
         new, changed = self.store.add_items(parsed.items, now)
         if feed.full_text:
             new = [self._with_full_text(item) for item in new]
-        matches: dict[str, tuple[Match, ...]] = {}
-        alerts = 0
-        for item, is_update in [*((i, False) for i in new), *((i, True) for i in changed)]:
-            done = self.process(item, update=is_update)
-            if done.matches:
-                matches[item.uid] = done.matches
-            alerts += done.alerted
-        return self._finish(
+        report = self._finish(
             feed,
             state,
             now,
@@ -126,11 +137,10 @@ class Pipeline:
             ttl=parsed.ttl,
             item_times=[i.published for i in parsed.items],
             new_items=(*new, *changed),
-            matches=matches,
-            alerts=alerts,
             new_count=len(new),
             warning=parsed.warning,
         )
+        return report, new, changed
 
     def process(self, item: Item, *, update: bool = False) -> Enqueued:
         """Classify one stored item, place it in a story, and enqueue what the analyst should see.
@@ -198,8 +208,6 @@ class Pipeline:
         ttl: float | None = None,
         item_times: Sequence[datetime] = (),
         new_items: Sequence[Item] = (),
-        matches: dict[str, tuple[Match, ...]] | None = None,
-        alerts: int = 0,
         new_count: int = 0,
         warning: str | None = None,
     ) -> PollReport:
@@ -253,7 +261,5 @@ class Pipeline:
             error=str(error) if error else None,
             next_poll=when,
             items=tuple(new_items),
-            matches=matches or {},
-            alerts=alerts,
         )
 

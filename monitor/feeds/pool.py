@@ -1,0 +1,72 @@
+"""Feed parsing in worker processes.
+
+feedparser is pure Python on top of expat: parsing is CPU-bound and holds the GIL, so poll threads share one
+core however many there are. A small process pool puts every core to work, and keeps a document that crashes
+or exhausts a parser process from taking the daemon with it (the pool is rebuilt, the feed gets an error).
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import threading
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from datetime import datetime
+
+from ..errors import ParseError
+from ..models import ParsedFeed
+from .parse import parse_feed
+
+log = logging.getLogger(__name__)
+
+
+class ParserPool:
+    """`parse_feed` in a lazily started pool of worker processes; same signature, same errors."""
+
+    def __init__(self, workers: int | None = None) -> None:
+        self.workers = workers or os.cpu_count() or 1
+        self._lock = threading.Lock()
+        self._pool: ProcessPoolExecutor | None = None
+
+    def _executor(self) -> ProcessPoolExecutor:
+        with self._lock:
+            if self._pool is None:
+                # spawn, not fork: the daemon has threads, and a forked child would inherit their locks.
+                context = multiprocessing.get_context("spawn")
+                self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=context)
+            return self._pool
+
+    def __call__(
+        self,
+        body: bytes,
+        *,
+        feed: str,
+        url: str,
+        now: datetime,
+        content_type: str | None = None,
+        encoding: str | None = None,
+    ) -> ParsedFeed:
+        pool = self._executor()
+        try:
+            future = pool.submit(
+                parse_feed, body, feed=feed, url=url, now=now, content_type=content_type, encoding=encoding
+            )
+            return future.result()
+        except BrokenProcessPool as exc:
+            self._discard(pool)
+            raise ParseError(f"the parser process died while parsing {url}") from exc
+
+    def _discard(self, pool: ProcessPoolExecutor) -> None:
+        with self._lock:
+            if self._pool is pool:
+                self._pool = None
+        pool.shutdown(wait=False, cancel_futures=True)
+        log.warning("parser processes restarted")
+
+    def close(self) -> None:
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
