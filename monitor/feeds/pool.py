@@ -11,6 +11,7 @@ import logging
 import multiprocessing
 import os
 import threading
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime
@@ -25,8 +26,9 @@ log = logging.getLogger(__name__)
 class ParserPool:
     """`parse_feed` in a lazily started pool of worker processes; same signature, same errors."""
 
-    def __init__(self, workers: int | None = None) -> None:
+    def __init__(self, workers: int | None = None, *, target: Callable[..., ParsedFeed] = parse_feed) -> None:
         self.workers = workers or os.cpu_count() or 1
+        self.target = target  # a module-level function (it is pickled to the workers)
         self._lock = threading.Lock()
         self._pool: ProcessPoolExecutor | None = None
 
@@ -51,7 +53,7 @@ class ParserPool:
         pool = self._executor()
         try:
             future = pool.submit(
-                parse_feed, body, feed=feed, url=url, now=now, content_type=content_type, encoding=encoding
+                self.target, body, feed=feed, url=url, now=now, content_type=content_type, encoding=encoding
             )
             return future.result()
         except BrokenProcessPool as exc:
