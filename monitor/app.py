@@ -24,7 +24,7 @@ from .stories import StoryGrouper
 log = logging.getLogger(__name__)
 
 USER_AGENT = f"topic-monitor/{__version__} (self-hosted news monitor; +https://github.com/topic-monitor/topic-monitor)"
-MODEL_FILE = "model.pkl"
+MODEL_FILE = "topic_model.npz"
 
 
 @dataclass

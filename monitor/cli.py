@@ -130,7 +130,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
         title, text = _fetch_url(config, args.url)
     app = open_app(config)
     try:
-        matches = app.pipeline.model.classify(title, text)
+        matches = app.pipeline.model.classify(title, text, explain_all=True)
     finally:
         app.close()
     if args.json:
