@@ -136,6 +136,7 @@ class _Scores:
     uniq: np.ndarray  # the distinct term ids
     kw_first: np.ndarray  # where the first keyword phrase occurs: 0 = title or start of text .. 1 = end / none
     n_terms: int  # terms in title and text
+    noted: tuple[int, ...] = ()  # topics with a keyword or exclude phrase found
 
 
 class TopicModel:
@@ -158,6 +159,7 @@ class TopicModel:
         self._ones = np.ones(self._n_topics, dtype=np.float32)
         self._thresholds = [s.threshold if s.threshold is not None else DEFAULT_THRESHOLD for s in specs]
         self._match_cache: dict[tuple[int, float], Match] = {}  # filled lazily; entries never change
+        self._explain_from = EXPLAIN_FROM * np.asarray(self._thresholds, dtype=np.float64)
         self._build_matrix([[] for _ in specs])
         self._calibrate(self._sample_terms())
 
@@ -303,7 +305,9 @@ class TopicModel:
                 if phrase.text not in hits[ti]:
                     hits[ti].append(phrase.text)
             distinct = np.asarray([len(h) for h in hits], dtype=np.float32)
+            noted = tuple(sorted({f[2] for f in found}))
         else:
+            noted = ()
             kw_title = kw_text = distinct = self._zeros
             kw_first = self._ones
         return _Scores(
@@ -322,12 +326,15 @@ class TopicModel:
             uniq,
             kw_first,
             len(ids),
+            noted,
         )
 
     def _raw(self, s: _Scores) -> np.ndarray:
         """Evidence E per topic (docs/matching.md): similarity above the topic's background median + keywords."""
         doc = s.doc - self._med[0]
         near = np.maximum(s.passage - self._med[1], s.example - self._med[2])
+        if not s.noted:  # no phrase found: the keyword part is zero
+            return np.asarray(W_DOC * doc + W_NEAR * near, dtype=np.float32)
         found = s.kw_title + s.kw_text
         hit = (found > 0).astype(np.float32)
         density = np.minimum(found * (100.0 / max(s.n_terms, 1)), DENSITY_CAP)
@@ -367,18 +374,28 @@ class TopicModel:
         squashed = _squash(self._raw(s))
         scores = np.round(squashed, 6).tolist()
         coarse = np.round(squashed, 3).tolist()
-        wanted = [
-            ti
-            for ti, (score, threshold) in enumerate(zip(scores, self._thresholds, strict=True))
-            if explain_all or score >= EXPLAIN_FROM * threshold or s.veto[ti] is not None
-        ]
+        if explain_all:
+            wanted = list(range(self._n_topics))
+        else:
+            wanted = np.flatnonzero(squashed >= self._explain_from).tolist()
+            wanted.extend(ti for ti in s.noted if s.veto[ti] is not None and ti not in wanted)
         top_terms = self._top_terms(s, wanted)
+        # Far below the threshold with nothing to explain: a shared Match per topic and score to 3 decimals
+        # (creating 50 frozen dataclasses per item would cost a quarter of the classify time).
+        cache = self._match_cache
+        out = [cache.get(key) for key in enumerate(coarse)]
+        special = set(top_terms).union(s.noted)
+        for ti, match in enumerate(out):
+            if match is None and ti not in special:
+                spec = self._specs[ti]
+                out[ti] = match = Match(topic=spec.id, score=coarse[ti], threshold=self._thresholds[ti], matched=False)
+                if len(cache) < MATCH_CACHE:
+                    cache[(ti, coarse[ti])] = match
         rows = s.best_row.tolist()
         starts: list[int] | None = None
         passages: dict[int, str] = {}
-        out: list[Match] = []
-        cache = self._match_cache
-        for ti, (spec, threshold) in enumerate(zip(self._specs, self._thresholds, strict=True)):
+        for ti in sorted(special):
+            spec, threshold, score, veto = self._specs[ti], self._thresholds[ti], scores[ti], s.veto[ti]
             if ti in top_terms:
                 row = rows[ti]
                 passage = passages.get(row)
@@ -386,42 +403,21 @@ class TopicModel:
                     if starts is None:
                         starts = term_starts(text)
                     passage = passages[row] = _passage(text, starts, s.window_starts, row)
-                veto = s.veto[ti]
-                score = scores[ti]
-                out.append(
-                    Match(
-                        topic=spec.id,
-                        score=score,
-                        threshold=threshold,
-                        matched=score >= threshold and veto is None,
-                        terms=top_terms[ti],
-                        passage=passage,
-                        keyword_hits=tuple(s.hits[ti]),
-                        vetoed_by=veto,
-                    )
+                out[ti] = Match(
+                    topic=spec.id,
+                    score=score,
+                    threshold=threshold,
+                    matched=score >= threshold and veto is None,
+                    terms=top_terms[ti],
+                    passage=passage,
+                    keyword_hits=tuple(s.hits[ti]),
+                    vetoed_by=veto,
                 )
-            elif s.hits[ti]:
-                score = scores[ti]
-                out.append(
-                    Match(
-                        topic=spec.id,
-                        score=score,
-                        threshold=threshold,
-                        matched=score >= threshold,
-                        keyword_hits=tuple(s.hits[ti]),
-                    )
+            else:  # a keyword hit, far below the threshold
+                out[ti] = Match(
+                    topic=spec.id, score=score, threshold=threshold, matched=False, keyword_hits=tuple(s.hits[ti])
                 )
-            else:
-                # Far below the threshold, nothing to explain: a shared Match per topic and score to 3 decimals
-                # (creating 50 dataclasses per item would be a quarter of the time classify takes).
-                key = (ti, coarse[ti])
-                match = cache.get(key)
-                if match is None:
-                    match = Match(topic=spec.id, score=key[1], threshold=threshold, matched=key[1] >= threshold)
-                    if len(cache) < MATCH_CACHE:
-                        cache[key] = match
-                out.append(match)
-        return out
+        return [m for m in out if m is not None]
 
     def _top_terms(self, s: _Scores, topics: Sequence[int]) -> dict[int, tuple[str, ...]]:
         """For `topics`: the terms with the largest weight × profile weight in the best passage (or whole item)."""
