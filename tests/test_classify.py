@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -171,3 +172,21 @@ def test_load_rejects_garbage(tmp_path: Path) -> None:
     path.write_bytes(b"not a model")
     with pytest.raises(ModelError):
         TopicModel.load(path, TOPICS, EXAMPLES)
+
+
+def test_edge_cases(model: TopicModel) -> None:
+    assert [m.score for m in model.classify("", "")] == [pytest.approx(m.score) for m in model.classify("", "")]
+    assert not any(m.matched for m in model.classify("", ""))
+    assert not any(m.matched for m in model.classify("Ъыъ", "зщшщз ъыъ 12345"))
+    assert TopicModel.build([], {}, []).classify("Ливия", "Триполи") == []
+    bare = TopicModel.build([Topic(id="bare", name="Bare")], {}, BACKGROUND)
+    assert not bare.classify("Ливия", "Триполи")[0].matched
+    assert model.refit([]).classify("Ливия", "Переговоры по Ливии в Триполи.")[1].matched
+
+
+def test_concurrent_classify_gives_the_same_answers(model: TopicModel) -> None:
+    texts = [f"{FILLER[i % len(FILLER)]} Армия Хафтара у Триполи, договор ДСНВ, wheat {i}." for i in range(40)]
+    expected = [model.classify("", t) for t in texts]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        got = list(pool.map(lambda t: model.classify("", t), texts))
+    assert got == expected
