@@ -159,6 +159,8 @@ class TopicModel:
         self._n_topics = len(specs)
         self._zeros = np.zeros(self._n_topics, dtype=np.float32)  # shared, never written
         self._ones = np.ones(self._n_topics, dtype=np.float32)
+        self._no_veto: list[str | None] = [None] * self._n_topics  # shared, never written
+        self._no_hits: list[list[str]] = [[] for _ in specs]  # shared, never written
         self._thresholds = [s.threshold if s.threshold is not None else DEFAULT_THRESHOLD for s in specs]
         self._match_cache: dict[tuple[int, float], Match] = {}  # filled lazily; entries never change
         self._explain_from = EXPLAIN_FROM * np.asarray(self._thresholds, dtype=np.float64)
@@ -292,26 +294,32 @@ class TopicModel:
         else:
             example = np.zeros(n_topics, dtype=np.float32)
         found = self._phrases.find((title_terms, text_terms))
-        veto: list[str | None] = [None] * n_topics
-        hits: list[list[str]] = [[] for _ in range(n_topics)]
         if found:
-            kw_title = np.zeros(n_topics, dtype=np.float32)
-            kw_text = np.zeros(n_topics, dtype=np.float32)
-            kw_first = np.ones(n_topics, dtype=np.float32)
+            veto: list[str | None] = [None] * n_topics
+            hits: list[list[str]] = [[] for _ in range(n_topics)]
+            in_title, in_text, first = [0] * n_topics, [0] * n_topics, [1.0] * n_topics
             for si, at, ti, exclude, phrase in found:
                 if exclude:
                     veto[ti] = veto[ti] or phrase.text
                     continue
-                (kw_title if si == 0 else kw_text)[ti] += 1
-                kw_first[ti] = min(kw_first[ti], 0.0 if si == 0 else at / max(n, 1))
+                if si == 0:
+                    in_title[ti] += 1
+                    first[ti] = 0.0
+                else:
+                    in_text[ti] += 1
+                    first[ti] = min(first[ti], at / max(n, 1))
                 if phrase.text not in hits[ti]:
                     hits[ti].append(phrase.text)
-            distinct = np.asarray([len(h) for h in hits], dtype=np.float32)
+            kw_title = np.array(in_title, dtype=np.float32)
+            kw_text = np.array(in_text, dtype=np.float32)
+            kw_first = np.array(first, dtype=np.float32)
+            distinct = np.array([len(h) for h in hits], dtype=np.float32)
             noted = tuple(sorted({f[2] for f in found}))
         else:
-            noted = ()
             kw_title = kw_text = distinct = self._zeros
             kw_first = self._ones
+            veto, hits = self._no_veto, self._no_hits  # shared, only read
+            noted = ()
         return _Scores(
             prof[0],
             passage,
