@@ -26,7 +26,6 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from datetime import time as dtime
@@ -176,11 +175,7 @@ class DeliveryReport:
 
 
 class Deliverer:
-    """Sends due outbox rows through the channels' notifiers and records the outcome of each.
-
-    One pass reads its alerts on a second thread, ahead of the sends, so the store must allow reads
-    from another thread while this one writes (SqlStore does: a pooled connection per thread).
-    """
+    """Sends due outbox rows through the channels' notifiers and records the outcome of each."""
 
     def __init__(
         self,
@@ -210,29 +205,6 @@ class Deliverer:
         report = DeliveryReport()
         now = self.clock.now()
         rows = self.store.due_deliveries(now, max_rows)
-        if len(rows) < 2:
-            return self._deliver_rows(rows, None, deadline, report)
-        # Reading the next alerts overlaps with waiting for the channel's answer to the current one: the
-        # store read is a third of the per-alert time (bench/deliver.py). One reader keeps the order.
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox-read") as reader:
-            ahead: dict[int, Future[Alert]] = {}
-            for row, _ in rows:
-                if row.alert_id not in ahead:
-                    ahead[row.alert_id] = reader.submit(self.store.get_alert, row.alert_id)
-            try:
-                return self._deliver_rows(rows, ahead, deadline, report)
-            finally:
-                for future in ahead.values():
-                    future.cancel()
-
-    def _deliver_rows(
-        self,
-        rows: Sequence[tuple[Delivery, str]],
-        ahead: Mapping[int, Future[Alert]] | None,
-        deadline: datetime | None,
-        report: DeliveryReport,
-    ) -> DeliveryReport:
-        now = self.clock.now()
         alerts: dict[int, Alert] = {}
         digests: dict[str, list[Delivery]] = {}
         edited: set[tuple[int, str]] = set()
@@ -249,8 +221,7 @@ class Deliverer:
                 self._defer(row, blocked, report)
                 continue
             if row.alert_id not in alerts:
-                future = ahead.get(row.alert_id) if ahead else None
-                alerts[row.alert_id] = future.result() if future else self.store.get_alert(row.alert_id)
+                alerts[row.alert_id] = self.store.get_alert(row.alert_id)
             alert = alerts[row.alert_id]
             if kind == "edit":
                 self._edit(row, alert, notifier, edited, report)
