@@ -179,7 +179,7 @@ class PhraseIndex:
             for term in terms:
                 if self._candidates(term):
                     self._triggers.add(term)
-            if len(self._checked) > 500_000:
+            if len(self._checked) > 200_000:
                 self._checked = set(self._first)
             self._checked |= terms
 
@@ -190,7 +190,7 @@ class PhraseIndex:
             cached = list(self._first.get(term, ()))
             for noun in derived_from(term):
                 cached.extend(self._first.get(noun, ()))
-            if len(self._cand_cache) > 200_000:
+            if len(self._cand_cache) > 100_000:
                 self._cand_cache.clear()
             self._cand_cache[term] = cached
         return cached

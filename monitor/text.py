@@ -58,7 +58,7 @@ RUSSIAN_MORPHOLOGY = "lemma"
 _RU_STEMMER = Stemmer.Stemmer("russian")
 _EN_STEMMER = Stemmer.Stemmer("english")
 _MORPH_LOCK = threading.Lock()
-_CACHE_LIMIT = 500_000
+_CACHE_LIMIT = 200_000  # entries; RU dev (4,467 articles) needs 48k. pymorphy3 re-parses after a clear
 # Word → term caches; filled lazily, read without a lock (dict reads and single writes are atomic in CPython).
 _cache: dict[str, str] = {}
 
