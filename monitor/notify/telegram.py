@@ -265,17 +265,3 @@ def _seconds(value: object) -> float | None:
     except (TypeError, ValueError):
         return None
     return seconds if seconds >= 0 else None
-
-
-def describe_answer(answer: str) -> str:
-    """A short human form of a raw Bot API answer, for `monitor notify-test`."""
-    try:
-        body = json.loads(answer)
-    except ValueError:
-        return answer
-    result = body.get("result") if isinstance(body, dict) else None
-    if isinstance(result, dict) and "message_id" in result:
-        chat = result.get("chat") or {}
-        title = chat.get("title") or chat.get("username") or chat.get("first_name") or chat.get("id")
-        return f"ok: message_id {result['message_id']} in chat {title}"
-    return answer
