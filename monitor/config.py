@@ -161,7 +161,7 @@ class TelegramChannel(_ChannelBase):
     timeout: Duration = 30.0
 
 
-class EmailChannel(_Strict):
+class EmailChannel(_ChannelBase):
     type: Literal["email"]
     host: str
     port: int = Field(default=587, ge=1, le=65535)
@@ -170,11 +170,8 @@ class EmailChannel(_Strict):
     password: str | None = Field(default=None, repr=False)
     from_: str = Field(alias="from")
     to: list[str] = Field(min_length=1)
+    ca_file: str | None = None  # extra CA bundle, for an internal server with its own certificate
     timeout: Duration = 30.0
-    mode: Literal["instant", "digest"] = "instant"
-    every: Duration | None = None
-    at: ClockTime | None = None
-    quiet_hours: QuietHours | None = None
 
 
 Channel = Annotated[ConsoleChannel | TelegramChannel | EmailChannel, Field(discriminator="type")]

@@ -185,3 +185,11 @@ def test_shipped_config_is_valid() -> None:
     assert {"strategic-stability", "libya"} <= {t.id for t in config.topics}
     assert list(config.channels) == ["console"]
     assert all(config.example_texts[t.id] for t in config.topics)
+
+
+def test_an_email_digest_needs_a_schedule() -> None:
+    mail = '\n  mail: {type: email, host: h, from: a@b.example, to: [c@d.example], mode: digest}'
+    text = GOOD.replace("  console: {type: console}", "  console: {type: console}" + mail)
+    assert error_of(text) == (
+        'config.yaml:6: channels.mail: a digest channel needs `every` (e.g. 1h) or `at` (e.g. "08:00")'
+    )

@@ -105,7 +105,7 @@ class EmailNotifier:
     def _open(self) -> smtplib.SMTP:
         c = self.channel
         where = f"{self.name}: smtp {c.host}:{c.port}"
-        context = self._context or ssl.create_default_context()
+        context = self._context or ssl.create_default_context(cafile=c.ca_file)
         try:
             if c.security == "ssl":
                 smtp: smtplib.SMTP = smtplib.SMTP_SSL(
