@@ -14,6 +14,7 @@ from .config import Config
 from .errors import ModelError
 from .feeds.http import HttpFetcher
 from .feeds.pool import ParserPool
+from .lock import ProcessLock
 from .notify import build_notifiers
 from .outbox import Deliverer
 from .pipeline import Pipeline
@@ -42,6 +43,15 @@ class App:
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
+        self._deliver_lock = ProcessLock(self.config.data_dir / "deliver.lock")
+
+    def claim_delivery(self) -> bool:
+        """Become the one process that delivers the outbox of this data directory (see monitor.lock)."""
+        return self._deliver_lock.acquire()
+
+    @property
+    def delivering_pid(self) -> str:
+        return self._deliver_lock.holder()
 
     @property
     def model_path(self) -> Path:
@@ -79,6 +89,7 @@ class App:
         self.fetcher.close()
         self.parser.close()
         self.store.close()
+        self._deliver_lock.release()
 
 
 def background_texts(config: Config, store: SqlStore) -> list[str]:

@@ -73,8 +73,10 @@ def cmd_check(args: argparse.Namespace) -> int:
                     why = ", ".join(match.terms[:5])
                     print(f"  -> {names.get(match.topic, match.topic)}: {match.score:.2f} "
                           f"(threshold {match.threshold:.2f}) {why}")
-        delivered = app.deliverer.deliver_until_idle(args.deliver_timeout)
-        print(f"\ndelivery: {delivered}")
+        if app.claim_delivery():
+            print(f"\ndelivery: {app.deliverer.deliver_until_idle(args.deliver_timeout)}")
+        else:
+            print(f"\ndelivery: left to the running daemon (pid {app.delivering_pid}); alerts stay queued")
     finally:
         app.close()
     return EXIT_OK

@@ -150,3 +150,25 @@ def test_shipped_config_without_network_reports_every_feed_as_an_error(tmp_path:
     assert result.returncode == 0, result.stderr
     errors = [line for line in result.stdout.splitlines() if line.startswith("ERROR")]
     assert len(errors) == 12
+
+
+def test_check_leaves_delivery_to_a_running_daemon(tmp_path: Path, feed_server: FeedServer) -> None:
+    serve_feeds(feed_server)
+    config = str(write_config(tmp_path, feed_server))
+    hold = (
+        "import sys, time; from pathlib import Path; from monitor.lock import ProcessLock; "
+        "assert ProcessLock(Path(sys.argv[1])).acquire(); print('held', flush=True); time.sleep(60)"
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", hold, str(tmp_path / "data" / "deliver.lock")], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        result = monitor("check", "--config", config, "--deliver-timeout", "1")
+    finally:
+        holder.kill()
+        holder.wait(timeout=10)
+        if holder.stdout is not None:
+            holder.stdout.close()
+    assert result.returncode == 0, result.stderr
+    assert f"delivery: left to the running daemon (pid {holder.pid}); alerts stay queued" in result.stdout
