@@ -240,7 +240,9 @@ def _table(rows: Sequence[Sequence[str]]) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="monitor", description=__doc__)
     parser.add_argument("--version", action="version", version=f"topic-monitor {__version__}")
-    parser.add_argument("--log-level", default="WARNING", help="DEBUG, INFO, WARNING (default), ERROR")
+    parser.add_argument(
+        "--log-level", help="DEBUG, INFO, WARNING or ERROR (default: INFO for `run`, ERROR for the others)"
+    )
     parser.add_argument("--log-format", choices=["text", "json"], default="text", help="log as text or JSON lines")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -279,7 +281,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
 
-    setup_logging(level=args.log_level, fmt=args.log_format)
+    # The other commands print what matters themselves; the daemon's log is its only voice.
+    setup_logging(level=args.log_level or ("INFO" if args.command == "run" else "ERROR"), fmt=args.log_format)
     handler: Handler = args.handler
     try:
         return handler(args)
