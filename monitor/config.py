@@ -98,6 +98,7 @@ class Settings(_Strict):
     timezone: str = "UTC"
     default_interval: Duration = 600.0
     retention: Duration = 30 * 86400.0
+    backfill: Duration = 86400.0  # on a feed's first poll, older items are matched but not alerted
     user_agent: str | None = None
     timeout: Duration = 20.0  # read timeout for feeds and pages
     max_body: int = Field(default=10 * 1024 * 1024, gt=0)  # bytes, after decompression

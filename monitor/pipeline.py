@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from . import config as cfg
 from .classify import TopicModel
@@ -87,11 +87,18 @@ class Pipeline:
 
     def poll(self, feed: cfg.Feed) -> PollReport:
         """Ingest one feed, then match, group and enqueue its new and changed items."""
+        state = self.store.get_feed(feed.name)
+        first_poll = state is None or state.last_success is None
         report, new, changed = self.ingest(feed)
+        # A feed's first poll brings its whole backlog: items older than `backfill` are matched and
+        # grouped (so later reports of their stories stay quiet) but not alerted, or every new feed
+        # would flood the analyst with last week's news.
+        cutoff = self.clock.now() - timedelta(seconds=self.config.settings.backfill)
         matches: dict[str, tuple[Match, ...]] = {}
         alerts = 0
         for item, is_update in [*((i, False) for i in new), *((i, True) for i in changed)]:
-            done = self.process(item, update=is_update)
+            quiet = first_poll and item.published < cutoff
+            done = self.process(item, update=is_update, alert=not quiet)
             if done.matches:
                 matches[item.uid] = done.matches
             alerts += done.alerted
@@ -142,12 +149,13 @@ class Pipeline:
         )
         return report, new, changed
 
-    def process(self, item: Item, *, update: bool = False) -> Enqueued:
+    def process(self, item: Item, *, update: bool = False, alert: bool = True) -> Enqueued:
         """Classify one stored item, place it in a story, and enqueue what the analyst should see.
 
         Per story and topic one alert: the first matching item alerts; later items of the story
         edit the sent message ("also: …"); a later item matching a topic the story had not matched
         alerts for that topic only. An updated item (same id, new text) alerts only for new topics.
+        With `alert=False` the item is matched and grouped, and its topics count as told, silently.
         """
         config, model = self.config, self.model
         matched = tuple(m for m in model.classify(item.title, item.text, item.lang or None) if m.matched)
@@ -166,17 +174,19 @@ class Pipeline:
                     last_seen=now,
                 )
             alerted = False
-            if fresh:
+            if fresh and not alert:
+                story = replace(story, topics=(*story.topics, *(m.topic for m in fresh)))
+            elif fresh:
                 topics = [m.topic for m in fresh]
                 channels = config.channels_for(topics)
                 hold = hold_until(config, topics, channels, now)
-                alert = self.store.record_alert(item, fresh, channels, now, story_id=story.id, hold_until=hold)
-                alerted = alert is not None
+                recorded = self.store.record_alert(item, fresh, channels, now, story_id=story.id, hold_until=hold)
+                alerted = recorded is not None
                 story = replace(story, topics=(*story.topics, *topics))
             # The story is saved before its edit is queued, so the edit renders the new source.
             self.store.put_story(story)
             story_update = False
-            if not fresh and not update and not decision.is_new:
+            if alert and not fresh and not update and not decision.is_new:
                 first_alert = self.store.alert_for_story(story.id)
                 if first_alert is not None:
                     channels = config.channels_for(list(story.topics))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -18,7 +19,7 @@ ROOT = Path(__file__).parent.parent
 
 def rss(items: list[tuple[str, str, str]], *, encoding: str = "utf-8", declare: bool = True) -> bytes:
     """An RSS 2.0 document of (guid, title, description) items, encoded as asked."""
-    start = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+    start = datetime.now(UTC) - timedelta(hours=1)
     entries = "".join(
         f"<item><guid>{escape(guid)}</guid><title>{escape(title)}</title>"
         f"<link>https://news.example/{escape(guid)}</link><description>{escape(text)}</description>"
@@ -122,6 +123,7 @@ def test_check_polls_stores_matches_and_alerts_to_the_console(tmp_path: Path, fe
     assert "Стороны ливийского конфликта договорились о прекращении огня" in first.stdout  # cp1251 decoded
     assert "Новости Ливии" in first.stdout  # KOI8-R decoded despite the label
     assert "-> Ливия:" in first.stdout
+    assert re.search(r"^delivery: sent [1-9]", first.stdout, re.M), first.stdout  # console alerts went out
     # A second run: the ETag gives a 304, nothing is new, nothing is alerted twice.
     second = monitor("check", "--config", config, "--deliver-timeout", "5")
     assert second.returncode == 0, second.stderr

@@ -29,11 +29,11 @@ class FixedClock:
         return self.t
 
 
-def rss(items: list[tuple[str, str, str]]) -> bytes:
+def rss(items: list[tuple[str, str, str]], *, published: datetime = T0) -> bytes:
     entries = "".join(
         f"<item><guid>{escape(guid)}</guid><title>{escape(title)}</title>"
         f"<link>https://news.example/{escape(guid)}</link><description>{escape(text)}</description>"
-        f"<pubDate>{format_datetime(T0 - timedelta(minutes=10 - i))}</pubDate></item>"
+        f"<pubDate>{format_datetime(published - timedelta(minutes=10 - i))}</pubDate></item>"
         for i, (guid, title, text) in enumerate(items)
     )
     channel = f"<channel><title>T</title>{entries}</channel>"
@@ -228,3 +228,30 @@ def test_a_broken_feed_is_recorded_and_backs_off_while_the_others_go_on(
         assert second.next_poll - T0 > first.next_poll - T0  # exponential backoff
     finally:
         app.close()
+
+
+def test_a_new_feeds_backlog_is_matched_but_not_alerted(
+    tmp_path: Path, feed_server: FeedServer, stub: TelegramStub
+) -> None:
+    clock = FixedClock(T0)
+    app = open_with(tmp_path, config_text(tmp_path, feed_server, stub, LIBYA_TOPIC), clock)
+    try:
+        feed_server.route("/interfax.xml", rss([READOUT[0]], published=T0 - timedelta(hours=30)))
+        feed_server.route("/tass.xml", rss([]))
+        feed_server.route("/ria.xml", rss([]))
+        report = app.pipeline.poll(app.config.feeds[0])
+        assert report.matches and report.alerts == 0  # matched, quietly
+        # A late report of that old story stays quiet too; a new story on the same feed alerts.
+        clock.t += timedelta(minutes=5)
+        feed_server.set_body("/tass.xml", rss([READOUT[1]]))
+        feed_server.set_body("/interfax.xml", rss([READOUT[0], LIBYA_NEW], published=T0 + timedelta(minutes=5)))
+        poll_all(app)
+        app.deliverer.deliver_due()
+        assert [c.params["text"].count("Хафтар") > 0 for c in stub.calls("sendMessage")] == [True]
+    finally:
+        app.close()
+
+
+LIBYA_NEW = ("interfax-2", "Хафтар объявил о наступлении на Триполи",
+             "Командующий Ливийской национальной армией Халифа Хафтар объявил о начале наступления на Триполи, "
+             "правительство национального согласия заявило о мобилизации.")
