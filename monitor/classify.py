@@ -127,6 +127,7 @@ class _Scores:
     passage: np.ndarray  # best passage's cosine to the profile
     example: np.ndarray  # best cosine of the item or a passage to a single example
     best_row: np.ndarray  # row of the best passage (0 = whole item)
+    prof: np.ndarray  # [rows, topics] cosines of the item (row 0) and each passage to the profiles
     kw_title: np.ndarray  # keyword phrase occurrences in the title
     kw_text: np.ndarray  # ... in the text
     kw_distinct: np.ndarray  # distinct keyword phrases found
@@ -139,6 +140,7 @@ class _Scores:
     kw_first: np.ndarray  # where the first keyword phrase occurs: 0 = title or start of text .. 1 = end / none
     n_terms: int  # terms in title and text
     noted: tuple[int, ...] = ()  # topics with a keyword or exclude phrase found
+    hit_at: Mapping[int, list[int]] | None = None  # topic → text positions of its keyword phrases
 
 
 class TopicModel:
@@ -247,6 +249,7 @@ class TopicModel:
                 zeros,
                 zeros,
                 np.zeros(n_topics, dtype=np.int64),
+                np.zeros((1, n_topics), dtype=np.float32),
                 zeros,
                 zeros,
                 zeros,
@@ -298,6 +301,7 @@ class TopicModel:
             veto: list[str | None] = [None] * n_topics
             hits: list[list[str]] = [[] for _ in range(n_topics)]
             in_title, in_text, first = [0] * n_topics, [0] * n_topics, [1.0] * n_topics
+            hit_at: dict[int, list[int]] = {}
             for si, at, ti, exclude, phrase in found:
                 if exclude:
                     veto[ti] = veto[ti] or phrase.text
@@ -308,6 +312,7 @@ class TopicModel:
                 else:
                     in_text[ti] += 1
                     first[ti] = min(first[ti], at / max(n, 1))
+                    hit_at.setdefault(ti, []).append(at)
                 if phrase.text not in hits[ti]:
                     hits[ti].append(phrase.text)
             kw_title = np.array(in_title, dtype=np.float32)
@@ -320,11 +325,13 @@ class TopicModel:
             kw_first = self._ones
             veto, hits = self._no_veto, self._no_hits  # shared, only read
             noted = ()
+            hit_at = {}
         return _Scores(
             prof[0],
             passage,
             example,
             best_row,
+            prof,
             kw_title,
             kw_text,
             distinct,
@@ -337,6 +344,7 @@ class TopicModel:
             kw_first,
             len(ids),
             noted,
+            hit_at,
         )
 
     def _raw(self, s: _Scores) -> np.ndarray:
@@ -389,7 +397,8 @@ class TopicModel:
         else:
             wanted = np.flatnonzero(squashed >= self._explain_from).tolist()
             wanted.extend(ti for ti in s.noted if s.veto[ti] is not None and ti not in wanted)
-        top_terms = self._top_terms(s, wanted)
+        rows = self._shown_rows(s, wanted)
+        top_terms = self._top_terms(s, wanted, rows)
         # Far below the threshold with nothing to explain: a shared Match per topic and score to 3 decimals
         # (creating 50 frozen dataclasses per item would cost a quarter of the classify time).
         cache = self._match_cache
@@ -401,7 +410,6 @@ class TopicModel:
                 out[ti] = match = Match(topic=spec.id, score=coarse[ti], threshold=self._thresholds[ti], matched=False)
                 if len(cache) < MATCH_CACHE:
                     cache[(ti, coarse[ti])] = match
-        rows = s.best_row.tolist()
         starts: list[int] | None = None
         passages: dict[int, str] = {}
         for ti in sorted(special):
@@ -429,13 +437,39 @@ class TopicModel:
                 )
         return [m for m in out if m is not None]
 
-    def _top_terms(self, s: _Scores, topics: Sequence[int]) -> dict[int, tuple[str, ...]]:
-        """For `topics`: the terms with the largest weight × profile weight in the best passage (or whole item)."""
+    @staticmethod
+    def _shown_rows(s: _Scores, topics: Sequence[int]) -> dict[int, int]:
+        """The row (0 = whole item, r = passage r) whose text explains each of `topics` to the analyst.
+
+        The best-scoring row, except when the topic's keyword phrases sit in the text: then the best-scoring passage
+        that holds one. Otherwise a topic that matched through one paragraph of a short multi-topic item, where the
+        whole item happens to score a little higher than any passage, would show the item's opening, which says
+        nothing about why it matched (a readout whose Libya paragraph comes last).
+        """
+        best = s.best_row.tolist()
+        rows = {ti: best[ti] for ti in topics}
+        if not s.hit_at or not s.window_starts:
+            return rows
+        starts = np.asarray(s.window_starts)
+        for ti in topics:
+            at = s.hit_at.get(ti)
+            if not at:
+                continue
+            pos = np.asarray(at)
+            holds = ((starts[:, None] <= pos[None, :]) & (pos[None, :] < starts[:, None] + WINDOW)).any(axis=1)
+            candidates = np.flatnonzero(holds) + 1
+            if rows[ti] not in candidates.tolist():
+                rows[ti] = int(candidates[s.prof[candidates, ti].argmax()])
+        return rows
+
+    def _top_terms(self, s: _Scores, topics: Sequence[int], rows: Mapping[int, int]) -> dict[int, tuple[str, ...]]:
+        """For `topics`: the terms with the largest weight × profile weight in the row shown (`_shown_rows`)."""
         u = len(s.uniq)
         if u == 0 or not topics:
             return {ti: () for ti in topics}
         chosen = np.asarray(topics, dtype=np.int64)
-        contrib = s.weights[s.best_row[chosen]] * s.gathered[:, chosen].T  # [topics, u]
+        shown = np.asarray([rows[ti] for ti in topics], dtype=np.int64)
+        contrib = s.weights[shown] * s.gathered[:, chosen].T  # [topics, u]
         k = min(TOP_TERMS, u)
         top = np.argpartition(-contrib, k - 1, axis=1)[:, :k] if u > k else np.tile(np.arange(u), (len(topics), 1))
         vals = np.take_along_axis(contrib, top, axis=1)
