@@ -50,12 +50,17 @@ class ParserPool:
         content_type: str | None = None,
         encoding: str | None = None,
     ) -> ParsedFeed:
-        pool = self._executor()
+        kwargs = {"feed": feed, "url": url, "now": now, "content_type": content_type, "encoding": encoding}
+        if self.workers < 1:
+            return self.target(body, **kwargs)
         try:
-            future = pool.submit(
-                self.target, body, feed=feed, url=url, now=now, content_type=content_type, encoding=encoding
-            )
-            return future.result()
+            pool = self._executor()
+        except OSError as exc:  # no semaphores (/dev/shm) in a tight sandbox: parse in this process
+            log.warning("parsing in this process: worker processes are unavailable (%s)", exc)
+            self.workers = 0
+            return self.target(body, **kwargs)
+        try:
+            return pool.submit(self.target, body, **kwargs).result()
         except BrokenProcessPool as exc:
             self._discard(pool)
             raise ParseError(f"the parser process died while parsing {url}") from exc
