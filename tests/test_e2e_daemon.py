@@ -138,7 +138,7 @@ class Env:
         self.notify: socket.socket | None = None
         self.feeds.route("/news.xml", rss([WEATHER]), headers={"Content-Type": "application/rss+xml"})
 
-    def write_config(self, topics: str = LIBYA_TOPIC, *, interval: str = "1s") -> None:
+    def write_config(self, topics: str = LIBYA_TOPIC, *, interval: str = "1s", extra_feed: str = "") -> None:
         telegram = f'type: telegram, bot_token: "${{TELEGRAM_TOKEN}}", api_url: "{self.stub.url}", pace: false'
         self.config.write_text(
             textwrap.dedent(f"""\
@@ -159,6 +159,7 @@ class Env:
                     to: [analyst@example.test]
                 feeds:
                   - {{name: News, url: "{self.feeds.url("/news.xml")}", interval: {interval}}}
+                {extra_feed}
                 topics:
                 """)
             + topics,
@@ -234,7 +235,9 @@ def count(texts: list[str], needle: str) -> int:
 
 
 def test_a_new_item_alerts_within_one_interval_and_sigterm_exits_0(env: Env) -> None:
-    env.write_config()
+    # A feed that never finishes its body: its poll is still stuck in a read when SIGTERM comes.
+    env.feeds.route("/slow.xml", b"<rss>", drip=0.2, endless=True)
+    env.write_config(extra_feed=f'  - {{name: Slow, url: "{env.feeds.url("/slow.xml")}", interval: 1s}}')
     env.start()
     wait_for(lambda: env.polls() >= 2, 10, "two polls")
     assert env.texts() == []  # the weather item matches no topic
@@ -246,11 +249,13 @@ def test_a_new_item_alerts_within_one_interval_and_sigterm_exits_0(env: Env) -> 
     wait_for(lambda: env.smtp.messages, 10, "the alert by email")
     assert "прекращении огня" in env.smtp.messages[0].message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
 
+    assert env.feeds.requests_to("/slow.xml")  # in flight
     started = time.monotonic()
     env.signal(signal.SIGTERM)
     assert env.wait_exit(10) == 0
     assert time.monotonic() - started < 10
     logs = env.logs()
+    assert "abandoning 1 in-flight job" in logs
     assert TOKEN not in logs and TOKEN.split(":")[1] not in logs and SMTP_PASSWORD not in logs
     assert count(env.texts(), "прекращении огня") == 1
 
