@@ -138,13 +138,16 @@ class Env:
         self.notify: socket.socket | None = None
         self.feeds.route("/news.xml", rss([WEATHER]), headers={"Content-Type": "application/rss+xml"})
 
-    def write_config(self, topics: str = LIBYA_TOPIC, *, interval: str = "1s", extra_feed: str = "") -> None:
+    def write_config(
+        self, topics: str = LIBYA_TOPIC, *, interval: str = "1s", extra_feed: str = "", settings: str = ""
+    ) -> None:
         telegram = f'type: telegram, bot_token: "${{TELEGRAM_TOKEN}}", api_url: "{self.stub.url}", pace: false'
         self.config.write_text(
             textwrap.dedent(f"""\
                 settings:
                   data_dir: {self.tmp / "data"}
                   admin_channel: admin
+                {settings}
                 channels:
                   tg: {{{telegram}, chat_id: {ALERT_CHAT}}}
                   admin: {{{telegram}, chat_id: {ADMIN_CHAT}}}
@@ -286,6 +289,25 @@ def test_sighup_new_topic_then_a_broken_edit_keeps_running(env: Env) -> None:
     # ...and still polls and alerts on it.
     env.feeds.set_body("/news.xml", rss([WEATHER, SNOW, LIBYA_2]))
     wait_for(lambda: count(env.texts(), "обменялись пленными"), 10, "an alert after the broken edit")
+    env.signal(signal.SIGTERM)
+    assert env.wait_exit(10) == 0
+
+
+def test_a_dead_feed_is_reported_once_and_its_recovery_once(env: Env) -> None:
+    env.feeds.route("/gone.xml", b"gone", status=410, headers={"Content-Type": "text/plain"})
+    env.write_config(
+        settings="  dead_feed_after: 2s",
+        extra_feed=f'  - {{name: Gone, url: "{env.feeds.url("/gone.xml")}", interval: 1s}}',
+    )
+    env.start()
+    wait_for(lambda: env.texts(ADMIN_CHAT), 15, "the dead-feed notice")
+    assert "feed Gone" in env.texts(ADMIN_CHAT)[0] and "looks dead" in env.texts(ADMIN_CHAT)[0]
+    env.feeds.route("/gone.xml", rss([WEATHER]), headers={"Content-Type": "application/rss+xml"})
+    wait_for(lambda: len(env.texts(ADMIN_CHAT)) >= 2, 15, "the recovery notice")
+    assert "feed Gone" in env.texts(ADMIN_CHAT)[1] and "recovered" in env.texts(ADMIN_CHAT)[1]
+    polls = len(env.feeds.requests_to("/gone.xml"))
+    wait_for(lambda: len(env.feeds.requests_to("/gone.xml")) >= polls + 3, 10, "three more polls")
+    assert len(env.texts(ADMIN_CHAT)) == 2  # once each way
     env.signal(signal.SIGTERM)
     assert env.wait_exit(10) == 0
 
