@@ -13,6 +13,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from email.utils import format_datetime
@@ -240,7 +241,13 @@ def count(texts: list[str], needle: str) -> int:
 def test_a_new_item_alerts_within_one_interval_and_sigterm_exits_0(env: Env) -> None:
     # A feed that never finishes its body: its poll is still stuck in a read when SIGTERM comes.
     env.feeds.route("/slow.xml", b"<rss>", drip=0.2, endless=True)
-    env.write_config(extra_feed=f'  - {{name: Slow, url: "{env.feeds.url("/slow.xml")}", interval: 1s}}')
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        metrics_port = probe.getsockname()[1]
+    env.write_config(
+        settings=f"  metrics: 127.0.0.1:{metrics_port}",
+        extra_feed=f'  - {{name: Slow, url: "{env.feeds.url("/slow.xml")}", interval: 1s}}',
+    )
     env.start()
     wait_for(lambda: env.polls() >= 2, 10, "two polls")
     assert env.texts() == []  # the weather item matches no topic
@@ -251,6 +258,14 @@ def test_a_new_item_alerts_within_one_interval_and_sigterm_exits_0(env: Env) -> 
     assert sent.at - added <= INTERVAL + 2, f"latency {sent.at - added:.2f}s"
     wait_for(lambda: env.smtp.messages, 10, "the alert by email")
     assert "прекращении огня" in env.smtp.messages[0].message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+
+    def metrics() -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as response:
+            return str(response.read().decode())
+
+    wait_for(lambda: "topic_monitor_alerts_sent_total 2.0" in metrics(), 5, "2 alerts sent in /metrics")  # tg + email
+    assert 'topic_monitor_matches_total{topic="libya"} 1.0' in metrics()
+    assert 'topic_monitor_polls_total{status="ok"}' in metrics()
 
     assert env.feeds.requests_to("/slow.xml")  # in flight
     started = time.monotonic()
