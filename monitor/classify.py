@@ -16,6 +16,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import repeat
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +26,7 @@ from .config import Topic
 from .errors import ModelError
 from .models import Match
 from .profile import PhraseIndex, TopicSpec, profile_vectors, spec_documents, topic_spec
-from .text import term_starts, terms
+from .text import TermScan, terms
 
 FORMAT_VERSION = 1
 WINDOW = 40  # content terms per passage, about 60-70 running words
@@ -45,17 +46,6 @@ W_DOC, W_NEAR, W_KEYWORDS = 9.0, 7.0, 0.75
 DENSITY_CAP = 3.0
 E_ZERO = 2.5
 FEEDBACK_WEIGHT = 0.5  # weight of the feedback centroid in a profile (feedback examples: the next issues)
-
-
-class _Vocab(dict[str, int]):
-    """term → id, where a missing term gives the out-of-vocabulary id (so `map(vocab.__getitem__, ...)` works)."""
-
-    def __init__(self, vocab: Mapping[str, int], oov: int) -> None:
-        super().__init__(vocab)
-        self.oov = oov
-
-    def __missing__(self, key: str) -> int:
-        return self.oov
 
 
 def _distinct(doc: list[str]) -> set[str]:
@@ -154,7 +144,8 @@ class TopicModel:
         )
         self._bg = bg
         self._vocab = bg.vocab
-        self._lookup = _Vocab(bg.vocab, len(bg.idf))
+        self._vocab_get = bg.vocab.get
+        self._oov = len(bg.idf)
         self._idf = bg.idf
         self._idf_ext = np.append(bg.idf, np.float32(bg.oov_idf)).astype(np.float32)  # last slot: unseen terms
         self._phrases = PhraseIndex(specs)
@@ -164,7 +155,8 @@ class TopicModel:
         self._no_veto: list[str | None] = [None] * self._n_topics  # shared, never written
         self._no_hits: list[list[str]] = [[] for _ in specs]  # shared, never written
         self._thresholds = [s.threshold if s.threshold is not None else DEFAULT_THRESHOLD for s in specs]
-        self._match_cache: dict[tuple[int, float], Match] = {}  # filled lazily; entries never change
+        self._match_cache: dict[int, Match] = {}  # topic·1001 + score in thousandths → Match; entries never change
+        self._key_base = np.arange(self._n_topics, dtype=np.int64) * 1001
         self._explain_from = EXPLAIN_FROM * np.asarray(self._thresholds, dtype=np.float64)
         self._build_matrix([[] for _ in specs])
         self._calibrate(self._sample_terms())
@@ -235,7 +227,8 @@ class TopicModel:
 
     # ----------------------------------------------------------------------------------------------- scoring core
     def _ids(self, seq: Sequence[str]) -> np.ndarray:
-        return np.fromiter(map(self._lookup.__getitem__, seq), dtype=np.int64, count=len(seq))
+        # dict.get with a default, at C speed (a dict subclass's __missing__ is a Python call per unseen term)
+        return np.fromiter(map(self._vocab_get, seq, repeat(self._oov)), dtype=np.int64, count=len(seq))
 
     def _evidence(self, title_terms: Sequence[str], text_terms: Sequence[str], ids: np.ndarray) -> _Scores:
         n_topics = self._n_topics
@@ -278,15 +271,15 @@ class TopicModel:
         if starts:
             k = len(starts)
             flat = rowrep * u + text_inv[pos]
-            counts = np.empty((k + 1, u), dtype=np.float32)
+            counts = np.empty((k + 1, u), dtype=np.int64)
             counts[0] = doc
             counts[1:] = np.bincount(flat, minlength=k * u).reshape(k, u)
         else:
-            counts = doc[None, :].astype(np.float32)
+            counts = doc[None, :]
         clipped = np.minimum(uniq, oov)  # private out-of-vocabulary ids → the shared OOV slot
-        # sublinear tf: 1 + log(count) where count > 0, else 0 (log(max(count, 1)) avoids a warning on 0)
-        weights = (np.log(np.maximum(counts, 1.0)) + (counts > 0)) * self._idf_ext[clipped]
-        norms = np.maximum(np.sqrt((weights * weights).sum(axis=1)), 1e-12)
+        # sublinear tf, 1 + log(count) where count > 0, else 0: one table look-up instead of four array operations
+        weights = _sublinear(counts) * self._idf_ext[clipped]
+        norms = np.maximum(np.sqrt(np.einsum("ij,ij->i", weights, weights)), 1e-12)
         gathered = self._matrix[self._row_of[clipped]]
         cos = (weights @ gathered) / norms[:, None]
         prof = cos[:, :n_topics]
@@ -387,11 +380,14 @@ class TopicModel:
         Leaving it out elsewhere keeps classify fast: most topics are nowhere near most items.
         """
         title_terms = terms(title, lang)
-        text_terms = terms(text, lang)
+        scan = TermScan(text)  # the text's terms, and their offsets later if a passage is shown
+        text_terms = scan.terms
         s = self._evidence(title_terms, text_terms, self._ids([*title_terms, *text_terms]))
         squashed = _squash(self._raw(s))
         scores = np.round(squashed, 6).tolist()
-        coarse = np.round(squashed, 3).tolist()
+        milli = np.rint(squashed * 1000.0)
+        coarse = (milli / 1000.0).tolist()
+        keys = (milli.astype(np.int64) + self._key_base).tolist()  # topic and score to 3 decimals as one int
         if explain_all:
             wanted = list(range(self._n_topics))
         else:
@@ -402,14 +398,14 @@ class TopicModel:
         # Far below the threshold with nothing to explain: a shared Match per topic and score to 3 decimals
         # (creating 50 frozen dataclasses per item would cost a quarter of the classify time).
         cache = self._match_cache
-        out = [cache.get(key) for key in enumerate(coarse)]
+        out = list(map(cache.get, keys))
         special = set(top_terms).union(s.noted)
         for ti, match in enumerate(out):
             if match is None and ti not in special:
                 spec = self._specs[ti]
                 out[ti] = match = Match(topic=spec.id, score=coarse[ti], threshold=self._thresholds[ti], matched=False)
                 if len(cache) < MATCH_CACHE:
-                    cache[(ti, coarse[ti])] = match
+                    cache[keys[ti]] = match
         starts: list[int] | None = None
         passages: dict[int, str] = {}
         for ti in sorted(special):
@@ -418,9 +414,9 @@ class TopicModel:
                 row = rows[ti]
                 passage = passages.get(row)
                 if passage is None:
-                    if starts is None:
-                        starts = term_starts(text)
-                    passage = passages[row] = _passage(text, starts, s.window_starts, row)
+                    if starts is None and row > 0:
+                        starts = scan.starts()
+                    passage = passages[row] = _passage(text, starts or [], s.window_starts, row)
                 out[ti] = Match(
                     topic=spec.id,
                     score=score,
@@ -538,6 +534,17 @@ def _windows(n: int) -> tuple[list[int], np.ndarray, np.ndarray]:
     pos.flags.writeable = False
     rowrep.flags.writeable = False
     return starts, pos, rowrep
+
+
+_SUBLINEAR = np.concatenate([[0.0], 1.0 + np.log(np.arange(1, 4096))]).astype(np.float32)
+
+
+def _sublinear(counts: np.ndarray) -> np.ndarray:
+    """1 + log(count) for count > 0, 0 for 0 (a table for the usual counts, computed above it)."""
+    if counts.size and int(counts.max()) >= len(_SUBLINEAR):
+        c = counts.astype(np.float32)
+        return np.asarray((np.log(np.maximum(c, 1.0)) + (c > 0)).astype(np.float32))
+    return np.asarray(_SUBLINEAR[counts])
 
 
 def _squash(raw: np.ndarray) -> np.ndarray:
