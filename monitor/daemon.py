@@ -28,14 +28,12 @@ import signal
 import socket
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Mapping
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from types import FrameType
 from typing import Any, Protocol
-from urllib.parse import urlsplit
 
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -43,6 +41,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from . import config as cfg
 from .app import open_app
+from .concurrency import PER_HOST, HostLimiter, host_of
 from .errors import MonitorError, NotifyError
 from .feeds.schedule import jitter
 from .health import dead_feed_transitions, notice, usual_gap
@@ -56,7 +55,6 @@ from .systemd import SdNotifier
 
 log = logging.getLogger(__name__)
 
-PER_HOST = 2  # concurrent polls per host: RFC 9110 §9.3 asks clients to limit parallel connections
 DELIVER_EVERY = 2.0
 PRUNE_EVERY = 3600.0
 STATS_EVERY = 15.0
@@ -103,6 +101,10 @@ class AppLike(Protocol):
     @property
     def notifiers(self) -> Mapping[str, Notifier]: ...
 
+    @property
+    def delivering_pid(self) -> str: ...
+
+    def claim_delivery(self) -> bool: ...
     def reconfigure(self, config: cfg.Config) -> None: ...
     def refit(self) -> None: ...
     def prune(self) -> int: ...
@@ -127,97 +129,6 @@ def poll_job_id(feed: cfg.Feed) -> str:
 def fallback_interval(feed: cfg.Feed, settings: cfg.Settings) -> float:
     """The poll job's own interval: only used when a poll did not say when to come back."""
     return feed.interval or feed.max_interval or max(settings.default_interval, feed.min_interval or 0.0)
-
-
-def host_of(url: str) -> str:
-    return (urlsplit(url).hostname or url).lower()
-
-
-# --- bounded, per-host-limited poll pool -------------------------------------------------------------
-
-
-class HostLimiter:
-    """Runs tasks in a pool, at most `per_host` at once per host, one at a time per key.
-
-    A task over the limit waits in a per-host queue, not in a pool thread, so a slow host never delays
-    feeds on other hosts. Submitting a key that is already queued or running is a no-op (`coalesce`).
-    """
-
-    def __init__(self, pool: Executor, per_host: int = PER_HOST) -> None:
-        self._pool = pool
-        self._per_host = per_host
-        self._cond = threading.Condition()
-        self._running: dict[str, int] = {}
-        self._queues: dict[str, deque[tuple[str, Callable[[], None]]]] = {}
-        self._keys: set[str] = set()
-        self._closed = False
-
-    def submit(self, key: str, host: str, task: Callable[[], None]) -> bool:
-        """Queue `task`; False when `key` is already queued or running, or the limiter is closed."""
-        with self._cond:
-            if self._closed or key in self._keys:
-                return False
-            self._keys.add(key)
-            if self._running.get(host, 0) >= self._per_host:
-                self._queues.setdefault(host, deque()).append((key, task))
-                return True
-            self._running[host] = self._running.get(host, 0) + 1
-        self._start(key, host, task)
-        return True
-
-    def _start(self, key: str, host: str, task: Callable[[], None]) -> None:
-        try:
-            self._pool.submit(self._run, key, host, task)
-        except RuntimeError:  # the pool is shut down: we are stopping
-            self._done(key, host)
-
-    def _run(self, key: str, host: str, task: Callable[[], None]) -> None:
-        try:
-            task()
-        finally:
-            self._done(key, host)
-
-    def _done(self, key: str, host: str) -> None:
-        nxt: tuple[str, Callable[[], None]] | None = None
-        with self._cond:
-            self._keys.discard(key)
-            queue = self._queues.get(host)
-            if queue and not self._closed:
-                nxt = queue.popleft()
-            else:
-                self._running[host] -= 1
-                if not self._running[host]:
-                    del self._running[host]
-            if not queue:
-                self._queues.pop(host, None)
-            self._cond.notify_all()
-        if nxt is not None:
-            self._start(nxt[0], host, nxt[1])
-
-    def running(self, host: str | None = None) -> int:
-        with self._cond:
-            return self._running.get(host, 0) if host else sum(self._running.values())
-
-    def queued(self) -> int:
-        with self._cond:
-            return sum(len(q) for q in self._queues.values())
-
-    def close(self) -> int:
-        """Accept nothing more and drop the queue; return how many queued tasks were dropped."""
-        with self._cond:
-            self._closed = True
-            dropped = sum(len(q) for q in self._queues.values())
-            for queue in self._queues.values():
-                for key, _ in queue:
-                    self._keys.discard(key)
-            self._queues.clear()
-            self._cond.notify_all()
-            return dropped
-
-    def wait_idle(self, timeout: float) -> bool:
-        """Wait until nothing runs; False on timeout."""
-        with self._cond:
-            return self._cond.wait_for(lambda: not self._running, timeout)
 
 
 # --- the daemon ----------------------------------------------------------------------------------------
@@ -322,7 +233,14 @@ class Daemon:
         config = self._loader(self.config_path)
         remember_secrets(secrets_of(config))
         self._config = config
-        self._app = self._factory(config, clock=self._clock)
+        app = self._factory(config, clock=self._clock)
+        if not app.claim_delivery():  # a second daemon on one store would poll and deliver everything twice
+            app.close()
+            raise MonitorError(
+                f"another monitor process (pid {app.delivering_pid}) is running on {config.data_dir}; "
+                "stop it first"
+            )
+        self._app = app
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)

@@ -17,7 +17,9 @@ from pathlib import Path
 import pytest
 
 from monitor import config as cfg
-from monitor.daemon import Daemon, HostLimiter, fallback_interval, poll_job_id
+from monitor.concurrency import HostLimiter
+from monitor.daemon import Daemon, fallback_interval, poll_job_id
+from monitor.errors import MonitorError
 from monitor.metrics import Metrics
 from monitor.models import Alert, FeedState, Match
 from monitor.pipeline import PollReport
@@ -151,6 +153,12 @@ class FakeApp:
         self.config = config
         self.reconfigured.append(config)
         self.notifiers = {name: self.notifiers.get(name) or FakeNotifier(name) for name in config.channels}
+
+    delivering_pid: str = "?"
+    delivery_claimed: bool = True
+
+    def claim_delivery(self) -> bool:
+        return self.delivery_claimed
 
     def refit(self) -> None:
         pass
@@ -480,6 +488,21 @@ def test_bad_config_at_start_raises_config_error(tmp_path: Path) -> None:
     daemon = Daemon(str(path), app_factory=lambda c, clock=None: FakeApp(c), hard_exit=False)
     with pytest.raises(cfg.ConfigError, match=r"config.yaml:2: feeds\[0\].url"):
         daemon.run()
+
+
+def test_a_second_daemon_on_the_same_data_refuses_to_start(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    write_config(path, FEEDS_AB)
+    app: list[FakeApp] = []
+
+    def factory(config: cfg.Config, *, clock: Clock | None = None) -> FakeApp:
+        app.append(FakeApp(config, delivering_pid="4242", delivery_claimed=False))
+        return app[-1]
+
+    daemon = Daemon(str(path), app_factory=factory, loader=lambda p: cfg.load(p, env={}), hard_exit=False)
+    with pytest.raises(MonitorError, match=r"another monitor process \(pid 4242\) is running"):
+        daemon.run()
+    assert app[0].closed
 
 
 def test_signals_in_the_main_thread(tmp_path: Path) -> None:
