@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
@@ -15,6 +15,7 @@ from .errors import ModelError
 from .feeds.http import HttpFetcher
 from .feeds.pool import ParserPool
 from .lock import ProcessLock
+from .models import Item
 from .notify import build_notifiers
 from .outbox import Deliverer
 from .pipeline import Pipeline
@@ -41,6 +42,8 @@ class App:
     deliverer: Deliverer
     notifiers: dict[str, Notifier]
 
+    unfinished: list[Item] = field(default_factory=list)  # stored, never matched: see recover()
+
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
         self._deliver_lock = ProcessLock(self.config.data_dir / "deliver.lock")
@@ -48,6 +51,17 @@ class App:
     def claim_delivery(self) -> bool:
         """Become the one process that delivers the outbox of this data directory (see monitor.lock)."""
         return self._deliver_lock.acquire()
+
+    def recover(self) -> int:
+        """Match the items a stopped process stored but never matched; the delivering process calls it.
+
+        Those items are no longer new to the next poll, so without this their alerts would be lost."""
+        unfinished, self.unfinished = self.unfinished, []
+        for item in unfinished:
+            self.pipeline.process(item)
+        if unfinished:
+            log.info("matched %d items left unfinished by the last run", len(unfinished))
+        return len(unfinished)
 
     @property
     def delivering_pid(self) -> str:
@@ -131,12 +145,7 @@ def open_app(config: Config, *, clock: Clock | None = None) -> App:
     notifiers = build_notifiers(config)
     parser = ParserPool()
     pipeline = Pipeline(config, store, fetcher, model, grouper, clock, parse=parser)
-    # Items stored without a story were stored by a process that stopped before matching them:
-    # match them now, or their alerts would be lost (they are no longer new to the next poll).
-    unfinished = [item for item, story_id in stored if story_id is None]
-    for item in unfinished:
-        pipeline.process(item)
-    if unfinished:
-        log.info("matched %d items left unfinished by the last run", len(unfinished))
     deliverer = Deliverer(store, notifiers, config, clock)
-    return App(config, clock, store, fetcher, parser, pipeline, deliverer, notifiers)
+    app = App(config, clock, store, fetcher, parser, pipeline, deliverer, notifiers)
+    app.unfinished = [item for item, story_id in stored if story_id is None]
+    return app

@@ -62,6 +62,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     config = _config(args)
     app = open_app(config)
     try:
+        delivering = app.claim_delivery()
+        if delivering:
+            app.recover()
         reports = poll_all(config.enabled_feeds, app.pipeline.poll, workers=config.settings.workers)
         for report in reports:
             print(_feed_line(report))
@@ -73,7 +76,7 @@ def cmd_check(args: argparse.Namespace) -> int:
                     why = ", ".join(match.terms[:5])
                     print(f"  -> {names.get(match.topic, match.topic)}: {match.score:.2f} "
                           f"(threshold {match.threshold:.2f}) {why}")
-        if app.claim_delivery():
+        if delivering:
             print(f"\ndelivery: {app.deliverer.deliver_until_idle(args.deliver_timeout)}")
         else:
             print(f"\ndelivery: left to the running daemon (pid {app.delivering_pid}); alerts stay queued")

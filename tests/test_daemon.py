@@ -160,6 +160,9 @@ class FakeApp:
     def claim_delivery(self) -> bool:
         return self.delivery_claimed
 
+    def recover(self) -> int:
+        return 0
+
     def refit(self) -> None:
         pass
 

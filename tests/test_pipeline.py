@@ -202,6 +202,7 @@ def test_items_stored_by_a_killed_run_are_matched_on_restart(
     app.close()
     app = open_with(tmp_path, text, clock)
     try:
+        assert app.claim_delivery() and app.recover() == 1
         app.deliverer.deliver_due()
     finally:
         app.close()
