@@ -333,12 +333,17 @@ def test_kill_9_and_restart_neither_loses_nor_repeats_an_alert(env: Env) -> None
     env.start()
     env.feeds.set_body("/news.xml", rss([WEATHER, LIBYA]))
     wait_for(lambda: count(env.texts(), "прекращении огня"), 10, "the first alert")
-    # A new item, and kill -9 right after the poll that fetched it: stored or not, delivered or not.
-    polls = env.polls()
+    # A new item, and kill -9 while Telegram is still answering its sendMessage: the message was
+    # never acknowledged, so the restart must send it, once. (A kill in the millisecond between
+    # Telegram's acknowledgement and the row being marked sent would repeat it: the Bot API has no
+    # idempotency key, so no client can close that gap; this test aims beside it, deliberately.)
+    env.stub.script("hang")
     env.feeds.set_body("/news.xml", rss([WEATHER, LIBYA, SANCTIONS]))
-    wait_for(lambda: env.polls() > polls, 10, "the poll that sees the new item")
+    wait_for(lambda: any("пакет санкций" in str(c.params.get("text")) for c in env.stub.calls("sendMessage")),
+             10, "the hanging sendMessage")
     env.signal(signal.SIGKILL)
     assert env.wait_exit(10) == -signal.SIGKILL
+    env.stub.release()
     env.start()
     wait_for(lambda: count(env.texts(), "пакет санкций"), 15, "the second alert after the restart")
     env.feeds.set_body("/news.xml", rss([WEATHER, LIBYA, SANCTIONS, SPACE]))
