@@ -6,7 +6,6 @@ the Store port and renders them.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -148,7 +147,7 @@ def gather_status(app: StatusSource, now: datetime, *, since: datetime | None = 
     config, store = app.config, app.store
     day_ago = now - timedelta(days=1)
     states = {s.name: s for s in store.feeds()}
-    per_feed = Counter(item.feed for item in store.recent_items(1_000_000, since=day_ago))
+    per_feed = store.item_counts(day_ago)
     rows = []
     for feed in config.feeds:
         state = states.get(feed.name)

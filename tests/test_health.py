@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
@@ -100,8 +101,8 @@ class StatusStore:
     def feeds(self) -> list[FeedState]:
         return self.states
 
-    def recent_items(self, limit: int, since: datetime | None = None) -> list[Item]:
-        return [i for i in self.items if since is None or (i.first_seen or i.published) >= since][:limit]
+    def item_counts(self, since: datetime) -> dict[str, int]:
+        return dict(Counter(i.feed for i in self.items if (i.first_seen or i.published) >= since))
 
     def count_items(self, feed: str | None = None) -> int:
         return self.counts.get(feed or "", 0)

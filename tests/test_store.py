@@ -388,3 +388,10 @@ def test_racing_record_alert_writes_once(db: Db, stored_first: bool) -> None:
 def test_sql_store_is_a_store(store: SqlStore) -> None:
     port: Store = store  # mypy checks the signatures against ports.Store, names of parameters included
     assert port is store
+
+
+def test_item_counts_per_feed_since(store: SqlStore) -> None:
+    store.add_items([item("a", feed="A"), item("b", feed="A"), item("c", feed="B")], T0)
+    store.add_items([item("d", feed="B")], T0 + timedelta(hours=2))
+    assert store.item_counts(T0) == {"A": 2, "B": 2}
+    assert store.item_counts(T0 + timedelta(hours=1)) == {"B": 1}

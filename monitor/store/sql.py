@@ -224,6 +224,16 @@ class SqlStore:
         with self._tx("counting items") as conn:
             return int(conn.execute(query).scalar_one())
 
+    def item_counts(self, since: datetime) -> dict[str, int]:
+        """Items first seen since a time, per feed (`monitor status`: items/day)."""
+        query = (
+            select(item_table.c.feed, func.count())
+            .where(item_table.c.first_seen >= since)
+            .group_by(item_table.c.feed)
+        )
+        with self._tx("counting items per feed") as conn:
+            return {feed: int(n) for feed, n in conn.execute(query)}
+
     def prune(self, before: datetime) -> int:
         """Delete items first seen before `before` that no alert references (and their matches); return the
         count. Stories last seen before then without an alert go too, or they would grow without bound."""
