@@ -25,6 +25,7 @@ from .health import format_status
 from .logs import setup_logging
 from .outbox import format_alerts, notify_test
 from .pipeline import PollReport
+from .story_metrics import StoryReplay
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 
@@ -163,12 +164,20 @@ def cmd_eval(args: argparse.Namespace) -> int:
     """Replay a labelled corpus through the matcher and print precision, recall, F1 and Cdet."""
 
     config = _config(args)
+    stories = StoryReplay(config.settings.story_window)
     report = run_eval(config, Path(args.corpus), warmup=args.warmup,
-                      decisions=Path(args.decisions) if args.decisions else None)
+                      decisions=Path(args.decisions) if args.decisions else None, on_item=stories)
+    # Story figures only mean something when the corpus says which items tell the same story.
+    story_figures = stories.metrics.summary() if stories.gold_seen else None
     if args.json:
-        print(json.dumps(report_to_json(report), ensure_ascii=False, indent=2))
+        summary = report_to_json(report)
+        if story_figures is not None:
+            summary["stories"] = story_figures
+        print(json.dumps(summary, ensure_ascii=False, indent=2))
     else:
         print(format_report(report))
+        if story_figures is not None:
+            print("\nstories: " + ", ".join(f"{key} {value}" for key, value in story_figures.items()))
     return EXIT_OK
 
 

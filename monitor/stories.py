@@ -29,7 +29,6 @@ from typing import Literal
 
 from monitor import minhash
 from monitor.models import Item
-from monitor.story_metrics import StoryMetrics
 from monitor.story_text import DocumentFrequencies, ItemFeatures, cosine, dates_conflict, featurise, tfidf
 
 __all__ = [
@@ -37,7 +36,6 @@ __all__ = [
     "Evidence",
     "StoryDecision",
     "StoryGrouper",
-    "StoryMetrics",
     "decide",
     "featurise",
     "item_features",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -174,3 +175,34 @@ def test_check_leaves_delivery_to_a_running_daemon(tmp_path: Path, feed_server: 
             holder.stdout.close()
     assert result.returncode == 0, result.stderr
     assert f"delivery: left to the running daemon (pid {holder.pid}); alerts stay queued" in result.stdout
+
+
+def test_eval_reports_topic_and_story_figures(tmp_path: Path) -> None:
+    topics = tmp_path / "topics.yaml"
+    topics.write_text(
+        textwrap.dedent("""\
+            topics:
+              - id: libya
+                name: Ливия
+                keywords: [Ливия, Триполи]
+            """),
+        encoding="utf-8",
+    )
+    lines = [
+        {"id": "1", "title": "Перемирие в Ливии", "text": "Стороны в Ливии договорились о прекращении огня в Триполи.",
+         "topics": ["libya"], "story": "a"},
+        {"id": "2", "title": "Ливия: прекращение огня", "text": "В Ливии договорились о прекращении огня в Триполи.",
+         "topics": ["libya"], "story": "a"},
+        {"id": "3", "title": "Снег в Москве", "text": "Синоптики обещают снег в выходные.", "topics": [], "story": "b"},
+    ]
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text("".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines), encoding="utf-8")
+    decisions = tmp_path / "out.jsonl"
+    result = monitor("eval", "--config", str(topics), "--corpus", str(corpus), "--warmup", "0",
+                     "--decisions", str(decisions), "--json")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    libya = summary["topics"]["libya"]
+    assert (libya["tp"], libya["fp"], libya["fn"]) == (2, 0, 0)
+    assert summary["stories"]["alerts_sent"] == 1 and summary["stories"]["repeated_alerts"] == 0
+    assert [json.loads(line)["matched"] for line in decisions.read_text().splitlines()] == [["libya"], ["libya"], []]

@@ -8,15 +8,15 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from monitor import minhash
-from monitor.models import Item
+from monitor.models import Item, Match
 from monitor.stories import (
     DocumentFrequencies,
     StoryGrouper,
-    StoryMetrics,
     featurise,
     same_story,
     story_id_for,
 )
+from monitor.story_metrics import StoryMetrics, StoryReplay
 from monitor.story_text import dates_conflict, named_dates
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
@@ -315,3 +315,20 @@ def test_threads_may_share_a_grouper() -> None:
     for thread in threads:
         thread.join()
     assert grouper.stats()["items"] == len(stream)
+
+
+def test_story_replay_counts_one_alert_per_story_and_topic_in_eval() -> None:
+    replay = StoryReplay(window_seconds=48 * 3600)
+    dprk = [Match(topic="dprk", score=0.9, threshold=0.5, matched=True)]
+    for i, text in enumerate(FILLER):
+        replay({"id": f"f{i}", "title": text[0], "text": text[1], "source": "filler",
+                "published": (T0 - timedelta(hours=6 - i)).isoformat()}, [])
+    stream = [("interfax", KNDR_INTERFAX, 0, "s1"), ("tass", KNDR_TASS, 4, "s1"), ("ria", KNDR_RIA, 9, "s1"),
+              ("interfax", LIBYA_MFA, 120, "s2")]
+    for n, (source, (title, text), minutes, story) in enumerate(stream):
+        published = (T0 + timedelta(minutes=minutes)).isoformat()
+        replay({"id": str(n), "title": title, "text": text, "source": source, "published": published,
+                "story": story}, dprk)
+    summary = replay.metrics.summary()
+    assert replay.gold_seen
+    assert (summary["alerts_sent"], summary["repeated_alerts"], summary["wrong_merges"]) == (2, 0, 0)
