@@ -20,7 +20,9 @@ from itertools import repeat
 from pathlib import Path
 
 import numpy as np
+from scipy import sparse
 from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
 
 from .config import Topic
 from .errors import ModelError
@@ -45,6 +47,14 @@ PRIOR_MEDIAN = 0.02  # cold start: a typical median cosine of a news item to an 
 W_DOC, W_NEAR, W_KEYWORDS = 9.0, 7.0, 0.75
 DENSITY_CAP = 3.0
 E_ZERO = 2.5
+# Self-training (docs/matching.md): per topic, a logistic regression on the background sample's TF-IDF vectors,
+# labelled by the model's own score (≥ PSEUDO_POSITIVE: positive, < PSEUDO_NEGATIVE: negative, between: left out);
+# its log-odds, where positive, add W_LEARNED to E. Boost only: the pseudo-labels come from the keyword rule and
+# similarity, so the learned model may find topic items the rule misses but is not trusted to veto.
+PSEUDO_POSITIVE, PSEUDO_NEGATIVE = 0.8, 0.3
+W_LEARNED = 1.0
+SELF_TRAIN_MIN = 200  # background items needed before self-training (cold start: none)
+SELF_TRAIN_MIN_POSITIVES = 3
 FEEDBACK_WEIGHT = 0.5  # weight of the feedback centroid in a profile (feedback examples: the next issues)
 
 
@@ -131,6 +141,7 @@ class _Scores:
     n_terms: int  # terms in title and text
     noted: tuple[int, ...] = ()  # topics with a keyword or exclude phrase found
     hit_at: Mapping[int, list[int]] | None = None  # topic → text positions of its keyword phrases
+    learned: np.ndarray | None = None  # self-trained model's log-odds per topic (None: no model yet)
 
 
 class TopicModel:
@@ -159,6 +170,8 @@ class TopicModel:
         self._key_base = np.arange(self._n_topics, dtype=np.int64) * 1001
         self._explain_from = EXPLAIN_FROM * np.asarray(self._thresholds, dtype=np.float64)
         self._build_matrix([[] for _ in specs])
+        self._learned: np.ndarray | None = None  # [V + 1, topics] self-trained weights (last row: unseen terms)
+        self._intercepts = self._zeros
         self._calibrate(self._sample_terms())
 
     def _sample_terms(self) -> list[tuple[list[str], np.ndarray]]:
@@ -282,6 +295,9 @@ class TopicModel:
         norms = np.maximum(np.sqrt(np.einsum("ij,ij->i", weights, weights)), 1e-12)
         gathered = self._matrix[self._row_of[clipped]]
         cos = (weights @ gathered) / norms[:, None]
+        learned = None
+        if self._learned is not None:  # on the whole item's L2-normalised TF-IDF vector, as trained
+            learned = (weights[0] @ self._learned[clipped]) / norms[0] + self._intercepts
         prof = cos[:, :n_topics]
         best_row = prof.argmax(axis=0)
         passage = prof.max(axis=0)
@@ -338,33 +354,76 @@ class TopicModel:
             len(ids),
             noted,
             hit_at,
+            learned,
         )
 
     def _raw(self, s: _Scores) -> np.ndarray:
         """Evidence E per topic (docs/matching.md): similarity above the topic's background median + keywords."""
         doc = s.doc - self._med[0]
         near = np.maximum(s.passage - self._med[1], s.example - self._med[2])
+        raw = W_DOC * doc + W_NEAR * near
+        if s.learned is not None:
+            raw = raw + W_LEARNED * np.maximum(s.learned, 0.0)
         if not s.noted:  # no phrase found: the keyword part is zero
-            return np.asarray(W_DOC * doc + W_NEAR * near, dtype=np.float32)
+            return np.asarray(raw, dtype=np.float32)
         found = s.kw_title + s.kw_text
         hit = (found > 0).astype(np.float32)
         density = np.minimum(found * (100.0 / max(s.n_terms, 1)), DENSITY_CAP)
         keywords = hit + np.log1p(2.0 * s.kw_title + s.kw_text) + density + hit * (1.0 - s.kw_first)
-        return np.asarray(W_DOC * doc + W_NEAR * near + W_KEYWORDS * keywords, dtype=np.float32)
+        return np.asarray(raw + W_KEYWORDS * keywords, dtype=np.float32)
 
     def _calibrate(self, sample: Sequence[tuple[list[str], np.ndarray]]) -> None:
         """Each topic's median similarities over the background sample (shrunk to a prior while it is small)."""
         t = self._n_topics
         n = len(sample)
         med = np.full((3, t), PRIOR_MEDIAN, dtype=np.float32)
+        evidence = [self._evidence((), seq, ids) for seq, ids in sample]
         if n:
             arr = np.empty((n, 3, t), dtype=np.float32)
-            for i, (seq, ids) in enumerate(sample):
-                e = self._evidence((), seq, ids)
+            for i, e in enumerate(evidence):
                 arr[i, 0], arr[i, 1], arr[i, 2] = e.doc, e.passage, e.example
             med = np.median(arr, axis=0)
         w = n / (n + PRIOR_WEIGHT)
         self._med = (w * med + (1 - w) * PRIOR_MEDIAN).astype(np.float32)
+        if n >= SELF_TRAIN_MIN:
+            scores = _squash(np.stack([self._raw(e) for e in evidence]))
+            self._self_train([ids for _, ids in sample], scores)
+
+    def _self_train(self, sample: Sequence[np.ndarray], scores: np.ndarray) -> None:
+        """Per topic, a logistic regression on the sample's TF-IDF vectors with the model's own scores as labels.
+
+        Unlabelled stream, labels from the keyword rule and similarity (self-training): the learned weights spread
+        the evidence to the words that come with a topic in this stream (for crude oil: "oil", "barrel", "opec",
+        "refinery"...), so items about the topic without its keyword phrases score higher too.
+        """
+        v = len(self._idf)
+        indptr, indices, data = [0], [], []
+        for ids in sample:
+            uniq, counts = np.unique(ids, return_counts=True)
+            weights = _sublinear(counts) * self._idf[uniq]
+            norm = float(np.sqrt(weights @ weights)) or 1.0
+            indices.append(uniq)
+            data.append(weights / norm)
+            indptr.append(indptr[-1] + len(uniq))
+        x = sparse.csr_matrix(
+            (np.concatenate(data or [np.zeros(0)]), np.concatenate(indices or [np.zeros(0, np.int64)]), indptr),
+            shape=(len(sample), v),
+        )
+        coef = np.zeros((v + 1, self._n_topics), dtype=np.float32)
+        intercepts = np.zeros(self._n_topics, dtype=np.float32)
+        trained = False
+        for ti in range(self._n_topics):
+            positive, negative = scores[:, ti] >= PSEUDO_POSITIVE, scores[:, ti] < PSEUDO_NEGATIVE
+            if positive.sum() < SELF_TRAIN_MIN_POSITIVES or negative.sum() < SELF_TRAIN_MIN_POSITIVES:
+                continue
+            rows = positive | negative
+            model = LogisticRegression(C=1.0, class_weight="balanced", max_iter=200)
+            model.fit(x[rows], positive[rows].astype(np.int64))
+            coef[:v, ti] = model.coef_[0]
+            intercepts[ti] = model.intercept_[0]
+            trained = True
+        if trained:
+            self._learned, self._intercepts = coef, intercepts
 
     # ------------------------------------------------------------------------------------------------ public API
     @property
