@@ -3,9 +3,9 @@
     python bench/ingest.py                 # 1,000 feeds x 30 items
     python bench/ingest.py --feeds 200     # smaller
 
-The feeds are served by a ThreadingHTTPServer in another process on 127.0.0.1. The poll cycle is the one
-`monitor check` runs (monitor.concurrency.poll_all over the pipeline) against a fresh SQLite database with the
-shipped config's topics: `--stage ingest` (default) times Pipeline.ingest (fetch, parse in worker processes,
+The feeds are served by ThreadingHTTPServers in another process on 20 loopback addresses (127.0.0.1-20).
+The poll cycle is the one `monitor check` runs (monitor.concurrency.poll_all over the pipeline) against a fresh
+SQLite database with the shipped config's topics: `--stage ingest` (default) times Pipeline.ingest (fetch, parse in worker processes,
 store), `--stage full` times Pipeline.poll (also match, group into stories, enqueue alerts). Prints wall time,
 CPU time of this process and its parser processes (not the server's), and peak RSS of this process.
 """
@@ -19,6 +19,7 @@ import random
 import resource
 import sys
 import tempfile
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -65,7 +66,7 @@ def make_feed(index: int, items: int, rng: random.Random, words: list[str]) -> b
     return doc.encode("utf-8")
 
 
-def serve(port_queue: multiprocessing.Queue, feeds: int, items: int) -> None:  # type: ignore[type-arg]
+def serve(port_queue: multiprocessing.Queue, feeds: int, items: int, hosts: int) -> None:  # type: ignore[type-arg]
     rng = random.Random(42)
     words = vocabulary(rng)
     docs = {f"/feed/{i}.xml": make_feed(i, items, rng, words) for i in range(feeds)}
@@ -95,10 +96,14 @@ def serve(port_queue: multiprocessing.Queue, feeds: int, items: int) -> None:  #
         def log_message(self, format: str, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    port_queue.put(server.server_address[1])
-    server.serve_forever()
+    # One server per loopback address (all of 127/8 is loopback on Linux): feeds spread over `hosts`
+    # hosts, as a watchlist's feeds are, so the two-connections-per-host limit applies as in real use.
+    servers = [ThreadingHTTPServer((f"127.0.0.{h + 1}", 0), Handler) for h in range(hosts)]
+    for server in servers:
+        server.daemon_threads = True
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    port_queue.put([server.server_address[1] for server in servers])
+    threading.Event().wait()
 
 
 def cpu() -> float:
@@ -123,6 +128,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--feeds", type=int, default=1000)
     parser.add_argument("--items", type=int, default=30)
+    parser.add_argument("--hosts", type=int, default=20, help="loopback addresses the feeds are spread over")
     parser.add_argument(
         "--stage",
         choices=["ingest", "full"],
@@ -133,16 +139,18 @@ def main() -> None:
 
     ctx = multiprocessing.get_context("spawn")
     ports: multiprocessing.Queue = ctx.Queue()  # type: ignore[type-arg]
-    server = ctx.Process(target=serve, args=(ports, args.feeds, args.items), daemon=True)
+    server = ctx.Process(target=serve, args=(ports, args.feeds, args.items, args.hosts), daemon=True)
     server.start()
     global server_pid
     server_pid = server.pid or 0
-    port = ports.get(timeout=60)
+    port_of = ports.get(timeout=60)
     try:
         with tempfile.TemporaryDirectory() as tmp:
             shipped = cfg.load(str(ROOT / "config.yaml"), env={})
+            hosts = [f"127.0.0.{h + 1}:{port}" for h, port in enumerate(port_of)]
             feeds = [
-                cfg.Feed(name=f"feed-{i}", url=f"http://127.0.0.1:{port}/feed/{i}.xml") for i in range(args.feeds)
+                cfg.Feed(name=f"feed-{i}", url=f"http://{hosts[i % len(hosts)]}/feed/{i}.xml")
+                for i in range(args.feeds)
             ]
             config = shipped.model_copy(
                 update={

@@ -238,7 +238,8 @@ class Pipeline:
             max_backoff=settings.max_backoff,
             item_times=item_times,
         )
-        total = self.store.count_items(feed.name)
+        # Counting costs a query; only a poll that stored something can change the count.
+        total = self.store.count_items(feed.name) if new_items or state.items_total == 0 else state.items_total
         state = replace(
             state,
             last_fetch=now,
