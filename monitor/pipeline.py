@@ -87,12 +87,12 @@ class Pipeline:
 
     def poll(self, feed: cfg.Feed) -> PollReport:
         """Ingest one feed, then match, group and enqueue its new and changed items."""
-        state = self.store.get_feed(feed.name)
-        first_poll = state is None or state.last_success is None
-        report, new, changed = self.ingest(feed)
+        done_before = self.store.get_feed(feed.name)
+        report, new, changed = self.ingest(feed, done_before)
         # A feed's first poll brings its whole backlog: items older than `backfill` are matched and
         # grouped (so later reports of their stories stay quiet) but not alerted, or every new feed
         # would flood the analyst with last week's news.
+        first_poll = done_before is None or done_before.last_success is None
         cutoff = self.clock.now() - timedelta(seconds=self.config.settings.backfill)
         matches: dict[str, tuple[Match, ...]] = {}
         alerts = 0
@@ -104,15 +104,18 @@ class Pipeline:
             alerts += done.alerted
         return replace(report, matches=matches, alerts=alerts)
 
-    def ingest(self, feed: cfg.Feed) -> tuple[PollReport, list[Item], list[Item]]:
+    def ingest(
+        self, feed: cfg.Feed, state: FeedState | None = None
+    ) -> tuple[PollReport, list[Item], list[Item]]:
         """Fetch, parse and store one feed; return the report and the (new, changed) items.
 
-        Feed problems never raise: they are recorded on the feed's state and in the report. A process
-        stopped after this step loses nothing: stored items not yet in a story are matched at start-up.
+        `state` is the feed's stored state when the caller has read it already. Feed problems never
+        raise: they are recorded on the feed's state and in the report. A process stopped after this
+        step loses nothing: stored items not yet in a story are matched at start-up.
         """
         started = time.monotonic()
         now = self.clock.now()
-        state = self.store.get_feed(feed.name) or FeedState(name=feed.name, url=feed.url)
+        state = state or self.store.get_feed(feed.name) or FeedState(name=feed.name, url=feed.url)
         if state.url != feed.url:  # the user edited the URL: old validators belong to the old one
             state = replace(state, url=feed.url, etag=None, last_modified=None, redirected_to=None)
         try:
