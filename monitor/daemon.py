@@ -505,9 +505,7 @@ class Daemon:
             return  # removed by a reload while queued, or stopping
         report = self.app.pipeline.poll(feed)
         self.metrics.record_poll(report)
-        if report.status == "error":
-            log.info("feed %s: %s", feed.name, report.error)
-        elif report.new:
+        if report.new:  # errors are logged by the pipeline, with the retry time
             log.info("feed %s: %d new, %d alerts", feed.name, report.new, report.alerts)
         if report.alerts:
             self.kick_delivery()
