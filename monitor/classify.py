@@ -55,6 +55,7 @@ PSEUDO_POSITIVE, PSEUDO_NEGATIVE = 0.8, 0.3
 W_LEARNED = 1.0
 SELF_TRAIN_MIN = 200  # background items needed before self-training (cold start: none)
 SELF_TRAIN_MIN_POSITIVES = 3
+LEARNED_TERMS = 2000  # per topic, the terms of largest |weight| kept (the rest of an L2 model's weights are small)
 FEEDBACK_WEIGHT = 0.5  # weight of the feedback centroid in a profile (feedback examples: the next issues)
 
 
@@ -170,7 +171,8 @@ class TopicModel:
         self._key_base = np.arange(self._n_topics, dtype=np.int64) * 1001
         self._explain_from = EXPLAIN_FROM * np.asarray(self._thresholds, dtype=np.float64)
         self._build_matrix([[] for _ in specs])
-        self._learned: np.ndarray | None = None  # [V + 1, topics] self-trained weights (last row: unseen terms)
+        self._learned: np.ndarray | None = None  # [kept terms + 1, topics] self-trained weights (last row zero)
+        self._learned_row = np.zeros(0, dtype=np.int32)  # term id (V: unseen) → row of _learned
         self._intercepts = self._zeros
         self._calibrate(self._sample_terms())
 
@@ -297,7 +299,7 @@ class TopicModel:
         cos = (weights @ gathered) / norms[:, None]
         learned = None
         if self._learned is not None:  # on the whole item's L2-normalised TF-IDF vector, as trained
-            learned = (weights[0] @ self._learned[clipped]) / norms[0] + self._intercepts
+            learned = (weights[0] @ self._learned[self._learned_row[clipped]]) / norms[0] + self._intercepts
         prof = cos[:, :n_topics]
         best_row = prof.argmax(axis=0)
         passage = prof.max(axis=0)
@@ -359,17 +361,33 @@ class TopicModel:
 
     def _raw(self, s: _Scores) -> np.ndarray:
         """Evidence E per topic (docs/matching.md): similarity above the topic's background median + keywords."""
-        doc = s.doc - self._med[0]
-        near = np.maximum(s.passage - self._med[1], s.example - self._med[2])
-        raw = W_DOC * doc + W_NEAR * near
-        if s.learned is not None:
-            raw = raw + W_LEARNED * np.maximum(s.learned, 0.0)
-        if not s.noted:  # no phrase found: the keyword part is zero
+        return self._combine(
+            s.doc, s.passage, s.example, s.learned, s.kw_title, s.kw_text, s.kw_first, s.n_terms, bool(s.noted)
+        )
+
+    def _combine(
+        self,
+        doc: np.ndarray,
+        passage: np.ndarray,
+        example: np.ndarray,
+        learned: np.ndarray | None,
+        kw_title: np.ndarray,
+        kw_text: np.ndarray,
+        kw_first: np.ndarray,
+        n_terms: int | np.ndarray,
+        any_phrase: bool,
+    ) -> np.ndarray:
+        """E from the evidence arrays ([topics], or [items, topics] with n_terms [items, 1])."""
+        near = np.maximum(passage - self._med[1], example - self._med[2])
+        raw = W_DOC * (doc - self._med[0]) + W_NEAR * near
+        if learned is not None:
+            raw = raw + W_LEARNED * np.maximum(learned, 0.0)
+        if not any_phrase:  # no phrase found: the keyword part is zero
             return np.asarray(raw, dtype=np.float32)
-        found = s.kw_title + s.kw_text
+        found = kw_title + kw_text
         hit = (found > 0).astype(np.float32)
-        density = np.minimum(found * (100.0 / max(s.n_terms, 1)), DENSITY_CAP)
-        keywords = hit + np.log1p(2.0 * s.kw_title + s.kw_text) + density + hit * (1.0 - s.kw_first)
+        density = np.minimum(found * (100.0 / np.maximum(n_terms, 1)), DENSITY_CAP)
+        keywords = hit + np.log1p(2.0 * kw_title + kw_text) + density + hit * (1.0 - kw_first)
         return np.asarray(raw + W_KEYWORDS * keywords, dtype=np.float32)
 
     def _calibrate(self, sample: Sequence[tuple[list[str], np.ndarray]]) -> None:
@@ -377,17 +395,20 @@ class TopicModel:
         t = self._n_topics
         n = len(sample)
         med = np.full((3, t), PRIOR_MEDIAN, dtype=np.float32)
-        evidence = [self._evidence((), seq, ids) for seq, ids in sample]
+        # Only the arrays the score needs are kept per item (keeping each item's evidence would cost ~60 MB).
+        arr = np.empty((n, 6, t), dtype=np.float32)
+        n_terms = np.empty((n, 1), dtype=np.float32)
+        for i, (seq, ids) in enumerate(sample):
+            e = self._evidence((), seq, ids)
+            arr[i] = e.doc, e.passage, e.example, e.kw_title, e.kw_text, e.kw_first
+            n_terms[i] = e.n_terms
         if n:
-            arr = np.empty((n, 3, t), dtype=np.float32)
-            for i, e in enumerate(evidence):
-                arr[i, 0], arr[i, 1], arr[i, 2] = e.doc, e.passage, e.example
-            med = np.median(arr, axis=0)
+            med = np.median(arr[:, :3], axis=0)
         w = n / (n + PRIOR_WEIGHT)
         self._med = (w * med + (1 - w) * PRIOR_MEDIAN).astype(np.float32)
         if n >= SELF_TRAIN_MIN:
-            scores = _squash(np.stack([self._raw(e) for e in evidence]))
-            self._self_train([ids for _, ids in sample], scores)
+            raw = self._combine(arr[:, 0], arr[:, 1], arr[:, 2], None, arr[:, 3], arr[:, 4], arr[:, 5], n_terms, True)
+            self._self_train([ids for _, ids in sample], _squash(raw))
 
     def _self_train(self, sample: Sequence[np.ndarray], scores: np.ndarray) -> None:
         """Per topic, a logistic regression on the sample's TF-IDF vectors with the model's own scores as labels.
@@ -409,9 +430,8 @@ class TopicModel:
             (np.concatenate(data or [np.zeros(0)]), np.concatenate(indices or [np.zeros(0, np.int64)]), indptr),
             shape=(len(sample), v),
         )
-        coef = np.zeros((v + 1, self._n_topics), dtype=np.float32)
+        kept: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         intercepts = np.zeros(self._n_topics, dtype=np.float32)
-        trained = False
         for ti in range(self._n_topics):
             positive, negative = scores[:, ti] >= PSEUDO_POSITIVE, scores[:, ti] < PSEUDO_NEGATIVE
             if positive.sum() < SELF_TRAIN_MIN_POSITIVES or negative.sum() < SELF_TRAIN_MIN_POSITIVES:
@@ -419,11 +439,21 @@ class TopicModel:
             rows = positive | negative
             model = LogisticRegression(C=1.0, class_weight="balanced", max_iter=200)
             model.fit(x[rows], positive[rows].astype(np.int64))
-            coef[:v, ti] = model.coef_[0]
+            w = model.coef_[0]
+            top = np.argpartition(-np.abs(w), LEARNED_TERMS)[:LEARNED_TERMS] if len(w) > LEARNED_TERMS else np.arange(v)
+            top = top[w[top] != 0]
+            kept[ti] = (top, w[top])
             intercepts[ti] = model.intercept_[0]
-            trained = True
-        if trained:
-            self._learned, self._intercepts = coef, intercepts
+        if not kept:
+            return
+        # A compact matrix over the kept terms only: a dense [V, topics] one would cost ~300 MB on 20,000 items.
+        union = np.unique(np.concatenate([top for top, _ in kept.values()]))
+        row = np.full(v + 1, len(union), dtype=np.int32)  # unseen and unkept terms → the zero last row
+        row[union] = np.arange(len(union), dtype=np.int32)
+        learned = np.zeros((len(union) + 1, self._n_topics), dtype=np.float32)
+        for ti, (top, w) in kept.items():
+            learned[row[top], ti] = w
+        self._learned, self._learned_row, self._intercepts = learned, row, intercepts
 
     # ------------------------------------------------------------------------------------------------ public API
     @property
