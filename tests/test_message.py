@@ -27,6 +27,7 @@ from monitor.notify.message import (
     snippet,
     split_html,
     units,
+    why_terms,
 )
 from tests.tgstub import LIMIT, utf16_len, visible_text
 
@@ -82,7 +83,7 @@ def test_alert_shows_every_part() -> None:
     assert lines[1] == "<i>РИА Новости</i> · 25.11.2026 14:05 MSK"
     assert lines[2] == "🏷 Стратегическая стабильность 0.82 · Иран 0.41"  # unmatched topics are left out
     assert "вопросы <b>стратегической стабильности</b> и продление <b>ДСНВ</b>" in lines[3]
-    assert lines[4] == "<i>why: стратегическ* стабильност*, ДСНВ, иран</i>"
+    assert lines[4] == "<i>why: ДСНВ, стратегическ* стабильност*, иран</i>"  # the analyst's keywords first
     assert lines[5] == 'also: <a href="https://tass.ru/1">ТАСС</a>, РБК (+2)'
     check_chunks([chunk])
 
@@ -95,7 +96,7 @@ def test_text_and_html_carry_the_same_parts() -> None:
         "https://ria.ru/20261125/dsnv.html",
         "РИА Новости · 25.11.2026 14:05 MSK",
     ]
-    assert "*стратегической стабильности*" in text and "why: стратегическ* стабильност*, ДСНВ" in text
+    assert "*стратегической стабильности*" in text and "why: ДСНВ, стратегическ* стабильност*" in text
     assert "also: ТАСС <https://tass.ru/1>" in text
     page = render_html(alert, topics=TOPICS, tz=MSK)
     assert '<meta charset="utf-8">' in page and "<b>ДСНВ</b>" in page
@@ -264,3 +265,12 @@ def test_a_megabyte_of_text_renders_quickly() -> None:
     [chunk] = render_telegram(make_alert(summary=body), topics=TOPICS, tz=MSK)
     assert time.perf_counter() - started < 1.0
     check_chunks([chunk])
+
+
+def test_why_line_leads_with_keywords_and_skips_terms_they_already_say() -> None:
+    match = Match(
+        "strategic", 0.9, 0.5, True,
+        terms=("стратегический", "стабильность", "вооружение"), keyword_hits=("стратегическая стабильность",),
+    )  # fmt: skip
+    libya = Match("libya", 0.8, 0.5, True, terms=("ливия", "огонь"), keyword_hits=("Ливия",))
+    assert why_terms([match, libya]) == ["стратегическая стабильность", "вооружение", "Ливия", "огонь"]

@@ -40,6 +40,7 @@ WHY_MAX = 300
 DIGEST_TITLE_MAX = 200
 LINK_MAX = 2048  # longer "links" are shown as text: a 10 kB href would not fit a tag into a chunk
 ALSO_SHOWN = 2  # "also: TASS, RIA (+2)"
+WHY_SHOWN = 8  # reasons on the why-line: enough to judge, short enough to read
 
 Tag = tuple[str, str | None]  # ("b", None), ("i", None), ("a", "https://…")
 BOLD: Tag = ("b", None)
@@ -187,16 +188,19 @@ def matched(alert: Alert) -> list[Match]:
     return sorted(hits, key=lambda m: m.score, reverse=True)
 
 
-def why_terms(matches: Iterable[Match]) -> list[str]:
-    """The reasons, best topic first, its terms then its keyword phrases, each once:
-    ["стратегическ* стабильност*", "ДСНВ"]."""
+def why_terms(matches: Iterable[Match], limit: int = WHY_SHOWN) -> list[str]:
+    """The reasons, best topic first: the keyword phrases the analyst wrote that the item contains, then
+    the top contributing terms those phrases don't already say ("стратегический" after "стратегическая
+    стабильность"), each once: ["ДСНВ", "стратегическая стабильность", "вооружение"]."""
     seen: dict[str, str] = {}
     for match in matches:
-        for phrase in (*match.terms, *match.keyword_hits):
-            phrase = one_line(phrase)
+        hits = [one_line(hit) for hit in match.keyword_hits]
+        said = {word.lower()[:5] for hit in hits for word in hit.split()}
+        terms = [one_line(term) for term in match.terms if one_line(term).lower()[:5] not in said]
+        for phrase in (*hits, *terms):
             if phrase and phrase.lower() not in seen:
                 seen[phrase.lower()] = phrase
-    return list(seen.values())
+    return list(seen.values())[:limit]
 
 
 def also_sources(
