@@ -237,7 +237,7 @@ def _default_channels() -> dict[str, ConsoleChannel | TelegramChannel | EmailCha
 
 class Config(_Strict):
     settings: Settings = Field(default_factory=Settings)
-    channels: dict[str, Channel] = Field(default_factory=lambda: _default_channels())
+    channels: dict[str, Channel] = Field(default_factory=_default_channels)
     feeds: list[Feed] = Field(default_factory=list)
     topics: list[Topic] = Field(default_factory=list)
     # Filled in by load(): where the file is, and the examples read from disk.
