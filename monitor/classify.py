@@ -171,8 +171,7 @@ class TopicModel:
         self._key_base = np.arange(self._n_topics, dtype=np.int64) * 1001
         self._explain_from = EXPLAIN_FROM * np.asarray(self._thresholds, dtype=np.float64)
         self._build_matrix([[] for _ in specs])
-        self._learned: np.ndarray | None = None  # [kept terms + 1, topics] self-trained weights (last row zero)
-        self._learned_row = np.zeros(0, dtype=np.int32)  # term id (V: unseen) → row of _learned
+        self._learned_col = 0  # first matrix column of the self-trained weights (0: none trained)
         self._intercepts = self._zeros
         self._calibrate(self._sample_terms())
 
@@ -298,13 +297,14 @@ class TopicModel:
         gathered = self._matrix[self._row_of[clipped]]
         cos = (weights @ gathered) / norms[:, None]
         learned = None
-        if self._learned is not None:  # on the whole item's L2-normalised TF-IDF vector, as trained
-            learned = (weights[0] @ self._learned[self._learned_row[clipped]]) / norms[0] + self._intercepts
+        lc = self._learned_col
+        if lc:  # on the whole item's L2-normalised TF-IDF vector (row 0), as trained
+            learned = cos[0, lc:] + self._intercepts
         prof = cos[:, :n_topics]
         best_row = prof.argmax(axis=0)
         passage = prof.max(axis=0)
         if self._per_topic:
-            example = cos[:, n_topics:].max(axis=0).reshape(n_topics, self._per_topic).max(axis=1)
+            example = cos[:, n_topics : lc or None].max(axis=0).reshape(n_topics, self._per_topic).max(axis=1)
         else:
             example = np.zeros(n_topics, dtype=np.float32)
         found = self._phrases.find((title_terms, text_terms))
@@ -446,14 +446,18 @@ class TopicModel:
             intercepts[ti] = model.intercept_[0]
         if not kept:
             return
-        # A compact matrix over the kept terms only: a dense [V, topics] one would cost ~300 MB on 20,000 items.
-        union = np.unique(np.concatenate([top for top, _ in kept.values()]))
-        row = np.full(v + 1, len(union), dtype=np.int32)  # unseen and unkept terms → the zero last row
-        row[union] = np.arange(len(union), dtype=np.int32)
-        learned = np.zeros((len(union) + 1, self._n_topics), dtype=np.float32)
+        # The kept weights become extra columns of the profile matrix: one gather and one product per item serve
+        # profiles, examples and the learned models (a dense [V, topics] array would cost ~300 MB on 20,000 items).
+        old_used = np.flatnonzero(self._row_of[:-1] >= 0)
+        used = np.union1d(old_used, np.concatenate([top for top, _ in kept.values()]))
+        row_of = np.full(v + 1, -1, dtype=np.int64)  # -1: the zero last row
+        row_of[used] = np.arange(len(used))
+        cols = self._matrix.shape[1]
+        matrix = np.zeros((len(used) + 1, cols + self._n_topics), dtype=np.float32)
+        matrix[row_of[old_used], :cols] = self._matrix[self._row_of[old_used]]
         for ti, (top, w) in kept.items():
-            learned[row[top], ti] = w
-        self._learned, self._learned_row, self._intercepts = learned, row, intercepts
+            matrix[row_of[top], cols + ti] = w
+        self._matrix, self._row_of, self._learned_col, self._intercepts = matrix, row_of, cols, intercepts
 
     # ------------------------------------------------------------------------------------------------ public API
     @property
