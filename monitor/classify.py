@@ -292,7 +292,9 @@ class TopicModel:
             counts = doc[None, :]
         clipped = np.minimum(uniq, oov)  # private out-of-vocabulary ids → the shared OOV slot
         # sublinear tf, 1 + log(count) where count > 0, else 0: one table look-up instead of four array operations
-        weights = _sublinear(counts) * self._idf_ext[clipped]
+        # (a count is at most twice the item's term count: the title counts twice)
+        tf = _SUBLINEAR[counts] if 2 * len(ids) < len(_SUBLINEAR) else _sublinear(counts)
+        weights = tf * self._idf_ext[clipped]
         norms = np.maximum(np.sqrt(np.einsum("ij,ij->i", weights, weights)), 1e-12)
         gathered = self._matrix[self._row_of[clipped]]
         cos = (weights @ gathered) / norms[:, None]
