@@ -24,8 +24,9 @@ import Stemmer
 
 _REPLACE = (("ё", "е"), ("‐", "-"), ("‑", "-"), ("‒", "-"), ("–", "-"), ("—", "-"), ("−", "-"))
 # A token is a run of word characters, optionally joined by "-" or "." to more word characters: "снв-3", "u.s".
-_TOKEN = re.compile(r"\w+(?:[-.]\w+)*")
-_TOKEN_SPLIT = re.compile(r"(\w+(?:[-.]\w+)*)")  # the same, as a group for split()
+# Possessive quantifiers: the same tokens (nothing after a word run ever needs it shorter), ~10 % faster.
+_TOKEN = re.compile(r"\w++(?:[-.]\w++)*+")
+_TOKEN_SPLIT = re.compile(r"(\w++(?:[-.]\w++)*+)")  # the same, as a group for split()
 _CYR = re.compile(r"[а-я]")
 _LAT = re.compile(r"[a-z]")
 _CYR_ANY = re.compile(r"[а-яё]", re.IGNORECASE)
