@@ -205,7 +205,8 @@ class Deliverer:
         report = DeliveryReport()
         now = self.clock.now()
         rows = self.store.due_deliveries(now, max_rows)
-        alerts: dict[int, Alert] = {}
+        # One read for the pass: loading alerts one by one was a quarter of the time per message.
+        alerts = self.store.get_alerts(sorted({row.alert_id for row, _ in rows}))
         digests: dict[str, list[Delivery]] = {}
         edited: set[tuple[int, str]] = set()
         for row, kind in rows:

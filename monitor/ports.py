@@ -122,6 +122,10 @@ class Store(Protocol):
         """The alert with its item and matches, `also` filled from its story's later items."""
         ...
 
+    def get_alerts(self, alert_ids: Sequence[int]) -> dict[int, Alert]:
+        """Several alerts by id in a few queries; unknown ids are left out."""
+        ...
+
     def due_deliveries(self, now: datetime, limit: int = 100) -> list[tuple[Delivery, str]]:
         """Pending rows whose next attempt is due, oldest first, with their kind ('send' or 'edit')."""
         ...

@@ -111,6 +111,9 @@ class FakeStore:
     def get_alert(self, alert_id: int) -> Alert:
         return self.alerts[alert_id]
 
+    def get_alerts(self, alert_ids: Sequence[int]) -> dict[int, Alert]:
+        return {i: self.alerts[i] for i in alert_ids if i in self.alerts}
+
     def due_deliveries(self, now: datetime, limit: int = 100) -> list[tuple[Delivery, str]]:
         due = [r for r in self.rows.values() if r.status == "pending" and r.next_attempt and r.next_attempt <= now]
         due.sort(key=lambda r: (r.next_attempt or now, r.id))

@@ -395,3 +395,13 @@ def test_item_counts_per_feed_since(store: SqlStore) -> None:
     store.add_items([item("d", feed="B")], T0 + timedelta(hours=2))
     assert store.item_counts(T0) == {"A": 2, "B": 2}
     assert store.item_counts(T0 + timedelta(hours=1)) == {"B": 1}
+
+
+def test_get_alerts_reads_several_at_once(store: SqlStore) -> None:
+    match = Match("libya", 0.9, 0.5, True)
+    first = store.record_alert(item("a"), [match], ["tg"], T0)
+    second = store.record_alert(item("b"), [match], ["tg"], T0)
+    assert first is not None and second is not None
+    got = store.get_alerts([first.id, second.id, 999])
+    assert sorted(got) == [first.id, second.id]
+    assert got[second.id] == store.get_alert(second.id)

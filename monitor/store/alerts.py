@@ -158,6 +158,13 @@ def build_alerts(conn: Connection, rows: Sequence[Row[Any]]) -> list[Alert]:
     return result
 
 
+def get_alerts(conn: Connection, alert_ids: Sequence[int]) -> dict[int, Alert]:
+    rows: list[Row[Any]] = []
+    for chunk in chunks(list(alert_ids)):
+        rows.extend(conn.execute(_ALERTS.where(alerts.c.id.in_(chunk))).all())
+    return {alert.id: alert for alert in build_alerts(conn, rows)}
+
+
 def get_alert(conn: Connection, alert_id: int) -> Alert:
     row = conn.execute(_ALERTS.where(alerts.c.id == alert_id)).first()
     if row is None:

@@ -279,6 +279,11 @@ class SqlStore:
         with self._tx(f"reading alert {alert_id}") as conn:
             return alert_queries.get_alert(conn, alert_id)
 
+    def get_alerts(self, alert_ids: Sequence[int]) -> dict[int, Alert]:
+        """Several alerts in a few queries (a delivery pass), by id; unknown ids are left out."""
+        with self._tx(f"reading {len(alert_ids)} alerts") as conn:
+            return alert_queries.get_alerts(conn, alert_ids)
+
     def due_deliveries(self, now: datetime, limit: int = 100) -> list[tuple[Delivery, str]]:
         with self._tx("reading due deliveries") as conn:
             return [(to_delivery(row), row.kind) for row in conn.execute(_DUE, {"now": now, "limit": limit})]
