@@ -190,3 +190,25 @@ def test_concurrent_classify_gives_the_same_answers(model: TopicModel) -> None:
     with ThreadPoolExecutor(max_workers=4) as pool:
         got = list(pool.map(lambda t: model.classify("", t), texts))
     assert got == expected
+
+
+def _stream(n: int) -> list[str]:
+    """A small unlabelled stream: grain wires (keyword "wheat" with their usual company) among unrelated news."""
+    grain = "Wheat harvest in Kansas: silos full, elevators report record tonnes, farmers sell early. Issue {i}."
+    other = [f"{text} Issue {{i}}." for text in FILLER]
+    return [(grain if i % 5 == 0 else other[i % len(other)]).format(i=i) for i in range(n)]
+
+
+def test_self_training_learns_the_streams_words_for_a_topic(monkeypatch: pytest.MonkeyPatch) -> None:
+    # No keyword in the item, only the words that come with "wheat" in this stream: the self-trained model
+    # (pseudo-labels from the keyword rule on the background) raises its score; the rule alone cannot.
+    item = ("Kansas elevators", "Silos are full and elevators report record tonnes as farmers sell early.")
+    learned = TopicModel.build(TOPICS, EXAMPLES, _stream(400))
+    monkeypatch.setattr("monitor.classify.SELF_TRAIN_MIN", 10**9)
+    rule_only = TopicModel.build(TOPICS, EXAMPLES, _stream(400))
+    assert by_id(learned.classify(*item))["grain"].score > by_id(rule_only.classify(*item))["grain"].score
+    # Boost only: a learned model never lowers a score below what the rule and similarity give.
+    for title, text in [("Погода", "В Москве ожидается дождь."), ("Wheat", "Wheat exports rose.")]:
+        for a, b in zip(learned.classify(title, text), rule_only.classify(title, text), strict=True):
+            assert a.score >= b.score - 1e-6
+
