@@ -211,4 +211,3 @@ def test_self_training_learns_the_streams_words_for_a_topic(monkeypatch: pytest.
     for title, text in [("Погода", "В Москве ожидается дождь."), ("Wheat", "Wheat exports rose.")]:
         for a, b in zip(learned.classify(title, text), rule_only.classify(title, text), strict=True):
             assert a.score >= b.score - 1e-6
-
