@@ -1,9 +1,12 @@
 """The topic model: TF-IDF profiles, passage scoring, keyword phrases and per-topic calibration.
 
-    build(topics, examples, background)   IDF from background + topic texts; profiles; calibration on background
+    build(topics, examples, background)   IDF from background + topic texts; profiles; calibration on background;
+                                          self-training: per-topic logistic regression on the background sample,
+                                          labelled by the model's own scores (no gold labels)
     classify(title, text)                 terms → doc + passage vectors → cosines to profiles and examples
-                                          + keyword phrase hits → calibrated score → Match per topic
-    refit(background)                     new IDF and calibration from the rolling window; profiles rebuilt
+                                          + keyword phrase hits + learned log-odds (boost only)
+                                          → calibrated score → Match per topic
+    refit(background)                     new IDF, calibration and self-training from the rolling window
     save(path) / load(path, ...)          background statistics persisted in data_dir (.npz, no pickle)
 
 See docs/matching.md for the method, the score rule and the measured numbers.
