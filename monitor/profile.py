@@ -9,7 +9,6 @@ an item close to one sub-story of a broad topic still scores (nearest-example si
 from __future__ import annotations
 
 import math
-import threading
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .config import Topic
-from .text import derived_from, terms
+from .text import adjectives_of, derived_from, terms
 
 KEYWORD_WEIGHT = 1.0
 DESCRIPTION_WEIGHT = 0.5
@@ -149,9 +148,9 @@ class PhraseIndex:
                     self._first.setdefault(phrase.terms[0], []).append((ti, exclude, phrase))
         self.empty = not self._first
         self._cand_cache: dict[str, list[tuple[int, bool, Phrase]]] = {}  # filled lazily; same result any order
-        self._triggers: set[str] = set(self._first)  # terms known to start some phrase
-        self._checked: set[str] = set(self._first)  # terms already looked at
-        self._lock = threading.Lock()
+        # Every term that can start a phrase: first terms, and the place adjectives that stand for them. Known up
+        # front, so one C-speed set intersection per sequence finds the positions worth looking at.
+        self._triggers = frozenset(self._first).union(*(adjectives_of(term) for term in self._first))
 
     def find(self, seqs: Sequence[Sequence[str]]) -> list[tuple[int, int, int, bool, Phrase]]:
         """Every occurrence as (sequence index, position, topic index, is_exclude, phrase), in sequence order."""
@@ -159,11 +158,7 @@ class PhraseIndex:
         if self.empty:
             return hits
         for si, seq in enumerate(seqs):
-            distinct = set(seq)
-            unseen = distinct - self._checked
-            if unseen:
-                self._learn(unseen)
-            triggers = distinct & self._triggers
+            triggers = self._triggers.intersection(seq)
             if not triggers:
                 continue
             for pos, term in enumerate(seq):
@@ -172,16 +167,6 @@ class PhraseIndex:
                         if self._at(seq, pos, phrase.terms):
                             hits.append((si, pos, ti, exclude, phrase))
         return hits
-
-    def _learn(self, terms: set[str]) -> None:
-        """Note which new terms can start a phrase (set operations then find them at C speed)."""
-        with self._lock:
-            for term in terms:
-                if self._candidates(term):
-                    self._triggers.add(term)
-            if len(self._checked) > 200_000:
-                self._checked = set(self._first)
-            self._checked |= terms
 
     def _candidates(self, term: str) -> list[tuple[int, bool, Phrase]]:
         """Phrases that may start at a term: its own, and those of the nouns a place adjective stands for."""

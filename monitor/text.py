@@ -201,6 +201,17 @@ def derived_from(term: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(out))
 
 
+def adjectives_of(noun: str) -> tuple[str, ...]:
+    """Every term t with `noun in derived_from(t)` ('ливия' → 'ливийский'): the inverse of derived_from."""
+    out: list[str] = []
+    for suffix, end in (*_RU_ADJ, *_EN_ADJ):
+        if noun.endswith(end):
+            candidate = noun[: len(noun) - len(end)] + suffix
+            if noun in derived_from(candidate):
+                out.append(candidate)
+    return tuple(dict.fromkeys(out))
+
+
 def _normalise_mapped(text: str) -> tuple[str, list[int] | None]:
     """normalise(text) and, when lengths differ (NFKC expands "№" to "no"), each output char's source offset."""
     norm = _fold(text) if unicodedata.is_normalized("NFKC", text) else normalise(text)
