@@ -8,11 +8,10 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
-from . import __version__
 from .classify import TopicModel
 from .config import Config
 from .errors import ModelError
-from .feeds.http import HttpFetcher
+from .feeds.http import DEFAULT_USER_AGENT, HttpFetcher
 from .feeds.pool import ParserPool
 from .lock import ProcessLock
 from .models import Item
@@ -25,7 +24,6 @@ from .stories import StoryGrouper
 
 log = logging.getLogger(__name__)
 
-USER_AGENT = f"topic-monitor/{__version__} (self-hosted news monitor; +https://github.com/topic-monitor/topic-monitor)"
 MODEL_FILE = "topic_model.npz"
 
 
@@ -133,7 +131,7 @@ def open_app(config: Config, *, clock: Clock | None = None) -> App:
     config.data_dir.mkdir(parents=True, exist_ok=True)
     store = SqlStore(config.database_url)
     fetcher = HttpFetcher(
-        user_agent=settings.user_agent or USER_AGENT,
+        user_agent=settings.user_agent or DEFAULT_USER_AGENT,
         read_timeout=settings.timeout,
         max_body=settings.max_body,
         max_redirects=settings.max_redirects,

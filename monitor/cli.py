@@ -13,14 +13,14 @@ from pathlib import Path
 
 from . import __version__
 from . import config as cfg
-from .app import USER_AGENT, App, open_app
+from .app import App, open_app
 from .concurrency import poll_all
 from .daemon import Daemon
 from .errors import ConfigError, MonitorError
 from .evaluate import format_report, report_to_json, run_eval
 from .explain import explanation_json, format_explanation
 from .feeds.fulltext import extract_article
-from .feeds.http import HttpFetcher
+from .feeds.http import DEFAULT_USER_AGENT, HttpFetcher
 from .health import format_status
 from .logs import setup_logging
 from .outbox import format_alerts, notify_test
@@ -149,7 +149,9 @@ def cmd_explain(args: argparse.Namespace) -> int:
 def _fetch_url(config: cfg.Config, url: str) -> tuple[str, str]:
 
     settings = config.settings
-    fetcher = HttpFetcher(user_agent=USER_AGENT, read_timeout=settings.timeout, max_body=settings.max_body)
+    fetcher = HttpFetcher(
+        user_agent=settings.user_agent or DEFAULT_USER_AGENT, read_timeout=settings.timeout, max_body=settings.max_body
+    )
     try:
         page = fetcher.get_page(url)
     finally:

@@ -27,10 +27,11 @@ import urllib3
 from requests.adapters import HTTPAdapter
 from requests.utils import should_bypass_proxies
 
+from .. import __version__
 from ..errors import FetchError
 from ..models import FetchResult
 
-DEFAULT_USER_AGENT = "topic-monitor/0.1 (+https://github.com/topic-monitor; self-hosted feed monitor)"
+DEFAULT_USER_AGENT = f"topic-monitor/{__version__} (self-hosted news topic monitor)"
 
 FEED_ACCEPT = (
     "application/rss+xml, application/atom+xml, application/rdf+xml;q=0.9, "
