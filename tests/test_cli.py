@@ -14,6 +14,7 @@ from pathlib import Path
 from xml.sax.saxutils import escape
 
 from tests.feedserver import FeedServer, feed_server_fixture  # noqa: F401
+from tests.tgstub import TelegramStub
 
 ROOT = Path(__file__).parent.parent
 
@@ -206,3 +207,46 @@ def test_eval_reports_topic_and_story_figures(tmp_path: Path) -> None:
     assert (libya["tp"], libya["fp"], libya["fn"]) == (2, 0, 0)
     assert summary["stories"]["alerts_sent"] == 1 and summary["stories"]["repeated_alerts"] == 0
     assert [json.loads(line)["matched"] for line in decisions.read_text().splitlines()] == [["libya"], ["libya"], []]
+
+
+ARTICLE = (
+    "<html><head><title>Перемирие в Ливии</title><script>var x = 1;</script></head><body>"
+    "<nav>Главная · Политика · Экономика</nav><article><h1>Стороны ливийского конфликта договорились о перемирии</h1>"
+    + "".join(
+        f"<p>Абзац {i}: правительство в Триполи и армия Халифы Хафтара договорились о прекращении огня в Ливии, "
+        "сообщили в миссии ООН; переговоры о межливийском диалоге продолжатся на следующей неделе.</p>"
+        for i in range(6)
+    )
+    + "</article><footer>© Новости</footer></body></html>"
+)
+
+
+def test_explain_url_scores_the_article_text(tmp_path: Path, feed_server: FeedServer) -> None:
+    feed_server.route("/article.html", ARTICLE.encode(), headers={"Content-Type": "text/html; charset=utf-8"})
+    config = str(write_config(tmp_path, feed_server))
+    result = monitor("explain", "--config", config, "--url", feed_server.url("/article.html"), "--json")
+    assert result.returncode == 0, result.stderr
+    [libya] = json.loads(result.stdout)["topics"]
+    assert libya["id"] == "libya" and libya["matched"] is True
+    assert "Триполи" in libya["passage"] and "var x" not in libya["passage"]
+
+
+def test_notify_test_and_alerts_against_the_telegram_stand_in(tmp_path: Path, feed_server: FeedServer) -> None:
+    serve_feeds(feed_server)
+    with TelegramStub(token="123:cli-token") as stub:
+        path = write_config(tmp_path, feed_server)
+        tg = f'  tg: {{type: telegram, bot_token: "123:cli-token", chat_id: 42, api_url: "{stub.url}", pace: false}}\n'
+        path.write_text(path.read_text(encoding="utf-8").replace("channels:\n", "channels:\n" + tg), encoding="utf-8")
+        sent = monitor("notify-test", "tg", "--config", str(path))
+        assert sent.returncode == 0, sent.stderr
+        assert sent.stdout.startswith("tg: sent (message ") and "server answered" in sent.stdout
+        assert "test message" in stub.texts()[0]
+        check = monitor("check", "--config", str(path), "--deliver-timeout", "5")
+        assert check.returncode == 0, check.stderr
+        alerts = monitor("alerts", "--config", str(path), "--since", "1d")
+        assert alerts.returncode == 0, alerts.stderr
+        assert "Стороны ливийского конфликта" in alerts.stdout and "tg" in alerts.stdout
+        assert any("Стороны ливийского конфликта" in text for text in stub.texts())
+        assert "123:cli-token" not in sent.stdout + check.stdout + check.stderr + alerts.stdout
+    unknown = monitor("notify-test", "nope", "--config", str(path))
+    assert unknown.returncode == 2 and 'no channel "nope"' in unknown.stderr
