@@ -6,7 +6,6 @@ import logging
 import threading
 from dataclasses import dataclass, field
 from datetime import timedelta
-from pathlib import Path
 
 from .classify import TopicModel
 from .config import Config
@@ -65,10 +64,6 @@ class App:
     def delivering_pid(self) -> str:
         return self._deliver_lock.holder()
 
-    @property
-    def model_path(self) -> Path:
-        return self.config.data_dir / MODEL_FILE
-
     def reconfigure(self, config: Config) -> None:
         """Apply a new, already validated config: topics, channels and settings take effect for the next items."""
         with self._lock:
@@ -87,7 +82,7 @@ class App:
         """Refit the topic model's background statistics on the stored items; swap it in and persist it."""
         texts = background_texts(self.config, self.store)
         model = self.pipeline.model.refit(texts)
-        model.save(self.model_path)
+        model.save(self.config.data_dir / MODEL_FILE)
         self.pipeline.model = model
         log.info("topic model refit on %d stored items", len(texts))
 

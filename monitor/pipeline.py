@@ -56,9 +56,7 @@ class Enqueued:
     """What processing one item led to."""
 
     matches: tuple[Match, ...]
-    story_id: str
     alerted: bool
-    story_update: bool
 
 
 class Pipeline:
@@ -163,8 +161,8 @@ class Pipeline:
         config, model = self.config, self.model
         matched = tuple(m for m in model.classify(item.title, item.text, item.lang or None) if m.matched)
         with self._story_lock:
-            decision = self.grouper.assign(item, self.clock.now())
             now = self.clock.now()
+            decision = self.grouper.assign(item, now)
             story = self.store.get_story(decision.story_id) or Story(
                 id=decision.story_id, first_item=item.uid, first_seen=now, last_seen=now
             )
@@ -188,13 +186,12 @@ class Pipeline:
                 story = replace(story, topics=(*story.topics, *topics))
             # The story is saved before its edit is queued, so the edit renders the new source.
             self.store.put_story(story)
-            story_update = False
             if alert and not fresh and not update and not decision.is_new:
                 first_alert = self.store.alert_for_story(story.id)
                 if first_alert is not None:
                     channels = config.channels_for(list(story.topics))
-                    story_update = self.store.record_story_update(first_alert, item, channels, now) > 0
-        return Enqueued(matches=matched, story_id=story.id, alerted=alerted, story_update=story_update)
+                    self.store.record_story_update(first_alert, item, channels, now)
+        return Enqueued(matches=matched, alerted=alerted)
 
     def _with_full_text(self, item: Item) -> Item:
         """The article body from the item's page; the feed's text when that fails."""

@@ -43,37 +43,6 @@ def next_poll(
     item_times: Sequence[datetime],
 ) -> datetime:
     """The time of the next poll (see the module docstring for the rule)."""
-    delay = poll_delay(
-        now,
-        interval=interval,
-        min_interval=min_interval,
-        max_interval=max_interval,
-        default_interval=default_interval,
-        result_max_age=result_max_age,
-        ttl=ttl,
-        retry_after=retry_after,
-        error_count=error_count,
-        max_backoff=max_backoff,
-        item_times=item_times,
-    )
-    return now + timedelta(seconds=delay)
-
-
-def poll_delay(
-    now: datetime,
-    *,
-    interval: float | None,
-    min_interval: float,
-    max_interval: float,
-    default_interval: float,
-    result_max_age: float | None,
-    ttl: float | None,
-    retry_after: float | None,
-    error_count: int,
-    max_backoff: float,
-    item_times: Sequence[datetime],
-) -> float:
-    """Seconds until the next poll."""
     max_interval = max(min_interval, max_interval)
     if interval is not None:
         base = interval
@@ -81,7 +50,7 @@ def poll_delay(
         base = adaptive_interval(now, item_times, min_interval, max_interval, default_interval)
     delay = backoff(base, error_count, max_backoff)
     hints = [h for h in (result_max_age, ttl, retry_after) if h is not None and h > 0]
-    return max([delay, *(min(h, max_backoff) for h in hints)])
+    return now + timedelta(seconds=max([delay, *(min(h, max_backoff) for h in hints)]))
 
 
 def adaptive_interval(
