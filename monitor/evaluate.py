@@ -5,6 +5,8 @@
       → each later item: TopicModel.classify → decision; then appended to the rolling window
       → every `refit_every` scored items: model = model.refit(window), as the daemon's scheduled refit
       → per-topic tp/fp/fn, P/R/F1, TDT C_det = P_miss + 4.9·P_fa; macro/micro; items/s
+      → alerts per day per topic (over the calendar days the scored items' `published` dates cover): the alert
+        volume an analyst would get, the one figure a background stream without gold can give
 
 The scoring conventions are those of shared/tools/keyword_baseline.py (precision 0 without alerts; topics without
 scored positives are reported but left out of the averages), so both report the same figures for one decisions file.
@@ -49,6 +51,7 @@ class TopicStats:
     p_miss: float | None
     p_fa: float
     c_det: float | None
+    alerts_per_day: float | None = None  # (tp + fp) / calendar days of the scored part; None without dates
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,7 @@ class EvalReport:
     micro_f1: float
     topics_averaged: int
     refits: int
+    days: int  # distinct calendar days among the scored items' `published` dates (0: none dated)
     seconds: float  # wall time of the scored part, refits included
     items_per_second: float  # scored items / time spent in classify alone
 
@@ -109,7 +113,7 @@ def item_text(item: dict[str, Any]) -> str:
 
 
 def score_topics(
-    topic_ids: Sequence[str], gold: Sequence[set[str]], got: Sequence[set[str]]
+    topic_ids: Sequence[str], gold: Sequence[set[str]], got: Sequence[set[str]], days: int = 0
 ) -> tuple[list[TopicStats], dict[str, float]]:
     """Per-topic stats and the macro/micro summary (keyword_baseline.py's conventions)."""
     stats: list[TopicStats] = []
@@ -141,6 +145,7 @@ def score_topics(
                 pmiss,
                 pfa,
                 pmiss + FA_WEIGHT * pfa if pmiss is not None else None,
+                (tp + fp) / days if days else None,
             )
         )
     used = [s for s in stats if s.positives]
@@ -184,6 +189,7 @@ def run_eval(
     topic_ids = model.topic_ids
     gold: list[set[str]] = []
     got: list[set[str]] = []
+    dates: set[str] = set()
     refits = 0
     classify_seconds = 0.0
     started = time.perf_counter()
@@ -195,6 +201,7 @@ def run_eval(
             classify_seconds += time.perf_counter() - t0
             matched = [m.topic for m in matches if m.matched]
             gold.append(set(item.get("topics") or ()))
+            dates.add(str(item.get("published") or "")[:10])
             got.append(set(matched))
             if out is not None:
                 line = {"id": item["id"], "matched": matched, "scores": {m.topic: m.score for m in matches}}
@@ -209,7 +216,8 @@ def run_eval(
         if out is not None:
             out.close()
     seconds = time.perf_counter() - started
-    stats, summary = score_topics(topic_ids, gold, got)
+    days = len(dates - {""})
+    stats, summary = score_topics(topic_ids, gold, got, days)
     return EvalReport(
         corpus=str(corpus),
         items=len(items),
@@ -217,6 +225,7 @@ def run_eval(
         scored_items=len(items) - n_warm,
         topics=tuple(stats),
         refits=refits,
+        days=days,
         seconds=seconds,
         items_per_second=_div(len(items) - n_warm, classify_seconds),
         **summary,  # type: ignore[arg-type]
@@ -233,12 +242,13 @@ def format_report(report: EvalReport) -> str:
         f"corpus {report.corpus}: {report.items} items, warmup {report.warmup_items}, scored {report.scored_items}; "
         f"C_det = P_miss + {FA_WEIGHT:.1f} * P_fa",
         f"{'topic':22s} {'pos':>5s} {'tp':>5s} {'fp':>5s} {'fn':>5s} {'prec':>6s} {'rec':>6s} {'F1':>6s} "
-        f"{'Pmiss':>6s} {'Pfa':>6s} {'Cdet':>6s}",
+        f"{'Pmiss':>6s} {'Pfa':>6s} {'Cdet':>6s} {'alerts/day':>10s}",
     ]
     for s in report.topics:
         lines.append(
             f"{s.topic:22s} {s.positives:5d} {s.tp:5d} {s.fp:5d} {s.fn:5d} {_fmt(s.precision)} {_fmt(s.recall)} "
-            f"{_fmt(s.f1)} {_fmt(s.p_miss)} {_fmt(s.p_fa)} {_fmt(s.c_det)}"
+            f"{_fmt(s.f1)} {_fmt(s.p_miss)} {_fmt(s.p_fa)} {_fmt(s.c_det)} "
+            f"{'-' if s.alerts_per_day is None else f'{s.alerts_per_day:.1f}':>10s}"
         )
     lines.append(
         f"{'MACRO':22s} {'':5s} {'':5s} {'':5s} {'':5s} {_fmt(report.macro_precision)} {_fmt(report.macro_recall)} "
@@ -250,7 +260,7 @@ def format_report(report: EvalReport) -> str:
     )
     lines.append(
         f"{report.items_per_second:,.0f} items/s in classify; {report.seconds:.1f} s for the scored part "
-        f"with {report.refits} refits"
+        f"with {report.refits} refits" + (f"; {report.days} calendar days scored" if report.days else "")
     )
     return "\n".join(lines)
 

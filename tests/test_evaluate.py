@@ -60,8 +60,19 @@ ITEMS = [
 ]
 
 
-def write_corpus(path: Path) -> Path:
-    lines = [json.dumps({"id": i, "title": t, "text": x, "topics": g}, ensure_ascii=False) for i, t, x, g in ITEMS]
+DAYS = ["2024-02-29"] * 2 + ["2024-03-01"] * 3 + ["2024-03-02"] * 5
+
+
+def write_corpus(path: Path, dated: bool = False) -> Path:
+    lines = [
+        json.dumps(
+            {"id": i, "title": t, "text": x, "topics": g}
+            # the warmup (w1, w2) on 29 February, s1-s3 on 1 March, s4-s8 on 2 March
+            | ({"published": f"{DAYS[n]}T1{n}:00:00Z"} if dated else {}),
+            ensure_ascii=False,
+        )
+        for n, (i, t, x, g) in enumerate(ITEMS)
+    ]
     with gzip.open(path, "wt", encoding="utf-8") as fh:
         fh.write("\n".join(lines) + "\n")
     return path
@@ -96,9 +107,20 @@ def test_replay_on_a_tiny_corpus(tmp_path: Path) -> None:
     assert report.macro_c_det == pytest.approx((1 / 3 + 0.0) / 2)
     assert report.micro_f1 == pytest.approx(2 * 4 / (2 * 4 + 0 + 1))
     assert "MACRO" in format_report(report)
+    assert report.days == 0 and libya.alerts_per_day is None  # no dates, no volume
     data = report_to_json(report)
     assert data["topics"]["libya"]["tp"] == 2 and data["macro_f1"] == report.macro_f1
     json.dumps(data)
+
+
+def test_alerts_per_day_over_the_scored_days(tmp_path: Path) -> None:
+    config = loads(CONFIG, name=str(tmp_path / "topics.yaml"))
+    report = run_eval(config, write_corpus(tmp_path / "corpus.jsonl.gz", dated=True), warmup=0.2)
+    libya, wheat = report.topics
+    assert report.days == 2  # the warmup's dates do not count
+    assert libya.alerts_per_day == wheat.alerts_per_day == 1.0  # two alerts each over two days
+    assert "2 calendar days" in format_report(report)
+    assert report_to_json(report)["topics"]["libya"]["alerts_per_day"] == 1.0
 
 
 def test_replay_is_deterministic(tmp_path: Path) -> None:
