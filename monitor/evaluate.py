@@ -250,14 +250,17 @@ def format_report(report: EvalReport) -> str:
             f"{_fmt(s.f1)} {_fmt(s.p_miss)} {_fmt(s.p_fa)} {_fmt(s.c_det)} "
             f"{'-' if s.alerts_per_day is None else f'{s.alerts_per_day:.1f}':>10s}"
         )
-    lines.append(
-        f"{'MACRO':22s} {'':5s} {'':5s} {'':5s} {'':5s} {_fmt(report.macro_precision)} {_fmt(report.macro_recall)} "
-        f"{_fmt(report.macro_f1)} {'':6s} {'':6s} {_fmt(report.macro_c_det)}"
-    )
-    lines.append(
-        f"{'MICRO':22s} {'':5s} {report.micro_tp:5d} {report.micro_fp:5d} {report.micro_fn:5d} "
-        f"{_fmt(report.micro_precision)} {_fmt(report.micro_recall)} {_fmt(report.micro_f1)}"
-    )
+    if report.topics_averaged:
+        lines.append(
+            f"{'MACRO':22s} {'':5s} {'':5s} {'':5s} {'':5s} {_fmt(report.macro_precision)} "
+            f"{_fmt(report.macro_recall)} {_fmt(report.macro_f1)} {'':6s} {'':6s} {_fmt(report.macro_c_det)}"
+        )
+        lines.append(
+            f"{'MICRO':22s} {'':5s} {report.micro_tp:5d} {report.micro_fp:5d} {report.micro_fn:5d} "
+            f"{_fmt(report.micro_precision)} {_fmt(report.micro_recall)} {_fmt(report.micro_f1)}"
+        )
+    else:  # a background stream: nothing to be right or wrong about, only how many alerts it would raise
+        lines.append("no gold topics in this corpus: tp/fp count alerts, not errors (see alerts/day)")
     lines.append(
         f"{report.items_per_second:,.0f} items/s in classify; {report.seconds:.1f} s for the scored part "
         f"with {report.refits} refits" + (f"; {report.days} calendar days scored" if report.days else "")

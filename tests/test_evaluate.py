@@ -120,7 +120,27 @@ def test_alerts_per_day_over_the_scored_days(tmp_path: Path) -> None:
     assert report.days == 2  # the warmup's dates do not count
     assert libya.alerts_per_day == wheat.alerts_per_day == 1.0  # two alerts each over two days
     assert "2 calendar days" in format_report(report)
+    assert "no gold topics" not in format_report(report)
     assert report_to_json(report)["topics"]["libya"]["alerts_per_day"] == 1.0
+
+
+def test_a_stream_without_gold_reports_alert_volume(tmp_path: Path) -> None:
+    config = loads(CONFIG, name=str(tmp_path / "topics.yaml"))
+    corpus = tmp_path / "background.jsonl"
+    corpus.write_text(
+        "\n".join(
+            json.dumps({"id": f"b{n}", "title": title, "text": "", "published": f"2024-03-0{1 + n % 3}T00:00:00Z"})
+            for n, title in enumerate(["Погода", "Бои у Триполи", "Театр", "Ливия: переговоры", "Кино", "Спорт"])
+        ),
+        encoding="utf-8",
+    )
+    report = run_eval(config, corpus, warmup=0.0)
+    libya, _ = report.topics
+    assert report.topics_averaged == 0 and libya.positives == 0
+    assert (libya.tp, libya.fp, report.days) == (0, 2, 3)
+    assert libya.alerts_per_day == pytest.approx(2 / 3)
+    text = format_report(report)
+    assert "no gold topics" in text and "MACRO" not in text
 
 
 def test_replay_is_deterministic(tmp_path: Path) -> None:
