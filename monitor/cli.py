@@ -59,14 +59,17 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    """Poll every enabled feed once, match and enqueue alerts, then deliver what is due."""
+    """Poll every enabled feed once, match and enqueue alerts, then deliver what is due (beside a daemon: preview)."""
     config = _config(args)
     app = open_app(config)
     try:
         delivering = app.claim_delivery()
         if delivering:
             app.recover()
-        reports = poll_all(config.enabled_feeds, app.pipeline.poll, workers=config.settings.workers)
+        else:  # polling beside the daemon would take items from it and could split its stories (Pipeline.preview)
+            print(f"the daemon (pid {app.delivering_pid}) polls this data directory: previewing, nothing is stored\n")
+        poll = app.pipeline.poll if delivering else app.pipeline.preview
+        reports = poll_all(config.enabled_feeds, poll, workers=config.settings.workers)
         for report in reports:
             print(_feed_line(report))
         names = {t.id: t.name for t in config.topics}
@@ -80,7 +83,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         if delivering:
             print(f"\ndelivery: {app.deliverer.deliver_until_idle(args.deliver_timeout)}")
         else:
-            print(f"\ndelivery: left to the running daemon (pid {app.delivering_pid}); alerts stay queued")
+            print(f"\ndelivery: left to the running daemon (pid {app.delivering_pid}); it alerts these items itself")
     finally:
         app.close()
     return EXIT_OK
@@ -267,7 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     add("validate", cmd_validate, "check the config and print a summary of feeds, topics and channels")
-    p = add("check", cmd_check, "poll every enabled feed once, match, enqueue and deliver alerts")
+    p = add("check", cmd_check, "poll every feed once, match, enqueue and deliver (beside a running daemon: preview)")
     p.add_argument("--deliver-timeout", type=float, default=60.0, metavar="SECONDS",
                    help="how long to wait for retries before exiting (default 60)")
     add("feeds", cmd_feeds, "show each feed's last fetch, status, items, errors and next poll")

@@ -150,6 +150,56 @@ class Pipeline:
         )
         return report, new, changed
 
+    def preview(self, feed: cfg.Feed) -> PollReport:
+        """Fetch, parse and match one feed, writing nothing: `monitor check` beside a running daemon.
+
+        The daemon owns the data directory's state. Items stored here would no longer be new to it, and
+        a story grouped here would be missing from its in-memory window, so the same story could alert
+        twice. The report lists the items the store does not hold yet and the topics each matches.
+        """
+        started = time.monotonic()
+        state = self.store.get_feed(feed.name)
+        known = state is not None and state.url == feed.url  # validators belong to the URL they came from
+        try:
+            result = self.fetcher.fetch(
+                feed.url,
+                etag=state.etag if known and state else None,
+                last_modified=state.last_modified if known and state else None,
+                headers=feed.headers,
+            )
+            parsed = None
+            if not result.not_modified:
+                parsed = self.parse(
+                    result.body or b"",
+                    feed=feed.name,
+                    url=result.url,
+                    now=self.clock.now(),
+                    content_type=result.content_type,
+                    encoding=feed.encoding,
+                )
+        except (FetchError, ParseError) as exc:
+            return PollReport(feed.name, "error", elapsed=time.monotonic() - started, error=str(exc))
+        total = state.items_total if state else 0
+        if parsed is None:
+            return PollReport(feed.name, "not_modified", total=total, elapsed=time.monotonic() - started)
+        unseen = [item for item in parsed.items if self.store.get_item(item.uid) is None]
+        if feed.full_text:
+            unseen = [self._with_full_text(item) for item in unseen]
+        matches = {}
+        for item in unseen:
+            matched = tuple(m for m in self.model.classify(item.title, item.text, item.lang or None) if m.matched)
+            if matched:
+                matches[item.uid] = matched
+        return PollReport(
+            feed.name,
+            "ok",
+            new=len(unseen),
+            total=total,
+            elapsed=time.monotonic() - started,
+            items=tuple(unseen),
+            matches=matches,
+        )
+
     def process(self, item: Item, *, update: bool = False, alert: bool = True) -> Enqueued:
         """Classify one stored item, place it in a story, and enqueue what the analyst should see.
 
@@ -273,4 +323,3 @@ class Pipeline:
             next_poll=when,
             items=tuple(new_items),
         )
-

@@ -156,7 +156,7 @@ def test_shipped_config_without_network_reports_every_feed_as_an_error(tmp_path:
     assert len(errors) == 12
 
 
-def test_check_leaves_delivery_to_a_running_daemon(tmp_path: Path, feed_server: FeedServer) -> None:
+def test_check_beside_a_running_daemon_previews_and_stores_nothing(tmp_path: Path, feed_server: FeedServer) -> None:
     serve_feeds(feed_server)
     config = str(write_config(tmp_path, feed_server))
     hold = (
@@ -175,7 +175,13 @@ def test_check_leaves_delivery_to_a_running_daemon(tmp_path: Path, feed_server: 
         if holder.stdout is not None:
             holder.stdout.close()
     assert result.returncode == 0, result.stderr
-    assert f"delivery: left to the running daemon (pid {holder.pid}); alerts stay queued" in result.stdout
+    assert f"the daemon (pid {holder.pid}) polls this data directory: previewing, nothing is stored" in result.stdout
+    assert "Новости Ливии" in result.stdout and "-> Ливия:" in result.stdout  # what the daemon will match
+    assert f"delivery: left to the running daemon (pid {holder.pid}); it alerts these items itself" in result.stdout
+    # The daemon still sees every item as new: a check run without it stores and alerts them.
+    alone = monitor("check", "--config", config, "--deliver-timeout", "5")
+    assert alone.returncode == 0, alone.stderr
+    assert "Новости Ливии" in alone.stdout and re.search(r"^delivery: sent [1-9]", alone.stdout, re.M)
 
 
 def test_eval_reports_topic_and_story_figures(tmp_path: Path) -> None:

@@ -256,3 +256,32 @@ def test_a_new_feeds_backlog_is_matched_but_not_alerted(
 LIBYA_NEW = ("interfax-2", "Хафтар объявил о наступлении на Триполи",
              "Командующий Ливийской национальной армией Халифа Хафтар объявил о начале наступления на Триполи, "
              "правительство национального согласия заявило о мобилизации.")
+
+
+def test_preview_beside_a_daemon_matches_new_items_and_writes_nothing(
+    tmp_path: Path, feed_server: FeedServer, stub: TelegramStub
+) -> None:
+    clock = FixedClock(T0)
+    app = open_with(tmp_path, config_text(tmp_path, feed_server, stub, LIBYA_TOPIC), clock)
+    try:
+        feed_server.route("/interfax.xml", rss([READOUT[0]]))
+        feed_server.route("/tass.xml", b"<html>oops</html>", headers={"Content-Type": "text/html"})
+        feed_server.route("/ria.xml", rss([OTHER]))
+        interfax, tass, ria = app.config.feeds
+        first = app.pipeline.preview(interfax)
+        assert (first.status, first.new, [i.key for i in first.items]) == ("ok", 1, ["interfax-1"])
+        assert [m.topic for m in first.matches[first.items[0].uid]] == ["libya"]
+        assert app.pipeline.preview(tass).status == "error"
+        assert app.pipeline.preview(ria).matches == {}
+        # Nothing was stored, grouped or queued: to the daemon, the items are still new.
+        assert app.store.feeds() == [] and app.store.count_items() == 0
+        assert sum(app.store.outbox_counts().values()) == 0 and app.store.stories_since(T0 - timedelta(days=1)) == []
+        assert app.pipeline.preview(interfax).new == 1
+        # Once the daemon has stored them, a preview shows only what it has not seen.
+        app.pipeline.poll(interfax)
+        feed_server.set_body("/interfax.xml", rss([READOUT[0], READOUT[1]]))
+        again = app.pipeline.preview(interfax)
+        assert [i.key for i in again.items] == ["tass-1"]
+        assert app.store.count_items() == 1
+    finally:
+        app.close()
