@@ -4,7 +4,8 @@
                                           self-training: per-topic logistic regression on the background sample,
                                           labelled by the model's own scores (no gold labels)
     classify(title, text)                 terms → doc + passage vectors → cosines to profiles and examples
-                                          + keyword phrase hits + learned log-odds (boost only)
+                                          + keyword phrase hits + learned log-odds (boost only; both ways
+                                          for topics with scope "about")
                                           → calibrated score → Match per topic
     refit(background)                     new IDF, calibration and self-training from the rolling window
     save(path) / load(path, ...)          background statistics persisted in data_dir (.npz, no pickle)
@@ -56,6 +57,12 @@ E_ZERO = 2.5
 # similarity, so the learned model may find topic items the rule misses but is not trusted to veto.
 PSEUDO_POSITIVE, PSEUDO_NEGATIVE = 0.8, 0.3
 W_LEARNED = 1.0
+# Topics with `scope: about` (docs/matching.md): the learned model is trained on cleaner positives, items with a
+# keyword phrase among their first ABOUT_LEAD_TERMS terms (title or lead) that score at least ABOUT_MIN_SCORE, and
+# its log-odds count both ways with weight W_ABOUT, so an item that only mentions the topic in passing scores lower.
+ABOUT_LEAD_TERMS = 15
+ABOUT_MIN_SCORE = 0.5
+W_ABOUT = 2.0
 SELF_TRAIN_MIN = 200  # background items needed before self-training (cold start: none)
 SELF_TRAIN_MIN_POSITIVES = 3
 LEARNED_TERMS = 2000  # per topic, the terms of largest |weight| kept (the rest of an L2 model's weights are small)
@@ -173,6 +180,9 @@ class TopicModel:
         self._match_cache: dict[int, Match] = {}  # topic·1001 + score in thousandths → Match; entries never change
         self._key_base = np.arange(self._n_topics, dtype=np.int64) * 1001
         self._explain_from = EXPLAIN_FROM * np.asarray(self._thresholds, dtype=np.float64)
+        self._about = np.asarray([s.about for s in specs], dtype=bool)
+        self._w_boost = np.where(self._about, W_ABOUT, W_LEARNED).astype(np.float32)
+        self._w_penalty = np.where(self._about, W_ABOUT, 0.0).astype(np.float32) if self._about.any() else None
         self._build_matrix([[] for _ in specs])
         self._learned_col = 0  # first matrix column of the self-trained weights (0: none trained)
         self._intercepts = self._zeros
@@ -386,7 +396,9 @@ class TopicModel:
         near = np.maximum(passage - self._med[1], example - self._med[2])
         raw = W_DOC * (doc - self._med[0]) + W_NEAR * near
         if learned is not None:
-            raw = raw + W_LEARNED * np.maximum(learned, 0.0)
+            raw = raw + self._w_boost * np.maximum(learned, 0.0)
+            if self._w_penalty is not None:  # only topics with scope "about" let the learned model lower E
+                raw = raw + self._w_penalty * np.minimum(learned, 0.0)
         if not any_phrase:  # no phrase found: the keyword part is zero
             return np.asarray(raw, dtype=np.float32)
         found = kw_title + kw_text
@@ -413,10 +425,15 @@ class TopicModel:
         self._med = (w * med + (1 - w) * PRIOR_MEDIAN).astype(np.float32)
         if n >= SELF_TRAIN_MIN:
             raw = self._combine(arr[:, 0], arr[:, 1], arr[:, 2], None, arr[:, 3], arr[:, 4], arr[:, 5], n_terms, True)
-            self._self_train([ids for _, ids in sample], _squash(raw))
+            scores = _squash(raw)
+            positive = scores >= PSEUDO_POSITIVE
+            if self._about.any():
+                lead = (arr[:, 3] + arr[:, 4] > 0) & (arr[:, 5] * n_terms < ABOUT_LEAD_TERMS)
+                positive[:, self._about] = (lead & (scores >= ABOUT_MIN_SCORE))[:, self._about]
+            self._self_train([ids for _, ids in sample], positive, scores < PSEUDO_NEGATIVE)
 
-    def _self_train(self, sample: Sequence[np.ndarray], scores: np.ndarray) -> None:
-        """Per topic, a logistic regression on the sample's TF-IDF vectors with the model's own scores as labels.
+    def _self_train(self, sample: Sequence[np.ndarray], positives: np.ndarray, negatives: np.ndarray) -> None:
+        """Per topic, a logistic regression on the sample's TF-IDF vectors, labelled by the model itself.
 
         Unlabelled stream, labels from the keyword rule and similarity (self-training): the learned weights spread
         the evidence to the words that come with a topic in this stream (for crude oil: "oil", "barrel", "opec",
@@ -438,7 +455,7 @@ class TopicModel:
         kept: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         intercepts = np.zeros(self._n_topics, dtype=np.float32)
         for ti in range(self._n_topics):
-            positive, negative = scores[:, ti] >= PSEUDO_POSITIVE, scores[:, ti] < PSEUDO_NEGATIVE
+            positive, negative = positives[:, ti], negatives[:, ti]
             if positive.sum() < SELF_TRAIN_MIN_POSITIVES or negative.sum() < SELF_TRAIN_MIN_POSITIVES:
                 continue
             rows = positive | negative

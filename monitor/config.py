@@ -222,6 +222,8 @@ class Topic(_Strict):
     threshold: float | None = Field(default=None, ge=0.0, le=1.0)
     notify: list[str] | None = None
     priority: Literal["normal", "high"] = "normal"
+    # mentions: an item that names the topic alerts, even in passing; about: only items about it (docs/matching.md)
+    scope: Literal["mentions", "about"] = "mentions"
 
     @field_validator("id")
     @classmethod

@@ -42,6 +42,7 @@ class TopicSpec:
     description_terms: tuple[str, ...]
     example_terms: tuple[tuple[str, ...], ...]
     threshold: float | None
+    about: bool = False  # scope "about": passing mentions are discounted (classify.TopicModel._self_train)
 
 
 def _phrases(texts: Sequence[str]) -> tuple[Phrase, ...]:
@@ -63,6 +64,7 @@ def topic_spec(topic: Topic, examples: Sequence[tuple[str, str]]) -> TopicSpec:
         description_terms=tuple(terms(f"{topic.name}\n{topic.description}")),
         example_terms=tuple(tuple(terms(f"{title}\n{text}")) for title, text in examples),
         threshold=topic.threshold,
+        about=topic.scope == "about",
     )
 
 

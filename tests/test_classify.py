@@ -211,3 +211,36 @@ def test_self_training_learns_the_streams_words_for_a_topic(monkeypatch: pytest.
     for title, text in [("Погода", "В Москве ожидается дождь."), ("Wheat", "Wheat exports rose.")]:
         for a, b in zip(learned.classify(title, text), rule_only.classify(title, text), strict=True):
             assert a.score >= b.score - 1e-6
+
+
+def _markets_stream(n: int) -> list[str]:
+    """Grain wires (wheat in the lead) among stock reports that name wheat once, at the end, and other news."""
+    grain = "Wheat harvest in Kansas: silos full, elevators report record tonnes, farmers sell early. Issue {i}."
+    stocks = (
+        "Stocks: shares of technology companies rose on strong quarterly earnings, the index gained, traders "
+        "cited results of big banks and bond yields eased. Issue {i}. Wheat futures were little changed."
+    )
+    other = [f"{text} Issue {{i}}." for text in FILLER]
+    return [(grain if i % 5 == 0 else stocks if i % 5 == 1 else other[i % len(other)]).format(i=i) for i in range(n)]
+
+
+def test_scope_about_discounts_a_passing_mention() -> None:
+    # The same stream and topic twice: with scope "mentions" (the default) a stock report that names wheat once in
+    # passing alerts; with scope "about" the model learns from wires that lead with wheat and lets the report go.
+    passing = (
+        "Stocks rally",
+        "Shares of technology companies rose on strong quarterly earnings and the index gained as traders cited "
+        "results of big banks; bond yields eased. Wheat futures were little changed.",
+    )
+    wire = ("Kansas wheat", "Wheat harvest in Kansas: silos full, elevators report record tonnes, farmers sell early.")
+    about = [t.model_copy(update={"scope": "about"}) if t.id == "grain" else t for t in TOPICS]
+    mentions_model = TopicModel.build(TOPICS, EXAMPLES, _markets_stream(400))
+    about_model = TopicModel.build(about, EXAMPLES, _markets_stream(400))
+    told, discounted = by_id(mentions_model.classify(*passing))["grain"], by_id(about_model.classify(*passing))["grain"]
+    assert told.matched and told.keyword_hits == ("wheat",)
+    assert not discounted.matched and discounted.score < told.score
+    assert by_id(about_model.classify(*wire))["grain"].matched
+    # Other topics are untouched by one topic's scope.
+    for a, b in zip(mentions_model.classify(*passing), about_model.classify(*passing), strict=True):
+        if a.topic != "grain":
+            assert a.score == b.score

@@ -94,6 +94,11 @@ BROKEN = [
         'config.yaml:9: topics[0].id: expected a slug of a-z, 0-9, "-" and "_", got "Libya News"',
     ),
     (
+        "an unknown topic scope",
+        GOOD.replace("id: libya", "id: libya\n    scope: everything"),
+        'config.yaml:10: topics[0].scope: input should be \'mentions\' or \'about\', got "everything"',
+    ),
+    (
         "a duplicate feed name",
         GOOD.replace("feeds:\n", 'feeds:\n  - {name: A, url: "https://b.example/rss"}\n'),
         'config.yaml:8: feeds[1].name: duplicate feed name "A"',
