@@ -99,6 +99,19 @@ def test_validate_prints_a_summary(tmp_path: Path, feed_server: FeedServer) -> N
     assert "libya" in result.stdout
 
 
+def test_a_reader_that_stops_early_gets_no_traceback(tmp_path: Path, feed_server: FeedServer) -> None:
+    # `monitor validate | head -1`: the pipe closes before the summary is written.
+    config = str(write_config(tmp_path, feed_server))
+    read, write = os.pipe()
+    os.close(read)
+    with os.fdopen(write, "w") as closed:
+        result = subprocess.run(
+            [sys.executable, "-m", "monitor", "validate", "--config", config],
+            stdout=closed, stderr=subprocess.PIPE, text=True, timeout=60, cwd=ROOT, check=False,
+        )
+    assert (result.returncode, result.stderr) == (0, "")
+
+
 def test_validate_reports_a_broken_config_with_its_line(tmp_path: Path) -> None:
     config = tmp_path / "config.yaml"
     config.write_text('feeds:\n  - {name: A, url: "https://a.example/", interval: fast}\n', encoding="utf-8")
