@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -14,6 +20,7 @@ from monitor.feeds.pool import ParserPool
 from monitor.models import ParsedFeed
 
 NOW = datetime(2026, 11, 25, tzinfo=UTC)
+ROOT = Path(__file__).resolve().parent.parent
 RSS = (
     '<?xml version="1.0" encoding="windows-1251"?><rss version="2.0"><channel><title>T</title>'
     "<item><guid>1</guid><title>Перемирие в Ливии</title><description>Триполи</description></item>"
@@ -53,3 +60,42 @@ def test_a_dying_worker_is_a_parse_error_and_the_pool_recovers(pool: ParserPool)
     with pytest.raises(ParseError, match="parser process died"):
         pool(b"crash", feed="F", url="http://127.0.0.1/f", now=NOW)
     assert pool(RSS, feed="F", url="http://127.0.0.1/f", now=NOW).items
+
+
+def worker_pid(body: bytes, **kwargs: object) -> ParsedFeed:
+    """Parses, and names the worker process in the feed's warning (so the test can watch it)."""
+    parsed = parse_feed(body, **kwargs)  # type: ignore[arg-type]
+    return dataclasses.replace(parsed, warning=str(os.getpid()))
+
+
+def test_workers_leave_when_the_daemon_is_killed(tmp_path: Path) -> None:
+    # A process with a started pool dies by SIGKILL (no shutdown): its parser workers must not outlive it.
+    script = (
+        "import os, signal, sys; from datetime import UTC, datetime; sys.path.insert(0, sys.argv[1]);"
+        "from monitor.feeds.pool import ParserPool; from tests.test_pool import RSS, worker_pid;"
+        "pool = ParserPool(workers=2, target=worker_pid);"
+        "print(pool(RSS, feed='F', url='http://127.0.0.1/f', now=datetime.now(UTC)).warning, flush=True);"
+        "os.kill(os.getpid(), signal.SIGKILL)"
+    )
+    out = tmp_path / "worker.pid"  # a file, not a pipe: a leaked worker would hold a pipe open
+    with out.open("w") as fh:
+        subprocess.run([sys.executable, "-c", script, str(ROOT)], stdout=fh, timeout=60, check=False)
+    worker = int(out.read_text().strip())
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and _alive(worker):
+            time.sleep(0.1)
+        assert not _alive(worker), f"parser process {worker} outlived its killed parent"
+    finally:
+        if _alive(worker):
+            os.kill(worker, signal.SIGKILL)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # an exited child of ours that nobody reaped yet is a zombie: gone for this purpose
+    with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+        return fh.read().split()[2] != "Z"

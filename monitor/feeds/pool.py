@@ -11,6 +11,7 @@ import logging
 import multiprocessing
 import os
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -21,6 +22,24 @@ from ..models import ParsedFeed
 from .parse import parse_feed
 
 log = logging.getLogger(__name__)
+PARENT_CHECK = 1.0  # seconds between a worker's looks at whether the daemon still lives
+
+
+def _exit_with(parent: int) -> None:
+    """Worker initializer: leave when the parent process is gone.
+
+    A daemon killed with SIGKILL (the OOM killer, a timed-out stop) cannot shut its pool down, and an idle worker
+    never notices: it waits on the call queue, whose write end its sibling workers hold open too. Without this,
+    each such kill left the parser processes running for good (systemd's control group kills them; a daemon run
+    by hand or in a container has no such net).
+    """
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_CHECK)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 class ParserPool:
@@ -37,7 +56,9 @@ class ParserPool:
             if self._pool is None:
                 # spawn, not fork: the daemon has threads, and a forked child would inherit their locks.
                 context = multiprocessing.get_context("spawn")
-                self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=context)
+                self._pool = ProcessPoolExecutor(
+                    max_workers=self.workers, mp_context=context, initializer=_exit_with, initargs=(os.getpid(),)
+                )
             return self._pool
 
     def __call__(
