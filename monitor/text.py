@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 import threading
 import unicodedata
+from collections.abc import Sequence
 from functools import lru_cache
 from itertools import accumulate, compress
 
@@ -64,6 +65,10 @@ _MORPH_LOCK = threading.Lock()
 _CACHE_LIMIT = 200_000  # entries; RU dev (4,467 articles) needs 48k. pymorphy3 re-parses after a clear
 # Word → term caches; filled lazily, read without a lock (dict reads and single writes are atomic in CPython).
 _cache: dict[str, str] = {}
+# The cached terms that hold a space (a compound token's terms: "российско французский"), so that the common item
+# without one skips the join and split below. Never cleared: a reader racing a cache clear still finds every such
+# value here; it grows with distinct compounds only.
+_compound: set[str] = set()
 
 
 def _fold(text: str) -> str:
@@ -153,6 +158,8 @@ def word_term(word: str) -> str:
             term = ""
         if len(_cache) > _CACHE_LIMIT:
             _cache.clear()
+        if " " in term:
+            _compound.add(term)
         _cache[word] = term
     return term
 
@@ -164,6 +171,15 @@ def terms(text: str, lang: str | None = None) -> list[str]:
     mapped = list(map(_cache.get, toks))  # C-speed cache lookups; None marks a word not seen yet
     if None in mapped:
         mapped = [m if m is not None else _token_terms(t) for m, t in zip(mapped, toks, strict=True)]
+    return _flatten(mapped)
+
+
+def _flatten(mapped: Sequence[str | None]) -> list[str]:
+    """The terms of mapped tokens, in order: stop words ("") dropped, a compound's "term term" split in two."""
+    if _compound.isdisjoint(mapped):
+        # One term per non-empty token, as the cached strings themselves: their hashes are cached too, which the
+        # vocabulary look-ups that follow use (joining and splitting made new strings, ~15 µs an item).
+        return list(filter(None, mapped))
     # A compound token maps to "term term": joining and splitting on spaces flattens them in one pass.
     joined = " ".join(filter(None, mapped))
     return joined.split(" ") if joined else []
@@ -234,6 +250,8 @@ def _token_terms(tok: str) -> str:
             term = " ".join(t for t in (word_term(part) for part in _split(tok)) if t)
         else:
             term = word_term(tok)
+        if " " in term:
+            _compound.add(term)  # before the cache entry, so a reader never sees one without the other
         _cache[tok] = term
     return term
 
@@ -269,8 +287,7 @@ class TermScan:
         if None in mapped:
             mapped = [m if m is not None else _token_terms(t) for m, t in zip(mapped, toks, strict=True)]
         self._mapped = mapped
-        joined = " ".join(filter(None, mapped))
-        self.terms: list[str] = joined.split(" ") if joined else []
+        self.terms: list[str] = _flatten(mapped)
 
     def starts(self) -> list[int]:
         """Offset in the text where each term's token starts."""
