@@ -19,7 +19,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from itertools import repeat
+from itertools import chain, repeat
 from pathlib import Path
 
 import numpy as np
@@ -140,7 +140,7 @@ class _Scores:
     window_starts: list[int]  # first text term of each passage (row r ↔ window_starts[r - 1])
     weights: np.ndarray  # [rows, distinct terms] TF-IDF weights of the item (row 0) and its passages
     gathered: np.ndarray  # [distinct terms, columns] profile and example weights of those terms
-    uniq: np.ndarray  # the distinct term ids
+    names: list[str]  # the distinct terms, in the order of the columns of weights and rows of gathered
     kw_first: np.ndarray  # where the first keyword phrase occurs: 0 = title or start of text .. 1 = end / none
     n_terms: int  # terms in title and text
     noted: tuple[int, ...] = ()  # topics with a keyword or exclude phrase found
@@ -240,18 +240,12 @@ class TopicModel:
                 matrix[pos[k], c] = v
         self._row_of = row_of
         self._matrix = matrix
-        self._terms_by_id = {i: t for t, i in vocab.items() if row_of[i] >= 0}
 
     # ----------------------------------------------------------------------------------------------- scoring core
-    def _ids(self, seq: Sequence[str]) -> np.ndarray:
-        # dict.get with a default, at C speed (a dict subclass's __missing__ is a Python call per unseen term)
-        return np.fromiter(map(self._vocab_get, seq, repeat(self._oov)), dtype=np.int64, count=len(seq))
-
-    def _evidence(self, title_terms: Sequence[str], text_terms: Sequence[str], ids: np.ndarray) -> _Scores:
+    def _evidence(self, title_terms: Sequence[str], text_terms: Sequence[str]) -> _Scores:
         n_topics = self._n_topics
-        nt = len(title_terms)
-        oov = len(self._idf)
-        if len(ids) == 0:
+        nt, n = len(title_terms), len(text_terms)
+        if nt + n == 0:
             zeros = np.zeros(n_topics, dtype=np.float32)
             cols = self._matrix.shape[1]
             return _Scores(
@@ -268,35 +262,38 @@ class TopicModel:
                 [],
                 np.zeros((1, 0), dtype=np.float32),
                 np.zeros((0, cols), dtype=np.float32),
-                np.zeros(0, dtype=np.int64),
+                [],
                 np.ones(n_topics, dtype=np.float32),
                 0,
             )
-        # Distinct out-of-vocabulary terms must stay distinct for the vector norm: give them private ids.
-        if (ids == oov).any():
-            ids = ids.copy()
-            private: dict[str, int] = {}
-            seq = [*title_terms, *text_terms]
-            for i in np.flatnonzero(ids == oov):
-                ids[i] = oov + 1 + private.setdefault(seq[i], len(private))
-        uniq, inv = np.unique(ids, return_inverse=True)
-        u = len(uniq)
-        doc = np.bincount(inv, minlength=u) + np.bincount(inv[:nt], minlength=u)  # the title counts twice
-        text_inv = inv[nt:]
-        n = len(text_inv)
-        starts, pos, rowrep = _windows(n)
-        if starts:
+        # The distinct terms, in the order of their ids (as np.unique gave them, so the vector norm and the matrix
+        # product sum in the same order as before), found with dicts at C speed: for the ~100 distinct terms of an
+        # item that is cheaper than np.unique's sort and bookkeeping. Unseen terms all get the id `oov` (the IDF
+        # and matrix slot of an unseen term) but must stay distinct for the vector norm: the sort is stable, so
+        # they come last, in order of first occurrence.
+        oov = self._oov
+        seen = list(dict.fromkeys(chain(title_terms, text_terms)))  # distinct, in order of first occurrence
+        ids = list(map(self._vocab_get, seen, repeat(oov)))
+        order = sorted(range(len(seen)), key=ids.__getitem__)
+        u = len(order)
+        names = list(map(seen.__getitem__, order))
+        clipped = np.fromiter(map(ids.__getitem__, order), dtype=np.int64, count=u)
+        column = dict(zip(names, range(u), strict=True))
+        # Each position's column, laid out as text, title, title: the whole item's row counts every position (so
+        # the title twice) and the passage windows index the text directly.
+        inv = np.fromiter(
+            map(column.__getitem__, chain(text_terms, title_terms, title_terms)), dtype=np.int64, count=n + 2 * nt
+        )
+        starts, pos, rows = _windows(n)
+        if starts:  # one bincount for the whole item (row 0) and every passage window (rows 1..k)
             k = len(starts)
-            flat = rowrep * u + text_inv[pos]
-            counts = np.empty((k + 1, u), dtype=np.int64)
-            counts[0] = doc
-            counts[1:] = np.bincount(flat, minlength=k * u).reshape(k, u)
+            keys = np.concatenate((inv, rows * u + inv[pos]))
+            counts = np.bincount(keys, minlength=(k + 1) * u).reshape(k + 1, u)
         else:
-            counts = doc[None, :]
-        clipped = np.minimum(uniq, oov)  # private out-of-vocabulary ids → the shared OOV slot
+            counts = np.bincount(inv, minlength=u).reshape(1, u)
         # sublinear tf, 1 + log(count) where count > 0, else 0: one table look-up instead of four array operations
         # (a count is at most twice the item's term count: the title counts twice)
-        tf = _SUBLINEAR[counts] if 2 * len(ids) < len(_SUBLINEAR) else _sublinear(counts)
+        tf = _SUBLINEAR[counts] if 2 * (nt + n) < len(_SUBLINEAR) else _sublinear(counts)
         weights = tf * self._idf_ext[clipped]
         norms = np.maximum(np.sqrt(np.einsum("ij,ij->i", weights, weights)), 1e-12)
         gathered = self._matrix[self._row_of[clipped]]
@@ -356,9 +353,9 @@ class TopicModel:
             starts,
             weights,
             gathered,
-            uniq,
+            names,
             kw_first,
-            len(ids),
+            nt + n,
             noted,
             hit_at,
             learned,
@@ -403,8 +400,8 @@ class TopicModel:
         # Only the arrays the score needs are kept per item (keeping each item's evidence would cost ~60 MB).
         arr = np.empty((n, 6, t), dtype=np.float32)
         n_terms = np.empty((n, 1), dtype=np.float32)
-        for i, (seq, ids) in enumerate(sample):
-            e = self._evidence((), seq, ids)
+        for i, (seq, _) in enumerate(sample):
+            e = self._evidence((), seq)
             arr[i] = e.doc, e.passage, e.example, e.kw_title, e.kw_text, e.kw_first
             n_terms[i] = e.n_terms
         if n:
@@ -480,7 +477,7 @@ class TopicModel:
         title_terms = terms(title, lang)
         scan = TermScan(text)  # the text's terms, and their offsets later if a passage is shown
         text_terms = scan.terms
-        s = self._evidence(title_terms, text_terms, self._ids([*title_terms, *text_terms]))
+        s = self._evidence(title_terms, text_terms)
         squashed = _squash(self._raw(s))
         scores = np.round(squashed, 6).tolist()
         milli = np.rint(squashed * 1000.0)
@@ -558,7 +555,7 @@ class TopicModel:
 
     def _top_terms(self, s: _Scores, topics: Sequence[int], rows: Mapping[int, int]) -> dict[int, tuple[str, ...]]:
         """For `topics`: the terms with the largest weight × profile weight in the row shown (`_shown_rows`)."""
-        u = len(s.uniq)
+        u = len(s.names)
         if u == 0 or not topics:
             return {ti: () for ti in topics}
         chosen = np.asarray(topics, dtype=np.int64)
@@ -570,10 +567,9 @@ class TopicModel:
         order = np.argsort(-vals, axis=1, kind="stable")
         top_l = np.take_along_axis(top, order, axis=1).tolist()
         positive = (np.take_along_axis(vals, order, axis=1) > 0).tolist()
-        uniq = s.uniq.tolist()
-        names = self._terms_by_id
+        names = s.names
         return {
-            ti: tuple(names.get(uniq[i], "?") for i, keep in zip(idx, ok, strict=True) if keep)
+            ti: tuple(names[i] for i, keep in zip(idx, ok, strict=True) if keep)
             for ti, idx, ok in zip(topics, top_l, positive, strict=True)
         }
 
@@ -621,17 +617,17 @@ class TopicModel:
 
 @lru_cache(maxsize=4096)
 def _windows(n: int) -> tuple[list[int], np.ndarray, np.ndarray]:
-    """Passage windows over n text terms: first terms, flat positions, and each position's window number."""
+    """Passage windows over n text terms: first terms, flat positions, and each position's count row (window + 1)."""
     if n <= WINDOW:
         return [], np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     starts = list(range(0, n - WINDOW + 1, STRIDE))
     if starts[-1] + WINDOW < n:
         starts.append(n - WINDOW)
     pos = (np.asarray(starts)[:, None] + np.arange(WINDOW)[None, :]).ravel()
-    rowrep = np.repeat(np.arange(len(starts)), WINDOW)
+    rows = np.repeat(np.arange(1, len(starts) + 1), WINDOW)
     pos.flags.writeable = False
-    rowrep.flags.writeable = False
-    return starts, pos, rowrep
+    rows.flags.writeable = False
+    return starts, pos, rows
 
 
 _SUBLINEAR = np.concatenate([[0.0], 1.0 + np.log(np.arange(1, 4096))]).astype(np.float32)
