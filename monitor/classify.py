@@ -501,7 +501,7 @@ class TopicModel:
                 out[ti] = match = Match(topic=spec.id, score=coarse[ti], threshold=self._thresholds[ti], matched=False)
                 if len(cache) < MATCH_CACHE:
                     cache[keys[ti]] = match
-        starts: list[int] | None = None
+        offsets: TermScan | None = None  # set once a passage other than the opening was asked for
         passages: dict[int, str] = {}
         for ti in sorted(special):
             spec, threshold, score, veto = self._specs[ti], self._thresholds[ti], scores[ti], s.veto[ti]
@@ -509,9 +509,9 @@ class TopicModel:
                 row = rows[ti]
                 passage = passages.get(row)
                 if passage is None:
-                    if starts is None and row > 0:
-                        starts = scan.starts()
-                    passage = passages[row] = _passage(text, starts or [], s.window_starts, row)
+                    if offsets is None and row > 0:
+                        offsets = scan
+                    passage = passages[row] = _passage(text, offsets, s.window_starts, row)
                 out[ti] = Match(
                     topic=spec.id,
                     score=score,
@@ -646,15 +646,19 @@ def _squash(raw: np.ndarray) -> np.ndarray:
     return np.asarray(1.0 / (1.0 + np.exp(-(raw.astype(np.float64) - E_ZERO))), dtype=np.float64)
 
 
-def _passage(text: str, starts: Sequence[int], windows: Sequence[int], row: int) -> str:
-    """The text of passage `row` (0 = the whole item: its opening), trimmed to PASSAGE_CHARS."""
-    if not text or not starts:
+def _passage(text: str, scan: TermScan | None, windows: Sequence[int], row: int) -> str:
+    """The text of passage `row` (0 = the whole item: its opening), trimmed to PASSAGE_CHARS.
+
+    `scan` finds where terms start; None until a passage other than the opening was shown for the item (so the
+    whole item's row shows the trimmed opening then, and the trimmed whole text after one).
+    """
+    if not text or scan is None or not scan.terms:
         return " ".join(text[:PASSAGE_CHARS].split())
     begin, end = 0, len(text)
     if row > 0 and windows:
         first = windows[row - 1]
-        begin = starts[first]
-        if first + WINDOW < len(starts):
-            end = starts[first + WINDOW]
+        begin = scan.start(first)
+        if first + WINDOW < len(scan.terms):
+            end = scan.start(first + WINDOW)
     snippet = " ".join(text[begin:end].split())
     return snippet if len(snippet) <= PASSAGE_CHARS else snippet[: PASSAGE_CHARS - 1].rstrip() + "…"
