@@ -380,8 +380,9 @@ class TopicModel:
         any_phrase: bool,
     ) -> np.ndarray:
         """E from the evidence arrays ([topics], or [items, topics] with n_terms [items, 1])."""
-        near = np.maximum(passage - self._med[1], example - self._med[2])
-        raw = W_DOC * (doc - self._med[0]) + W_NEAR * near
+        med_doc, med_passage, med_example = self._med_rows
+        near = np.maximum(passage - med_passage, example - med_example)
+        raw = W_DOC * (doc - med_doc) + W_NEAR * near
         if learned is not None:
             raw = raw + W_LEARNED * np.maximum(learned, 0.0)
         if not any_phrase:  # no phrase found: the keyword part is zero
@@ -408,6 +409,7 @@ class TopicModel:
             med = np.median(arr[:, :3], axis=0)
         w = n / (n + PRIOR_WEIGHT)
         self._med = (w * med + (1 - w) * PRIOR_MEDIAN).astype(np.float32)
+        self._med_rows = self._med[0], self._med[1], self._med[2]  # doc, passage, example
         if n >= SELF_TRAIN_MIN:
             raw = self._combine(arr[:, 0], arr[:, 1], arr[:, 2], None, arr[:, 3], arr[:, 4], arr[:, 5], n_terms, True)
             self._self_train([ids for _, ids in sample], _squash(raw))
@@ -479,28 +481,30 @@ class TopicModel:
         text_terms = scan.terms
         s = self._evidence(title_terms, text_terms)
         squashed = _squash(self._raw(s))
-        scores = np.round(squashed, 6).tolist()
         milli = np.rint(squashed * 1000.0)
-        coarse = (milli / 1000.0).tolist()
         keys = (milli.astype(np.int64) + self._key_base).tolist()  # topic and score to 3 decimals as one int
         if explain_all:
             wanted = list(range(self._n_topics))
         else:
-            wanted = np.flatnonzero(squashed >= self._explain_from).tolist()
+            wanted = (squashed >= self._explain_from).nonzero()[0].tolist()
             wanted.extend(ti for ti in s.noted if s.veto[ti] is not None and ti not in wanted)
-        rows = self._shown_rows(s, wanted)
-        top_terms = self._top_terms(s, wanted, rows)
+        # Most items explain no topic: the arrays below are made only for the topics that need them.
+        rows = self._shown_rows(s, wanted) if wanted else {}
+        top_terms = self._top_terms(s, wanted, rows) if wanted else {}
         # Far below the threshold with nothing to explain: a shared Match per topic and score to 3 decimals
         # (creating 50 frozen dataclasses per item would cost a quarter of the classify time).
         cache = self._match_cache
         out = list(map(cache.get, keys))
         special = set(top_terms).union(s.noted)
-        for ti, match in enumerate(out):
-            if match is None and ti not in special:
+        missing = [ti for ti, match in enumerate(out) if match is None and ti not in special]
+        if missing:
+            coarse = (milli / 1000.0).tolist()
+            for ti in missing:
                 spec = self._specs[ti]
                 out[ti] = match = Match(topic=spec.id, score=coarse[ti], threshold=self._thresholds[ti], matched=False)
                 if len(cache) < MATCH_CACHE:
                     cache[keys[ti]] = match
+        scores = np.round(squashed, 6).tolist() if special else []
         offsets: TermScan | None = None  # set once a passage other than the opening was asked for
         passages: dict[int, str] = {}
         for ti in sorted(special):
@@ -558,20 +562,16 @@ class TopicModel:
         u = len(s.names)
         if u == 0 or not topics:
             return {ti: () for ti in topics}
-        chosen = np.asarray(topics, dtype=np.int64)
-        shown = np.asarray([rows[ti] for ti in topics], dtype=np.int64)
-        contrib = s.weights[shown] * s.gathered[:, chosen].T  # [topics, u]
+        names, weights, gathered = s.names, s.weights, s.gathered
         k = min(TOP_TERMS, u)
-        top = np.argpartition(-contrib, k - 1, axis=1)[:, :k] if u > k else np.tile(np.arange(u), (len(topics), 1))
-        vals = np.take_along_axis(contrib, top, axis=1)
-        order = np.argsort(-vals, axis=1, kind="stable")
-        top_l = np.take_along_axis(top, order, axis=1).tolist()
-        positive = (np.take_along_axis(vals, order, axis=1) > 0).tolist()
-        names = s.names
-        return {
-            ti: tuple(names[i] for i, keep in zip(idx, ok, strict=True) if keep)
-            for ti, idx, ok in zip(topics, top_l, positive, strict=True)
-        }
+        out: dict[int, tuple[str, ...]] = {}
+        for ti in topics:  # one topic at a time: an item explains one or two, and 1-D calls are fewer and cheaper
+            contrib = weights[rows[ti]] * gathered[:, ti]
+            top = np.argpartition(-contrib, k - 1)[:k] if u > k else np.arange(u)
+            vals = contrib[top]
+            order = np.argsort(-vals, kind="stable")
+            out[ti] = tuple(names[i] for i, v in zip(top[order].tolist(), vals[order].tolist(), strict=True) if v > 0)
+        return out
 
     # ------------------------------------------------------------------------------------------------ persistence
     def save(self, path: Path) -> None:
