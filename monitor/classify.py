@@ -140,7 +140,7 @@ class _Scores:
     window_starts: list[int]  # first text term of each passage (row r ↔ window_starts[r - 1])
     weights: np.ndarray  # [rows, distinct terms] TF-IDF weights of the item (row 0) and its passages
     gathered: np.ndarray  # [distinct terms, columns] profile and example weights of those terms
-    names: list[str]  # the distinct terms, in the order of the columns of weights and rows of gathered
+    uniq: np.ndarray  # the distinct term ids
     kw_first: np.ndarray  # where the first keyword phrase occurs: 0 = title or start of text .. 1 = end / none
     n_terms: int  # terms in title and text
     noted: tuple[int, ...] = ()  # topics with a keyword or exclude phrase found
@@ -240,6 +240,7 @@ class TopicModel:
                 matrix[pos[k], c] = v
         self._row_of = row_of
         self._matrix = matrix
+        self._terms_by_id = {i: t for t, i in vocab.items() if row_of[i] >= 0}
 
     # ----------------------------------------------------------------------------------------------- scoring core
     def _evidence(self, title_terms: Sequence[str], text_terms: Sequence[str]) -> _Scores:
@@ -262,28 +263,30 @@ class TopicModel:
                 [],
                 np.zeros((1, 0), dtype=np.float32),
                 np.zeros((0, cols), dtype=np.float32),
-                [],
+                np.zeros(0, dtype=np.int64),
                 np.ones(n_topics, dtype=np.float32),
                 0,
             )
-        # The distinct terms, in the order of their ids (as np.unique gave them, so the vector norm and the matrix
-        # product sum in the same order as before), found with dicts at C speed: for the ~100 distinct terms of an
-        # item that is cheaper than np.unique's sort and bookkeeping. Unseen terms all get the id `oov` (the IDF
-        # and matrix slot of an unseen term) but must stay distinct for the vector norm: the sort is stable, so
-        # they come last, in order of first occurrence.
+        # Each position's term id, laid out as text, title, title: the whole item's row counts every position (so
+        # the title twice) and the passage windows index the text directly. dict.get with a default, at C speed.
         oov = self._oov
-        seen = list(dict.fromkeys(chain(title_terms, text_terms)))  # distinct, in order of first occurrence
-        ids = list(map(self._vocab_get, seen, repeat(oov)))
-        order = sorted(range(len(seen)), key=ids.__getitem__)
-        u = len(order)
-        names = list(map(seen.__getitem__, order))
-        clipped = np.fromiter(map(ids.__getitem__, order), dtype=np.int64, count=u)
-        column = dict(zip(names, range(u), strict=True))
-        # Each position's column, laid out as text, title, title: the whole item's row counts every position (so
-        # the title twice) and the passage windows index the text directly.
-        inv = np.fromiter(
-            map(column.__getitem__, chain(text_terms, title_terms, title_terms)), dtype=np.int64, count=n + 2 * nt
+        ids = np.fromiter(
+            map(self._vocab_get, chain(text_terms, title_terms, title_terms), repeat(oov)),
+            dtype=np.int64,
+            count=n + 2 * nt,
         )
+        unseen = ids.max() == oov
+        if unseen:
+            # Distinct out-of-vocabulary terms must stay distinct for the vector norm: private ids above the
+            # vocabulary, in order of first occurrence in title then text (the title's first copy comes first).
+            seq = [*text_terms, *title_terms, *title_terms]
+            private: dict[str, int] = {}
+            at = (ids == oov).nonzero()[0].tolist()
+            for i in sorted(at, key=lambda i: i - n - nt if n <= i < n + nt else i):
+                ids[i] = oov + 1 + private.setdefault(seq[i], len(private))
+        uniq, inv = np.unique(ids, return_inverse=True)
+        u = len(uniq)
+        clipped = np.minimum(uniq, oov) if unseen else uniq  # private out-of-vocabulary ids → the shared OOV slot
         starts, pos, rows = _windows(n)
         if starts:  # one bincount for the whole item (row 0) and every passage window (rows 1..k)
             k = len(starts)
@@ -353,7 +356,7 @@ class TopicModel:
             starts,
             weights,
             gathered,
-            names,
+            uniq,
             kw_first,
             nt + n,
             noted,
@@ -559,10 +562,10 @@ class TopicModel:
 
     def _top_terms(self, s: _Scores, topics: Sequence[int], rows: Mapping[int, int]) -> dict[int, tuple[str, ...]]:
         """For `topics`: the terms with the largest weight × profile weight in the row shown (`_shown_rows`)."""
-        u = len(s.names)
+        u = len(s.uniq)
         if u == 0 or not topics:
             return {ti: () for ti in topics}
-        names, weights, gathered = s.names, s.weights, s.gathered
+        weights, gathered, uniq, names = s.weights, s.gathered, s.uniq, self._terms_by_id
         k = min(TOP_TERMS, u)
         out: dict[int, tuple[str, ...]] = {}
         for ti in topics:  # one topic at a time: an item explains one or two, and 1-D calls are fewer and cheaper
@@ -570,7 +573,8 @@ class TopicModel:
             top = np.argpartition(-contrib, k - 1)[:k] if u > k else np.arange(u)
             vals = contrib[top]
             order = np.argsort(-vals, kind="stable")
-            out[ti] = tuple(names[i] for i, v in zip(top[order].tolist(), vals[order].tolist(), strict=True) if v > 0)
+            best = zip(uniq[top[order]].tolist(), vals[order].tolist(), strict=True)
+            out[ti] = tuple(names.get(i, "?") for i, v in best if v > 0)
         return out
 
     # ------------------------------------------------------------------------------------------------ persistence
