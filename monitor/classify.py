@@ -20,7 +20,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from itertools import repeat
+from itertools import chain, repeat
 from pathlib import Path
 
 import numpy as np
@@ -253,15 +253,10 @@ class TopicModel:
         self._terms_by_id = {i: t for t, i in vocab.items() if row_of[i] >= 0}
 
     # ----------------------------------------------------------------------------------------------- scoring core
-    def _ids(self, seq: Sequence[str]) -> np.ndarray:
-        # dict.get with a default, at C speed (a dict subclass's __missing__ is a Python call per unseen term)
-        return np.fromiter(map(self._vocab_get, seq, repeat(self._oov)), dtype=np.int64, count=len(seq))
-
-    def _evidence(self, title_terms: Sequence[str], text_terms: Sequence[str], ids: np.ndarray) -> _Scores:
+    def _evidence(self, title_terms: Sequence[str], text_terms: Sequence[str]) -> _Scores:
         n_topics = self._n_topics
-        nt = len(title_terms)
-        oov = len(self._idf)
-        if len(ids) == 0:
+        nt, n = len(title_terms), len(text_terms)
+        if nt + n == 0:
             zeros = np.zeros(n_topics, dtype=np.float32)
             cols = self._matrix.shape[1]
             return _Scores(
@@ -282,31 +277,36 @@ class TopicModel:
                 np.ones(n_topics, dtype=np.float32),
                 0,
             )
-        # Distinct out-of-vocabulary terms must stay distinct for the vector norm: give them private ids.
-        if (ids == oov).any():
-            ids = ids.copy()
+        # Each position's term id, laid out as text, title, title: the whole item's row counts every position (so
+        # the title twice) and the passage windows index the text directly. dict.get with a default, at C speed.
+        oov = self._oov
+        ids = np.fromiter(
+            map(self._vocab_get, chain(text_terms, title_terms, title_terms), repeat(oov)),
+            dtype=np.int64,
+            count=n + 2 * nt,
+        )
+        unseen = ids.max() == oov
+        if unseen:
+            # Distinct out-of-vocabulary terms must stay distinct for the vector norm: private ids above the
+            # vocabulary, in order of first occurrence in title then text (the title's first copy comes first).
+            seq = [*text_terms, *title_terms, *title_terms]
             private: dict[str, int] = {}
-            seq = [*title_terms, *text_terms]
-            for i in np.flatnonzero(ids == oov):
+            at = (ids == oov).nonzero()[0].tolist()
+            for i in sorted(at, key=lambda i: i - n - nt if n <= i < n + nt else i):
                 ids[i] = oov + 1 + private.setdefault(seq[i], len(private))
         uniq, inv = np.unique(ids, return_inverse=True)
         u = len(uniq)
-        doc = np.bincount(inv, minlength=u) + np.bincount(inv[:nt], minlength=u)  # the title counts twice
-        text_inv = inv[nt:]
-        n = len(text_inv)
-        starts, pos, rowrep = _windows(n)
-        if starts:
+        clipped = np.minimum(uniq, oov) if unseen else uniq  # private out-of-vocabulary ids → the shared OOV slot
+        starts, pos, rows = _windows(n)
+        if starts:  # one bincount for the whole item (row 0) and every passage window (rows 1..k)
             k = len(starts)
-            flat = rowrep * u + text_inv[pos]
-            counts = np.empty((k + 1, u), dtype=np.int64)
-            counts[0] = doc
-            counts[1:] = np.bincount(flat, minlength=k * u).reshape(k, u)
+            keys = np.concatenate((inv, rows * u + inv[pos]))
+            counts = np.bincount(keys, minlength=(k + 1) * u).reshape(k + 1, u)
         else:
-            counts = doc[None, :]
-        clipped = np.minimum(uniq, oov)  # private out-of-vocabulary ids → the shared OOV slot
+            counts = np.bincount(inv, minlength=u).reshape(1, u)
         # sublinear tf, 1 + log(count) where count > 0, else 0: one table look-up instead of four array operations
         # (a count is at most twice the item's term count: the title counts twice)
-        tf = _SUBLINEAR[counts] if 2 * len(ids) < len(_SUBLINEAR) else _sublinear(counts)
+        tf = _SUBLINEAR[counts] if 2 * (nt + n) < len(_SUBLINEAR) else _sublinear(counts)
         weights = tf * self._idf_ext[clipped]
         norms = np.maximum(np.sqrt(np.einsum("ij,ij->i", weights, weights)), 1e-12)
         gathered = self._matrix[self._row_of[clipped]]
@@ -368,7 +368,7 @@ class TopicModel:
             gathered,
             uniq,
             kw_first,
-            len(ids),
+            nt + n,
             noted,
             hit_at,
             learned,
@@ -393,8 +393,9 @@ class TopicModel:
         any_phrase: bool,
     ) -> np.ndarray:
         """E from the evidence arrays ([topics], or [items, topics] with n_terms [items, 1])."""
-        near = np.maximum(passage - self._med[1], example - self._med[2])
-        raw = W_DOC * (doc - self._med[0]) + W_NEAR * near
+        med_doc, med_passage, med_example = self._med_rows
+        near = np.maximum(passage - med_passage, example - med_example)
+        raw = W_DOC * (doc - med_doc) + W_NEAR * near
         if learned is not None:
             raw = raw + self._w_boost * np.maximum(learned, 0.0)
             if self._w_penalty is not None:  # only topics with scope "about" let the learned model lower E
@@ -415,14 +416,15 @@ class TopicModel:
         # Only the arrays the score needs are kept per item (keeping each item's evidence would cost ~60 MB).
         arr = np.empty((n, 6, t), dtype=np.float32)
         n_terms = np.empty((n, 1), dtype=np.float32)
-        for i, (seq, ids) in enumerate(sample):
-            e = self._evidence((), seq, ids)
+        for i, (seq, _) in enumerate(sample):
+            e = self._evidence((), seq)
             arr[i] = e.doc, e.passage, e.example, e.kw_title, e.kw_text, e.kw_first
             n_terms[i] = e.n_terms
         if n:
             med = np.median(arr[:, :3], axis=0)
         w = n / (n + PRIOR_WEIGHT)
         self._med = (w * med + (1 - w) * PRIOR_MEDIAN).astype(np.float32)
+        self._med_rows = self._med[0], self._med[1], self._med[2]  # doc, passage, example
         if n >= SELF_TRAIN_MIN:
             raw = self._combine(arr[:, 0], arr[:, 1], arr[:, 2], None, arr[:, 3], arr[:, 4], arr[:, 5], n_terms, True)
             scores = _squash(raw)
@@ -497,31 +499,33 @@ class TopicModel:
         title_terms = terms(title, lang)
         scan = TermScan(text)  # the text's terms, and their offsets later if a passage is shown
         text_terms = scan.terms
-        s = self._evidence(title_terms, text_terms, self._ids([*title_terms, *text_terms]))
+        s = self._evidence(title_terms, text_terms)
         squashed = _squash(self._raw(s))
-        scores = np.round(squashed, 6).tolist()
         milli = np.rint(squashed * 1000.0)
-        coarse = (milli / 1000.0).tolist()
         keys = (milli.astype(np.int64) + self._key_base).tolist()  # topic and score to 3 decimals as one int
         if explain_all:
             wanted = list(range(self._n_topics))
         else:
-            wanted = np.flatnonzero(squashed >= self._explain_from).tolist()
+            wanted = (squashed >= self._explain_from).nonzero()[0].tolist()
             wanted.extend(ti for ti in s.noted if s.veto[ti] is not None and ti not in wanted)
-        rows = self._shown_rows(s, wanted)
-        top_terms = self._top_terms(s, wanted, rows)
+        # Most items explain no topic: the arrays below are made only for the topics that need them.
+        rows = self._shown_rows(s, wanted) if wanted else {}
+        top_terms = self._top_terms(s, wanted, rows) if wanted else {}
         # Far below the threshold with nothing to explain: a shared Match per topic and score to 3 decimals
         # (creating 50 frozen dataclasses per item would cost a quarter of the classify time).
         cache = self._match_cache
         out = list(map(cache.get, keys))
         special = set(top_terms).union(s.noted)
-        for ti, match in enumerate(out):
-            if match is None and ti not in special:
+        missing = [ti for ti, match in enumerate(out) if match is None and ti not in special]
+        if missing:
+            coarse = (milli / 1000.0).tolist()
+            for ti in missing:
                 spec = self._specs[ti]
                 out[ti] = match = Match(topic=spec.id, score=coarse[ti], threshold=self._thresholds[ti], matched=False)
                 if len(cache) < MATCH_CACHE:
                     cache[keys[ti]] = match
-        starts: list[int] | None = None
+        scores = np.round(squashed, 6).tolist() if special else []
+        offsets: TermScan | None = None  # set once a passage other than the opening was asked for
         passages: dict[int, str] = {}
         for ti in sorted(special):
             spec, threshold, score, veto = self._specs[ti], self._thresholds[ti], scores[ti], s.veto[ti]
@@ -529,9 +533,9 @@ class TopicModel:
                 row = rows[ti]
                 passage = passages.get(row)
                 if passage is None:
-                    if starts is None and row > 0:
-                        starts = scan.starts()
-                    passage = passages[row] = _passage(text, starts or [], s.window_starts, row)
+                    if offsets is None and row > 0:
+                        offsets = scan
+                    passage = passages[row] = _passage(text, offsets, s.window_starts, row)
                 out[ti] = Match(
                     topic=spec.id,
                     score=score,
@@ -578,21 +582,17 @@ class TopicModel:
         u = len(s.uniq)
         if u == 0 or not topics:
             return {ti: () for ti in topics}
-        chosen = np.asarray(topics, dtype=np.int64)
-        shown = np.asarray([rows[ti] for ti in topics], dtype=np.int64)
-        contrib = s.weights[shown] * s.gathered[:, chosen].T  # [topics, u]
+        weights, gathered, uniq, names = s.weights, s.gathered, s.uniq, self._terms_by_id
         k = min(TOP_TERMS, u)
-        top = np.argpartition(-contrib, k - 1, axis=1)[:, :k] if u > k else np.tile(np.arange(u), (len(topics), 1))
-        vals = np.take_along_axis(contrib, top, axis=1)
-        order = np.argsort(-vals, axis=1, kind="stable")
-        top_l = np.take_along_axis(top, order, axis=1).tolist()
-        positive = (np.take_along_axis(vals, order, axis=1) > 0).tolist()
-        uniq = s.uniq.tolist()
-        names = self._terms_by_id
-        return {
-            ti: tuple(names.get(uniq[i], "?") for i, keep in zip(idx, ok, strict=True) if keep)
-            for ti, idx, ok in zip(topics, top_l, positive, strict=True)
-        }
+        out: dict[int, tuple[str, ...]] = {}
+        for ti in topics:  # one topic at a time: an item explains one or two, and 1-D calls are fewer and cheaper
+            contrib = weights[rows[ti]] * gathered[:, ti]
+            top = np.argpartition(-contrib, k - 1)[:k] if u > k else np.arange(u)
+            vals = contrib[top]
+            order = np.argsort(-vals, kind="stable")
+            best = zip(uniq[top[order]].tolist(), vals[order].tolist(), strict=True)
+            out[ti] = tuple(names.get(i, "?") for i, v in best if v > 0)
+        return out
 
     # ------------------------------------------------------------------------------------------------ persistence
     def save(self, path: Path) -> None:
@@ -638,17 +638,17 @@ class TopicModel:
 
 @lru_cache(maxsize=4096)
 def _windows(n: int) -> tuple[list[int], np.ndarray, np.ndarray]:
-    """Passage windows over n text terms: first terms, flat positions, and each position's window number."""
+    """Passage windows over n text terms: first terms, flat positions, and each position's count row (window + 1)."""
     if n <= WINDOW:
         return [], np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     starts = list(range(0, n - WINDOW + 1, STRIDE))
     if starts[-1] + WINDOW < n:
         starts.append(n - WINDOW)
     pos = (np.asarray(starts)[:, None] + np.arange(WINDOW)[None, :]).ravel()
-    rowrep = np.repeat(np.arange(len(starts)), WINDOW)
+    rows = np.repeat(np.arange(1, len(starts) + 1), WINDOW)
     pos.flags.writeable = False
-    rowrep.flags.writeable = False
-    return starts, pos, rowrep
+    rows.flags.writeable = False
+    return starts, pos, rows
 
 
 _SUBLINEAR = np.concatenate([[0.0], 1.0 + np.log(np.arange(1, 4096))]).astype(np.float32)
@@ -667,15 +667,19 @@ def _squash(raw: np.ndarray) -> np.ndarray:
     return np.asarray(1.0 / (1.0 + np.exp(-(raw.astype(np.float64) - E_ZERO))), dtype=np.float64)
 
 
-def _passage(text: str, starts: Sequence[int], windows: Sequence[int], row: int) -> str:
-    """The text of passage `row` (0 = the whole item: its opening), trimmed to PASSAGE_CHARS."""
-    if not text or not starts:
+def _passage(text: str, scan: TermScan | None, windows: Sequence[int], row: int) -> str:
+    """The text of passage `row` (0 = the whole item: its opening), trimmed to PASSAGE_CHARS.
+
+    `scan` finds where terms start; None until a passage other than the opening was shown for the item (so the
+    whole item's row shows the trimmed opening then, and the trimmed whole text after one).
+    """
+    if not text or scan is None or not scan.terms:
         return " ".join(text[:PASSAGE_CHARS].split())
     begin, end = 0, len(text)
     if row > 0 and windows:
         first = windows[row - 1]
-        begin = starts[first]
-        if first + WINDOW < len(starts):
-            end = starts[first + WINDOW]
+        begin = scan.start(first)
+        if first + WINDOW < len(scan.terms):
+            end = scan.start(first + WINDOW)
     snippet = " ".join(text[begin:end].split())
     return snippet if len(snippet) <= PASSAGE_CHARS else snippet[: PASSAGE_CHARS - 1].rstrip() + "…"

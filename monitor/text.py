@@ -16,8 +16,10 @@ from __future__ import annotations
 import re
 import threading
 import unicodedata
+from bisect import bisect_right
+from collections.abc import Sequence
 from functools import lru_cache
-from itertools import accumulate, compress
+from itertools import accumulate
 
 import pymorphy3  # type: ignore[import-untyped]
 import Stemmer
@@ -26,7 +28,6 @@ _REPLACE = (("ё", "е"), ("‐", "-"), ("‑", "-"), ("‒", "-"), ("–", "-")
 # A token is a run of word characters, optionally joined by "-" or "." to more word characters: "снв-3", "u.s".
 # Possessive quantifiers: the same tokens (nothing after a word run ever needs it shorter), ~10 % faster.
 _TOKEN = re.compile(r"\w++(?:[-.]\w++)*+")
-_TOKEN_SPLIT = re.compile(r"(\w++(?:[-.]\w++)*+)")  # the same, as a group for split()
 _CYR = re.compile(r"[а-я]")
 _LAT = re.compile(r"[a-z]")
 _CYR_ANY = re.compile(r"[а-яё]", re.IGNORECASE)
@@ -62,8 +63,14 @@ _RU_STEMMER = Stemmer.Stemmer("russian")
 _EN_STEMMER = Stemmer.Stemmer("english")
 _MORPH_LOCK = threading.Lock()
 _CACHE_LIMIT = 200_000  # entries; RU dev (4,467 articles) needs 48k. pymorphy3 re-parses after a clear
-# Word → term caches; filled lazily, read without a lock (dict reads and single writes are atomic in CPython).
+# Word → term cache, filled lazily, read without a lock (dict reads and single writes are atomic in CPython). It also
+# maps whitespace-separated chunks ("ливии,", "«снв-3»") to their tokens' terms: a chunk that is one token maps to
+# that token's terms either way, so the two kinds of key agree where they meet.
 _cache: dict[str, str] = {}
+# The cached terms that hold a space (a compound token's terms: "российско французский"), so that the common item
+# without one skips the join and split below. Never cleared: a reader racing a cache clear still finds every such
+# value here; it grows with distinct compounds only.
+_compound: set[str] = set()
 
 
 def _fold(text: str) -> str:
@@ -153,6 +160,8 @@ def word_term(word: str) -> str:
             term = ""
         if len(_cache) > _CACHE_LIMIT:
             _cache.clear()
+        if " " in term:
+            _compound.add(term)
         _cache[word] = term
     return term
 
@@ -160,10 +169,38 @@ def word_term(word: str) -> str:
 def terms(text: str, lang: str | None = None) -> list[str]:
     """Content terms of a text, in order (lemmas/stems, stop words dropped). `lang` is a hint; scripts decide."""
     norm = _fold(text) if unicodedata.is_normalized("NFKC", text) else normalise(text)
-    toks = _TOKEN.findall(norm)
-    mapped = list(map(_cache.get, toks))  # C-speed cache lookups; None marks a word not seen yet
+    return _flatten(_chunk_terms(norm.split()))
+
+
+def _chunk_terms(chunks: list[str]) -> list[str]:
+    """The terms of each whitespace-separated chunk, space-separated ("" for none).
+
+    Tokens never span whitespace and the token regex looks at nothing before a match, so the tokens of a text are
+    its chunks' tokens in order. Most chunks recur ("ливии", "ливии,"), so the cache answers for them at C speed and
+    the regex (~1,800 CPU instructions a token, half the cost of tokenising) runs only on chunks not seen yet.
+    """
+    mapped = list(map(_cache.get, chunks))  # None marks a chunk not seen yet
     if None in mapped:
-        mapped = [m if m is not None else _token_terms(t) for m, t in zip(mapped, toks, strict=True)]
+        return [m if m is not None else _new_chunk(c) for m, c in zip(mapped, chunks, strict=True)]
+    return mapped  # type: ignore[return-value]  # no None left
+
+
+def _new_chunk(chunk: str) -> str:
+    term = " ".join(filter(None, map(_token_terms, _TOKEN.findall(chunk))))
+    if len(_cache) > _CACHE_LIMIT:
+        _cache.clear()
+    if " " in term:
+        _compound.add(term)  # before the cache entry, so a reader never sees one without the other
+    _cache[chunk] = term
+    return term
+
+
+def _flatten(mapped: Sequence[str | None]) -> list[str]:
+    """The terms of mapped tokens, in order: stop words ("") dropped, a compound's "term term" split in two."""
+    if _compound.isdisjoint(mapped):
+        # One term per non-empty token, as the cached strings themselves: their hashes are cached too, which the
+        # vocabulary look-ups that follow use (joining and splitting made new strings, ~15 µs an item).
+        return list(filter(None, mapped))
     # A compound token maps to "term term": joining and splitting on spaces flattens them in one pass.
     joined = " ".join(filter(None, mapped))
     return joined.split(" ") if joined else []
@@ -234,6 +271,8 @@ def _token_terms(tok: str) -> str:
             term = " ".join(t for t in (word_term(part) for part in _split(tok)) if t)
         else:
             term = word_term(tok)
+        if " " in term:
+            _compound.add(term)  # before the cache entry, so a reader never sees one without the other
         _cache[tok] = term
     return term
 
@@ -250,42 +289,62 @@ def term_spans(text: str) -> tuple[list[str], list[int]]:
 
 
 class TermScan:
-    """terms(text), keeping what it takes to find where each term starts, for the few items whose passage is shown.
+    """terms(text), keeping what it takes to find where a term starts, for the few items whose passage is shown.
 
-    One regex pass: split() with a group alternates separators and tokens, so the running length of the pieces
-    gives every token's offset at C speed, later and only if asked (a second tokenising pass would cost more than
-    the first: ~70 µs on a 1,500-character item).
+    The chunks and their terms are kept, so offsets are found later and only if asked, without tokenising the text
+    again; a passage needs two (where its window starts and where the next one would).
     """
 
-    __slots__ = ("_mapped", "_norm_changed", "_pieces", "_text", "terms")
+    __slots__ = ("_chunks", "_ends", "_mapped", "_norm", "_norm_changed", "_slow", "_text", "terms")
 
     def __init__(self, text: str) -> None:
         self._text = text
-        norm = _fold(text) if unicodedata.is_normalized("NFKC", text) else normalise(text)
+        self._norm = norm = _fold(text) if unicodedata.is_normalized("NFKC", text) else normalise(text)
         self._norm_changed = len(norm) != len(text)
-        self._pieces = pieces = _TOKEN_SPLIT.split(norm)
-        toks = pieces[1::2]
-        mapped = list(map(_cache.get, toks))
-        if None in mapped:
-            mapped = [m if m is not None else _token_terms(t) for m, t in zip(mapped, toks, strict=True)]
-        self._mapped = mapped
-        joined = " ".join(filter(None, mapped))
-        self.terms: list[str] = joined.split(" ") if joined else []
+        self._chunks = norm.split()
+        self._mapped = _chunk_terms(self._chunks)
+        self.terms: list[str] = _flatten(self._mapped)
+        self._ends: list[int] | None = None  # terms in the chunks up to and including each one
+        self._slow: list[int] | None = None
+
+    def start(self, i: int) -> int:
+        """Offset in the text where term i's token starts."""
+        if self._norm_changed:
+            return self.starts()[i]
+        mapped = self._mapped
+        if self._ends is None:
+            one_each = len(self.terms) == len(mapped) - mapped.count("")  # no compound: a chunk has 0 or 1 terms
+            self._ends = list(accumulate(map(bool, mapped) if one_each else map(len, map(str.split, mapped))))
+        ends = self._ends
+        j = bisect_right(ends, i)  # the chunk that holds term i
+        k = i - (ends[j - 1] if j else 0)  # and which of its terms it is
+        # str.split(maxsplit=j) leaves the text from chunk j on (leading whitespace removed) as its last part.
+        at = len(self._norm) - len(self._norm.split(maxsplit=j)[-1])
+        chunk = self._chunks[j]
+        if chunk.isalnum():  # one token, the whole chunk (str.isalnum is the regex's \w less "_")
+            return at
+        for m in _TOKEN.finditer(chunk):  # "«ливии»," or "нефть/газ": count terms token by token
+            k -= len(_token_terms(m.group()).split())
+            if k < 0:
+                return at + m.start()
+        raise AssertionError(f"term {i} not in chunk {chunk!r}")  # the chunk's terms were counted above
 
     def starts(self) -> list[int]:
         """Offset in the text where each term's token starts."""
         if self._norm_changed:  # NFKC changed lengths ("№" → "no"): map offsets back character by character
             # (per character, so a decomposed "е" + U+0308 may give other terms: keep the count aligned)
-            slow = _slow_spans(self._text)[1][: len(self.terms)]
-            return slow + [slow[-1] if slow else 0] * (len(self.terms) - len(slow))
-        offsets = list(accumulate(map(len, self._pieces)))[0:-1:2]
-        mapped = self._mapped
-        if len(self.terms) == len(mapped) - mapped.count(""):  # no compound token: one term per non-empty token
-            return list(compress(offsets, mapped))
+            if self._slow is None:
+                slow = _slow_spans(self._text)[1][: len(self.terms)]
+                self._slow = slow + [slow[-1] if slow else 0] * (len(self.terms) - len(slow))
+            return self._slow
+        find = self._norm.find
         starts: list[int] = []
-        for start, term in zip(offsets, mapped, strict=True):
+        at = 0
+        for chunk, term in zip(self._chunks, self._mapped, strict=True):
+            at = find(chunk, at)  # only whitespace lies between two chunks: the first match at or after the last
             if term:
-                starts.extend([start] * (term.count(" ") + 1))
+                starts.extend(at + m.start() for m in _TOKEN.finditer(chunk) for _ in _token_terms(m.group()).split())
+            at += len(chunk)
         return starts
 
 
