@@ -525,7 +525,6 @@ class TopicModel:
                 if len(cache) < MATCH_CACHE:
                     cache[keys[ti]] = match
         scores = np.round(squashed, 6).tolist() if special else []
-        offsets: TermScan | None = None  # set once a passage other than the opening was asked for
         passages: dict[int, str] = {}
         for ti in sorted(special):
             spec, threshold, score, veto = self._specs[ti], self._thresholds[ti], scores[ti], s.veto[ti]
@@ -533,9 +532,7 @@ class TopicModel:
                 row = rows[ti]
                 passage = passages.get(row)
                 if passage is None:
-                    if offsets is None and row > 0:
-                        offsets = scan
-                    passage = passages[row] = _passage(text, offsets, s.window_starts, row)
+                    passage = passages[row] = _passage(text, scan, s.window_starts, row)
                 out[ti] = Match(
                     topic=spec.id,
                     score=score,
@@ -667,16 +664,13 @@ def _squash(raw: np.ndarray) -> np.ndarray:
     return np.asarray(1.0 / (1.0 + np.exp(-(raw.astype(np.float64) - E_ZERO))), dtype=np.float64)
 
 
-def _passage(text: str, scan: TermScan | None, windows: Sequence[int], row: int) -> str:
-    """The text of passage `row` (0 = the whole item: its opening), trimmed to PASSAGE_CHARS.
+def _passage(text: str, scan: TermScan, windows: Sequence[int], row: int) -> str:
+    """The text of passage `row` (0 = the whole item: its opening), trimmed to PASSAGE_CHARS with "…" when cut.
 
-    `scan` finds where terms start; None until a passage other than the opening was shown for the item (so the
-    whole item's row shows the trimmed opening then, and the trimmed whole text after one).
+    Only a passage other than row 0 asks `scan` where its terms start (it finds those offsets on demand).
     """
-    if not text or scan is None or not scan.terms:
-        return " ".join(text[:PASSAGE_CHARS].split())
     begin, end = 0, len(text)
-    if row > 0 and windows:
+    if row > 0 and windows and scan.terms:
         first = windows[row - 1]
         begin = scan.start(first)
         if first + WINDOW < len(scan.terms):

@@ -244,3 +244,14 @@ def test_scope_about_discounts_a_passing_mention() -> None:
     for a, b in zip(mentions_model.classify(*passing), about_model.classify(*passing), strict=True):
         if a.topic != "grain":
             assert a.score == b.score
+
+
+def test_the_opening_as_a_passage_is_trimmed_with_an_ellipsis() -> None:
+    from monitor.classify import PASSAGE_CHARS, _passage
+    from monitor.text import TermScan
+
+    long = "Переговоры  о  перемирии в Ливии.\n" * 40
+    opening = _passage(long, TermScan(long), [0, 20], 0)
+    assert PASSAGE_CHARS - 2 <= len(opening) <= PASSAGE_CHARS and opening.endswith("…") and "  " not in opening
+    short = "Перемирие в Ливии соблюдается."
+    assert _passage(short, TermScan(short), [], 0) == short
