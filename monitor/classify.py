@@ -15,8 +15,6 @@ See docs/matching.md for the method, the score rule and the measured numbers.
 
 from __future__ import annotations
 
-import json
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -25,16 +23,15 @@ from pathlib import Path
 
 import numpy as np
 from scipy import sparse
-from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
+from .background import Background
 from .config import Topic
 from .errors import ModelError
 from .models import Match
 from .profile import PhraseIndex, TopicSpec, profile_vectors, spec_documents, topic_spec
 from .text import TermScan, terms
 
-FORMAT_VERSION = 1
 WINDOW = 40  # content terms per passage, about 60-70 running words
 STRIDE = 20
 CALIBRATION_SAMPLE = 3000  # most recent background items kept (as term ids) to calibrate scores
@@ -67,67 +64,6 @@ SELF_TRAIN_MIN = 200  # background items needed before self-training (cold start
 SELF_TRAIN_MIN_POSITIVES = 3
 LEARNED_TERMS = 2000  # per topic, the terms of largest |weight| kept (the rest of an L2 model's weights are small)
 FEEDBACK_WEIGHT = 0.5  # weight of the feedback centroid in a profile (feedback examples: the next issues)
-
-
-def _distinct(doc: list[str]) -> set[str]:
-    # IDF needs document frequencies only: one count per distinct term is enough and a third faster to fit.
-    # (scikit-learn sorts the vocabulary, so ids do not depend on set order.)
-    return set(doc)
-
-
-@dataclass(frozen=True)
-class Background:
-    """Fitted background statistics: vocabulary, IDF, and a calibration sample of recent items as term ids."""
-
-    vocab: Mapping[str, int]
-    idf: np.ndarray  # float32 [V]
-    n_docs: int
-    sample_ids: np.ndarray  # int32, the sample's term ids concatenated
-    sample_offsets: np.ndarray  # int64 [M + 1]
-
-    @classmethod
-    def fit(cls, docs: Sequence[list[str]], sample: Sequence[list[str]]) -> Background:
-        """IDF over `docs` (scikit-learn, smooth idf); `sample` is kept as term ids for calibration."""
-        docs = [d for d in docs if d]
-        if not docs:
-            docs = [["\x00"]]  # an empty model still has a well-defined (flat) IDF
-        vectorizer = TfidfVectorizer(analyzer=_distinct, sublinear_tf=True, dtype=np.float32)
-        vectorizer.fit(docs)
-        vocab: dict[str, int] = {str(k): int(v) for k, v in vectorizer.vocabulary_.items()}
-        idf = np.asarray(vectorizer.idf_, dtype=np.float32)
-        ids = [np.asarray([vocab[t] for t in d if t in vocab], dtype=np.int32) for d in sample]
-        return cls(vocab, idf, len(docs), *_pack(ids))
-
-    @property
-    def oov_idf(self) -> float:
-        """IDF of a term never seen in the background (document frequency 0, smoothed)."""
-        return math.log((1 + self.n_docs) / 1) + 1.0
-
-    def extended(self, new_terms: Sequence[str]) -> Background:
-        """The same statistics with terms added as if seen once (loading a model whose topics changed)."""
-        missing = [t for t in dict.fromkeys(new_terms) if t not in self.vocab]
-        if not missing:
-            return self
-        vocab = dict(self.vocab)
-        for term in missing:
-            vocab[term] = len(vocab)
-        rare = math.log((1 + self.n_docs) / 2) + 1.0
-        idf = np.concatenate([self.idf, np.full(len(missing), rare, dtype=np.float32)])
-        return Background(vocab, idf, self.n_docs, self.sample_ids, self.sample_offsets)
-
-    def sample(self) -> list[np.ndarray]:
-        off = self.sample_offsets
-        return [self.sample_ids[off[i] : off[i + 1]] for i in range(len(off) - 1)]
-
-
-def _pack(seqs: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    offsets = np.zeros(len(seqs) + 1, dtype=np.int64)
-    if seqs:
-        offsets[1:] = np.cumsum([len(s) for s in seqs])
-        flat = np.concatenate(seqs).astype(np.int32) if offsets[-1] else np.zeros(0, dtype=np.int32)
-    else:
-        flat = np.zeros(0, dtype=np.int32)
-    return flat, offsets
 
 
 @dataclass(frozen=True)
@@ -594,43 +530,13 @@ class TopicModel:
     # ------------------------------------------------------------------------------------------------ persistence
     def save(self, path: Path) -> None:
         """Write the background statistics (vocabulary, IDF, calibration sample) to `path` (.npz, atomic)."""
-        bg = self._bg
-        vocab = sorted(bg.vocab.items(), key=lambda kv: kv[1])
-        meta = {"version": FORMAT_VERSION, "n_docs": bg.n_docs}
-        blob = json.dumps([t for t, _ in vocab], ensure_ascii=False).encode("utf-8")
-        tmp = path.with_name(path.name + ".tmp")
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with tmp.open("wb") as fh:
-                np.savez_compressed(
-                    fh,
-                    meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8),
-                    vocab=np.frombuffer(blob, dtype=np.uint8),
-                    idf=bg.idf,
-                    sample_ids=bg.sample_ids,
-                    sample_offsets=bg.sample_offsets,
-                )
-            tmp.replace(path)
-        except OSError as exc:
-            raise ModelError(f"while saving the topic model to {path}: {exc}") from exc
+        self._bg.save(path)
 
     @classmethod
     def load(cls, path: Path, topics: Sequence[Topic], examples: Mapping[str, Sequence[tuple[str, str]]]) -> TopicModel:
         """Read saved background statistics and build profiles for `topics` (which may have changed) on them."""
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                meta = json.loads(bytes(data["meta"]).decode())
-                vocab_list = json.loads(bytes(data["vocab"]).decode("utf-8"))
-                idf = np.asarray(data["idf"], dtype=np.float32)
-                sample_ids = np.asarray(data["sample_ids"], dtype=np.int32)
-                offsets = np.asarray(data["sample_offsets"], dtype=np.int64)
-        except (OSError, KeyError, ValueError) as exc:
-            raise ModelError(f"while loading the topic model from {path}: {exc}") from exc
-        if meta.get("version") != FORMAT_VERSION or len(vocab_list) != len(idf):
-            raise ModelError(f"{path}: not a topic model of format {FORMAT_VERSION}; delete it to rebuild")
-        bg = Background({t: i for i, t in enumerate(vocab_list)}, idf, int(meta["n_docs"]), sample_ids, offsets)
         specs = [topic_spec(t, examples.get(t.id, ())) for t in topics]
-        return cls(specs, bg)
+        return cls(specs, Background.load(path))
 
 
 @lru_cache(maxsize=4096)
