@@ -117,21 +117,11 @@ class Pipeline:
         if state.url != feed.url:  # the user edited the URL: old validators belong to the old one
             state = replace(state, url=feed.url, etag=None, last_modified=None, redirected_to=None)
         try:
-            result = self.fetcher.fetch(
-                feed.url, etag=state.etag, last_modified=state.last_modified, headers=feed.headers
-            )
-            if result.not_modified:
-                return self._finish(feed, state, now, started, "not_modified", result=result), [], []
-            parsed = self.parse(
-                result.body or b"",
-                feed=feed.name,
-                url=result.url,
-                now=now,
-                content_type=result.content_type,
-                encoding=feed.encoding,
-            )
+            result, parsed = self._fetch(feed, state.etag, state.last_modified, now)
         except (FetchError, ParseError) as exc:
             return self._finish(feed, state, now, started, "error", error=exc), [], []
+        if parsed is None:
+            return self._finish(feed, state, now, started, "not_modified", result=result), [], []
         new, changed = self.store.add_items(parsed.items, now)
         if feed.full_text:
             new = [self._with_full_text(item) for item in new]
@@ -159,24 +149,11 @@ class Pipeline:
         """
         started = time.monotonic()
         state = self.store.get_feed(feed.name)
-        known = state is not None and state.url == feed.url  # validators belong to the URL they came from
+        # the daemon's validators (a 304 then means nothing new to it), if they belong to this URL
+        same_url = state is not None and state.url == feed.url
+        etag, modified = (state.etag, state.last_modified) if state is not None and same_url else (None, None)
         try:
-            result = self.fetcher.fetch(
-                feed.url,
-                etag=state.etag if known and state else None,
-                last_modified=state.last_modified if known and state else None,
-                headers=feed.headers,
-            )
-            parsed = None
-            if not result.not_modified:
-                parsed = self.parse(
-                    result.body or b"",
-                    feed=feed.name,
-                    url=result.url,
-                    now=self.clock.now(),
-                    content_type=result.content_type,
-                    encoding=feed.encoding,
-                )
+            _, parsed = self._fetch(feed, etag, modified, self.clock.now())
         except (FetchError, ParseError) as exc:
             return PollReport(feed.name, "error", elapsed=time.monotonic() - started, error=str(exc))
         total = state.items_total if state else 0
@@ -242,6 +219,23 @@ class Pipeline:
                     channels = config.channels_for(list(story.topics))
                     self.store.record_story_update(first_alert, item, channels, now)
         return Enqueued(matches=matched, alerted=alerted)
+
+    def _fetch(
+        self, feed: cfg.Feed, etag: str | None, last_modified: str | None, now: datetime
+    ) -> tuple[FetchResult, ParsedFeed | None]:
+        """Fetch and parse one feed; None when the server says it has not changed. Raises FetchError, ParseError."""
+        result = self.fetcher.fetch(feed.url, etag=etag, last_modified=last_modified, headers=feed.headers)
+        if result.not_modified:
+            return result, None
+        parsed = self.parse(
+            result.body or b"",
+            feed=feed.name,
+            url=result.url,
+            now=now,
+            content_type=result.content_type,
+            encoding=feed.encoding,
+        )
+        return result, parsed
 
     def _with_full_text(self, item: Item) -> Item:
         """The article body from the item's page; the feed's text when that fails."""
