@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from monitor.evaluate import read_corpus
+from monitor.match.evaluate import read_corpus
 
 BASELINE = Path(__file__).resolve().parents[2] / "shared" / "tools" / "keyword_baseline.py"
 SLACK = 0.05  # the bound: recall at most this far below the stemmed baseline's

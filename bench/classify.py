@@ -35,8 +35,8 @@ import pymorphy3  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from monitor.classify import TopicModel  # noqa: E402
 from monitor.config import Topic, loads  # noqa: E402
+from monitor.match.classify import TopicModel  # noqa: E402
 
 LEMMAS = """
 президент правительство министр министерство власть государство страна россия сша европа китай украина сирия ливия

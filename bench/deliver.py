@@ -26,9 +26,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from monitor.config import Config  # noqa: E402
+from monitor.delivery.outbox import Deliverer  # noqa: E402
+from monitor.delivery.telegram import TelegramNotifier  # noqa: E402
 from monitor.models import Item, Match  # noqa: E402
-from monitor.notify import TelegramNotifier  # noqa: E402
-from monitor.outbox import Deliverer  # noqa: E402
 from monitor.store.sql import SqlStore  # noqa: E402
 
 TOKEN = "123456:BENCH"

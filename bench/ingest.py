@@ -4,7 +4,7 @@
     python bench/ingest.py --feeds 200     # smaller
 
 The feeds are served by ThreadingHTTPServers in another process on 20 loopback addresses (127.0.0.1-20).
-The poll cycle is the one `monitor check` runs (monitor.concurrency.poll_all over the pipeline) against a
+The poll cycle is the one `monitor check` runs (monitor.feeds.concurrency.poll_all over the pipeline) against a
 fresh SQLite database with the shipped config's topics: `--stage ingest` (default) times Pipeline.ingest
 (fetch, parse in worker processes, store), `--stage full` times Pipeline.poll (also match, group into
 stories, enqueue alerts). Prints wall time, CPU time of this process and its parser processes (not the
@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from monitor import config as cfg  # noqa: E402
 from monitor.app import open_app  # noqa: E402
-from monitor.concurrency import poll_all  # noqa: E402
+from monitor.feeds.concurrency import poll_all  # noqa: E402
 
 SYLLABLES = "ка ли ро на те ви мо ре ду за по ст ер ан ов ин ск ол ен ра".split()  # noqa: SIM905
 

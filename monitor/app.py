@@ -7,19 +7,19 @@ import threading
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from .classify import TopicModel
 from .config import Config
+from .delivery.channels import build_notifiers
+from .delivery.outbox import Deliverer
 from .errors import ModelError
 from .feeds.http import DEFAULT_USER_AGENT, HttpFetcher
 from .feeds.pool import ParserPool
-from .lock import ProcessLock
+from .match.classify import TopicModel
 from .models import Item
-from .notify import build_notifiers
-from .outbox import Deliverer
 from .pipeline import Pipeline
 from .ports import Clock, Notifier, SystemClock
+from .service.lock import ProcessLock
 from .store import SqlStore
-from .stories import StoryGrouper
+from .stories.group import StoryGrouper
 
 log = logging.getLogger(__name__)
 

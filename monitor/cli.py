@@ -14,18 +14,18 @@ from pathlib import Path
 from . import __version__
 from . import config as cfg
 from .app import App, open_app
-from .concurrency import poll_all
-from .daemon import Daemon
+from .delivery.outbox import format_alerts, notify_test
 from .errors import ConfigError, MonitorError
-from .evaluate import format_report, report_to_json, run_eval
-from .explain import explanation_json, format_explanation
+from .feeds.concurrency import poll_all
 from .feeds.fulltext import extract_article
 from .feeds.http import DEFAULT_USER_AGENT, HttpFetcher
-from .health import format_status
-from .logs import setup_logging
-from .outbox import format_alerts, notify_test
+from .match.evaluate import format_report, report_to_json, run_eval
+from .match.explain import explanation_json, format_explanation
 from .pipeline import PollReport
-from .story_metrics import StoryReplay
+from .service.daemon import Daemon
+from .service.health import format_status
+from .service.logs import setup_logging
+from .stories.metrics import StoryReplay
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 

@@ -22,15 +22,15 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from . import config as cfg
-from .classify import TopicModel
+from .delivery.outbox import hold_until
 from .errors import FetchError, MonitorError, ParseError
 from .feeds.fulltext import extract_article
 from .feeds.parse import parse_feed
 from .feeds.schedule import next_poll
+from .match.classify import TopicModel
 from .models import FeedState, FetchResult, Item, Match, ParsedFeed, Story
-from .outbox import hold_until
 from .ports import Clock, Fetcher, Store
-from .stories import StoryGrouper
+from .stories.group import StoryGrouper
 
 log = logging.getLogger(__name__)
 

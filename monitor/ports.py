@@ -1,7 +1,7 @@
 """The boundaries between the pipeline and its parts, as Protocols.
 
 Real implementations: SqlStore (store/), HttpFetcher (feeds/http.py), TelegramNotifier / EmailNotifier /
-ConsoleNotifier (notify/), SystemClock (below). Tests pass small fakes that record what happened.
+ConsoleNotifier (delivery/), SystemClock (below). Tests pass small fakes that record what happened.
 """
 
 from __future__ import annotations

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from monitor.classify import TopicModel
 from monitor.config import Topic
 from monitor.errors import ModelError
-from monitor.explain import explanation_json, format_explanation
+from monitor.match.classify import TopicModel
+from monitor.match.explain import explanation_json, format_explanation
 
 TOPICS = [
     Topic(
@@ -204,7 +204,7 @@ def test_self_training_learns_the_streams_words_for_a_topic(monkeypatch: pytest.
     # (pseudo-labels from the keyword rule on the background) raises its score; the rule alone cannot.
     item = ("Kansas elevators", "Silos are full and elevators report record tonnes as farmers sell early.")
     learned = TopicModel.build(TOPICS, EXAMPLES, _stream(400))
-    monkeypatch.setattr("monitor.classify.SELF_TRAIN_MIN", 10**9)
+    monkeypatch.setattr("monitor.match.classify.SELF_TRAIN_MIN", 10**9)
     rule_only = TopicModel.build(TOPICS, EXAMPLES, _stream(400))
     assert by_id(learned.classify(*item))["grain"].score > by_id(rule_only.classify(*item))["grain"].score
     # Boost only: a learned model never lowers a score below what the rule and similarity give.
@@ -247,8 +247,8 @@ def test_scope_about_discounts_a_passing_mention() -> None:
 
 
 def test_the_opening_as_a_passage_is_trimmed_with_an_ellipsis() -> None:
-    from monitor.classify import PASSAGE_CHARS, _passage
-    from monitor.text import TermScan
+    from monitor.match.classify import PASSAGE_CHARS, _passage
+    from monitor.match.text import TermScan
 
     long = "Переговоры  о  перемирии в Ливии.\n" * 40
     opening = _passage(long, TermScan(long), [0, 20], 0)

@@ -173,7 +173,7 @@ def test_check_beside_a_running_daemon_previews_and_stores_nothing(tmp_path: Pat
     serve_feeds(feed_server)
     config = str(write_config(tmp_path, feed_server))
     hold = (
-        "import sys, time; from pathlib import Path; from monitor.lock import ProcessLock; "
+        "import sys, time; from pathlib import Path; from monitor.service.lock import ProcessLock; "
         "assert ProcessLock(Path(sys.argv[1])).acquire(); print('held', flush=True); time.sleep(60)"
     )
     holder = subprocess.Popen(

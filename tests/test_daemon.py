@@ -17,14 +17,14 @@ from pathlib import Path
 import pytest
 
 from monitor import config as cfg
-from monitor.concurrency import HostLimiter
-from monitor.daemon import Daemon, fallback_interval, poll_job_id
 from monitor.errors import MonitorError
-from monitor.metrics import Metrics
+from monitor.feeds.concurrency import HostLimiter
 from monitor.models import Alert, FeedState, Match
 from monitor.pipeline import PollReport
 from monitor.ports import Clock
-from monitor.reload import ConfigWatcher
+from monitor.service.daemon import Daemon, fallback_interval, poll_job_id
+from monitor.service.metrics import Metrics
+from monitor.service.reload import ConfigWatcher
 
 HOUSEKEEPING = {"deliver", "refit", "prune", "health", "stats"}
 

@@ -11,9 +11,9 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from monitor.config import EmailChannel
+from monitor.delivery.email import EmailNotifier
 from monitor.errors import NotifyError
 from monitor.models import Alert, Item, Match
-from monitor.notify.email import EmailNotifier
 from tests.smtpserver import SmtpServer, smtp_server
 
 NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)

@@ -10,7 +10,7 @@ import pytest
 
 from monitor.config import loads
 from monitor.errors import ConfigError
-from monitor.evaluate import format_report, report_to_json, run_eval, score_topics
+from monitor.match.evaluate import format_report, report_to_json, run_eval, score_topics
 from monitor.models import Match
 
 

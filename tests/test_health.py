@@ -7,7 +7,8 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from monitor import config as cfg
-from monitor.health import (
+from monitor.models import FeedState, Item
+from monitor.service.health import (
     Transition,
     dead_feed_transitions,
     dead_reason,
@@ -15,7 +16,6 @@ from monitor.health import (
     notice,
     usual_gap,
 )
-from monitor.models import FeedState, Item
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 H = 3600.0

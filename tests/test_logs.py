@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from monitor import config as cfg
-from monitor.logs import REDACTED, remember_secrets, scrub, secrets_of, setup_logging
+from monitor.service.logs import REDACTED, remember_secrets, scrub, secrets_of, setup_logging
 
 TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"
 PASSWORD = "s3cr3t-Pa55word!"
@@ -37,7 +37,7 @@ def test_bot_token_in_a_requests_error_url_is_scrubbed(capture: tuple[io.StringI
             f"exceeded with url: /bot{TOKEN}/sendMessage"
         )
     except requests.ConnectionError:
-        logging.getLogger("monitor.notify.telegram").exception("sending to %s failed", url)
+        logging.getLogger("monitor.delivery.telegram").exception("sending to %s failed", url)
     logging.getLogger("urllib3.connectionpool").debug(
         'https://api.telegram.org:443 "POST /bot%s/sendMessage" 200', TOKEN
     )
@@ -50,7 +50,7 @@ def test_bot_token_in_a_requests_error_url_is_scrubbed(capture: tuple[io.StringI
 def test_known_secret_values_are_scrubbed_anywhere(capture: tuple[io.StringIO, logging.Handler]) -> None:
     stream, _ = capture
     remember_secrets([PASSWORD])
-    log = logging.getLogger("monitor.notify.email")
+    log = logging.getLogger("monitor.delivery.email")
     log.warning("SMTP login failed for user analyst with %s", PASSWORD)
     log.error("bad creds %r", {"password": PASSWORD})
     log.info("dsn postgresql://monitor:%s@db/monitor", "hunter2")
@@ -70,12 +70,12 @@ def test_json_lines_are_scrubbed_too() -> None:
         try:
             raise ValueError(f"while posting to https://api.telegram.org/bot{TOKEN}/sendMessage")
         except ValueError:
-            logging.getLogger("monitor.outbox").exception("delivery %d failed", 7)
+            logging.getLogger("monitor.delivery.outbox").exception("delivery %d failed", 7)
     finally:
         root.handlers[:] = saved[0]
         root.setLevel(saved[1])
     record = json.loads(stream.getvalue().splitlines()[0])
-    assert record["level"] == "ERROR" and record["logger"] == "monitor.outbox"
+    assert record["level"] == "ERROR" and record["logger"] == "monitor.delivery.outbox"
     assert record["msg"] == "delivery 7 failed"
     assert "ValueError" in record["exc"] and TOKEN not in stream.getvalue()
 

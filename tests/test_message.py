@@ -10,9 +10,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from monitor.models import Alert, Item, Match
-from monitor.notify import message
-from monitor.notify.message import (
+from monitor.delivery import message
+from monitor.delivery.message import (
     BOLD,
     ITALIC,
     Run,
@@ -29,6 +28,7 @@ from monitor.notify.message import (
     units,
     why_terms,
 )
+from monitor.models import Alert, Item, Match
 from tests.tgstub import LIMIT, utf16_len, visible_text
 
 MSK = ZoneInfo("Europe/Moscow")

@@ -17,10 +17,9 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from monitor.config import Config
-from monitor.errors import NotifyError
-from monitor.models import Alert, Delivery, Item, Match
-from monitor.notify import ConsoleNotifier, TelegramNotifier, build_notifiers
-from monitor.outbox import (
+from monitor.delivery.channels import build_notifiers
+from monitor.delivery.console import ConsoleNotifier
+from monitor.delivery.outbox import (
     Deliverer,
     first_attempt,
     format_alerts,
@@ -31,6 +30,9 @@ from monitor.outbox import (
     quiet_end,
     retry_delay,
 )
+from monitor.delivery.telegram import TelegramNotifier
+from monitor.errors import NotifyError
+from monitor.models import Alert, Delivery, Item, Match
 from tests.tgstub import TelegramStub
 
 MSK = ZoneInfo("Europe/Moscow")

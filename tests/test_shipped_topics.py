@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from monitor import config as cfg
-from monitor.classify import TopicModel
+from monitor.match.classify import TopicModel
 
 ROOT = Path(__file__).parent.parent
 

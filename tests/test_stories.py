@@ -7,17 +7,17 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from monitor import minhash
 from monitor.models import Item, Match
-from monitor.stories import (
+from monitor.stories import minhash
+from monitor.stories.features import dates_conflict, named_dates
+from monitor.stories.group import (
     DocumentFrequencies,
     StoryGrouper,
     featurise,
     same_story,
     story_id_for,
 )
-from monitor.story_metrics import StoryMetrics, StoryReplay
-from monitor.story_text import dates_conflict, named_dates
+from monitor.stories.metrics import StoryMetrics, StoryReplay
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 

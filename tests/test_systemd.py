@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from monitor import config as cfg
-from monitor.daemon import Daemon
 from monitor.ports import Clock
-from monitor.systemd import SdNotifier
+from monitor.service.daemon import Daemon
+from monitor.service.systemd import SdNotifier
 from tests.test_daemon import FEEDS_AB, FakeApp, wait_for, write_config
 
 UNIT = Path(__file__).resolve().parent.parent / "systemd" / "topic-monitor.service"

@@ -13,9 +13,9 @@ import pytest
 import requests
 
 from monitor.config import TelegramChannel
+from monitor.delivery.telegram import TelegramNotifier
 from monitor.errors import NotifyError
 from monitor.models import Alert, Item, Match
-from monitor.notify.telegram import TelegramNotifier
 from tests.tgstub import TelegramStub
 
 TOKEN = "123456:SECRET-token_value"
@@ -112,7 +112,7 @@ def test_bad_token_is_permanent_and_never_shown(stub: TelegramStub) -> None:
 
 def test_network_error_hides_the_token(stub: TelegramStub, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
-    caplog.set_level(logging.DEBUG, logger="urllib3")  # monitor.logs may have raised it to INFO
+    caplog.set_level(logging.DEBUG, logger="urllib3")  # monitor.service.logs may have raised it to INFO
     tg = notifier(stub)
     tg.send(make_alert())  # urllib3 logs the request line at DEBUG
     closed = notifier(stub, api_url="http://127.0.0.1:1")

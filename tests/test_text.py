@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from monitor.text import derived_from, guess_language, normalise, term_spans, terms, tokens
+from monitor.match.text import derived_from, guess_language, normalise, term_spans, terms, tokens
 
 
 def test_normalise_folds_case_yo_dashes_and_compatibility_forms() -> None:

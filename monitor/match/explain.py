@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from .config import Topic
-from .models import Match
+from ..config import Topic
+from ..models import Match
 
 
 def _names(topics: Sequence[Topic]) -> dict[str, str]:

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from datetime import date
 from functools import cache
 
-from monitor import minhash
-from monitor.text import terms, tokens
+from ..match.text import terms, tokens
+from . import minhash
 
 TITLE_WEIGHT = 3  # a headline names the event; the body wanders
 TEXT_CHARS = 1500  # the lead carries the event; long bodies dilute the vector and cost time

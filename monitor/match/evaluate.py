@@ -23,10 +23,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from ..config import Config
+from ..errors import ConfigError
+from ..models import Match
 from .classify import TopicModel
-from .config import Config
-from .errors import ConfigError
-from .models import Match
 
 C_MISS, C_FA, P_TARGET = 1.0, 0.1, 0.02
 FA_WEIGHT = C_FA * (1 - P_TARGET) / (C_MISS * P_TARGET)  # 4.9, TDT normalised detection cost

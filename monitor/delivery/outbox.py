@@ -31,11 +31,11 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from datetime import time as dtime
 from typing import Protocol, runtime_checkable
 
-from .config import Config, ConsoleChannel, EmailChannel, TelegramChannel, parse_clock
-from .errors import NotifyError
-from .models import Alert, Delivery
-from .notify.message import matched, one_line, shorten
-from .ports import Clock, Notifier, Store, SystemClock
+from ..config import Config, ConsoleChannel, EmailChannel, TelegramChannel, parse_clock
+from ..errors import NotifyError
+from ..models import Alert, Delivery
+from ..ports import Clock, Notifier, Store, SystemClock
+from .message import matched, one_line, shorten
 
 ChannelConfig = ConsoleChannel | TelegramChannel | EmailChannel
 

@@ -15,7 +15,7 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import TypeVar
 from urllib.parse import urlsplit
 
-from .config import Feed
+from ..config import Feed
 
 T = TypeVar("T")
 

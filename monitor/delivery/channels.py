@@ -1,4 +1,4 @@
-"""Alert channels: Telegram, email and console, behind the Notifier protocol (see ports.py)."""
+"""The configured channels as Notifiers: one per channel, built from the config."""
 
 from __future__ import annotations
 
@@ -7,8 +7,6 @@ from ..ports import Notifier
 from .console import ConsoleNotifier
 from .email import EmailNotifier
 from .telegram import TelegramNotifier
-
-__all__ = ["ConsoleNotifier", "EmailNotifier", "TelegramNotifier", "build_notifiers"]
 
 
 def build_notifiers(config: Config) -> dict[str, Notifier]:

@@ -27,9 +27,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from monitor import minhash
-from monitor.models import Item
-from monitor.story_text import DocumentFrequencies, ItemFeatures, cosine, dates_conflict, featurise, tfidf
+from ..models import Item
+from . import minhash
+from .features import DocumentFrequencies, ItemFeatures, cosine, dates_conflict, featurise, tfidf
 
 __all__ = [
     "DocumentFrequencies",

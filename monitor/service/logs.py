@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import IO, Any
 
-from .config import Config, EmailChannel, TelegramChannel
+from ..config import Config, EmailChannel, TelegramChannel
 
 REDACTED = "[REDACTED]"
 

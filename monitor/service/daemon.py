@@ -39,17 +39,17 @@ from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from . import config as cfg
-from .app import open_app
-from .concurrency import PER_HOST, HostLimiter, host_of
-from .errors import MonitorError, NotifyError
-from .feeds.schedule import jitter
+from .. import config as cfg
+from ..app import open_app
+from ..errors import MonitorError, NotifyError
+from ..feeds.concurrency import PER_HOST, HostLimiter, host_of
+from ..feeds.schedule import jitter
+from ..models import FeedState
+from ..pipeline import PollReport
+from ..ports import Clock, Notifier, Store, SystemClock
 from .health import dead_feed_transitions, notice, usual_gap
 from .logs import remember_secrets, secrets_of
 from .metrics import Metrics
-from .models import FeedState
-from .pipeline import PollReport
-from .ports import Clock, Notifier, Store, SystemClock
 from .reload import ConfigWatcher
 from .systemd import SdNotifier
 

@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from .models import Item, Match
-from .stories import StoryGrouper
+from ..models import Item, Match
+from .group import StoryGrouper
 
 
 class StoryMetrics:

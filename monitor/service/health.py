@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal, Protocol
 
-from .config import Config
-from .models import FeedState
-from .ports import Store
+from ..config import Config
+from ..models import FeedState
+from ..ports import Store
 
 DAY = 86400.0
 # A feed that still answers but has published nothing for this many of its usual gaps is reported silent.

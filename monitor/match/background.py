@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from .errors import ModelError
+from ..errors import ModelError
 
 FORMAT_VERSION = 1
 

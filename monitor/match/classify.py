@@ -25,10 +25,10 @@ import numpy as np
 from scipy import sparse
 from sklearn.linear_model import LogisticRegression
 
+from ..config import Topic
+from ..errors import ModelError
+from ..models import Match
 from .background import Background
-from .config import Topic
-from .errors import ModelError
-from .models import Match
 from .profile import PhraseIndex, TopicSpec, profile_vectors, spec_documents, topic_spec
 from .text import TermScan, terms
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .config import Topic
+from ..config import Topic
 from .text import adjectives_of, derived_from, terms
 
 KEYWORD_WEIGHT = 1.0

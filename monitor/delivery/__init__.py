@@ -1,0 +1,1 @@
+"""Delivery: the outbox worker, its rules (quiet hours, digests, retries), the channels and message rendering."""

@@ -1,0 +1,1 @@
+"""Story grouping: the same news told by several outlets becomes one story (features, MinHash, grouping, metrics)."""
