@@ -139,3 +139,18 @@ class Delivery:
     last_error: str | None = None
     sent_at: datetime | None = None
     message_ref: str | None = None  # e.g. Telegram message_id, for later edits
+
+
+@dataclass(frozen=True)
+class Label:
+    """An analyst's verdict on one item for one topic: the evidence the topic model learns from.
+
+    One label per (item, topic): a later verdict replaces the earlier one.
+    """
+
+    item: str  # item uid
+    topic: str
+    relevant: bool
+    source: str  # telegram | cli | url | import | eval
+    user: str = ""  # Telegram user id, or the local user name; "" when unknown
+    at: datetime | None = None

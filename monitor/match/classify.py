@@ -27,7 +27,7 @@ from sklearn.linear_model import LogisticRegression
 
 from ..config import Topic
 from ..errors import ModelError
-from ..models import Match
+from ..models import Item, Label, Match
 from .background import Background
 from .profile import PhraseIndex, TopicSpec, profile_vectors, spec_documents, topic_spec
 from .text import TermScan, terms
@@ -423,6 +423,15 @@ class TopicModel:
     @property
     def topic_ids(self) -> tuple[str, ...]:
         return tuple(s.id for s in self._specs)
+
+    def with_labels(self, labelled: Sequence[tuple[Label, Item]]) -> TopicModel:
+        """A model that also learns from the analyst's labels (all of them: earlier labels are replaced)."""
+        return self  # the learning itself: issue 11
+
+    @staticmethod
+    def is_near_miss(match: Match) -> bool:
+        """Just below the line: worth offering to the analyst for a label (never counted as an alert)."""
+        return not match.matched and match.vetoed_by is None and match.score >= 0.8 * match.threshold
 
     def classify(self, title: str, text: str, lang: str | None = None, *, explain_all: bool = False) -> list[Match]:
         """One Match per topic, in config order, with score, threshold and verdict.
