@@ -64,6 +64,7 @@ SELF_TRAIN_MIN = 200  # background items needed before self-training (cold start
 SELF_TRAIN_MIN_POSITIVES = 3
 LEARNED_TERMS = 2000  # per topic, the terms of largest |weight| kept (the rest of an L2 model's weights are small)
 FEEDBACK_WEIGHT = 0.5  # weight of the feedback centroid in a profile (feedback examples: the next issues)
+NEAR_MISSES_PER_TOPIC_DAY = 3  # near misses offered for labelling per topic and calendar day (daemon and eval)
 
 
 @dataclass(frozen=True)
