@@ -9,17 +9,27 @@ class ConfigError(MonitorError):
     """The configuration file is missing, unreadable or invalid."""
 
 
-class FetchError(MonitorError):
+class RemoteError(MonitorError):
+    """Another host refused or failed a request (a feed server, the Bot API, an SMTP server).
+
+    `retry_after` is the server's requested wait in seconds when it gave one (HTTP 429/503 Retry-After,
+    the Bot API's parameters.retry_after); callers wait at least that long before asking again.
+    """
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class FetchError(RemoteError):
     """A feed or page could not be fetched (network, HTTP status, size cap).
 
-    `status` is the HTTP status when the server answered; `retry_after` is the server's requested wait in
-    seconds (429/503 Retry-After), when it gave one.
+    `status` is the HTTP status when the server answered.
     """
 
     def __init__(self, message: str, *, status: int | None = None, retry_after: float | None = None) -> None:
-        super().__init__(message)
+        super().__init__(message, retry_after=retry_after)
         self.status = status
-        self.retry_after = retry_after
 
 
 class ParseError(MonitorError):
@@ -30,17 +40,15 @@ class StoreError(MonitorError):
     """The database refused or failed an operation."""
 
 
-class NotifyError(MonitorError):
+class NotifyError(RemoteError):
     """A channel could not deliver a message.
 
-    `permanent` is true when retrying cannot help (chat not found, bot blocked, bad request);
-    `retry_after` is the server's requested wait in seconds, when it gave one.
+    `permanent` is true when retrying cannot help (chat not found, bot blocked, bad request).
     """
 
     def __init__(self, message: str, *, permanent: bool = False, retry_after: float | None = None) -> None:
-        super().__init__(message)
+        super().__init__(message, retry_after=retry_after)
         self.permanent = permanent
-        self.retry_after = retry_after
 
 
 class ModelError(MonitorError):
