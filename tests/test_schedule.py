@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from monitor.feeds.schedule import adaptive_interval, backoff, jitter, next_poll
+from monitor.backoff import backoff, jitter
+from monitor.feeds.schedule import adaptive_interval, next_poll
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 MIN, MAX, DEFAULT, CAP = 300.0, 3 * 3600.0, 600.0, 6 * 3600.0

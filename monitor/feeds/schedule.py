@@ -10,19 +10,18 @@ The rule, in order:
    (clamped too). Times at or after now are ignored: they are parse_feed's first-seen stand-in for undated
    entries (or clamped future dates), and would otherwise pin an undated feed to min_interval.
 2. Errors. After `error_count` consecutive errors the base is doubled per error: base · 2^(errors−1),
-   capped at max_backoff (6 h by default). A feed is never disabled: it is retried at the cap forever.
+   capped at max_backoff (6 h by default), with monitor.backoff's stable jitter when a `key` (the feed's
+   name) is given. A feed is never disabled: it is retried at the cap forever.
 3. Server hints. Never sooner than Cache-Control max-age, RSS <ttl> or Retry-After, each clamped to
    max_backoff so a hostile or mistaken server cannot park a feed for days.
-
-`jitter(key, span)` spreads feeds with equal intervals over the span, the same way on every run (a hash of the
-key, not random), so tests and restarts are reproducible.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+
+from ..backoff import backoff
 
 RATE_WINDOW = timedelta(days=7)
 RATE_ITEMS = 30
@@ -41,6 +40,7 @@ def next_poll(
     error_count: int,
     max_backoff: float,
     item_times: Sequence[datetime],
+    key: str | None = None,
 ) -> datetime:
     """The time of the next poll (see the module docstring for the rule)."""
     max_interval = max(min_interval, max_interval)
@@ -48,7 +48,7 @@ def next_poll(
         base = interval
     else:
         base = adaptive_interval(now, item_times, min_interval, max_interval, default_interval)
-    delay = backoff(base, error_count, max_backoff)
+    delay = backoff(base, error_count, max_backoff, key=key)
     hints = [h for h in (result_max_age, ttl, retry_after) if h is not None and h > 0]
     return now + timedelta(seconds=max([delay, *(min(h, max_backoff) for h in hints)]))
 
@@ -71,22 +71,6 @@ def adaptive_interval(
         return max_interval
     gap = (now - recent[-1]).total_seconds() / len(recent)
     return _clamp(gap, min_interval, max_interval)
-
-
-def backoff(base: float, error_count: int, max_backoff: float) -> float:
-    """base · 2^(errors−1) after consecutive errors, at most max_backoff; base when there are none."""
-    if error_count <= 0:
-        return base
-    # Cap the exponent: 2**60 seconds is already past any max_backoff, and floats overflow eventually.
-    return min(base * 2.0 ** min(error_count - 1, 60), max(base, max_backoff))
-
-
-def jitter(key: str, span: float) -> float:
-    """A stable offset in [0, span) for `key`: the same feed gets the same offset on every run."""
-    if span <= 0:
-        return 0.0
-    digest = hashlib.sha1(key.encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2.0**64 * span
 
 
 def _clamp(value: float, low: float, high: float) -> float:

@@ -43,7 +43,7 @@ from .. import config as cfg
 from ..app import open_app
 from ..errors import MonitorError, NotifyError
 from ..feeds.concurrency import PER_HOST, HostLimiter, host_of
-from ..feeds.schedule import jitter
+from ..backoff import jitter
 from ..models import FeedState
 from ..pipeline import PollReport
 from ..ports import Clock, Notifier, Store, SystemClock
