@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta, tzinfo
@@ -22,6 +21,7 @@ from .feeds.http import DEFAULT_USER_AGENT, HttpFetcher
 from .match.evaluate import format_report, report_to_json, run_eval
 from .match.explain import explanation_json, format_explanation
 from .pipeline import PollReport
+from .redact import scrub
 from .service.daemon import Daemon
 from .service.health import format_status
 from .service.logs import setup_logging
@@ -40,7 +40,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     """Check the config and print a summary of feeds, topics and channels."""
     config = _config(args)
     print(f"{config.path}: OK")
-    print(f"settings: data in {config.data_dir}, database {_redact_url(config.database_url)}, "
+    print(f"settings: data in {config.data_dir}, database {scrub(config.database_url)}, "
           f"timezone {config.settings.timezone}")
     print(f"feeds ({len(config.enabled_feeds)} enabled of {len(config.feeds)}):")
     for feed in config.feeds:
@@ -240,12 +240,6 @@ def _duration(seconds: float) -> str:
         if seconds >= size and seconds % size == 0:
             return f"{int(seconds // size)}{unit}"
     return f"{seconds:g}s"
-
-
-def _redact_url(url: str) -> str:
-    """Hide a password in a database URL."""
-
-    return re.sub(r"(//[^:/@]+:)[^@]+@", r"\1***@", url)
 
 
 def _table(rows: Sequence[Sequence[str]]) -> None:

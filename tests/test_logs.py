@@ -11,7 +11,8 @@ import pytest
 import requests
 
 from monitor import config as cfg
-from monitor.service.logs import REDACTED, remember_secrets, scrub, secrets_of, setup_logging
+from monitor.redact import REDACTED, remember_secrets, scrub, secrets_of
+from monitor.service.logs import setup_logging
 
 TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"
 PASSWORD = "s3cr3t-Pa55word!"

@@ -15,8 +15,6 @@ debug logs: errors here never chain the original exception, and the token is scr
 from __future__ import annotations
 
 import json
-import logging
-import re
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
@@ -30,6 +28,7 @@ from ..config import TelegramChannel
 from ..errors import NotifyError
 from ..models import Alert
 from ..net import proxies_for, read_environment_once
+from ..redact import filter_logger, remember_secrets, scrub
 from . import message
 
 CONNECT_TIMEOUT = 10.0
@@ -39,32 +38,11 @@ CHAT_INTERVAL = 1.0
 GROUP_WINDOW = 60.0
 GROUP_MAX = 20
 
-_TOKEN_IN_URL = re.compile(r"/bot[^/\s]+/")
 _HEADERS = {
     "User-Agent": f"topic-monitor/{__version__}",
     "Content-Type": "application/json; charset=utf-8",
     "Accept": "application/json",
 }
-
-
-class _RedactToken(logging.Filter):
-    """urllib3 logs request lines ("POST /bot<token>/sendMessage") at DEBUG; keep the token out of logs."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.args:
-            record.msg = record.getMessage()
-            record.args = None
-        record.msg = _TOKEN_IN_URL.sub("/bot<token>/", str(record.msg))
-        return True
-
-
-_REDACT = _RedactToken()
-
-
-def _install_redaction() -> None:
-    logger = logging.getLogger("urllib3.connectionpool")
-    if _REDACT not in logger.filters:
-        logger.addFilter(_REDACT)
 
 
 class TelegramNotifier:
@@ -99,7 +77,8 @@ class TelegramNotifier:
         # Chunks already accepted for a multi-message send that failed part-way, so that a retry in this
         # process continues where it stopped instead of repeating them.
         self._progress: dict[str, list[str]] = {}
-        _install_redaction()
+        remember_secrets([self._token])
+        filter_logger("urllib3.connectionpool")  # it logs request lines, "POST /bot<token>/sendMessage", at DEBUG
 
     # -- Notifier --------------------------------------------------------------------------------
 
@@ -205,9 +184,6 @@ class TelegramNotifier:
                 self._window.append(now)
         return self._call(method, params)
 
-    def _scrub(self, text: str) -> str:
-        return _TOKEN_IN_URL.sub("/bot<token>/", text.replace(self._token, "<token>"))
-
     def _call(self, method: str, params: dict[str, Any]) -> Any:
         where = f"{self.name}: telegram {method}"
         url = f"{self._api}/bot{self._token}/{method}"
@@ -221,14 +197,14 @@ class TelegramNotifier:
         except requests.Timeout:
             raise NotifyError(f"{where}: no answer within {self.channel.timeout:g}s") from None
         except requests.RequestException as exc:
-            raise NotifyError(f"{where}: network error: {self._scrub(str(exc))}") from None
+            raise NotifyError(f"{where}: network error: {scrub(str(exc))}") from None
         try:
             body = response.json()
         except ValueError:
             body = None
         # Not response.text: without a charset in Content-Type (the Bot API sends none) requests runs
         # charset detection over the body, ~1 ms per call. JSON is UTF-8 (RFC 8259 §8.1).
-        self.last_answer = self._scrub(response.content[:1000].decode("utf-8", "replace"))
+        self.last_answer = scrub(response.content[:1000].decode("utf-8", "replace"))
         if not isinstance(body, dict):
             status = response.status_code
             raise NotifyError(f"{where}: HTTP {status} without a Bot API answer", permanent=status in (401, 404))
@@ -238,7 +214,7 @@ class TelegramNotifier:
 
     def _error(self, where: str, response: requests.Response, body: dict[str, Any]) -> NotifyError:
         code = body.get("error_code") if isinstance(body.get("error_code"), int) else response.status_code
-        description = self._scrub(str(body.get("description") or response.reason or "no description"))
+        description = scrub(str(body.get("description") or response.reason or "no description"))
         raw = body.get("parameters")
         parameters: dict[str, Any] = raw if isinstance(raw, dict) else {}
         if code == 429 or "retry_after" in parameters:

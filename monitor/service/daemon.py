@@ -41,14 +41,14 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from .. import config as cfg
 from ..app import open_app
+from ..backoff import jitter
 from ..errors import MonitorError, NotifyError
 from ..feeds.concurrency import PER_HOST, HostLimiter, host_of
-from ..backoff import jitter
 from ..models import FeedState
 from ..pipeline import PollReport
 from ..ports import Clock, Notifier, Store, SystemClock
+from ..redact import remember_secrets, secrets_of
 from .health import dead_feed_transitions, notice, usual_gap
-from .logs import remember_secrets, secrets_of
 from .metrics import Metrics
 from .reload import ConfigWatcher
 from .systemd import SdNotifier
