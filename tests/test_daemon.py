@@ -22,7 +22,8 @@ from monitor.feeds.concurrency import HostLimiter
 from monitor.models import Alert, FeedState, Match
 from monitor.pipeline import PollReport
 from monitor.ports import Clock
-from monitor.service.daemon import Daemon, fallback_interval, poll_job_id
+from monitor.service.daemon import Daemon
+from monitor.service.jobs import fallback_interval, poll_job_id
 from monitor.service.metrics import Metrics
 from monitor.service.reload import ConfigWatcher
 

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from monitor import config as cfg
 from monitor.models import FeedState, Item
 from monitor.service.health import (
+    DeadFeedWatch,
     Transition,
     dead_feed_transitions,
     dead_reason,
@@ -112,6 +113,30 @@ class StatusStore:
 
     def outbox_counts(self) -> dict[str, int]:
         return {"pending": 2, "sent": 40, "failed": 1}
+
+
+class HealthStore(StatusStore):
+    def get_feed(self, name: str) -> FeedState | None:
+        return next((s for s in self.states if s.name == name), None)
+
+    def put_feed(self, state: FeedState) -> None:
+        self.states = [state if s.name == state.name else s for s in self.states]
+
+
+def test_the_health_job_stores_the_flag_and_reports_each_way_once() -> None:
+    store = HealthStore([failing(13), replace(failing(1), name="tass", url="https://tass.ru/rss")])
+    watch = DeadFeedWatch(since=START)
+    urls = {"lenta": "https://lenta.ru/rss"}  # tass is not polled by this daemon: left alone
+    settings = cfg.Settings(dead_feed_after=12 * H)
+    [text] = watch.check(store, urls, settings, NOW)  # type: ignore[arg-type]
+    assert text.startswith("⚠️ feed lenta (https://lenta.ru/rss) looks dead: failing for 13.0h")
+    assert store.states[0].dead_reported and watch.dead == 1
+    store.states[0] = failing(13)  # a poll wrote its state back without the flag: no second notice
+    assert watch.check(store, urls, settings, NOW) == []  # type: ignore[arg-type]
+    store.states[0] = replace(failing(0), status="ok", error_count=0)
+    [back] = watch.check(store, urls, settings, NOW)  # type: ignore[arg-type]
+    assert back.startswith("✅ feed lenta (https://lenta.ru/rss) recovered") and watch.dead == 0
+    assert not store.states[0].dead_reported and not store.states[1].dead_reported
 
 
 @dataclass

@@ -1,17 +1,18 @@
 """Health: which feeds are dead or back, and the `monitor status` report.
 
-The decisions are pure functions of FeedState and numbers; `format_status` gathers those numbers through
-the Store port and renders them.
+The decisions are pure functions of FeedState and numbers. `DeadFeedWatch.check` is the daemon's health
+job around them (read the states, decide, store the flag, return the notices); `format_status` gathers
+the numbers of `monitor status` through the Store port and renders them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Literal, Protocol
 
-from ..config import Config
+from ..config import Config, Settings
 from ..models import FeedState
 from ..ports import Store
 
@@ -110,6 +111,42 @@ def notice(transition: Transition, url: str | None = None) -> str:
     if transition.kind == "dead":
         return f"⚠️ feed {transition.feed}{where} looks dead: {transition.reason}"
     return f"✅ feed {transition.feed}{where} recovered: {transition.reason}"
+
+
+class DeadFeedWatch:
+    """The daemon's health check: feeds that died (failing or silent too long) or came back, once each way.
+
+    It remembers the dead status it last reported per feed: a poll running at the same time writes the
+    feed's state back as it read it, without the stored `dead_reported` flag, and must not cause a repeat.
+    """
+
+    def __init__(self, since: datetime) -> None:
+        self.since = since  # the daemon's start: a feed that never worked counts as failing from here
+        self._dead: dict[str, bool] = {}
+
+    @property
+    def dead(self) -> int:
+        """How many feeds are reported dead now."""
+        return sum(self._dead.values())
+
+    def check(self, store: Store, urls: Mapping[str, str], settings: Settings, now: datetime) -> list[str]:
+        """Decide for the feeds in `urls` (name -> URL), store each new flag; the admin notices to send."""
+        states = [s for s in store.feeds() if s.name in urls]
+        seen = [replace(s, dead_reported=self._dead.get(s.name, s.dead_reported)) for s in states]
+        gaps = {}
+        for state in seen:
+            gap = usual_gap(store.count_items(state.name), settings.retention)
+            if gap is not None:
+                gaps[state.name] = gap
+        notices = []
+        for t in dead_feed_transitions(seen, now, settings.dead_feed_after, since=self.since, usual_gaps=gaps):
+            dead = t.kind == "dead"
+            self._dead[t.feed] = dead
+            current = store.get_feed(t.feed)
+            if current is not None and current.dead_reported != dead:
+                store.put_feed(replace(current, dead_reported=dead))
+            notices.append(notice(t, urls[t.feed]))
+        return notices
 
 
 # --- monitor status ----------------------------------------------------------------------------------

@@ -39,6 +39,13 @@ class Metrics:
         self.feeds = Gauge("topic_monitor_feeds", "Feeds being polled.", registry=r)
         self.dead_feeds = Gauge("topic_monitor_dead_feeds", "Feeds reported dead.", registry=r)
         self.job_errors = Counter("topic_monitor_job_errors", "Daemon jobs that raised.", ["job"], registry=r)
+        # APScheduler's EVENT_JOB_MISSED and EVENT_JOB_MAX_INSTANCES (service.scheduler counts them)
+        self.jobs_missed = Counter(
+            "topic_monitor_jobs_missed", "Scheduled runs dropped: they would start too late.", ["job"], registry=r
+        )
+        self.jobs_skipped = Counter(
+            "topic_monitor_jobs_skipped", "Scheduled runs skipped: the last run was still going.", ["job"], registry=r
+        )
         self.poll_duration = Histogram(
             "topic_monitor_poll_duration_seconds",
             "Wall time of one poll: fetch, parse, store, classify, enqueue.",
@@ -70,6 +77,12 @@ class Metrics:
     def job_failed(self, job: str) -> None:
         self.job_errors.labels(job).inc()
 
+    def job_missed(self, job: str) -> None:
+        self.jobs_missed.labels(job).inc()
+
+    def job_skipped(self, job: str) -> None:
+        self.jobs_skipped.labels(job).inc()
+
     def text(self) -> bytes:
         """The exposition format, as the endpoint serves it."""
         return bytes(generate_latest(self.registry))
@@ -96,9 +109,3 @@ class Metrics:
             self._thread.join(timeout=2)
             self._thread = None
 
-
-def start_metrics(hostport: str) -> Metrics:
-    """A Metrics whose endpoint is already serving on `hostport`."""
-    metrics = Metrics()
-    metrics.serve(hostport)
-    return metrics
