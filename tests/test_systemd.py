@@ -188,3 +188,41 @@ def test_notify_never_blocks_when_nobody_reads(listener: tuple[Listener, str]) -
     results = [sd.status(f"message {i}") for i in range(200)]  # far more than the socket queue holds
     assert time.monotonic() - started < 2
     assert results[0] and not all(results)
+
+
+def test_a_reload_is_bracketed_by_reloading_and_ready(tmp_path: Path, listener: tuple[Listener, str]) -> None:
+    """sd_notify(3): RELOADING=1 with MONOTONIC_USEC when a reload begins, READY=1 when it is over, also when
+    the new config is refused (the daemon runs on the old one)."""
+    lst, path = listener
+    config_path = tmp_path / "config.yaml"
+    write_config(config_path, FEEDS_AB)
+    daemon = Daemon(
+        str(config_path),
+        environ={"NOTIFY_SOCKET": path},
+        app_factory=lambda config, clock=None: FakeApp(config),
+        loader=lambda p: cfg.load(p, env={}),
+        hard_exit=False,
+    )
+    thread = threading.Thread(target=daemon.run)
+    thread.start()
+    try:
+        wait_for(lambda: lst.saw("READY=1"), what="READY=1 at start")
+        lst.messages.clear()
+        before = time.monotonic_ns() // 1000
+        daemon.request_reload()
+        wait_for(lambda: lst.saw("READY=1"), what="READY=1 after the reload")
+        reloading, ready = [m for m in lst.messages if not m.startswith("STATUS=")]  # the stats job's lines
+        lines = reloading.splitlines()
+        assert lines[0] == "RELOADING=1" and lines[1].startswith("MONOTONIC_USEC=")
+        assert before <= int(lines[1].partition("=")[2]) <= time.monotonic_ns() // 1000
+        assert ready == "READY=1\nSTATUS=2 feeds; outbox 0 pending, 0 failed"
+        lst.messages.clear()
+        write_config(config_path, FEEDS_AB + '  - {name: c, url: "http://two.test/c.xml", interval: fast}\n')
+        daemon.request_reload()
+        wait_for(lambda: lst.saw("READY=1"), what="READY=1 after a refused reload")
+        reloading, ready = [m for m in lst.messages if not m.startswith("STATUS=")][:2]
+        assert reloading.startswith("RELOADING=1\n")
+        assert ready.startswith("READY=1\nSTATUS=config reload failed: ")
+    finally:
+        daemon.stop()
+        thread.join(10)

@@ -238,16 +238,27 @@ class Daemon:
     # --- reconcile and reload ---
 
     def reload(self, why: str = "reload") -> bool:
-        """Re-read the config; apply it if valid, else keep the running one and tell the admin channel."""
+        """Re-read the config; apply it if valid, else keep the running one and tell the admin channel.
+
+        systemd hears RELOADING=1 first and READY=1 when the reload is over, whatever its outcome
+        (sd_notify(3); a unit with Type=notify-reload waits for that pair)."""
+        self._sd.reloading()
+        status = "config reload failed"
+        try:
+            applied, status = self._reload(why)
+            return applied
+        finally:
+            self._sd.ready(status)
+
+    def _reload(self, why: str) -> tuple[bool, str]:
         log.info("%s: reloading the config", why)
         try:
             config = self._loader(self.config_path)
             self.app.reconfigure(config)
         except MonitorError as exc:
             log.error("%s: config not applied, still running the previous one:\n%s", why, exc)
-            self._sd.status(f"config reload failed: {str(exc).splitlines()[0]}")
             self._send_admin_later(f"⚠️ topic-monitor: config reload failed, still running the previous config.\n{exc}")
-            return False
+            return False, f"config reload failed: {str(exc).splitlines()[0]}"
         remember_secrets(secrets_of(config))
         old = self.config
         self._config = config
@@ -259,8 +270,7 @@ class Daemon:
             "config reloaded (%s): %d feeds (+%d, -%d, ~%d), %d topics, %d channels",
             why, len(self._feeds), added, removed, changed, len(config.topics), len(config.channels),
         )
-        self._sd.status(self._status_line())
-        return True
+        return True, self._status_line()
 
     def _reconcile(self, config: cfg.Config, *, startup: bool = False) -> tuple[int, int, int]:
         """Make the scheduler's jobs match the config (service.jobs plans, service.scheduler applies)."""

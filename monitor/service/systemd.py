@@ -1,4 +1,4 @@
-"""sd_notify(3) without libsystemd: READY=1, WATCHDOG=1, STATUS=, STOPPING=1 over $NOTIFY_SOCKET.
+"""sd_notify(3) without libsystemd: READY=1, RELOADING=1, WATCHDOG=1, STATUS=, STOPPING=1 over $NOTIFY_SOCKET.
 
 The protocol is one AF_UNIX datagram per message, "KEY=value" lines; a socket name starting with "@" is in
 the Linux abstract namespace (first byte NUL). See sd_notify(3) and systemd.service(5) `Type=notify`,
@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 from collections.abc import Mapping
 
 log = logging.getLogger(__name__)
@@ -71,7 +72,11 @@ class SdNotifier:
         return self.notify(f"STATUS={text}")
 
     def reloading(self) -> bool:
-        return self.notify("RELOADING=1")
+        """A reload begins; READY=1 must follow when it is over, whatever the outcome.
+
+        MONOTONIC_USEC (CLOCK_MONOTONIC, µs) lets a Type=notify-reload unit (systemd 253) tell this
+        notification from one sent before its SIGHUP; older systemd ignores it."""
+        return self.notify("RELOADING=1", f"MONOTONIC_USEC={time.monotonic_ns() // 1000}")
 
     def stopping(self) -> bool:
         return self.notify("STOPPING=1")
