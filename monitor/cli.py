@@ -13,7 +13,6 @@ from pathlib import Path
 from . import __version__
 from . import config as cfg
 from .app import App, open_app
-from .delivery.outbox import format_alerts, notify_test
 from .errors import ConfigError, MonitorError
 from .feeds.concurrency import poll_all
 from .feeds.fulltext import extract_article
@@ -26,6 +25,7 @@ from .service.daemon import Daemon
 from .service.health import format_status
 from .service.logs import setup_logging
 from .stories.metrics import StoryReplay
+from .views import format_alerts, notify_test
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 
@@ -44,7 +44,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
           f"timezone {config.settings.timezone}")
     print(f"feeds ({len(config.enabled_feeds)} enabled of {len(config.feeds)}):")
     for feed in config.feeds:
-        every = f"every {_duration(feed.interval)}" if feed.interval else "adaptive"
+        every = f"every {cfg.format_duration(feed.interval)}" if feed.interval else "adaptive"
         flags = "" if feed.enabled else " [disabled]"
         print(f"  {feed.name:<24} {every:<14} {feed.url}{flags}")
     print(f"topics ({len(config.topics)}):")
@@ -233,13 +233,6 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _when(value: datetime | None, tz: tzinfo) -> str:
     return value.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S") if value else "-"
-
-
-def _duration(seconds: float) -> str:
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size and seconds % size == 0:
-            return f"{int(seconds // size)}{unit}"
-    return f"{seconds:g}s"
 
 
 def _table(rows: Sequence[Sequence[str]]) -> None:

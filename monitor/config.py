@@ -11,6 +11,7 @@ import codecs
 import glob
 import os
 import re
+from dataclasses import dataclass
 from datetime import time as dtime
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -50,6 +51,14 @@ def parse_duration(value: object) -> float:
     return seconds
 
 
+def format_duration(seconds: float) -> str:
+    """A duration as config.yaml writes it, for display: 86400 -> "1d", 300 -> "5m", 90 -> "90s"."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
+
+
 def _duration(value: object) -> float:
     seconds = parse_duration(value)
     if seconds < 1:
@@ -74,16 +83,25 @@ def parse_clock(value: str) -> dtime:
     return dtime(int(hours), int(minutes))
 
 
-def _quiet_hours(value: object) -> str:
+@dataclass(frozen=True)
+class QuietHours:
+    """A channel's daily quiet time, in settings.timezone: "23:00-07:00" wraps midnight, "08:00-08:00" is empty."""
+
+    start: dtime
+    end: dtime
+
+    def __str__(self) -> str:
+        return f"{self.start:%H:%M}-{self.end:%H:%M}"
+
+
+def parse_quiet_hours(value: object) -> QuietHours:
+    """"23:00-07:00" -> QuietHours, once, when the config is loaded."""
+    if isinstance(value, QuietHours):
+        return value
     if not isinstance(value, str) or not re.fullmatch(r"\d\d:\d\d\s*-\s*\d\d:\d\d", value):
         raise ValueError(f'expected a range like "23:00-07:00", got {value!r}')
     start, end = (part.strip() for part in value.split("-"))
-    _clock_time(start)
-    _clock_time(end)
-    return f"{start}-{end}"
-
-
-QuietHours = Annotated[str, BeforeValidator(_quiet_hours)]
+    return QuietHours(parse_clock(_clock_time(start)), parse_clock(_clock_time(end)))
 
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 
@@ -138,7 +156,7 @@ class _ChannelBase(_Strict):
     mode: Literal["instant", "digest"] = "instant"
     every: Duration | None = None  # digest period
     at: ClockTime | None = None  # digest time of day, in settings.timezone
-    quiet_hours: QuietHours | None = None
+    quiet_hours: Annotated[QuietHours, BeforeValidator(parse_quiet_hours)] | None = None
 
     @model_validator(mode="after")
     def _digest(self) -> _ChannelBase:

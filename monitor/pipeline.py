@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from . import config as cfg
-from .delivery.outbox import hold_until
+from .delivery.rules import hold_until
 from .errors import FetchError, MonitorError, ParseError
 from .feeds.fulltext import extract_article
 from .feeds.parse import parse_feed

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+from datetime import time
 from pathlib import Path
 
 import pytest
@@ -134,6 +135,18 @@ BROKEN = [
 @pytest.mark.parametrize(("why", "text", "expected"), BROKEN, ids=[b[0] for b in BROKEN])
 def test_broken_config_names_file_line_key_and_expectation(why: str, text: str, expected: str) -> None:
     assert expected in error_of(text)
+
+
+def test_quiet_hours_are_parsed_once_into_a_value() -> None:
+    config = cfg.loads(GOOD.replace("{type: console}", '{type: console, quiet_hours: "23:00 - 07:00"}'))
+    quiet = config.channels["console"].quiet_hours
+    assert quiet == cfg.QuietHours(time(23, 0), time(7, 0)) and str(quiet) == "23:00-07:00"
+    assert cfg.parse_quiet_hours(quiet) is quiet
+
+
+def test_durations_print_as_they_are_written() -> None:
+    assert [cfg.format_duration(s) for s in (86400, 7200, 300, 90, 0.5)] == ["1d", "2h", "5m", "90s", "0.5s"]
+    assert all(cfg.parse_duration(cfg.format_duration(s)) == s for s in (604800, 3600, 61, 1.5))
 
 
 def test_environment_variables_expand_with_defaults() -> None:

@@ -1,4 +1,4 @@
-"""The outbox worker: when rows are tried, what happens on each kind of failure, digests, quiet hours, edits.
+"""The outbox worker: what happens on each kind of failure, digests, quiet hours, edits; `monitor alerts`.
 
 Most tests use a small in-memory Store and a recording Notifier; the Telegram ones go through the Bot API
 stand-in, and one runs on the real SqlStore (SQLite).
@@ -19,20 +19,12 @@ import pytest
 from monitor.config import Config
 from monitor.delivery.channels import build_notifiers
 from monitor.delivery.console import ConsoleNotifier
-from monitor.delivery.outbox import (
-    Deliverer,
-    first_attempt,
-    format_alerts,
-    gives_up,
-    hold_until,
-    next_digest,
-    notify_test,
-    quiet_end,
-    retry_delay,
-)
+from monitor.delivery.outbox import Deliverer
+from monitor.delivery.rules import hold_until
 from monitor.delivery.telegram import TelegramNotifier
 from monitor.errors import NotifyError
 from monitor.models import Alert, Delivery, Item, Match
+from monitor.views import format_alerts, notify_test
 from tests.tgstub import TelegramStub
 
 MSK = ZoneInfo("Europe/Moscow")
@@ -231,92 +223,6 @@ def enqueue(store: FakeStore, config: Config, n: int, now: datetime, topic: str 
 def at(hh: int, mm: int = 0, day: int = 25) -> datetime:
     """A Moscow wall-clock time as UTC."""
     return datetime(2026, 11, day, hh, mm, tzinfo=MSK).astimezone(UTC)
-
-
-# --- pure decisions --------------------------------------------------------------------------------
-
-
-def channel_cfg(**fields: Any) -> Any:
-    return make_config({"c": {"type": "console", **fields}}).channels["c"]
-
-
-def test_first_attempt_instant() -> None:
-    assert first_attempt(channel_cfg(), False, T0, MSK) == T0
-
-
-@pytest.mark.parametrize(
-    ("now", "expected"),
-    [
-        (at(23, 30), at(7, 0, day=26)),
-        (at(2, 0), at(7, 0)),
-        (at(6, 59), at(7, 0)),
-        (at(7, 0), at(7, 0)),
-        (at(12, 0), at(12, 0)),
-        (at(22, 59), at(22, 59)),
-    ],
-)
-def test_quiet_hours_hold_until_they_end(now: datetime, expected: datetime) -> None:
-    assert first_attempt(channel_cfg(quiet_hours="23:00-07:00"), False, now, MSK) == expected
-
-
-def test_high_priority_bypasses_quiet_hours() -> None:
-    assert first_attempt(channel_cfg(quiet_hours="23:00-07:00"), True, at(23, 30), MSK) == at(23, 30)
-
-
-def test_quiet_hours_within_a_day_and_empty() -> None:
-    assert quiet_end("13:00-14:30", at(13, 10), MSK) == at(14, 30)
-    assert quiet_end("13:00-14:30", at(14, 30), MSK) is None
-    assert quiet_end("08:00-08:00", at(8, 0), MSK) is None
-
-
-@pytest.mark.parametrize(
-    ("fields", "now", "expected"),
-    [
-        ({"every": "1h"}, at(10, 20), at(11, 0)),
-        ({"every": "1h"}, at(11, 0), at(12, 0)),
-        ({"every": "15m"}, at(23, 50), at(0, 0, day=26)),
-        ({"at": "08:00"}, at(7, 59), at(8, 0)),
-        ({"at": "08:00"}, at(8, 30), at(8, 0, day=26)),
-        ({"at": "08:00", "every": "12h"}, at(9, 0), at(20, 0)),
-        ({"at": "08:00", "every": "12h"}, at(3, 0), at(8, 0)),
-    ],
-)
-def test_digest_slots(fields: dict[str, Any], now: datetime, expected: datetime) -> None:
-    channel = channel_cfg(mode="digest", **fields)
-    assert next_digest(channel, now, MSK) == expected
-    assert first_attempt(channel, True, now, MSK) == expected
-
-
-def test_digest_slot_in_quiet_hours_moves_to_their_end() -> None:
-    channel = channel_cfg(mode="digest", at="06:00", quiet_hours="23:00-07:00")
-    assert first_attempt(channel, False, at(12, 0), MSK) == at(7, 0, day=26)
-
-
-def test_digest_at_follows_daylight_saving() -> None:
-    berlin = ZoneInfo("Europe/Berlin")
-    channel = channel_cfg(mode="digest", at="08:00")
-    before = datetime(2026, 3, 28, 9, 0, tzinfo=berlin)  # the clocks go forward that night
-    assert next_digest(channel, before, berlin) == datetime(2026, 3, 29, 8, 0, tzinfo=berlin)
-
-
-def test_retry_delay() -> None:
-    assert [retry_delay(n) for n in range(4)] == [5, 10, 20, 40]
-    assert retry_delay(50) == 1800
-    assert retry_delay(0, retry_after=33) == 33
-    assert retry_delay(9, retry_after=2) == 2
-
-
-def test_gives_up() -> None:
-    week = 7 * 86400.0
-    assert not gives_up(T0, T0 + timedelta(days=6, hours=23), week)
-    assert gives_up(T0, T0 + timedelta(days=7), week)
-
-
-def test_hold_until_for_the_pipeline() -> None:
-    config = make_config({"now": {"type": "console"}, "night": {"type": "console", "quiet_hours": "23:00-07:00"}})
-    assert hold_until(config, ["strategic"], ["now", "night"], at(12)) == {}
-    assert hold_until(config, ["strategic"], ["now", "night"], at(23, 30)) == {"night": at(7, 0, day=26)}
-    assert hold_until(config, ["alarm", "strategic"], ["now", "night"], at(23, 30)) == {}
 
 
 # --- the worker with fakes -------------------------------------------------------------------------

@@ -1,6 +1,6 @@
-"""The durable outbox's delivery worker, and the pure decisions about when a row is sent.
+"""The durable outbox's delivery worker; when a row is due is decided in delivery.rules.
 
-    pipeline:  store.record_alert(item, matches, channels, now, hold_until=hold_until(...))  # with the match
+    pipeline:  store.record_alert(item, matches, channels, now, hold_until=rules.hold_until(...))
     Deliverer.deliver_due():
         rows = store.due_deliveries(now)                     # pending, next_attempt <= now, oldest first
         for each row:
@@ -23,101 +23,21 @@ failed, or the channel keeps no message reference (console, email), there is not
 
 from __future__ import annotations
 
-import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, tzinfo
-from datetime import time as dtime
+from datetime import datetime, timedelta
 from typing import Protocol, runtime_checkable
 
-from ..config import Config, ConsoleChannel, EmailChannel, TelegramChannel, parse_clock
+from ..config import Config, format_duration
 from ..errors import NotifyError
 from ..models import Alert, Delivery
 from ..ports import Clock, Notifier, Store, SystemClock
-from .message import matched, one_line, shorten
+from .message import matched
+from .rules import gives_up, is_high_priority, quiet_end, retry_delay
 
-ChannelConfig = ConsoleChannel | TelegramChannel | EmailChannel
-
-RETRY_BASE = 5.0  # seconds before the first retry
-RETRY_CAP = 1800.0  # backoff never waits longer than this between attempts
 UNKNOWN_CHANNEL_WAIT = 3600.0  # a row for a channel no longer configured waits (it may come back)
 MAX_PACE_WAIT = 2.0  # wait inline for pacing up to this long; beyond it, defer the channel's rows
-
-
-# --- pure decisions -------------------------------------------------------------------------------
-
-
-def quiet_end(quiet_hours: str, now: datetime, tz: tzinfo) -> datetime | None:
-    """When the quiet time that `now` falls in ends (UTC), or None when `now` is not quiet.
-
-    "23:00-07:00" wraps midnight; start == end means never quiet.
-    """
-    start_s, end_s = quiet_hours.split("-")
-    start, end = parse_clock(start_s), parse_clock(end_s)
-    local = now.astimezone(tz)
-    t = local.time().replace(tzinfo=None)
-    if start == end:
-        return None
-    quiet = start <= t < end if start < end else (t >= start or t < end)
-    if not quiet:
-        return None
-    day = local.date() if t < end else local.date() + timedelta(days=1)
-    return datetime.combine(day, end, tzinfo=tz).astimezone(UTC)
-
-
-def next_digest(channel: ChannelConfig, now: datetime, tz: tzinfo) -> datetime:
-    """The first digest slot strictly after `now` (UTC): every `every` seconds counted from `at` (or from
-    local midnight), or daily at `at` in the configured time zone."""
-    local = now.astimezone(tz)
-    at = parse_clock(channel.at) if channel.at else dtime(0, 0)
-    if channel.every is None:
-        slot = datetime.combine(local.date(), at, tzinfo=tz)
-        if slot <= local:
-            slot = datetime.combine(local.date() + timedelta(days=1), at, tzinfo=tz)
-        return slot.astimezone(UTC)
-    anchor = datetime.combine(local.date(), at, tzinfo=tz).astimezone(UTC)
-    periods = math.floor((now - anchor).total_seconds() / channel.every) + 1
-    return anchor + timedelta(seconds=periods * channel.every)
-
-
-def first_attempt(channel: ChannelConfig, priority_high: bool, now: datetime, tz: tzinfo) -> datetime:
-    """When a new alert is first tried on a channel: now (instant), the next digest slot (digest), moved
-    to the end of quiet hours unless the alert has a high-priority topic."""
-    when = next_digest(channel, now, tz) if channel.mode == "digest" else now
-    if channel.quiet_hours and not priority_high:
-        when = quiet_end(channel.quiet_hours, when, tz) or when
-    return when
-
-
-def is_high_priority(topic_ids: Sequence[str], config: Config) -> bool:
-    return any(t.priority == "high" for t in config.topics if t.id in topic_ids)
-
-
-def hold_until(config: Config, topic_ids: Sequence[str], channels: Sequence[str], now: datetime) -> dict[str, datetime]:
-    """`hold_until` for store.record_alert: the channels whose first attempt is later than now."""
-    high = is_high_priority(topic_ids, config)
-    out = {}
-    for name in channels:
-        when = first_attempt(config.channels[name], high, now, config.settings.tz)
-        if when > now:
-            out[name] = when
-    return out
-
-
-def retry_delay(
-    attempts: int, retry_after: float | None = None, *, base: float = RETRY_BASE, cap: float = RETRY_CAP
-) -> float:
-    """Seconds to wait after a failed attempt: the server's retry_after when it gave one (Bot API 429
-    "parameters.retry_after": the number of seconds left to wait), else base·2^attempts up to `cap`."""
-    if retry_after is not None and retry_after > 0:
-        return float(retry_after)
-    return min(cap, base * 2.0 ** min(max(attempts, 0), 30))
-
-
-def gives_up(created: datetime, now: datetime, give_up_after: float) -> bool:
-    """True when an alert created at `created` has been failing for too long to keep retrying."""
-    return (now - created).total_seconds() >= give_up_after
 
 
 # --- the worker -----------------------------------------------------------------------------------
@@ -128,11 +48,6 @@ class Paced(Protocol):
     def ready_in(self) -> float:
         """Seconds until the channel may send again under its rate limits."""
         ...
-
-
-@runtime_checkable
-class Answering(Protocol):
-    last_answer: str
 
 
 @dataclass
@@ -346,7 +261,7 @@ class Deliverer:
         give_up_after = self.config.settings.give_up_after
         if exc.permanent or gives_up(alert.created, now, give_up_after):
             if not exc.permanent:
-                error = f"gave up after {_duration(give_up_after)} of failures: {error}"
+                error = f"gave up after {format_duration(give_up_after)} of failures: {error}"
             self.store.mark_failed(row.id, now, error)
             report.failed += 1
             report.errors.append(f"{row.channel}: alert {row.alert_id} failed: {error}")
@@ -359,66 +274,3 @@ class Deliverer:
         report.retried += 1
         report.later(retry_at)
         report.errors.append(f"{row.channel}: alert {row.alert_id} will retry at {retry_at:%H:%M:%S}Z: {error}")
-
-
-# --- commands -------------------------------------------------------------------------------------
-
-
-def notify_test(notifier: Notifier, clock: Clock | None = None) -> str:
-    """`monitor notify-test CHANNEL`: send a test message; what the server answered. Raises NotifyError."""
-    now = (clock or SystemClock()).now()
-    ref = notifier.send_text(
-        f"topic-monitor: test message for channel {notifier.name!r} at {now:%Y-%m-%d %H:%M:%S} UTC.\n"
-        "If you can read this, alerts will arrive here."
-    )
-    lines = [f"{notifier.name}: sent" + (f" (message {ref})" if ref else "")]
-    if isinstance(notifier, Answering) and notifier.last_answer:
-        lines.append(f"server answered: {notifier.last_answer}")
-    return "\n".join(lines)
-
-
-def format_alerts(
-    rows: Sequence[tuple[Alert, Sequence[Delivery]]],
-    config: Config | None = None,
-    *,
-    topics: Mapping[str, str] | None = None,
-    tz: tzinfo | None = None,
-) -> str:
-    """`monitor alerts`: one block per alert, newest first, with each channel's delivery state.
-
-    Topic names and the time zone come from `config` unless given."""
-    if not rows:
-        return "no alerts"
-    names = topics if topics is not None else {t.id: t.name for t in config.topics} if config else {}
-    tz = tz or (config.settings.tz if config else UTC)
-    blocks = []
-    for alert, deliveries in sorted(rows, key=lambda r: r[0].created, reverse=True):
-        topic_text = ", ".join(f"{names.get(m.topic, m.topic)} {m.score:.2f}" for m in matched(alert))
-        head = (
-            f"#{alert.id} {alert.created.astimezone(tz):%Y-%m-%d %H:%M} [{topic_text}] "
-            f"{shorten(one_line(alert.item.title), 100)} ({alert.item.feed})"
-        )
-        lines = [head]
-        for d in sorted(deliveries, key=lambda d: (d.channel, d.id)):
-            lines.append(f"    {d.channel}: {_state(d, tz)}")
-        blocks.append("\n".join(lines))
-    return "\n".join(blocks)
-
-
-def _state(d: Delivery, tz: tzinfo) -> str:
-    tries = f", {d.attempts} attempt{'s' if d.attempts != 1 else ''}" if d.attempts else ""
-    error = f": {shorten(one_line(d.last_error), 200)}" if d.last_error else ""
-    if d.status == "sent":
-        when = f" {d.sent_at.astimezone(tz):%Y-%m-%d %H:%M:%S}" if d.sent_at else ""
-        return f"sent{when}" + (f" (message {d.message_ref})" if d.message_ref else "")
-    if d.status == "failed":
-        return f"FAILED{tries}{error}"
-    when = f", next attempt {d.next_attempt.astimezone(tz):%Y-%m-%d %H:%M}" if d.next_attempt else ""
-    return f"{d.status}{when}{tries}" + (f", last error{error}" if error else "")
-
-
-def _duration(seconds: float) -> str:
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size and seconds % size == 0:
-            return f"{int(seconds // size)}{unit}"
-    return f"{seconds:g}s"
