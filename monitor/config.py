@@ -95,13 +95,14 @@ class QuietHours:
 
 
 def parse_quiet_hours(value: object) -> QuietHours:
-    """"23:00-07:00" -> QuietHours, once, when the config is loaded."""
+    """Parse "23:00-07:00" into QuietHours: once, when the config is loaded."""
     if isinstance(value, QuietHours):
         return value
     if not isinstance(value, str) or not re.fullmatch(r"\d\d:\d\d\s*-\s*\d\d:\d\d", value):
         raise ValueError(f'expected a range like "23:00-07:00", got {value!r}')
     start, end = (part.strip() for part in value.split("-"))
     return QuietHours(parse_clock(_clock_time(start)), parse_clock(_clock_time(end)))
+
 
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 

@@ -152,23 +152,25 @@ def test_watchdog_interval_from_environ() -> None:
     assert SdNotifier.from_environ({"WATCHDOG_USEC": "soon"}).watchdog_interval is None
 
 
-def test_daemon_sends_ready_watchdog_and_stopping(tmp_path: Path, listener: tuple[Listener, str]) -> None:
-    lst, path = listener
-    config_path = tmp_path / "config.yaml"
+def start_daemon(config_path: Path, environ: dict[str, str]) -> tuple[Daemon, threading.Thread]:
+    """A daemon on a fake App, running in a thread, talking to the notify socket in `environ`."""
     write_config(config_path, FEEDS_AB)
 
     def factory(config: cfg.Config, *, clock: Clock | None = None) -> FakeApp:
         return FakeApp(config)
 
     daemon = Daemon(
-        str(config_path),
-        environ={"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "100000"},  # a ping every 50 ms
-        app_factory=factory,
-        loader=lambda p: cfg.load(p, env={}),
-        hard_exit=False,
+        str(config_path), environ=environ, app_factory=factory, loader=lambda p: cfg.load(p, env={}), hard_exit=False
     )
     thread = threading.Thread(target=daemon.run)
     thread.start()
+    return daemon, thread
+
+
+def test_daemon_sends_ready_watchdog_and_stopping(tmp_path: Path, listener: tuple[Listener, str]) -> None:
+    lst, path = listener
+    # a ping every 50 ms
+    daemon, thread = start_daemon(tmp_path / "config.yaml", {"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "100000"})
     try:
         wait_for(lambda: lst.saw("READY=1"), what="READY=1")
         wait_for(lambda: sum(m == "WATCHDOG=1" for m in lst.drain()) >= 3, what="three watchdog pings")
@@ -195,16 +197,7 @@ def test_a_reload_is_bracketed_by_reloading_and_ready(tmp_path: Path, listener: 
     the new config is refused (the daemon runs on the old one)."""
     lst, path = listener
     config_path = tmp_path / "config.yaml"
-    write_config(config_path, FEEDS_AB)
-    daemon = Daemon(
-        str(config_path),
-        environ={"NOTIFY_SOCKET": path},
-        app_factory=lambda config, clock=None: FakeApp(config),
-        loader=lambda p: cfg.load(p, env={}),
-        hard_exit=False,
-    )
-    thread = threading.Thread(target=daemon.run)
-    thread.start()
+    daemon, thread = start_daemon(config_path, {"NOTIFY_SOCKET": path})
     try:
         wait_for(lambda: lst.saw("READY=1"), what="READY=1 at start")
         lst.messages.clear()
