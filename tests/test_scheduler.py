@@ -80,8 +80,10 @@ def test_a_missed_run_is_counted_and_logged(log_stream: io.StringIO) -> None:
     assert "Running job" not in log_stream.getvalue()  # APScheduler's per-run INFO lines stay out
 
 
-def test_a_run_skipped_while_the_previous_one_runs_is_counted(scheduler: Scheduler, log_stream: io.StringIO) -> None:
-    metrics = scheduler._metrics
+def test_a_run_skipped_while_the_previous_one_runs_is_counted(log_stream: io.StringIO) -> None:
+    metrics = Metrics()
+    scheduler = Scheduler(metrics)
+    scheduler.start()
     started, release = threading.Event(), threading.Event()
 
     def deliver(job_id: str) -> None:
@@ -96,5 +98,6 @@ def test_a_run_skipped_while_the_previous_one_runs_is_counted(scheduler: Schedul
         wait_for(lambda: counted(metrics, "jobs_skipped", "deliver") == 1, what="the skipped run counted")
     finally:
         release.set()
+        scheduler.shutdown()
     # Counted, not logged: the 2-second delivery tick finds every long (paced) pass still running.
     assert "maximum number of running instances" not in log_stream.getvalue()
