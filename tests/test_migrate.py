@@ -59,9 +59,7 @@ class Database:
         tables: dict[str, Any] = {}
         for table in sorted(insp.get_table_names()):
             tables[table] = {
-                "columns": [
-                    (c["name"], str(c["type"]), c["nullable"], c["default"]) for c in insp.get_columns(table)
-                ],
+                "columns": [(c["name"], str(c["type"]), c["nullable"], c["default"]) for c in insp.get_columns(table)],
                 "primary key": insp.get_pk_constraint(table)["constrained_columns"],
                 "foreign keys": sorted(
                     str((fk["constrained_columns"], fk["referred_table"], fk["referred_columns"], fk["options"]))

@@ -6,6 +6,8 @@
                                     its next run is moved to PollReport.next_poll (adaptive schedule,
                                     Retry-After, backoff all live in feeds.schedule)
                         deliver     every 2 s, and kicked right after a poll that enqueued alerts
+                        feedback    Telegram button presses: one getUpdates long poll (3 s) per run
+                        labels      every 5 s: labels written since (by any process)? learn from them
                         refit       every settings.refit_every
                         prune       hourly (settings.retention)
                         health      dead / recovered feeds -> admin channel
@@ -41,6 +43,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from .. import config as cfg
 from ..app import open_app
+from ..delivery.feedback import LONG_POLL
 from ..errors import MonitorError, NotifyError
 from ..feeds.concurrency import PER_HOST, HostLimiter, host_of
 from ..feeds.schedule import jitter
@@ -62,6 +65,9 @@ HEALTH_EVERY = 300.0
 STOP_GRACE = 5.0  # seconds in-flight work may take after SIGTERM (the unit's TimeoutStopSec is 20)
 STARTUP_SPREAD = 30.0  # first polls after a start are spread over up to this many seconds
 NEW_FEED_SPREAD = 1.0  # a feed added by a reload is polled within this
+# Longer than one long poll, or APScheduler would warn of a skipped run (max_instances=1) every time.
+FEEDBACK_EVERY = LONG_POLL + 1.0
+LABELS_EVERY = 5.0
 
 
 # --- what the daemon needs from the App -------------------------------------------------------------
@@ -108,6 +114,8 @@ class AppLike(Protocol):
     def recover(self) -> int: ...
     def reconfigure(self, config: cfg.Config) -> None: ...
     def refit(self) -> None: ...
+    def relearn(self) -> bool: ...
+    def poll_feedback(self) -> int: ...
     def prune(self) -> int: ...
     def close(self) -> None: ...
 
@@ -468,6 +476,8 @@ class Daemon:
                 )
         self._add_job("deliver", self._deliver, DELIVER_EVERY, now + timedelta(seconds=DELIVER_EVERY / 2))
         self._add_job("refit", self.app.refit, settings.refit_every, now + timedelta(seconds=settings.refit_every))
+        self._add_job("feedback", self.app.poll_feedback, FEEDBACK_EVERY, now + timedelta(seconds=1))
+        self._add_job("labels", self.app.relearn, LABELS_EVERY, now + timedelta(seconds=1))
         self._add_job("prune", self._prune, PRUNE_EVERY, now + timedelta(minutes=5))
         health_every = min(HEALTH_EVERY, max(1.0, settings.dead_feed_after / 4))
         self._add_job("health", self.check_health, health_every, now + timedelta(seconds=health_every))
