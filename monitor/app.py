@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -15,7 +16,7 @@ from .errors import ModelError
 from .feeds.http import DEFAULT_USER_AGENT, HttpFetcher
 from .feeds.pool import ParserPool
 from .match.classify import TopicModel
-from .models import Item
+from .models import Item, Label
 from .pipeline import Pipeline
 from .ports import Clock, Notifier, SystemClock
 from .service.lock import ProcessLock
@@ -44,7 +45,7 @@ class App:
     labels_seen: int = -1  # the labels revision the pipeline's model has learned from
 
     def __post_init__(self) -> None:
-        self._lock = threading.Lock()  # one model swap at a time: reconfigure, refit, relearn
+        self._lock = threading.Lock()  # model swaps: reconfigure, refit, relearn
         self._deliver_lock = ProcessLock(self.config.data_dir / "deliver.lock")
         self._feedback: FeedbackPoller | None = None
 
@@ -86,11 +87,8 @@ class App:
         """Refit the topic model's background statistics on the stored items, re-apply the labels; swap it
         in and persist it."""
         texts = background_texts(self.config, self.store)
-        with self._lock:
-            self.labels_seen = self.store.labels_revision()
-            model = self.pipeline.model.refit(texts).with_labels(self.store.labelled_items())
-            model.save(self.config.data_dir / MODEL_FILE)
-            self.pipeline.model = model
+        model, _ = self._swap_model(lambda base, labelled: base.refit(texts).with_labels(labelled))
+        model.save(self.config.data_dir / MODEL_FILE)
         log.info("topic model refit on %d stored items", len(texts))
 
     def relearn(self) -> bool:
@@ -99,14 +97,26 @@ class App:
         old model; the next item is decided by the new one."""
         if self.store.labels_revision() == self.labels_seen:
             return False
-        with self._lock:
-            # Read before the labels, so that a label written in between is picked up next time.
-            revision = self.store.labels_revision()
-            labelled = self.store.labelled_items()
-            self.pipeline.model = self.pipeline.model.with_labels(labelled)
-            self.labels_seen = revision
-        log.info("topic model learned from %d labels", len(labelled))
+        _, count = self._swap_model(lambda base, labelled: base.with_labels(labelled))
+        log.info("topic model learned from %d labels", count)
         return True
+
+    def _swap_model(
+        self, build: Callable[[TopicModel, list[tuple[Label, Item]]], TopicModel]
+    ) -> tuple[TopicModel, int]:
+        """Build a model from the current one and every label, outside the lock (it may take a while, and a
+        reload waits for the lock); swap it in, unless another swap happened meanwhile: then build again.
+        Returns the model and the number of labels it learned from."""
+        while True:
+            base = self.pipeline.model
+            revision = self.store.labels_revision()  # before the labels: one written in between counts next time
+            labelled = self.store.labelled_items()
+            model = build(base, labelled)
+            with self._lock:
+                if self.pipeline.model is base:
+                    self.pipeline.model = model
+                    self.labels_seen = revision
+                    return model, len(labelled)
 
     def poll_feedback(self) -> int:
         """Receive the button presses under Telegram alerts (one long poll), then learn from new labels.
