@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 from .config import Config
 from .delivery.channels import build_notifiers
+from .delivery.feedback import FeedbackPoller
 from .delivery.outbox import Deliverer
 from .errors import ModelError
 from .feeds.http import DEFAULT_USER_AGENT, HttpFetcher
 from .feeds.pool import ParserPool
 from .match.classify import TopicModel
-from .models import Item
+from .models import Item, Label
 from .pipeline import Pipeline
 from .ports import Clock, Notifier, SystemClock
 from .service.lock import ProcessLock
@@ -40,10 +42,12 @@ class App:
     notifiers: dict[str, Notifier]
 
     unfinished: list[Item] = field(default_factory=list)  # stored, never matched: see recover()
+    labels_seen: int = -1  # the labels revision the pipeline's model has learned from
 
     def __post_init__(self) -> None:
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # model swaps: reconfigure, refit, relearn
         self._deliver_lock = ProcessLock(self.config.data_dir / "deliver.lock")
+        self._feedback: FeedbackPoller | None = None
 
     def claim_delivery(self) -> bool:
         """Become the one process that delivers the outbox of this data directory (see monitor.lock)."""
@@ -67,7 +71,8 @@ class App:
     def reconfigure(self, config: Config) -> None:
         """Apply a new, already validated config: topics, channels and settings take effect for the next items."""
         with self._lock:
-            model = load_model(config, self.store)
+            self.labels_seen = self.store.labels_revision()
+            model = load_model(config, self.store).with_labels(self.store.labelled_items())
             notifiers = build_notifiers(config)
             old = self.notifiers
             self.config = config
@@ -79,18 +84,60 @@ class App:
                 notifier.close()
 
     def refit(self) -> None:
-        """Refit the topic model's background statistics on the stored items; swap it in and persist it."""
+        """Refit the topic model's background statistics on the stored items, re-apply the labels; swap it
+        in and persist it."""
         texts = background_texts(self.config, self.store)
-        model = self.pipeline.model.refit(texts)
+        model, _ = self._swap_model(lambda base, labelled: base.refit(texts).with_labels(labelled))
         model.save(self.config.data_dir / MODEL_FILE)
-        self.pipeline.model = model
         log.info("topic model refit on %d stored items", len(texts))
+
+    def relearn(self) -> bool:
+        """If labels were written since the model last learned (by the Telegram job or by `monitor label`
+        in another process), swap in a model that learned from all of them. Polls go on meanwhile with the
+        old model; the next item is decided by the new one."""
+        if self.store.labels_revision() == self.labels_seen:
+            return False
+        _, count = self._swap_model(lambda base, labelled: base.with_labels(labelled))
+        log.info("topic model learned from %d labels", count)
+        return True
+
+    def _swap_model(
+        self, build: Callable[[TopicModel, list[tuple[Label, Item]]], TopicModel]
+    ) -> tuple[TopicModel, int]:
+        """Build a model from the current one and every label, outside the lock (it may take a while, and a
+        reload waits for the lock); swap it in, unless another swap happened meanwhile: then build again.
+        Returns the model and the number of labels it learned from."""
+        while True:
+            base = self.pipeline.model
+            revision = self.store.labels_revision()  # before the labels: one written in between counts next time
+            labelled = self.store.labelled_items()
+            model = build(base, labelled)
+            with self._lock:
+                if self.pipeline.model is base:
+                    self.pipeline.model = model
+                    self.labels_seen = revision
+                    return model, len(labelled)
+
+    def poll_feedback(self) -> int:
+        """Receive the button presses under Telegram alerts (one long poll), then learn from new labels.
+
+        Called from one thread (the daemon's feedback job); returns the number of presses recorded."""
+        if self._feedback is None or self._feedback.config is not self.config:
+            if self._feedback is not None:
+                self._feedback.close()
+            self._feedback = FeedbackPoller(self.config, self.store, self.clock)
+        recorded = self._feedback.poll()
+        if recorded:
+            self.relearn()
+        return recorded
 
     def prune(self) -> int:
         before = self.clock.now() - timedelta(seconds=self.config.settings.retention)
         return self.store.prune(before)
 
     def close(self) -> None:
+        if self._feedback is not None:
+            self._feedback.close()
         for notifier in self.notifiers.values():
             notifier.close()
         self.fetcher.close()
@@ -134,11 +181,12 @@ def open_app(config: Config, *, clock: Clock | None = None) -> App:
     grouper = StoryGrouper(window_seconds=settings.story_window)
     stored = store.items_for_story_index(clock.now() - timedelta(seconds=settings.story_window))
     grouper.restore(stored)
-    model = load_model(config, store)
+    labels_seen = store.labels_revision()
+    model = load_model(config, store).with_labels(store.labelled_items())
     notifiers = build_notifiers(config)
     parser = ParserPool()
     pipeline = Pipeline(config, store, fetcher, model, grouper, clock, parse=parser)
     deliverer = Deliverer(store, notifiers, config, clock)
-    app = App(config, clock, store, fetcher, parser, pipeline, deliverer, notifiers)
+    app = App(config, clock, store, fetcher, parser, pipeline, deliverer, notifiers, labels_seen=labels_seen)
     app.unfinished = [item for item, story_id in stored if story_id is None]
     return app

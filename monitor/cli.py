@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import os
 import sys
@@ -13,17 +14,20 @@ from pathlib import Path
 from . import __version__
 from . import config as cfg
 from .app import App, open_app
-from .errors import ConfigError, MonitorError
+from .errors import ConfigError, MonitorError, UsageError
 from .feeds.concurrency import poll_all
 from .feeds.fulltext import extract_article
 from .feeds.http import DEFAULT_USER_AGENT, HttpFetcher
+from .labelling import export_labels, format_labels, import_labels, label_alert, label_url, topic_id, verdict
 from .match.evaluate import format_report, report_to_json, run_eval
 from .match.explain import explanation_json, format_explanation
 from .pipeline import PollReport
+from .ports import SystemClock
 from .redact import scrub
 from .service.daemon import Daemon
 from .service.health import format_status
 from .service.logs import setup_logging
+from .store import SqlStore
 from .stories.metrics import StoryReplay
 from .views import format_alerts, notify_test
 
@@ -225,6 +229,70 @@ def cmd_status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _store(config: cfg.Config) -> SqlStore:
+    """The store alone: the label commands need neither the topic model nor the channels."""
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    return SqlStore(config.database_url)
+
+
+def cmd_label(args: argparse.Namespace) -> int:
+    """Label an alert's item for a topic, or a page found elsewhere (--url, --topic)."""
+    config = _config(args)
+    user = args.user or _login()
+    now = SystemClock().now()
+    if args.url:
+        if len(args.words) != 1 or not args.topic:
+            raise UsageError("with --url, give --topic TOPIC and the verdict: monitor label --url URL --topic T yes")
+        relevant, topic = verdict(args.words[0]), topic_id(config, args.topic)
+    else:
+        if len(args.words) != 3 or args.topic:
+            raise UsageError("expected ALERT_ID TOPIC yes|no, e.g. monitor label 12 libya no")
+        if not args.words[0].lstrip("#").isdigit():
+            raise UsageError(f"expected an alert id like 12 (see `monitor alerts`), got {args.words[0]!r}")
+        alert_id, relevant, topic = int(args.words[0].lstrip("#")), verdict(args.words[2]), args.words[1]
+    store = _store(config)
+    try:
+        if args.url:
+            fetcher = HttpFetcher(user_agent=config.settings.user_agent or DEFAULT_USER_AGENT,
+                                  read_timeout=config.settings.timeout, max_body=config.settings.max_body)  # fmt: skip
+            try:
+                print(label_url(store, fetcher, config, args.url, topic, relevant, now, user))
+            finally:
+                fetcher.close()
+        else:
+            print(label_alert(store, config, alert_id, topic, relevant, now, user))
+    finally:
+        store.close()
+    return EXIT_OK
+
+
+def cmd_labels(args: argparse.Namespace) -> int:
+    """List the labels (per topic), export them with their items as JSON lines, or import such a file."""
+    config = _config(args)
+    topic = topic_id(config, args.topic) if args.topic else None
+    store = _store(config)
+    try:
+        if args.import_file:
+            count = import_labels(store, Path(args.import_file), SystemClock().now())
+            print(f"imported {count} labels from {args.import_file}")
+        if args.export:
+            count = export_labels(store.labelled_items(topic), Path(args.export))
+            print(f"exported {count} labels to {args.export}")
+        if not args.export and not args.import_file:
+            names = {t.id: t.name for t in config.topics}
+            print(format_labels(store.labelled_items(topic), names, config.settings.tz))
+    finally:
+        store.close()
+    return EXIT_OK
+
+
+def _login() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (containers)
+        return ""
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """Run the daemon in the foreground (systemd supervises it)."""
 
@@ -276,7 +344,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--since", default="1d", help="how far back, e.g. 6h, 1d (default 1d)")
     p = add("notify-test", cmd_notify_test, "send a test message to a channel and print the answer")
     p.add_argument("channel", help="channel id from config.yaml")
-    add("status", cmd_status, "health: feeds, topics per day, outbox depth and failures")
+    p = add("label", cmd_label, "record a verdict on an alert's item (12 libya no) or on a page found elsewhere "
+            "(--url URL --topic libya yes)")  # fmt: skip
+    p.add_argument("words", nargs="+", metavar="ARG", help="ALERT_ID TOPIC yes|no; with --url only yes|no")
+    p.add_argument("--url", help="a page the monitor missed: fetched, stored as an item and labelled")
+    p.add_argument("--topic", help="the topic (id or name), with --url")
+    p.add_argument("--user", help="who gives the verdict (default: the login name)")
+    p = add("labels", cmd_labels, "list the labels, or export / import them with their items as JSON lines")
+    p.add_argument("--topic", help="only this topic's labels")
+    p.add_argument("--export", metavar="FILE", help="write the labels and their items to FILE (JSON lines)")
+    p.add_argument("--import", dest="import_file", metavar="FILE", help="read labels and items from FILE")
+    add("status", cmd_status, "health: feeds, topics per day, labels, outbox depth and failures")
     add("run", cmd_run, "run the daemon in the foreground")
     return parser
 
@@ -292,6 +370,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handler(args)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
+        return EXIT_CONFIG
+    except UsageError as exc:
+        print(f"monitor {args.command}: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     except MonitorError as exc:
         print(f"monitor: {exc}", file=sys.stderr)

@@ -104,6 +104,17 @@ def parse_quiet_hours(value: object) -> QuietHours:
     return QuietHours(parse_clock(_clock_time(start)), parse_clock(_clock_time(end)))
 
 
+def _user_id(value: object) -> int:
+    # A digit string is fine: ids often come from the environment ("${ANALYST_ID}").
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"expected a Telegram user id (a positive number), got {value!r}")
+    return value
+
+
+UserId = Annotated[int, BeforeValidator(_user_id)]
+
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 
 
@@ -179,6 +190,18 @@ class TelegramChannel(_ChannelBase):
     disable_preview: bool = True
     pace: bool = True  # keep under Telegram's per-chat limits
     timeout: Duration = 30.0
+    # Telegram user ids whose button presses count; unset: any member of the chat
+    allowed_users: list[UserId] | None = None
+
+    @field_validator("allowed_users", mode="before")
+    @classmethod
+    def _users(cls, value: object) -> object:
+        if value is not None and (not isinstance(value, list) or not value):
+            raise ValueError(
+                "expected a list of Telegram user ids like [123456789]; leave the key out to accept button "
+                f"presses from every member of the chat, got {value!r}"
+            )
+        return value
 
 
 class EmailChannel(_ChannelBase):

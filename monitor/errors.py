@@ -53,3 +53,7 @@ class NotifyError(RemoteError):
 
 class ModelError(MonitorError):
     """The topic model could not be built, loaded or applied."""
+
+
+class UsageError(MonitorError):
+    """A command was given arguments it cannot act on (an unknown alert id or topic, a bad import file)."""

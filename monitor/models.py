@@ -112,6 +112,7 @@ class Story:
     items: tuple[str, ...] = ()  # uids
     sources: tuple[str, ...] = ()  # feed names, in arrival order
     topics: tuple[str, ...] = ()  # topics already alerted for this story
+    muted: bool = False  # the analyst muted it: no more alerts or edits for it
 
 
 @dataclass(frozen=True)
@@ -124,6 +125,8 @@ class Alert:
     created: datetime
     story_id: str | None = None
     also: tuple[tuple[str, str | None], ...] = field(default=())  # (source, link) of later items of the story
+    labels: tuple[Label, ...] = ()  # the analyst's verdicts on the item, any topic (the buttons show them)
+    muted: bool = False  # its story is muted
 
 
 @dataclass(frozen=True)

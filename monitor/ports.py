@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Protocol
 
-from .models import Alert, Delivery, FeedState, FetchResult, Item, Match, Story
+from .models import Alert, Delivery, FeedState, FetchResult, Item, Label, Match, Story
 
 
 class Clock(Protocol):
@@ -92,8 +92,13 @@ class Store(Protocol):
         """Items first seen since a time, per feed."""
         ...
 
+    def item_by_link(self, link: str) -> Item | None:
+        """The earliest stored item with this link."""
+        ...
+
     def prune(self, before: datetime) -> int:
-        """Delete items first seen before `before`, except those an alert references; return the count."""
+        """Delete items first seen before `before`, except those an alert or a label references; return the
+        count."""
         ...
 
     # alerts and outbox
@@ -159,6 +164,34 @@ class Store(Protocol):
     def stories_since(self, since: datetime) -> list[Story]: ...
     def alert_for_story(self, story_id: str) -> int | None:
         """The first alert sent for a story, whose messages later items edit."""
+        ...
+
+    def mute_story(self, story_id: str) -> bool:
+        """Mute a story for good (saving it never clears that): record_alert and record_story_update write
+        nothing more for it, and its queued edits are dropped. False when the story is unknown."""
+        ...
+
+    # labels and state
+    def put_label(self, label: Label, now: datetime) -> None:
+        """Record a verdict on a stored item, replacing an earlier one for the same topic; StoreError when
+        the item is not stored."""
+        ...
+
+    def labelled_items(self, topic: str | None = None) -> list[tuple[Label, Item]]:
+        """Every label with its item, oldest first: what the topic model learns from."""
+        ...
+
+    def label_counts(self) -> dict[str, tuple[int, int]]:
+        """Per topic: (labelled relevant, labelled not relevant)."""
+        ...
+
+    def labels_revision(self) -> int:
+        """Changes with every label written, by any process (a cheap "labels changed?" check)."""
+        ...
+
+    def get_state(self, name: str) -> str | None: ...
+    def put_state(self, name: str, value: str) -> None:
+        """Small named values kept across restarts (the Telegram update offset)."""
         ...
 
     def close(self) -> None: ...

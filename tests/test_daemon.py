@@ -27,7 +27,7 @@ from monitor.service.jobs import fallback_interval, poll_job_id
 from monitor.service.metrics import Metrics
 from monitor.service.reload import ConfigWatcher
 
-HOUSEKEEPING = {"deliver", "refit", "prune", "health", "stats"}
+HOUSEKEEPING = {"deliver", "refit", "prune", "health", "stats", "feedback", "labels"}
 
 
 def wait_for(condition: Callable[[], object], timeout: float = 5.0, what: str = "condition") -> None:
@@ -166,6 +166,17 @@ class FakeApp:
 
     def refit(self) -> None:
         pass
+
+    feedback_polls: int = 0
+    relearns: int = 0
+
+    def poll_feedback(self) -> int:
+        self.feedback_polls += 1
+        return 0
+
+    def relearn(self) -> bool:
+        self.relearns += 1
+        return False
 
     def prune(self) -> int:
         return 0
@@ -431,6 +442,13 @@ def test_a_job_that_raises_does_not_kill_the_daemon(harness: Callable[..., Harne
     assert h.daemon.metrics.job_errors.labels("poll")._value.get() >= 1
     assert poll_job_id(h.daemon.config.feeds[0]) in h.daemon.jobs()  # a's job survives for its next interval
     assert h.stop() == 0
+
+
+def test_button_presses_and_new_labels_are_looked_for_in_their_own_jobs(harness: Callable[..., Harness]) -> None:
+    h = harness()
+    wait_for(lambda: h.app.feedback_polls >= 1 and h.app.relearns >= 1, what="the feedback and labels jobs")
+    jobs = h.daemon.jobs()
+    assert jobs["feedback"][0] > 3 and jobs["labels"][0] == 5.0  # longer than one 3 s getUpdates long poll
 
 
 def test_alerts_kick_delivery_at_once(harness: Callable[..., Harness]) -> None:

@@ -354,3 +354,27 @@ def test_kill_9_and_restart_neither_loses_nor_repeats_an_alert(env: Env) -> None
     assert count(texts, "Байконур") == 1
     env.signal(signal.SIGTERM)
     assert env.wait_exit(10) == 0
+
+
+def test_button_presses_reach_the_running_daemon_and_teach_its_model(env: Env) -> None:
+    # The presses' logic (restarts, outages, muting) is tested in-process in test_feedback.py; this is the wiring.
+    env.write_config()
+    env.start()
+    env.feeds.set_body("/news.xml", rss([WEATHER, LIBYA]))
+    wait_for(lambda: count(env.texts(), "прекращении огня"), 10, "the alert")
+    sent = next(r for r in env.stub.calls("sendMessage") if "прекращении огня" in str(r.params.get("text")))
+    message_id = sent.answer["result"]["message_id"]
+    [[relevant, not_relevant], [mute]] = sent.params["reply_markup"]["inline_keyboard"]
+    assert (relevant["text"], not_relevant["text"], mute["text"]) == ("✓ relevant", "✗ not relevant", "🔇 mute story")
+    env.stub.press(ADMIN_CHAT, message_id, not_relevant["callback_data"])  # the admin chat is not the alert's
+    env.stub.press(ALERT_CHAT, message_id, not_relevant["callback_data"])
+    wait_for(lambda: len(env.stub.answers()) >= 2, 15, "the answers")
+    assert env.stub.answers() == ["not allowed", "Marked not relevant for Ливия"]
+    wait_for(lambda: "topic model learned from 1 labels" in env.logs(), 10, "the model swap")
+    board = env.stub.keyboard(ALERT_CHAT, message_id)
+    assert board is not None and board[0][1]["text"] == "● ✗ not relevant"
+    started = time.monotonic()
+    env.signal(signal.SIGTERM)
+    assert env.wait_exit(10) == 0
+    assert time.monotonic() - started < 5, "a long poll must not hold up the stop"
+    assert "Traceback" not in env.logs()

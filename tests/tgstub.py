@@ -5,19 +5,30 @@ It answers sendMessage, editMessageText and getMe the way the Bot API does (JSON
 parse_mode=HTML (supported tags only, balanced, at most 4,096 characters after entity parsing), records
 every request, and can be scripted to answer the next calls with 429, 500, 400, 403 or to hang.
 
+Buttons: it keeps each message's inline keyboard (editMessageText without `reply_markup` removes it, as
+Telegram does; editMessageReplyMarkup replaces it, "message is not modified" when unchanged), and serves
+button presses the test injects with `press()` through getUpdates: long polling up to `timeout`, updates
+below `offset` confirmed and forgotten, `allowed_updates` honoured, 409 Conflict while `webhook` is set.
+answerCallbackQuery is recorded (`answers()`). getUpdates, which a running daemon calls all the time,
+takes only answers scripted for it (`script_updates`), never those of `script`.
+
 In-process::
 
     with TelegramStub(token="123:abc") as stub:
         stub.script("429:3", "500")       # the next two API calls fail, then normal answers resume
         ...                                # point TelegramChannel.api_url at stub.url
         stub.texts()                       # texts of accepted sendMessage calls
+        stub.press("1001", 1, "l5:0:n")    # a user presses a button under message 1 in chat 1001
+        stub.keyboard("1001", 1)           # that message's inline keyboard now
 
 As a process (for kill -9 tests)::
 
     python -m tests.tgstub --token 123:abc --port 0     # prints "PORT 43125" on its first line
 
 and control it over HTTP: GET /_stub/requests (recorded calls as JSON), GET /_stub/messages,
-POST /_stub/script {"answers": ["429:2", "hang:5"]}, POST /_stub/release (end hangs), POST /_stub/reset.
+POST /_stub/script {"answers": ["429:2", "hang:5"]}, POST /_stub/release (end hangs), POST /_stub/reset,
+POST /_stub/press {"chat_id": "1001", "message_id": 1, "data": "...", "user_id": 7}, GET /_stub/keyboards,
+GET /_stub/answers.
 """
 
 from __future__ import annotations
@@ -108,9 +119,15 @@ class TelegramStub:
         self.token = token
         self.requests: list[Recorded] = []
         self.messages: dict[tuple[str, int], str] = {}  # (chat_id, message_id) -> visible text
+        self.markups: dict[tuple[str, int], Any] = {}  # (chat_id, message_id) -> reply_markup, when it has one
         self.chats_not_found: set[str] = set()
+        self.webhook = False  # a webhook is set: getUpdates answers 409 Conflict
         self._answers: deque[str] = deque()
+        self._update_answers: deque[str] = deque()
+        self._updates: list[dict[str, Any]] = []  # not yet confirmed
+        self._next_update = 1
         self._lock = threading.Lock()
+        self._arrived = threading.Condition(self._lock)
         self._release = threading.Event()
         self._next_id = 1
         self._server = ThreadingHTTPServer((host, port), self._handler())
@@ -136,6 +153,8 @@ class TelegramStub:
 
     def stop(self) -> None:
         self._release.set()
+        with self._arrived:
+            self._arrived.notify_all()
         self._server.shutdown()
         self._server.server_close()
         if self._thread:
@@ -153,6 +172,44 @@ class TelegramStub:
         with self._lock:
             self._answers.extend(answers)
 
+    def script_updates(self, *answers: str) -> None:
+        """Queue answers for the next getUpdates calls (same forms as `script`)."""
+        with self._lock:
+            self._update_answers.extend(answers)
+
+    def press(self, chat_id: str, message_id: int, data: str, *, user_id: int = 7001) -> int:
+        """A user presses a button with `data` under a message: queue the callback_query update; its id."""
+        chat: dict[str, Any] = {"id": int(chat_id) if chat_id.lstrip("-").isdigit() else chat_id}
+        chat["type"] = "private" if not str(chat["id"]).startswith("-") else "supergroup"
+        with self._arrived:
+            update_id = self._next_update
+            self._next_update += 1
+            query = {
+                "id": f"cq{update_id}",
+                "from": {"id": user_id, "is_bot": False, "first_name": "Analyst"},
+                "message": {"message_id": message_id, "date": int(time.time()), "chat": chat},
+                "chat_instance": f"ci{chat_id}",
+                "data": data,
+            }
+            self._updates.append({"update_id": update_id, "callback_query": query})
+            self._arrived.notify_all()
+        return update_id
+
+    def keyboard(self, chat_id: str, message_id: int) -> list[list[dict[str, str]]] | None:
+        """The inline keyboard a message shows now (None: it has none)."""
+        with self._lock:
+            markup = self.markups.get((chat_id, message_id))
+        return None if markup is None else markup.get("inline_keyboard")
+
+    def answers(self) -> list[str]:
+        """Texts of the answerCallbackQuery calls accepted, in order."""
+        return [str(r.params.get("text", "")) for r in self.calls("answerCallbackQuery") if r.status == 200]
+
+    def pending_updates(self) -> int:
+        """Updates not yet confirmed by a getUpdates with a higher offset."""
+        with self._lock:
+            return len(self._updates)
+
     def release(self) -> None:
         """End every hang now (and any later one)."""
         self._release.set()
@@ -161,7 +218,10 @@ class TelegramStub:
         with self._lock:
             self.requests.clear()
             self.messages.clear()
+            self.markups.clear()
             self._answers.clear()
+            self._update_answers.clear()
+            self._updates.clear()
             self._release.clear()
 
     def calls(self, method: str | None = None) -> list[Recorded]:
@@ -182,7 +242,8 @@ class TelegramStub:
         if token != self.token:
             return 401, {"ok": False, "error_code": 401, "description": "Unauthorized"}
         with self._lock:
-            scripted = self._answers.popleft() if self._answers else "ok"
+            queue = self._update_answers if method == "getUpdates" else self._answers
+            scripted = queue.popleft() if queue else "ok"
         kind, _, arg = scripted.partition(":")
         if kind == "hang":
             # The client has given up by now; answering an error keeps the hung call out of texts().
@@ -210,6 +271,30 @@ class TelegramStub:
         if method == "getMe":
             user = {"id": 123456, "is_bot": True, "first_name": "Stub", "username": "stub_bot"}
             return 200, {"ok": True, "result": user}
+        if method == "getUpdates":
+            return self._get_updates(params)
+        if method == "answerCallbackQuery":
+            if not str(params.get("callback_query_id") or ""):
+                return _bad("Bad Request: query is too old and response timeout expired or query ID is invalid")
+            if len(str(params.get("text", ""))) > 200:
+                return _bad("Bad Request: MESSAGE_TOO_LONG")
+            return 200, {"ok": True, "result": True}
+        markup = params.get("reply_markup")
+        problem = _markup_problem(markup)
+        if problem:
+            return _bad(f"Bad Request: {problem}")
+        if method == "editMessageReplyMarkup":
+            key = (str(params.get("chat_id", "")), int(params.get("message_id", 0)))
+            with self._lock:
+                if key not in self.messages:
+                    return _bad("Bad Request: message to edit not found")
+                if self.markups.get(key) == markup:
+                    return _bad(
+                        "Bad Request: message is not modified: specified new message content and reply markup "
+                        "are exactly the same as a current content and reply markup of the message"
+                    )
+                self._set_markup(key, markup)
+            return 200, {"ok": True, "result": {"message_id": key[1], "chat": {"id": key[0]}}}
         if method not in ("sendMessage", "editMessageText"):
             return 404, {"ok": False, "error_code": 404, "description": "Not Found: method not found"}
         chat = str(params.get("chat_id", ""))
@@ -234,7 +319,7 @@ class TelegramStub:
                         "error_code": 400,
                         "description": "Bad Request: message to edit not found",
                     }
-                if self.messages[key] == text:
+                if self.messages[key] == text and self.markups.get(key) == markup:
                     return 400, {
                         "ok": False,
                         "error_code": 400,
@@ -246,8 +331,38 @@ class TelegramStub:
                 message_id = self._next_id
                 self._next_id += 1
             self.messages[(chat, message_id)] = text
+            self._set_markup((chat, message_id), markup)  # an edit without reply_markup removes the keyboard
         result = {"message_id": message_id, "date": int(time.time()), "chat": {"id": chat}, "text": text}
         return 200, {"ok": True, "result": result}
+
+    def _set_markup(self, key: tuple[str, int], markup: Any) -> None:
+        if markup:
+            self.markups[key] = markup
+        else:
+            self.markups.pop(key, None)
+
+    def _get_updates(self, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        if self.webhook:
+            return 409, {
+                "ok": False,
+                "error_code": 409,
+                "description": "Conflict: can't use getUpdates method while webhook is active; "
+                "use deleteWebhook to delete the webhook first",
+            }
+        offset = int(params.get("offset") or 0)
+        timeout = float(params.get("timeout") or 0)
+        wanted = params.get("allowed_updates")
+        deadline = time.monotonic() + timeout
+        with self._arrived:
+            # "An update is considered confirmed as soon as getUpdates is called with an offset higher than
+            # its update_id": confirmed updates are forgotten.
+            self._updates = [u for u in self._updates if u["update_id"] >= offset]
+            while True:
+                found = [u for u in self._updates if not wanted or any(kind in u for kind in wanted)]
+                left = deadline - time.monotonic()
+                if found or left <= 0 or self._release.is_set():
+                    return 200, {"ok": True, "result": found[:100]}
+                self._arrived.wait(left)
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         stub = self
@@ -263,11 +378,14 @@ class TelegramStub:
 
             def _reply(self, status: int, body: Any) -> None:
                 data = json.dumps(body, ensure_ascii=False).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up (a timeout, a killed daemon in the middle of a long poll)
 
             def _body(self) -> dict[str, Any]:
                 raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
@@ -316,10 +434,43 @@ class TelegramStub:
                 elif command == "reset":
                     stub.reset()
                     self._reply(200, {"ok": True})
+                elif command == "press":
+                    update_id = stub.press(
+                        str(params["chat_id"]), int(params["message_id"]), str(params["data"]),
+                        user_id=int(params.get("user_id", 7001)),
+                    )  # fmt: skip
+                    self._reply(200, {"ok": True, "update_id": update_id})
+                elif command == "keyboards":
+                    with stub._lock:
+                        boards = [{"chat_id": c, "message_id": i, "markup": m} for (c, i), m in stub.markups.items()]
+                    self._reply(200, boards)
+                elif command == "answers":
+                    self._reply(200, stub.answers())
                 else:
                     self._reply(404, {"ok": False})
 
         return Handler
+
+
+def _bad(description: str) -> tuple[int, dict[str, Any]]:
+    return 400, {"ok": False, "error_code": 400, "description": description}
+
+
+def _markup_problem(markup: Any) -> str | None:
+    """What Telegram would refuse in an inline keyboard (https://core.telegram.org/bots/api#inlinekeyboardbutton)."""
+    if markup is None:
+        return None
+    rows = markup.get("inline_keyboard") if isinstance(markup, dict) else None
+    if not isinstance(rows, list) or not all(isinstance(row, list) for row in rows):
+        return "can't parse reply keyboard markup JSON object"
+    for row in rows:
+        for button in row:
+            if not isinstance(button, dict) or not str(button.get("text", "")).strip():
+                return "inline keyboard button text must be non-empty"
+            data = button.get("callback_data")
+            if not isinstance(data, str) or not 1 <= len(data.encode()) <= 64:
+                return "BUTTON_DATA_INVALID"
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -421,9 +421,15 @@ def render_telegram_text(text: str, limit: int = TELEGRAM_LIMIT) -> list[str]:
     return split_html([(Run(line),) for line in clean(text).split("\n")], limit)
 
 
+def label_hint(alert: Alert) -> str:
+    """The alert's id and how to label it from a shell: console and email show it (Telegram has buttons)."""
+    best = matched(alert)
+    return f"alert #{alert.id} · to label it: monitor label {alert.id} {best[0].topic if best else 'TOPIC'} yes|no"
+
+
 def render_html(alert: Alert, *, topics: Mapping[str, str], tz: tzinfo) -> str:
     """An HTML email body for one alert."""
-    return _html_document([_lines(parts(alert, topics=topics, tz=tz))])
+    return _html_document([[*_lines(parts(alert, topics=topics, tz=tz)), (Run(label_hint(alert), (ITALIC,)),)]])
 
 
 def render_text(alert: Alert, *, topics: Mapping[str, str], tz: tzinfo) -> str:
@@ -446,6 +452,7 @@ def render_text(alert: Alert, *, topics: Mapping[str, str], tz: tzinfo) -> str:
     if p.also:
         shown = ", ".join(f"{name} <{link}>" if link else name for name, link in p.also)
         out.append(f"also: {shown}" + (f" (+{p.also_more})" if p.also_more else ""))
+    out.append(label_hint(alert))
     return "\n".join(out)
 
 
@@ -480,7 +487,10 @@ def _digest_lines(alerts: Sequence[Alert], title: str, topics: Mapping[str, str]
                 (
                     Run("• "),
                     Run(head, (("a", link),) if link else ()),
-                    Run(f" — {shorten(one_line(alert.item.feed), 80)}, {local_time(alert, tz, '%d.%m %H:%M')}"),
+                    Run(
+                        f" — {shorten(one_line(alert.item.feed), 80)}, {local_time(alert, tz, '%d.%m %H:%M')}"
+                        f" · #{alert.id}"
+                    ),
                 )
             )
         sections.append(section)

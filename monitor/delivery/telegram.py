@@ -1,4 +1,9 @@
-"""Telegram channel: Bot API sendMessage / editMessageText over one requests.Session.
+"""Telegram channel: Bot API sendMessage / editMessageText over one requests.Session, with feedback buttons.
+
+Every alert carries its feedback keyboard (buttons.py) as `reply_markup`. editMessageText drops a keyboard
+that the call does not repeat, so story edits send it again, with the verdicts recorded so far. The calls
+that receive and answer the presses (getUpdates, answerCallbackQuery, editMessageReplyMarkup) are here too;
+feedback.py drives them.
 
 Error mapping (https://core.telegram.org/bots/api#making-requests, #responseparameters):
 
@@ -6,6 +11,8 @@ Error mapping (https://core.telegram.org/bots/api#making-requests, #responsepara
     429 + parameters.retry_after  → NotifyError(retry_after=…): wait that long, then retry; never drop
     parameters.migrate_to_chat_id → permanent: the group became a supergroup, the config needs the new id
     400, 401, 403, 404            → permanent: chat not found, bot blocked, bad token, bad request
+    409 (getUpdates)              → a webhook is set (permanent: the fix is deleteWebhook), or another program
+                                    polls the same bot
     5xx, network error, timeout   → NotifyError: retried with backoff by the outbox
 
 The bot token is part of every request URL, and requests/urllib3 put that URL in exception messages and
@@ -29,7 +36,7 @@ from ..errors import NotifyError
 from ..models import Alert
 from ..net import proxies_for, read_environment_once
 from ..redact import filter_logger, remember_secrets, scrub
-from . import message
+from . import buttons, message
 
 CONNECT_TIMEOUT = 10.0
 # https://core.telegram.org/bots/faq#my-bot-is-hitting-limits-how-do-i-avoid-this: "avoid sending more than
@@ -85,7 +92,8 @@ class TelegramNotifier:
     def send(self, alert: Alert) -> str | None:
         """sendMessage; returns the first message_id, which later story updates edit."""
         chunks = message.render_telegram(alert, topics=self.topics, tz=self.tz)
-        ids = self._send_chunks(f"alert:{alert.id}", chunks)
+        # The keyboard goes on the first message, the one that story updates edit (and re-send it on).
+        ids = self._send_chunks(f"alert:{alert.id}", chunks, buttons.keyboard(alert, self.topics))
         return ids[0] if ids and ids[0] else None
 
     def edit(self, ref: str, alert: Alert) -> None:
@@ -99,6 +107,7 @@ class TelegramNotifier:
         chunks = message.render_telegram(alert, topics=self.topics, tz=self.tz)
         params = self._params(chunks[0])
         params["message_id"] = int(ref)
+        params["reply_markup"] = buttons.keyboard(alert, self.topics)  # or the edit removes the buttons
         params.pop("message_thread_id", None)  # not a parameter of editMessageText
         try:
             self._paced_call("editMessageText", params)
@@ -127,6 +136,30 @@ class TelegramNotifier:
         """getMe: checks the token; the bot's user object."""
         result = self._call("getMe", {})
         return result if isinstance(result, dict) else {}
+
+    def get_updates(self, offset: int | None, timeout: int) -> list[dict[str, Any]]:
+        """getUpdates (long polling for up to `timeout` seconds) for button presses only.
+
+        Updates before `offset` are confirmed by this call and Telegram forgets them, so the caller
+        passes the id after the last one it has finished with."""
+        params: dict[str, Any] = {"timeout": timeout, "allowed_updates": ["callback_query"]}
+        if offset is not None:
+            params["offset"] = offset
+        result = self._call("getUpdates", params, read_timeout=timeout + self.channel.timeout)
+        return [u for u in result if isinstance(u, dict)] if isinstance(result, list) else []
+
+    def answer_callback(self, query_id: str, text: str) -> None:
+        """answerCallbackQuery: the notice the presser sees (0-200 characters), and the end of the button's spinner."""
+        self._call("answerCallbackQuery", {"callback_query_id": query_id, "text": text[:200]})
+
+    def edit_keyboard(self, chat_id: int | str, message_id: int, alert: Alert) -> None:
+        """editMessageReplyMarkup: show the alert's current verdicts; an unchanged keyboard is success."""
+        params = {"chat_id": chat_id, "message_id": message_id, "reply_markup": buttons.keyboard(alert, self.topics)}
+        try:
+            self._call("editMessageReplyMarkup", params)
+        except NotifyError as exc:
+            if "message is not modified" not in str(exc):
+                raise
 
     def ready_in(self) -> float:
         """Seconds until the next message to this chat keeps under Telegram's limits (0 when pacing is off)."""
@@ -160,11 +193,14 @@ class TelegramNotifier:
             params["message_thread_id"] = self.channel.message_thread_id
         return params
 
-    def _send_chunks(self, key: str, chunks: Sequence[str]) -> list[str]:
+    def _send_chunks(self, key: str, chunks: Sequence[str], markup: dict[str, Any] | None = None) -> list[str]:
         done = self._progress.pop(key, [])
         try:
             for chunk in chunks[len(done) :]:
-                result = self._paced_call("sendMessage", self._params(chunk))
+                params = self._params(chunk)
+                if markup is not None and not done:
+                    params["reply_markup"] = markup
+                result = self._paced_call("sendMessage", params)
                 message_id = result.get("message_id") if isinstance(result, dict) else None
                 done.append("" if message_id is None else str(message_id))
         except NotifyError:
@@ -184,18 +220,19 @@ class TelegramNotifier:
                 self._window.append(now)
         return self._call(method, params)
 
-    def _call(self, method: str, params: dict[str, Any]) -> Any:
+    def _call(self, method: str, params: dict[str, Any], *, read_timeout: float | None = None) -> Any:
         where = f"{self.name}: telegram {method}"
+        read_timeout = read_timeout or self.channel.timeout
         url = f"{self._api}/bot{self._token}/{method}"
         request = requests.PreparedRequest()
         # Prepared directly rather than via Session.post: the session's cookie and header merging is a third
         # of the client's CPU per message (bench/deliver.py), and the Bot API needs neither.
         request.prepare(method="POST", url=url, headers=_HEADERS, data=json.dumps(params, ensure_ascii=False).encode())
         try:
-            response = self._session.send(request, timeout=(CONNECT_TIMEOUT, self.channel.timeout))
+            response = self._session.send(request, timeout=(CONNECT_TIMEOUT, read_timeout))
         # `from None`: the requests exception's message and its chain hold the URL, which holds the token.
         except requests.Timeout:
-            raise NotifyError(f"{where}: no answer within {self.channel.timeout:g}s") from None
+            raise NotifyError(f"{where}: no answer within {read_timeout:g}s") from None
         except requests.RequestException as exc:
             raise NotifyError(f"{where}: network error: {scrub(str(exc))}") from None
         try:
@@ -224,6 +261,21 @@ class TelegramNotifier:
             return NotifyError(
                 f"{where}: the group became a supergroup; set chat_id to {parameters['migrate_to_chat_id']}",
                 permanent=True,
+            )
+        if code == 409 and "webhook" in description:
+            # "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook to delete the
+            # webhook first" (https://core.telegram.org/bots/api#getupdates: it "will not work if an outgoing
+            # webhook is set up"). Nothing retries its way out of that: say what the fix is.
+            return NotifyError(
+                f"{where}: 409 the bot has a webhook set, so button presses cannot be received; remove it with "
+                f"deleteWebhook ({self._api}/bot<token>/deleteWebhook) or give this monitor a bot of its own",
+                permanent=True,
+            )
+        if code == 409:
+            # "Conflict: terminated by other getUpdates request": another program polls the same bot.
+            return NotifyError(
+                f"{where}: 409 {description} (another program receives this bot's updates; give this monitor "
+                "a bot of its own)"
             )
         if code in (401, 404):
             return NotifyError(f"{where}: {code} {description} (check bot_token and api_url)", permanent=True)

@@ -9,6 +9,7 @@ holding the most paragraph text. None means "keep the feed's own text".
 from __future__ import annotations
 
 import logging
+import re
 from functools import cache
 from typing import Any
 
@@ -19,6 +20,7 @@ from .parse import html_to_text
 
 log = logging.getLogger(__name__)
 
+_META_CHARSET = re.compile(rb"""<meta[^>]+charset=["']?([\w.-]+)""", re.I)
 MIN_CHARS = 200  # shorter "articles" are cookie banners and paywall teasers, not better than the summary
 _NOISE = "//script|//style|//noscript|//nav|//header|//footer|//aside|//form|//iframe|//template"
 
@@ -75,3 +77,26 @@ def _article_paragraphs(doc: Any) -> str | None:
         return None
     paragraphs = (html_to_text(lxml_html.tostring(p, encoding="unicode")) for p in best.findall("p"))
     return "\n\n".join(p for p in paragraphs if p) or None
+
+
+def page_title(html: bytes, content_type: str | None = None) -> str:
+    """A page's headline: og:title, else <title>; "" when it has neither (`monitor label --url`)."""
+    if not html.strip():
+        return ""
+    # Decoded here: lxml reads undeclared bytes as Latin-1, and the charset is often only in the HTTP header.
+    declared = re.search(r"charset=[\"']?([\w.-]+)", content_type or "", re.I) or _META_CHARSET.search(html[:4096])
+    charset = declared.group(1) if declared else "utf-8"
+    charset = charset.decode("ascii") if isinstance(charset, bytes) else charset
+    try:
+        text = html.decode(charset, "replace")
+    except LookupError:
+        text = html.decode("utf-8", "replace")
+    try:
+        doc = lxml_html.document_fromstring(text)
+    except (etree.ParserError, ValueError):
+        return ""
+    for found in (doc.xpath("//meta[@property='og:title']/@content"), doc.xpath("//title/text()")):
+        title = " ".join(str(found[0]).split()) if found else ""
+        if title:
+            return title
+    return ""

@@ -6,6 +6,8 @@
                                     its next run is moved to PollReport.next_poll (adaptive schedule,
                                     Retry-After, backoff all live in feeds.schedule)
                         deliver     every 2 s, and kicked right after a poll that enqueued alerts
+                        feedback    Telegram button presses: one getUpdates long poll (3 s) per run
+                        labels      every 5 s: labels written since (by any process)? learn from them
                         refit       every settings.refit_every
                         prune       hourly (settings.retention)
                         health      dead / recovered feeds -> admin channel
@@ -100,6 +102,8 @@ class Daemon:
         self._chores: dict[str, Callable[[], object]] = {
             "deliver": self._deliver,
             "refit": lambda: self.app.refit(),
+            "feedback": lambda: self.app.poll_feedback(),
+            "labels": lambda: self.app.relearn(),
             "prune": self._prune,
             "health": self.check_health,
             "stats": self._stats,

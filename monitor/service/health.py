@@ -176,6 +176,7 @@ class Status:
     now: datetime
     feeds: tuple[FeedRow, ...]
     topics: tuple[tuple[str, str, int], ...]  # (id, name, matches in the last 24 h)
+    labels: Mapping[str, tuple[int, int]]  # topic -> (labelled relevant, labelled not relevant), all time
     outbox: Mapping[str, int]
 
 
@@ -197,7 +198,7 @@ def gather_status(app: StatusSource, now: datetime, *, since: datetime | None = 
         rows.append(FeedRow(feed.name, feed.enabled, state, float(per_feed.get(feed.name, 0)), dead))
     matches = store.match_counts(day_ago)
     topics = tuple((t.id, t.name, matches.get(t.id, 0)) for t in config.topics)
-    return Status(now, tuple(rows), topics, dict(store.outbox_counts()))
+    return Status(now, tuple(rows), topics, store.label_counts(), dict(store.outbox_counts()))
 
 
 def _when(value: datetime | None, now: datetime) -> str:
@@ -234,8 +235,9 @@ def render_status(status: Status) -> str:
     lines += _table(rows)
     if problems:
         lines += ["", "feed errors:", *problems]
-    lines += ["", "topics (matches in the last 24 h):"]
-    lines += _table([("topic", "name", "matches/day"), *((i, n, str(c)) for i, n, c in status.topics)])
+    lines += ["", "topics (matches in the last 24 h; labels so far, relevant ✓ / not ✗):"]
+    header = ("topic", "name", "labels", "matches/day")
+    lines += _table([header, *((i, n, _labels(status.labels.get(i)), str(c)) for i, n, c in status.topics)])
     box = status.outbox
     lines += [
         "",
@@ -243,6 +245,10 @@ def render_status(status: Status) -> str:
         + "".join(f", {box[k]} {k}" for k in sorted(box) if k not in ("pending", "failed", "sent")),
     ]
     return "\n".join(lines)
+
+
+def _labels(counts: tuple[int, int] | None) -> str:
+    return f"{counts[0]} ✓ {counts[1]} ✗" if counts else "-"
 
 
 def format_status(app: StatusSource, now: datetime) -> str:

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 
 from .. import config as cfg
 from ..backoff import jitter
+from ..delivery.feedback import LONG_POLL
 from ..models import FeedState
 
 DELIVER_EVERY = 2.0
@@ -26,7 +27,10 @@ STATS_EVERY = 15.0
 HEALTH_EVERY = 300.0
 STARTUP_SPREAD = 30.0  # first polls after a start are spread over up to this many seconds
 NEW_FEED_SPREAD = 1.0  # a feed added by a reload is polled within this
-HOUSEKEEPING = ("deliver", "refit", "prune", "health", "stats")
+# Longer than one getUpdates long poll, or APScheduler would skip a run (max_instances=1) every time.
+FEEDBACK_EVERY = LONG_POLL + 1.0
+LABELS_EVERY = 5.0  # how soon labels written by another process (`monitor label`) reach the model
+HOUSEKEEPING = ("deliver", "feedback", "labels", "refit", "prune", "health", "stats")
 
 
 def poll_job_id(feed: cfg.Feed) -> str:
@@ -50,6 +54,8 @@ def housekeeping_intervals(settings: cfg.Settings) -> dict[str, tuple[float, flo
     health = min(HEALTH_EVERY, max(1.0, settings.dead_feed_after / 4))
     return {
         "deliver": (DELIVER_EVERY, DELIVER_EVERY / 2),
+        "feedback": (FEEDBACK_EVERY, 1.0),
+        "labels": (LABELS_EVERY, 1.0),
         "refit": (settings.refit_every, settings.refit_every),
         "prune": (PRUNE_EVERY, 300.0),
         "health": (health, health),

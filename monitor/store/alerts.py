@@ -13,8 +13,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from ..errors import StoreError
 from ..models import Alert, Delivery, Item, Match
+from .labels import is_muted, labels_of
 from .rows import chunks, insert_for, item_values, match_values, to_delivery, to_item, to_match
-from .schema import alerts, items, matches, outbox, story_items
+from .schema import alerts, items, matches, outbox, stories, story_items
 
 
 def topics_key(matches_: Sequence[Match]) -> str:
@@ -55,6 +56,8 @@ def record_alert(
     story_id: str | None,
     hold_until: dict[str, datetime],
 ) -> Alert | None:
+    if is_muted(conn, story_id):
+        return None  # checked here too, in the transaction, for a mute pressed while the item was processed
     item_pk, first_seen = item_id(conn, item, now)
     values = {"item_id": item_pk, "topics_key": topics_key(matches_), "story_id": story_id, "created": now}
     alert_id = conn.execute(_ADD_ALERT[conn.dialect.name], values).scalar()
@@ -91,6 +94,11 @@ def record_alert(
     return Alert(id=alert_id, item=alerted, matches=tuple(matches_), created=now, story_id=story_id)
 
 
+_STORY_MUTED = (
+    select(stories.c.muted)
+    .select_from(alerts.join(stories, alerts.c.story_id == stories.c.id))
+    .where(alerts.c.id == bindparam("alert"))
+)
 _SENT_TO = select(outbox.c.channel).where(outbox.c.alert_id == bindparam("alert"), outbox.c.kind == "send")
 # RETURNING counts the rows written: rowcount is not reliable for ON CONFLICT on every driver.
 _ADD_EDIT = {
@@ -100,6 +108,8 @@ _ADD_EDIT = {
 
 
 def record_story_update(conn: Connection, alert_id: int, item: Item, channels: Sequence[str], now: datetime) -> int:
+    if conn.execute(_STORY_MUTED, {"alert": alert_id}).scalar():
+        return 0
     sent_to = set(conn.execute(_SENT_TO, {"alert": alert_id}).scalars())
     written = 0
     for channel in dict.fromkeys(channels):
@@ -119,13 +129,13 @@ def record_story_update(conn: Connection, alert_id: int, item: Item, channels: S
     return written
 
 
-_ALERTS = select(alerts.c.id.label("alert_id"), alerts.c.story_id, alerts.c.created, *items.c).select_from(
-    alerts.join(items, alerts.c.item_id == items.c.id)
-)
+_ALERTS = select(
+    alerts.c.id.label("alert_id"), alerts.c.story_id, alerts.c.created, stories.c.muted, *items.c
+).select_from(alerts.join(items, alerts.c.item_id == items.c.id).outerjoin(stories, alerts.c.story_id == stories.c.id))
 
 
 def build_alerts(conn: Connection, rows: Sequence[Row[Any]]) -> list[Alert]:
-    """Alerts from `_ALERTS` rows, with their matches and their stories' other items."""
+    """Alerts from `_ALERTS` rows, with their matches, their items' labels and their stories' other items."""
     ids = [row.alert_id for row in rows]
     by_alert: dict[int, list[Match]] = defaultdict(list)
     for chunk in chunks(ids):
@@ -142,6 +152,7 @@ def build_alerts(conn: Connection, rows: Sequence[Row[Any]]) -> list[Alert]:
         )
         for srow in conn.execute(query):
             by_story[srow.story_id].append((srow.item_uid, srow.feed, srow.link))
+    verdicts = labels_of(conn, [row.id for row in rows])
     result = []
     for row in rows:
         also = tuple((feed, link) for uid, feed, link in by_story.get(row.story_id or "", []) if uid != row.uid)
@@ -153,6 +164,8 @@ def build_alerts(conn: Connection, rows: Sequence[Row[Any]]) -> list[Alert]:
                 created=row.created,
                 story_id=row.story_id,
                 also=also,
+                labels=verdicts.get(row.id, ()),
+                muted=bool(row.muted),
             )
         )
     return result

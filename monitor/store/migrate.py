@@ -1,9 +1,14 @@
-"""Versioned schema: an ordered list of migrations, applied when the store opens.
+"""Versioned schema: a new database is created at the latest version; an existing one runs the steps since its own.
 
-``schema_version`` holds one row with the number of migrations applied. Each migration runs in the
-opening transaction together with the version bump, so a crash leaves the old version and the migration
-is retried. Two processes opening at once are serialised: SQLite by the write lock that the store's
-``BEGIN IMMEDIATE`` takes, PostgreSQL by a transaction-scoped advisory lock (DDL is transactional on both).
+As lemon24/reader does: ``schema_version`` holds one row with the version. A new database gets today's
+tables from schema.py in one go and the latest version number; only a database written by an older monitor
+runs migration steps, each explicit DDL frozen when it was released (so a step never meets a column that a
+newer definition already created). Version 1 is the frozen DDL in v1.py, the starting point of the tests.
+
+Each step runs in the opening transaction together with the version bump, so a crash leaves the old version
+and the step is retried. Two processes opening at once are serialised: SQLite by the write lock that the
+store's ``BEGIN IMMEDIATE`` takes, PostgreSQL by a transaction-scoped advisory lock (DDL is transactional on
+both).
 """
 
 from __future__ import annotations
@@ -11,47 +16,76 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, func, insert, select, text, update
+from sqlalchemy import Connection, func, insert, inspect, select, text, update
 
 from ..errors import StoreError
-from .schema import V1_TABLES, metadata, schema_version
+from .schema import metadata, schema_version
 
 Migration = Callable[[Connection], None]
 
 # Any constant will do; it only has to be the same for every process that opens this database.
 _PG_LOCK_KEY = 0x6D6F6E69746F72  # "monitor"
 
+# Column types that differ between the two dialects, as version 1 spelled them (see v1.py).
+_TYPES = {
+    "sqlite": {"id": "INTEGER", "ref": "INTEGER", "time": "DATETIME"},
+    "postgresql": {"id": "BIGSERIAL", "ref": "BIGINT", "time": "TIMESTAMP WITH TIME ZONE"},
+}
 
-def _v1_tables(conn: Connection) -> None:
-    metadata.create_all(conn, tables=list(V1_TABLES))
+
+def _v2_labels(conn: Connection) -> None:
+    """Labels, the state table (Telegram update offsets) and muted stories."""
+    t = _TYPES[conn.dialect.name]
+    conn.exec_driver_sql(
+        f"""CREATE TABLE labels (
+            id {t["id"]} NOT NULL,
+            item_id {t["ref"]} NOT NULL,
+            topic TEXT NOT NULL,
+            relevant BOOLEAN NOT NULL,
+            source TEXT NOT NULL,
+            labeller TEXT NOT NULL,
+            labelled_at {t["time"]} NOT NULL,
+            PRIMARY KEY (id),
+            CONSTRAINT uq_labels_item_topic UNIQUE (item_id, topic),
+            FOREIGN KEY(item_id) REFERENCES items (id)
+        )"""
+    )
+    conn.exec_driver_sql("CREATE TABLE state (name TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (name))")
+    conn.exec_driver_sql("ALTER TABLE stories ADD COLUMN muted BOOLEAN DEFAULT '0' NOT NULL")
 
 
-# Append only: a released migration is never edited, since databases out there already ran it.
-MIGRATIONS: tuple[Migration, ...] = (_v1_tables,)
-LATEST = len(MIGRATIONS)
+# Version n is reached by STEPS[n - 2] from version n - 1. Append only: a released step is never edited,
+# since databases out there already ran it.
+STEPS: tuple[Migration, ...] = (_v2_labels,)
+LATEST = 1 + len(STEPS)
 
 
 def migrate(conn: Connection, schema: str | None = None) -> tuple[int, int]:
-    """Apply pending migrations inside the caller's (write) transaction; return (before, after) versions."""
+    """Create or upgrade the schema inside the caller's (write) transaction; return (before, after) versions.
+
+    `before` is 0 for a new database."""
     if conn.dialect.name == "postgresql":
         conn.execute(select(func.pg_advisory_xact_lock(_PG_LOCK_KEY)))
         if schema is not None:
             # `schema` was checked to be a plain identifier by the store before it reached SQL.
             conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
-    schema_version.create(conn, checkfirst=True)
-    current = conn.execute(select(schema_version.c.version).where(schema_version.c.id == 1)).scalar()
-    before = 0 if current is None else current
-    if before > LATEST:
+    current = None
+    if inspect(conn).has_table(schema_version.name):
+        current = conn.execute(select(schema_version.c.version).where(schema_version.c.id == 1)).scalar()
+    now = datetime.now(UTC)
+    if current is None:
+        metadata.create_all(conn)
+        conn.execute(insert(schema_version).values(id=1, version=LATEST, applied=now))
+        return 0, LATEST
+    if current > LATEST:
         raise StoreError(
-            f"the database schema is at version {before}, newer than this monitor knows ({LATEST}); "
+            f"the database schema is at version {current}, newer than this monitor knows ({LATEST}); "
             "upgrade the monitor or point it at another database"
         )
-    for version in range(before + 1, LATEST + 1):
-        MIGRATIONS[version - 1](conn)
-    if before < LATEST:
-        now = datetime.now(UTC)
-        if current is None:
-            conn.execute(insert(schema_version).values(id=1, version=LATEST, applied=now))
-        else:
-            conn.execute(update(schema_version).where(schema_version.c.id == 1).values(version=LATEST, applied=now))
-    return before, LATEST
+    if current < 1:
+        raise StoreError(f"the database schema is at version {current}, which no monitor ever wrote")
+    for version in range(current + 1, LATEST + 1):
+        STEPS[version - 2](conn)
+    if current < LATEST:
+        conn.execute(update(schema_version).where(schema_version.c.id == 1).values(version=LATEST, applied=now))
+    return current, LATEST

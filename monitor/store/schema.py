@@ -3,6 +3,10 @@
 Times are stored as ``DateTime(timezone=True)``: PostgreSQL keeps ``timestamptz``; SQLite has no time zone
 type, so values are normalised to UTC before they are written (its text format then sorts and compares
 correctly) and tagged UTC again when read. Every time handed out of the store is tz-aware UTC.
+
+These definitions are what a new database is created with. A schema change edits them AND appends a step
+of explicit DDL to migrate.py, which is what an existing database runs; tests/test_migrate.py checks that
+both give the same schema.
 """
 
 from __future__ import annotations
@@ -187,6 +191,7 @@ stories = Table(
     Column("first_seen", UTCDateTime, nullable=False),
     Column("last_seen", UTCDateTime, nullable=False),
     Column("topics", SafeText, nullable=False),  # JSON list
+    Column("muted", Boolean, nullable=False, server_default="0"),  # v2: the analyst muted it (no alerts, no edits)
     Index("ix_stories_last_seen", "last_seen"),
 )
 
@@ -203,6 +208,25 @@ story_items = Table(
     Index("ix_story_items_uid", "item_uid"),
 )
 
-# Tables created by migration 1. A later schema change must not edit these definitions in place without
-# freezing a copy for migration 1: it adds a migration with explicit DDL instead.
-V1_TABLES = (feeds, items, alerts, matches, outbox, stories, story_items)
+# v2. One verdict per (item, topic), a later one replacing it; the item row is kept by prune for as long as
+# a label points at it, since the topic model learns from the item's text.
+labels = Table(
+    "labels",
+    metadata,
+    _id(),
+    Column("item_id", Id, ForeignKey("items.id"), nullable=False),
+    Column("topic", SafeText, nullable=False),
+    Column("relevant", Boolean, nullable=False),
+    Column("source", SafeText, nullable=False),  # telegram | cli | url | import
+    Column("labeller", SafeText, nullable=False),  # Telegram user id or local user name; '' when unknown
+    Column("labelled_at", UTCDateTime, nullable=False),
+    UniqueConstraint("item_id", "topic", name="uq_labels_item_topic"),
+)
+
+# v2. Small named values that must survive a restart: the Telegram update offset per bot, the labels revision.
+state = Table(
+    "state",
+    metadata,
+    Column("name", SafeText, primary_key=True),
+    Column("value", SafeText, nullable=False),
+)

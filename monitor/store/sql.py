@@ -19,8 +19,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from ..errors import StoreError
-from ..models import Alert, Delivery, FeedState, Item, Match, Story
+from ..models import Alert, Delivery, FeedState, Item, Label, Match, Story
 from . import alerts as alert_queries
+from . import labels as label_queries
 from . import stories as story_queries
 from .engine import WRITE_OPTION, is_memory, make_engine
 from .migrate import migrate
@@ -34,7 +35,7 @@ from .rows import (
     to_feed,
     to_item,
 )
-from .schema import alerts, outbox, story_items
+from .schema import alerts, labels, outbox, story_items
 from .schema import feeds as feed_table
 from .schema import items as item_table
 from .schema import matches as match_table
@@ -237,11 +238,21 @@ class SqlStore:
         with self._tx("counting items per feed") as conn:
             return {feed: int(n) for feed, n in conn.execute(query)}
 
+    def item_by_link(self, link: str) -> Item | None:
+        """The earliest stored item with this link (`monitor label --url` labels it rather than a copy)."""
+        query = select(item_table).where(item_table.c.link == link).order_by(item_table.c.id).limit(1)
+        with self._tx("finding an item by its link") as conn:
+            row = conn.execute(query).first()
+        return None if row is None else to_item(row)
+
     def prune(self, before: datetime) -> int:
-        """Delete items first seen before `before` that no alert references (and their matches); return the
-        count. Stories last seen before then without an alert go too, or they would grow without bound."""
+        """Delete items first seen before `before` that no alert or label references (and their matches);
+        return the count. Stories last seen before then without an alert go too, or they would grow without
+        bound. A labelled item keeps its text: the topic model learns from it."""
         doomed = select(item_table.c.id).where(
-            item_table.c.first_seen < before, ~select(alerts.c.id).where(alerts.c.item_id == item_table.c.id).exists()
+            item_table.c.first_seen < before,
+            ~select(alerts.c.id).where(alerts.c.item_id == item_table.c.id).exists(),
+            ~select(labels.c.id).where(labels.c.item_id == item_table.c.id).exists(),
         )
         stale = select(story_table.c.id).where(
             story_table.c.last_seen < before, ~select(alerts.c.id).where(alerts.c.story_id == story_table.c.id).exists()
@@ -265,12 +276,14 @@ class SqlStore:
         story_id: str | None = None,
         hold_until: dict[str, datetime] | None = None,
     ) -> Alert | None:
-        """Matches, alert and one pending 'send' row per channel, in one transaction; None if recorded before."""
+        """Matches, alert and one pending 'send' row per channel, in one transaction; None if recorded before
+        or the story is muted."""
         with self._tx(f"recording an alert for {item.uid!r}", write=True) as conn:
             return alert_queries.record_alert(conn, item, matches, channels, now, story_id, hold_until or {})
 
     def record_story_update(self, alert_id: int, item: Item, channels: Sequence[str], now: datetime) -> int:
-        """Queue 'edit' rows for the channels the alert was sent to (others have nothing to edit)."""
+        """Queue 'edit' rows for the channels the alert was sent to (others have nothing to edit); none when its
+        story is muted."""
         with self._tx(f"queueing story updates for alert {alert_id}", write=True) as conn:
             return alert_queries.record_story_update(conn, alert_id, item, channels, now)
 
@@ -356,3 +369,40 @@ class SqlStore:
         """The earliest alert recorded for a story."""
         with self._tx(f"finding the alert of story {story_id!r}") as conn:
             return conn.execute(_FIRST_ALERT, {"story": story_id}).scalar()
+
+    def mute_story(self, story_id: str) -> bool:
+        """Mute a story for good: no more alerts or edits; its queued edits are dropped. False if unknown."""
+        with self._tx(f"muting story {story_id!r}", write=True) as conn:
+            return label_queries.mute_story(conn, story_id)
+
+    # --- labels and state -------------------------------------------------------------------------
+
+    def put_label(self, label: Label, now: datetime) -> None:
+        """Record a verdict on a stored item (replacing an earlier one for the same topic); `at` defaults to now.
+
+        StoreError when the item is not stored."""
+        with self._tx(f"labelling {label.item!r} for {label.topic!r}", write=True) as conn:
+            label_queries.put_label(conn, label, now)
+
+    def labelled_items(self, topic: str | None = None) -> list[tuple[Label, Item]]:
+        """Every label with its item, oldest first: what the topic model learns from."""
+        with self._tx("reading labels") as conn:
+            return label_queries.labelled_items(conn, topic)
+
+    def label_counts(self) -> dict[str, tuple[int, int]]:
+        """Per topic: (labelled relevant, labelled not relevant)."""
+        with self._tx("counting labels") as conn:
+            return label_queries.label_counts(conn)
+
+    def labels_revision(self) -> int:
+        """A number that changes with every label written, by any process: one cheap read."""
+        with self._tx("reading the labels revision") as conn:
+            return int(label_queries.get_state(conn, label_queries.LABELS_REVISION) or 0)
+
+    def get_state(self, name: str) -> str | None:
+        with self._tx(f"reading state {name!r}") as conn:
+            return label_queries.get_state(conn, name)
+
+    def put_state(self, name: str, value: str) -> None:
+        with self._tx(f"saving state {name!r}", write=True) as conn:
+            label_queries.put_state(conn, name, value)

@@ -21,7 +21,9 @@ _STORY_FIELDS = ("first_item", "first_seen", "last_seen", "topics")
 
 def _upsert(dialect_insert: Any) -> Any:
     stmt = dialect_insert(stories)
-    excluded = {name: stmt.excluded[name] for name in _STORY_FIELDS}
+    excluded: dict[str, Any] = {name: stmt.excluded[name] for name in _STORY_FIELDS}
+    # Never cleared by a save: a mute pressed while a poll held the story must survive that poll's write.
+    excluded["muted"] = stories.c.muted | stmt.excluded.muted
     return stmt.on_conflict_do_update(index_elements=[stories.c.id], set_=excluded)
 
 
@@ -43,7 +45,13 @@ _DROP = delete(story_items).where(
 def put_story(conn: Connection, story: Story) -> None:
     """Upsert the story; add its new items (link and time looked up now: item rows may be pruned later)."""
     topics = json.dumps(list(story.topics), ensure_ascii=False)
-    row = {"id": story.id, "first_item": story.first_item, "first_seen": story.first_seen, "topics": topics}
+    row = {
+        "id": story.id,
+        "first_item": story.first_item,
+        "first_seen": story.first_seen,
+        "topics": topics,
+        "muted": story.muted,
+    }
     conn.execute(_UPSERT[conn.dialect.name], {**row, "last_seen": story.last_seen})
     uids = list(dict.fromkeys(story.items))
     wanted = {uid: position for position, uid in enumerate(uids)}
@@ -94,6 +102,7 @@ def _build(conn: Connection, rows: Sequence[Row[Any]]) -> list[Story]:
             items=tuple(uid for uid, _ in members.get(row.id, [])),
             sources=tuple(feed for _, feed in members.get(row.id, [])),
             topics=tuple(json.loads(row.topics)),
+            muted=row.muted,
         )
         for row in rows
     ]
@@ -120,6 +129,7 @@ def get_story(conn: Connection, story_id: str) -> Story | None:
         items=tuple(m.item_uid for m in members),
         sources=tuple(m.feed for m in members),
         topics=tuple(json.loads(row.topics)),
+        muted=row.muted,
     )
 
 
