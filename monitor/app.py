@@ -71,8 +71,7 @@ class App:
             notifiers = build_notifiers(config)
             old = self.notifiers
             self.config = config
-            self.pipeline.config = config
-            self.pipeline.model = model
+            self.pipeline.use(config=config, model=model)
             self.notifiers = notifiers
             self.deliverer = Deliverer(self.store, notifiers, config, self.clock)
             for notifier in old.values():
@@ -81,9 +80,14 @@ class App:
     def refit(self) -> None:
         """Refit the topic model's background statistics on the stored items; swap it in and persist it."""
         texts = background_texts(self.config, self.store)
-        model = self.pipeline.model.refit(texts)
-        model.save(self.config.data_dir / MODEL_FILE)
-        self.pipeline.model = model
+        current = self.pipeline.model
+        model = current.refit(texts)
+        with self._lock:
+            if self.pipeline.model is not current:  # a reload built a model for new topics meanwhile: keep that one
+                log.info("topic model refit dropped: the config was reloaded while it ran")
+                return
+            model.save(self.config.data_dir / MODEL_FILE)
+            self.pipeline.use(model=model)
         log.info("topic model refit on %d stored items", len(texts))
 
     def prune(self) -> int:

@@ -21,7 +21,7 @@ from .feeds.fulltext import extract_article
 from .feeds.http import DEFAULT_USER_AGENT, HttpFetcher
 from .match.evaluate import format_report, report_to_json, run_eval
 from .match.explain import explanation_json, format_explanation
-from .pipeline import PollReport
+from .models import PollReport
 from .service.daemon import Daemon
 from .service.health import format_status
 from .service.logs import setup_logging

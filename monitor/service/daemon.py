@@ -44,8 +44,7 @@ from ..app import open_app
 from ..errors import MonitorError, NotifyError
 from ..feeds.concurrency import PER_HOST, HostLimiter, host_of
 from ..feeds.schedule import jitter
-from ..models import FeedState
-from ..pipeline import PollReport
+from ..models import FeedState, PollReport
 from ..ports import Clock, Notifier, Store, SystemClock
 from .health import dead_feed_transitions, notice, usual_gap
 from .logs import remember_secrets, secrets_of

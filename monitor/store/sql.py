@@ -1,6 +1,8 @@
 """SqlStore: the ports.Store on SQLite or PostgreSQL, with SQLAlchemy Core.
 
-Every public method is one short transaction, so the daemon's worker threads can share one store. Errors
+Every public method is one short transaction, so the daemon's worker threads can share one store; `apply` writes
+everything one item changes (story, matches, alert, outbox rows) in one, so a process killed at any moment leaves
+each item either fully recorded or not at all. Errors
 from the database leave as StoreError("while <doing what>: ...").
 """
 
@@ -19,7 +21,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from ..errors import StoreError
-from ..models import Alert, Delivery, FeedState, Item, Match, Story
+from ..models import Alert, Delivery, FeedState, Item, ItemIntent, Match, Story
 from . import alerts as alert_queries
 from . import stories as story_queries
 from .engine import WRITE_OPTION, is_memory, make_engine
@@ -254,6 +256,25 @@ class SqlStore:
         return pruned
 
     # --- alerts and outbox ------------------------------------------------------------------------
+
+    def apply(self, intent: ItemIntent) -> Alert | None:
+        """What processing one item decided, in one transaction: the alert with its matches and outbox rows, the
+        story, and the edits of the story's first alert. Returns the alert when one was recorded (None: none was
+        decided, or the same was recorded before)."""
+        item, story, now = intent.item, intent.story, intent.now
+        with self._tx(f"recording item {item.uid!r}", write=True) as conn:
+            recorded = None
+            if intent.alert is not None:
+                wanted = intent.alert
+                hold = dict(wanted.hold_until)
+                recorded = alert_queries.record_alert(conn, item, wanted.matches, wanted.channels, now, story.id, hold)
+            # The story is saved before its edit is queued, so the edit renders the new source.
+            story_queries.put_story(conn, story)
+            if intent.edit is not None:
+                first = conn.execute(_FIRST_ALERT, {"story": story.id}).scalar()
+                if first is not None:
+                    alert_queries.record_story_update(conn, first, item, intent.edit, now)
+        return recorded
 
     def record_alert(
         self,
