@@ -1,9 +1,9 @@
 """SqlStore: the ports.Store on SQLite or PostgreSQL, with SQLAlchemy Core.
 
 Every public method is one short transaction, so the daemon's worker threads can share one store; `apply` writes
-everything one item changes (story, matches, alert, outbox rows) in one, so a process killed at any moment leaves
-each item either fully recorded or not at all. Errors
-from the database leave as StoreError("while <doing what>: ...").
+everything processing one item changes (story, matches, alert, outbox rows, edits) in one, so a process killed at
+any moment leaves each item fully recorded or not at all. Errors from the database leave as
+StoreError("while <doing what>: ...").
 """
 
 from __future__ import annotations
@@ -268,7 +268,7 @@ class SqlStore:
                 wanted = intent.alert
                 hold = dict(wanted.hold_until)
                 recorded = alert_queries.record_alert(conn, item, wanted.matches, wanted.channels, now, story.id, hold)
-            # The story is saved before its edit is queued, so the edit renders the new source.
+            # After the alert, which stores the item if the caller skipped add_items: the story's row reads its link.
             story_queries.put_story(conn, story)
             if intent.edit is not None:
                 first = conn.execute(_FIRST_ALERT, {"story": story.id}).scalar()
