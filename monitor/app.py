@@ -76,8 +76,7 @@ class App:
             notifiers = build_notifiers(config)
             old = self.notifiers
             self.config = config
-            self.pipeline.config = config
-            self.pipeline.model = model
+            self.pipeline.use(config=config, model=model)
             self.notifiers = notifiers
             self.deliverer = Deliverer(self.store, notifiers, config, self.clock)
             for notifier in old.values():
@@ -114,7 +113,7 @@ class App:
             model = build(base, labelled)
             with self._lock:
                 if self.pipeline.model is base:
-                    self.pipeline.model = model
+                    self.pipeline.use(model=model)
                     self.labels_seen = revision
                     return model, len(labelled)
 

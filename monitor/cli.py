@@ -21,7 +21,7 @@ from .feeds.http import DEFAULT_USER_AGENT, HttpFetcher
 from .labelling import export_labels, format_labels, import_labels, label_alert, label_url, topic_id, verdict
 from .match.evaluate import format_report, report_to_json, run_eval
 from .match.explain import explanation_json, format_explanation
-from .pipeline import PollReport
+from .models import PollReport
 from .ports import SystemClock
 from .redact import scrub
 from .service.daemon import Daemon

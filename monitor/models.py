@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -112,7 +113,44 @@ class Story:
     items: tuple[str, ...] = ()  # uids
     sources: tuple[str, ...] = ()  # feed names, in arrival order
     topics: tuple[str, ...] = ()  # topics already alerted for this story
-    muted: bool = False  # the analyst muted it: no more alerts or edits for it
+    muted: bool = False  # the analyst muted it: later items raise no alerts and no edits
+
+
+@dataclass(frozen=True)
+class AlertIntent:
+    """A new alert for an item: its topics the story had not matched, and where they go."""
+
+    matches: tuple[Match, ...]
+    channels: tuple[str, ...]
+    hold_until: Mapping[str, datetime] = field(default_factory=dict)  # channel -> first attempt, when later than now
+
+
+@dataclass(frozen=True)
+class ItemIntent:
+    """What processing one item changes, decided by a pure function (monitor.decide) and applied by the store in
+    one transaction (Store.apply): the story as it is to be saved, an alert to record, an edit to queue."""
+
+    item: Item
+    story: Story
+    now: datetime
+    alert: AlertIntent | None = None
+    edit: tuple[str, ...] | None = None  # channels where the story's first alert is to show this item; None: no edit
+
+
+@dataclass(frozen=True)
+class PollReport:
+    """What one poll of one feed did."""
+
+    feed: str
+    status: str  # ok | not_modified | error
+    new: int = 0
+    total: int = 0
+    elapsed: float = 0.0
+    error: str | None = None
+    next_poll: datetime | None = None
+    items: tuple[Item, ...] = ()  # new and changed items
+    matches: dict[str, tuple[Match, ...]] = field(default_factory=dict)  # item uid -> matched topics
+    alerts: int = 0
 
 
 @dataclass(frozen=True)

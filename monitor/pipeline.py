@@ -4,10 +4,14 @@
       | parse(bytes, content-type)  -> error: record on feed, back off, stop
       | store new/changed items     (new = (feed, key) never seen; no timestamp cutoff)
       | full text for new items     (feeds with full_text: true)
-      | classify each item          (TopicModel.classify)
-      | group into stories          (StoryGrouper.assign)
-      | enqueue alerts              (store.record_alert: match + alert + outbox rows, one transaction)
-      | next poll time              (feeds.schedule.next_poll)
+      | per item:
+      |   analyse its text once     (match.text.AnalysedText: read by matching and by grouping)
+      |   classify                  (TopicModel.classify_text)
+      |   group into a story        (StoryGrouper.assign)
+      |   read the story            (store.get_story)
+      |   decide                    (decide.decide -> ItemIntent: story update, alert, edit; pure)
+      |   apply                     (store.apply: story + match + alert + outbox rows, one transaction)
+      | feed state, next poll time  (decide.next_feed_state; pure) -> store.put_feed
 
 Delivery of the outbox is separate (outbox.Deliverer), so a slow channel never holds up polling.
 """
@@ -18,37 +22,21 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import datetime
 
 from . import config as cfg
-from .delivery.rules import hold_until
+from .decide import decide, is_backfill, next_feed_state
 from .errors import FetchError, MonitorError, ParseError
 from .feeds.fulltext import extract_article
 from .feeds.parse import parse_feed
-from .feeds.schedule import next_poll
 from .match.classify import TopicModel
-from .models import FeedState, FetchResult, Item, Match, ParsedFeed, Story
+from .match.text import AnalysedText
+from .models import FeedState, FetchResult, Item, Match, ParsedFeed, PollReport
 from .ports import Clock, Fetcher, Store
 from .stories.group import StoryGrouper
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class PollReport:
-    """What one poll of one feed did."""
-
-    feed: str
-    status: str  # ok | not_modified | error
-    new: int = 0
-    total: int = 0
-    elapsed: float = 0.0
-    error: str | None = None
-    next_poll: datetime | None = None
-    items: tuple[Item, ...] = ()  # new and changed items
-    matches: dict[str, tuple[Match, ...]] = field(default_factory=dict)  # item uid -> matched topics
-    alerts: int = 0
 
 
 @dataclass(frozen=True)
@@ -73,29 +61,42 @@ class Pipeline:
         *,
         parse: Callable[..., ParsedFeed] = parse_feed,
     ) -> None:
-        self.config = config
+        self._current = (config, model)  # swapped as one pair by use(): an item never sees a mix of two configs
+        self._swap_lock = threading.Lock()
         self.parse = parse  # parse_feed, or a ParserPool running it in worker processes
-        self.model = model
         self.store = store
         self.fetcher = fetcher
         self.grouper = grouper
         self.clock = clock
-        # Grouping and enqueueing read-modify-write story state: one item at a time.
+        # Grouping, reading the story and applying the decision read-modify-write story state: one item at a time.
         self._story_lock = threading.Lock()
+
+    @property
+    def config(self) -> cfg.Config:
+        return self._current[0]
+
+    @property
+    def model(self) -> TopicModel:
+        return self._current[1]
+
+    def use(self, *, config: cfg.Config | None = None, model: TopicModel | None = None) -> None:
+        """Swap in a new config and/or topic model (reload, refit); items processed from now on use them.
+
+        Safe while other threads poll: an item in progress finishes with the pair it started with.
+        """
+        with self._swap_lock:
+            old_config, old_model = self._current
+            self._current = (old_config if config is None else config, old_model if model is None else model)
 
     def poll(self, feed: cfg.Feed) -> PollReport:
         """Ingest one feed, then match, group and enqueue its new and changed items."""
         done_before = self.store.get_feed(feed.name)
         report, new, changed = self.ingest(feed, done_before)
-        # A feed's first poll brings its whole backlog: items older than `backfill` are matched and
-        # grouped (so later reports of their stories stay quiet) but not alerted, or every new feed
-        # would flood the analyst with last week's news.
-        first_poll = done_before is None or done_before.last_success is None
-        cutoff = self.clock.now() - timedelta(seconds=self.config.settings.backfill)
+        now, backfill = self.clock.now(), self.config.settings.backfill
         matches: dict[str, tuple[Match, ...]] = {}
         alerts = 0
         for item, is_update in [*((i, False) for i in new), *((i, True) for i in changed)]:
-            quiet = first_poll and item.published < cutoff
+            quiet = is_backfill(item, done_before, now, backfill)
             done = self.process(item, update=is_update, alert=not quiet)
             if done.matches:
                 matches[item.uid] = done.matches
@@ -141,12 +142,14 @@ class Pipeline:
         return report, new, changed
 
     def preview(self, feed: cfg.Feed) -> PollReport:
-        """Fetch, parse and match one feed, writing nothing: `monitor check` beside a running daemon.
+        """Fetch, parse, match and decide one feed, writing nothing: `monitor check` beside a running daemon.
 
         The daemon owns the data directory's state. Items stored here would no longer be new to it, and
         a story grouped here would be missing from its in-memory window, so the same story could alert
-        twice. The report lists the items the store does not hold yet and the topics each matches.
+        twice. The report lists the items the store does not hold yet, the topics each matches, and how
+        many would alert (the same decision as `process`, against the stories known here, applied nowhere).
         """
+        config, model = self._current
         started = time.monotonic()
         state = self.store.get_feed(feed.name)
         # the daemon's validators (a 304 then means nothing new to it), if they belong to this URL
@@ -163,10 +166,18 @@ class Pipeline:
         if feed.full_text:
             unseen = [self._with_full_text(item) for item in unseen]
         matches = {}
+        alerts = 0
         for item in unseen:
-            matched = tuple(m for m in self.model.classify(item.title, item.text, item.lang or None) if m.matched)
+            analysed = AnalysedText(item.title, item.text)
+            matched = tuple(m for m in model.classify_text(analysed) if m.matched)
             if matched:
                 matches[item.uid] = matched
+            now = self.clock.now()
+            placement = self.grouper.place(item, now, analysed)  # where assign() would put it; the window stays as is
+            quiet = is_backfill(item, state, now, config.settings.backfill)
+            story = self.store.get_story(placement.story_id)
+            intent = decide(item, matched, story, placement, config, now, alert=not quiet)
+            alerts += intent.alert is not None
         return PollReport(
             feed.name,
             "ok",
@@ -175,50 +186,27 @@ class Pipeline:
             elapsed=time.monotonic() - started,
             items=tuple(unseen),
             matches=matches,
+            alerts=alerts,
         )
 
     def process(self, item: Item, *, update: bool = False, alert: bool = True) -> Enqueued:
-        """Classify one stored item, place it in a story, and enqueue what the analyst should see.
+        """Classify one stored item, place it in a story, decide what the analyst should see, and apply it.
 
-        Per story and topic one alert: the first matching item alerts; later items of the story
-        edit the sent message ("also: …"); a later item matching a topic the story had not matched
-        alerts for that topic only. An updated item (same id, new text) alerts only for new topics.
-        With `alert=False` the item is matched and grouped, and its topics count as told, silently.
+        The decision is `decide.decide` (one alert per story and topic, later items edit it; see there), made on
+        the story as stored and applied by the store in one transaction: the story, the matches, the alert and
+        its outbox rows, the edits. `update`: the item is a changed version of one processed before. With
+        `alert=False` the item is matched and grouped, and its topics count as told, silently.
         """
-        config, model = self.config, self.model
-        matched = tuple(m for m in model.classify(item.title, item.text, item.lang or None) if m.matched)
+        config, model = self._current
+        analysed = AnalysedText(item.title, item.text)  # analysed once, for matching and for grouping
+        matched = tuple(m for m in model.classify_text(analysed) if m.matched)
         with self._story_lock:
             now = self.clock.now()
-            decision = self.grouper.assign(item, now)
-            story = self.store.get_story(decision.story_id) or Story(
-                id=decision.story_id, first_item=item.uid, first_seen=now, last_seen=now
-            )
-            fresh = tuple(m for m in matched if m.topic not in story.topics)
-            if item.uid not in story.items:
-                story = replace(
-                    story,
-                    items=(*story.items, item.uid),
-                    sources=(*story.sources, item.feed),
-                    last_seen=now,
-                )
-            alerted = False
-            if fresh and not alert:
-                story = replace(story, topics=(*story.topics, *(m.topic for m in fresh)))
-            elif fresh:
-                topics = [m.topic for m in fresh]
-                channels = config.channels_for(topics)
-                hold = hold_until(config, topics, channels, now)
-                recorded = self.store.record_alert(item, fresh, channels, now, story_id=story.id, hold_until=hold)
-                alerted = recorded is not None
-                story = replace(story, topics=(*story.topics, *topics))
-            # The story is saved before its edit is queued, so the edit renders the new source.
-            self.store.put_story(story)
-            if alert and not fresh and not update and not decision.is_new:
-                first_alert = self.store.alert_for_story(story.id)
-                if first_alert is not None:
-                    channels = config.channels_for(list(story.topics))
-                    self.store.record_story_update(first_alert, item, channels, now)
-        return Enqueued(matches=matched, alerted=alerted)
+            placement = self.grouper.assign(item, now, analysed)
+            story = self.store.get_story(placement.story_id)
+            intent = decide(item, matched, story, placement, config, now, update=update, alert=alert)
+            recorded = self.store.apply(intent)
+        return Enqueued(matches=matched, alerted=recorded is not None)
 
     def _fetch(
         self, feed: cfg.Feed, etag: str | None, last_modified: str | None, now: datetime
@@ -265,47 +253,28 @@ class Pipeline:
         new_count: int = 0,
         warning: str | None = None,
     ) -> PollReport:
-        """Record the feed's state and when to poll it next."""
-        settings = self.config.settings
-        errors = state.error_count + 1 if error else 0
-        retry_after = getattr(error, "retry_after", None) or (result.retry_after if result else None)
-        when = next_poll(
-            now,
-            interval=feed.interval,
-            min_interval=feed.min_interval or min(60.0, settings.default_interval),
-            max_interval=feed.max_interval or max(4 * settings.default_interval, 3600.0),
-            default_interval=settings.default_interval,
-            result_max_age=result.max_age if result else None,
-            ttl=ttl,
-            retry_after=retry_after,
-            error_count=errors,
-            max_backoff=settings.max_backoff,
-            item_times=item_times,
-        )
+        """Record the feed's state (decide.next_feed_state) and report the poll."""
         # Counting costs a query; only a poll that stored something can change the count.
         total = self.store.count_items(feed.name) if new_items or state.items_total == 0 else state.items_total
-        state = replace(
+        state = next_feed_state(
+            feed,
+            self.config.settings,
             state,
-            last_fetch=now,
-            next_poll=when,
-            status=status,
-            error_count=errors,
-            items_total=total,
+            now,
+            status,
+            total=total,
+            result=result,
+            error=error,
+            ttl=ttl,
+            item_times=item_times,
+            new_count=new_count,
         )
-        if error is None:
-            state = replace(
-                state,
-                last_success=now,
-                etag=result.etag if result and result.etag else state.etag,
-                last_modified=result.last_modified if result and result.last_modified else state.last_modified,
-                redirected_to=(result.permanent_redirect if result else None) or state.redirected_to,
-                last_new_item=now if new_count else state.last_new_item,
-            )
-            if warning:
-                log.info("%s: %s", feed.name, warning)
-        else:
-            state = replace(state, last_error=str(error), last_error_at=now)
+        when = state.next_poll
+        assert when is not None  # next_feed_state always schedules the next poll
+        if error is not None:
             log.warning("%s: %s (retry at %s)", feed.name, error, when.isoformat(timespec="seconds"))
+        elif warning:
+            log.info("%s: %s", feed.name, warning)
         self.store.put_feed(state)
         return PollReport(
             feed=feed.name,

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Protocol
 
-from .models import Alert, Delivery, FeedState, FetchResult, Item, Label, Match, Story
+from .models import Alert, Delivery, FeedState, FetchResult, Item, ItemIntent, Label, Match, Story
 
 
 class Clock(Protocol):
@@ -102,6 +102,13 @@ class Store(Protocol):
         ...
 
     # alerts and outbox
+    def apply(self, intent: ItemIntent) -> Alert | None:
+        """In one transaction, what processing one item decided (monitor.decide): the alert with its matches and
+        outbox rows (as record_alert), the story, and 'edit' rows so the sent messages of the story's first alert
+        show the item (keyed by alert, item and channel; only channels that alert went to). Returns the alert
+        recorded, None when there was none or the same was recorded before."""
+        ...
+
     def record_alert(
         self,
         item: Item,
@@ -116,11 +123,6 @@ class Store(Protocol):
 
         Keyed by (item uid, sorted matched topics): recording the same again returns None and writes
         nothing. `hold_until` gives a channel's first attempt time (digest, quiet hours)."""
-        ...
-
-    def record_story_update(self, alert_id: int, item: Item, channels: Sequence[str], now: datetime) -> int:
-        """Queue 'edit' rows so already sent messages of `alert_id` show the story's new source; keyed by
-        (alert, item uid, channel). Returns the number of rows written."""
         ...
 
     def get_alert(self, alert_id: int) -> Alert:
@@ -159,12 +161,8 @@ class Store(Protocol):
         ...
 
     # stories
-    def put_story(self, story: Story) -> None: ...
     def get_story(self, story_id: str) -> Story | None: ...
     def stories_since(self, since: datetime) -> list[Story]: ...
-    def alert_for_story(self, story_id: str) -> int | None:
-        """The first alert sent for a story, whose messages later items edit."""
-        ...
 
     def mute_story(self, story_id: str) -> bool:
         """Mute a story for good (saving it never clears that): record_alert and record_story_update write

@@ -19,8 +19,7 @@ import pytest
 from monitor import config as cfg
 from monitor.errors import MonitorError
 from monitor.feeds.concurrency import HostLimiter
-from monitor.models import Alert, FeedState, Match
-from monitor.pipeline import PollReport
+from monitor.models import Alert, FeedState, Match, PollReport
 from monitor.ports import Clock
 from monitor.service.daemon import Daemon
 from monitor.service.jobs import fallback_interval, poll_job_id

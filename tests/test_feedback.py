@@ -310,6 +310,10 @@ class Learner:
         found = self.model.classify(title, text, lang, explain_all=explain_all)
         return [replace(m, matched=False) if m.topic in self.silenced else m for m in found]
 
+    def classify_text(self, analysed: Any, *, explain_all: bool = False) -> list[Match]:
+        found = self.model.classify_text(analysed, explain_all=explain_all)
+        return [replace(m, matched=False) if m.topic in self.silenced else m for m in found]
+
     def with_labels(self, labelled: Sequence[tuple[Label, Item]]) -> Learner:
         return Learner(self.model, labelled)
 
@@ -409,7 +413,7 @@ def test_a_press_in_the_chat_teaches_the_running_pipeline_and_mute_stops_the_sto
     feed_server.route("/ria.xml", rss([]))
     app = open_feedback_app(tmp_path, feed_server, stub, clock)
     try:
-        app.pipeline.model = Learner(app.pipeline.model)  # type: ignore[assignment]
+        app.pipeline.use(model=Learner(app.pipeline.model))  # type: ignore[arg-type]
         cycle(app)
         [sent] = stub.calls("sendMessage")
         message_id = sent.answer["result"]["message_id"]
@@ -467,7 +471,7 @@ def test_labels_written_by_another_process_are_learned_without_a_restart(
     feed_server.route("/ria.xml", rss([]))
     app = open_feedback_app(tmp_path, feed_server, stub, clock)
     try:
-        app.pipeline.model = Learner(app.pipeline.model)  # type: ignore[assignment]
+        app.pipeline.use(model=Learner(app.pipeline.model))  # type: ignore[arg-type]
         cycle(app)
         assert app.relearn() is False  # nothing new: no rebuild
         other = SqlStore(app.config.database_url)  # `monitor label` in another process

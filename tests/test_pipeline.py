@@ -285,3 +285,81 @@ def test_preview_beside_a_daemon_matches_new_items_and_writes_nothing(
         assert app.store.count_items() == 1
     finally:
         app.close()
+
+
+class CallLog:
+    """The store, recording which of its methods the pipeline calls."""
+
+    def __init__(self, store: object) -> None:
+        self._store = store
+        self.calls: list[str] = []
+
+    def __getattr__(self, name: str) -> object:
+        attr = getattr(self._store, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args: object, **kwargs: object) -> object:
+            self.calls.append(name)
+            return attr(*args, **kwargs)
+
+        return call
+
+
+def test_processing_an_item_reads_its_story_and_writes_once(
+    tmp_path: Path, feed_server: FeedServer, stub: TelegramStub
+) -> None:
+    clock = FixedClock(T0)
+    app = open_with(tmp_path, config_text(tmp_path, feed_server, stub, LIBYA_TOPIC), clock)
+    try:
+        items = [
+            Item(feed=feed, key=key, title=title, link=None, published=T0, summary=body, lang="ru")
+            for feed, (key, title, body) in zip(("Interfax", "TASS"), READOUT, strict=False)
+        ]
+        app.store.add_items(items, T0)
+        log = CallLog(app.store)
+        app.pipeline.store = log  # type: ignore[assignment]
+        first = app.pipeline.process(items[0])  # alerts
+        second = app.pipeline.process(items[1])  # the same story: edits the alert
+        assert (first.alerted, second.alerted) == (True, False)
+        assert log.calls == ["get_story", "apply"] * 2  # the whole decision in one transaction per item
+        kinds = sorted(kind for _, kind in app.store.due_deliveries(T0 + timedelta(days=1)))
+        assert kinds == ["edit", "send"]
+    finally:
+        app.close()
+
+
+def test_preview_decides_as_a_poll_would(tmp_path: Path, feed_server: FeedServer, stub: TelegramStub) -> None:
+    clock = FixedClock(T0)
+    app = open_with(tmp_path, config_text(tmp_path, feed_server, stub, LIBYA_TOPIC), clock)
+    try:
+        feed_server.route("/interfax.xml", rss([READOUT[0]]))
+        feed_server.route("/tass.xml", rss([READOUT[1]]))
+        feed_server.route("/ria.xml", rss([OTHER]))
+        interfax, tass, ria = app.config.feeds
+        assert app.pipeline.preview(interfax).alerts == 1
+        assert (app.pipeline.preview(ria).alerts, len(app.pipeline.grouper)) == (0, 0)  # the window stays as it was
+        app.pipeline.poll(interfax)
+        assert app.pipeline.preview(tass).alerts == 0  # the story has alerted: TASS's report would edit it
+        assert app.pipeline.poll(tass).alerts == 0
+    finally:
+        app.close()
+
+
+def test_use_swaps_the_config_and_model_for_the_next_items(
+    tmp_path: Path, feed_server: FeedServer, stub: TelegramStub
+) -> None:
+    clock = FixedClock(T0)
+    app = open_with(tmp_path, config_text(tmp_path, feed_server, stub, LIBYA_TOPIC), clock)
+    try:
+        feed_server.route("/interfax.xml", rss([READOUT[0]]))
+        feed_server.route("/tass.xml", rss([]))
+        feed_server.route("/ria.xml", rss([]))
+        model = app.pipeline.model
+        app.reconfigure(cfg.loads(config_text(tmp_path, feed_server, stub, FRANCE_TOPIC), env={}))
+        assert app.pipeline.model is not model and app.pipeline.config is app.config
+        assert app.pipeline.model.topic_ids == ("france",)
+        report = app.pipeline.poll(app.config.feeds[0])
+        assert [m.topic for m in report.matches[report.items[0].uid]] == ["france"]
+    finally:
+        app.close()

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from monitor.errors import StoreError
-from monitor.models import FeedState, Match, Story
+from monitor.models import AlertIntent, FeedState, ItemIntent, Match, Story
 from monitor.ports import Store
 from monitor.store import SqlStore
 from monitor.store.engine import make_engine
@@ -348,6 +348,55 @@ def test_items_for_story_index(store: SqlStore) -> None:
     got = [(i.key, story) for i, story in store.items_for_story_index(T0)]
     assert got == [("a", "s1"), ("b", "s1"), ("c", None)]
     assert [i.key for i, _ in store.items_for_story_index(T0 + timedelta(minutes=1))] == ["b", "c"]
+
+
+# --- applying what processing an item decided -------------------------------------------------------
+
+
+def test_apply_records_alert_story_and_edits(store: SqlStore) -> None:
+    first, second = item("1", feed="ria"), item("2", feed="tass")
+    store.add_items([first, second], T0)
+    story = Story("s1", first.uid, T0, T0, (first.uid,), ("ria",), ("nuclear", "arctic"))
+    hold = {"mail": T0 + timedelta(hours=3)}
+    alert = store.apply(ItemIntent(first, story, T0, alert=AlertIntent(MATCHES[:2], ("tg", "mail"), hold)))
+    assert alert is not None and alert.story_id == "s1" and [m.topic for m in alert.matches] == ["nuclear", "arctic"]
+    assert store.get_story("s1") == story
+    assert [(d.channel, kind) for d, kind in store.due_deliveries(T0)] == [("tg", "send")]  # mail held
+    later = T0 + timedelta(minutes=5)
+    grown = replace(story, items=(first.uid, second.uid), sources=("ria", "tass"), last_seen=later)
+    assert store.apply(ItemIntent(second, grown, later, edit=("tg", "mail", "never-sent"))) is None
+    assert store.get_story("s1") == grown
+    edits = [(d.channel, kind) for d, kind in store.due_deliveries(later + timedelta(hours=3)) if kind == "edit"]
+    assert edits == [("tg", "edit"), ("mail", "edit")]  # only where the alert went
+    assert store.get_alert(alert.id).also == (("tass", second.link),)  # the edit renders the new source
+    # Applying the same again writes nothing new: the alert and its edits are keyed.
+    store.apply(ItemIntent(first, grown, later, alert=AlertIntent(MATCHES[:2], ("tg", "mail"), hold)))
+    store.apply(ItemIntent(second, grown, later, edit=("tg", "mail")))
+    assert store.outbox_counts()["pending"] == 4
+
+
+def test_apply_of_a_story_without_an_alert_queues_no_edit(store: SqlStore) -> None:
+    it = item("1")
+    story = Story("quiet", it.uid, T0, T0, (it.uid,), ("ria",), ("nuclear",))
+    assert store.apply(ItemIntent(it, story, T0, edit=("tg",))) is None
+    assert store.get_story("quiet") == story and sum(store.outbox_counts().values()) == 0
+
+
+def test_apply_is_one_transaction(db: Db, store: SqlStore) -> None:
+    it = item("a")
+    store.add_items([it], T0)
+    story = Story("s1", it.uid, T0, T0, (it.uid,), ("ria",), ("nuclear",))
+    # The empty channel name breaks the outbox's CHECK constraint after matches and alert were inserted.
+    with pytest.raises(StoreError, match="while recording item"):
+        store.apply(ItemIntent(it, story, T0, alert=AlertIntent(MATCHES, ("tg", ""))))
+    assert store.get_story("s1") is None
+    assert [db.scalar(f"SELECT count(*) FROM {t}") for t in ("alerts", "matches", "outbox", "story_items")] == [0] * 4
+    # A story the database refuses (a naive time) after the alert and its outbox rows went in: all or nothing.
+    naive = replace(story, last_seen=T0.replace(tzinfo=None))
+    with pytest.raises(StoreError, match="while recording item"):
+        store.apply(ItemIntent(it, naive, T0, alert=AlertIntent(MATCHES, ("tg",))))
+    assert [db.scalar(f"SELECT count(*) FROM {t}") for t in ("alerts", "matches", "outbox", "story_items")] == [0] * 4
+    assert store.apply(ItemIntent(it, story, T0, alert=AlertIntent(MATCHES, ("tg",)))) is not None
 
 
 # --- concurrency ----------------------------------------------------------------------------------

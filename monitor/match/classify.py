@@ -30,7 +30,7 @@ from ..errors import ModelError
 from ..models import Item, Label, Match
 from .background import Background
 from .profile import PhraseIndex, TopicSpec, profile_vectors, spec_documents, topic_spec
-from .text import TermScan, terms
+from .text import AnalysedText, TermScan, terms
 
 WINDOW = 40  # content terms per passage, about 60-70 running words
 STRIDE = 20
@@ -435,15 +435,21 @@ class TopicModel:
         return not match.matched and match.vetoed_by is None and match.score >= 0.8 * match.threshold
 
     def classify(self, title: str, text: str, lang: str | None = None, *, explain_all: bool = False) -> list[Match]:
-        """One Match per topic, in config order, with score, threshold and verdict.
+        """One Match per topic, in config order, with score, threshold and verdict (`lang` is not needed: each
+        word's script decides its language; kept for callers that pass it).
 
         The explanation (top terms, best passage) is filled for every topic that was vetoed or scored at least half
         its threshold (so every match); keyword hits are always listed; `explain_all` fills every topic's
         explanation (`monitor explain`).
         Leaving it out elsewhere keeps classify fast: most topics are nowhere near most items.
         """
-        title_terms = terms(title, lang)
-        scan = TermScan(text)  # the text's terms, and their offsets later if a passage is shown
+        return self.classify_text(AnalysedText(title, text), explain_all=explain_all)
+
+    def classify_text(self, analysed: AnalysedText, *, explain_all: bool = False) -> list[Match]:
+        """classify() of a text analysed once for both matching and story grouping (the pipeline's per-item path)."""
+        title_terms = analysed.title_scan.terms
+        text = analysed.text
+        scan = analysed.text_scan  # the text's terms, and their offsets later if a passage is shown
         text_terms = scan.terms
         s = self._evidence(title_terms, text_terms)
         squashed = _squash(self._raw(s))

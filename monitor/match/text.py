@@ -4,6 +4,7 @@
     tokens(text)     word tokens; codes and abbreviations stay whole (снв-3, с-400, f-16, u.s)
     terms(text)      content terms: Russian dictionary words → pymorphy3 lemma, other Cyrillic words → Snowball stem,
                      Latin words → English Snowball stem; stop words dropped
+    AnalysedText     an item's title and text analysed once, read by both the topic model and story grouping
 
 Why lemmas for Russian: Snowball over-stems names ("Ливия" → "лив", "Ливан" → "лива"), which merges countries in
 TF-IDF and makes keyword roots unusable. pymorphy3 is ~45 µs a word, so lemmas go through a word cache; words the
@@ -18,7 +19,8 @@ import threading
 import unicodedata
 from bisect import bisect_right
 from collections.abc import Sequence
-from functools import lru_cache
+from dataclasses import dataclass
+from functools import cached_property, lru_cache
 from itertools import accumulate
 
 import pymorphy3  # type: ignore[import-untyped]
@@ -34,7 +36,9 @@ _CYR_ANY = re.compile(r"[а-яё]", re.IGNORECASE)
 _LAT_ANY = re.compile(r"[a-z]", re.IGNORECASE)
 _DIGIT = re.compile(r"\d")
 
-RU_STOP = frozenset(
+# Function words and reporting verbs of both languages: they say nothing about a topic. Both lists apply to every
+# word (a text's script decides, not its language label); Russian lemmas are checked again after lemmatisation.
+_RU_STOP_WORDS = (
     """
     а без более бы был была были было быть в вам вас весь во вот все всего всех вы где да даже для до его ее если
     есть еще же за здесь и из или им их к как ко когда кто ли либо между меня мне может мы на над надо наш не него
@@ -43,9 +47,9 @@ RU_STOP = frozenset(
     свой себя весь мочь этот тот наш ваш какой сказать заявить отметить также пока один два три после перед через
     около вокруг будет будут году года год г млн млрд тыс руб ранее сейчас сегодня вчера завтра всё
     раз именно лишь почти более менее очень нужно можно нельзя кроме среди против вместо ради из-за вне
-    """.split()  # noqa: SIM905 - a word list reads better as text
+    """
 )
-EN_STOP = frozenset(
+_EN_STOP_WORDS = (
     """
     a about above after again against all also am an and any are as at be because been before being below between
     both but by can could did do does doing down during each few for from further had has have having he her here
@@ -54,11 +58,11 @@ EN_STOP = frozenset(
     them themselves then there these they this those through to too under until up very was we were what when where
     which while who whom why will with would you your yours yourself yourselves said says say mr mrs ms
     year years pct mln dlrs billion million would could may might also told one two three reuter reuters
-    """.split()  # noqa: SIM905 - a word list reads better as text
+    """
 )
+STOP_WORDS = frozenset((_RU_STOP_WORDS + _EN_STOP_WORDS).split())
 
-# "lemma" (pymorphy3, Snowball for unknown words) or "stem" (Snowball only); measured in docs/matching.md.
-RUSSIAN_MORPHOLOGY = "lemma"
+# Russian words: pymorphy3 lemmas, Snowball stems for words it does not know (chosen and measured: docs/matching.md).
 _RU_STEMMER = Stemmer.Stemmer("russian")
 _EN_STEMMER = Stemmer.Stemmer("english")
 _MORPH_LOCK = threading.Lock()
@@ -96,14 +100,7 @@ def _split(tok: str) -> list[str]:
 
 def tokens(text: str) -> list[str]:
     """Normalised word tokens; keeps codes like 'снв-3', 'f-16', 'с-400' and dotted abbreviations like 'u.s'."""
-    out: list[str] = []
-    norm = _fold(text) if unicodedata.is_normalized("NFKC", text) else normalise(text)
-    for tok in _TOKEN.findall(norm):
-        if "-" in tok:
-            out.extend(_split(tok))
-        else:
-            out.append(tok)
-    return out
+    return normalised_tokens(normalise(text))
 
 
 def guess_language(text: str) -> str:
@@ -124,8 +121,6 @@ def _morph() -> pymorphy3.MorphAnalyzer:
 def _ru_term(word: str) -> str:
     if not word.isalpha():  # codes and abbreviations: "снв-3", "с-400"
         return word
-    if RUSSIAN_MORPHOLOGY == "stem":
-        return str(_RU_STEMMER.stemWord(word))
     morph = _morph()
     with _MORPH_LOCK:  # pymorphy3 is not documented as thread-safe
         parse = morph.parse(word)[0]
@@ -144,11 +139,11 @@ def word_term(word: str) -> str:
     """The term of one normalised token ('' for a stop word)."""
     term = _cache.get(word)
     if term is None:
-        if word in RU_STOP or word in EN_STOP:
+        if word in STOP_WORDS:
             term = ""
         elif _CYR.search(word):
             term = _ru_term(word)
-            if term in RU_STOP:
+            if term in STOP_WORDS:
                 term = ""
         elif _LAT.search(word):
             term = _en_term(word)
@@ -166,10 +161,25 @@ def word_term(word: str) -> str:
     return term
 
 
-def terms(text: str, lang: str | None = None) -> list[str]:
-    """Content terms of a text, in order (lemmas/stems, stop words dropped). `lang` is a hint; scripts decide."""
-    norm = _fold(text) if unicodedata.is_normalized("NFKC", text) else normalise(text)
+def terms(text: str) -> list[str]:
+    """Content terms of a text, in order (lemmas/stems, stop words dropped); each word's script decides its language."""
+    return normalised_terms(normalise(text))
+
+
+def normalised_terms(norm: str) -> list[str]:
+    """terms() of a text already normalised."""
     return _flatten(_chunk_terms(norm.split()))
+
+
+def normalised_tokens(norm: str) -> list[str]:
+    """tokens() of a text already normalised."""
+    out: list[str] = []
+    for tok in _TOKEN.findall(norm):
+        if "-" in tok:
+            out.extend(_split(tok))
+        else:
+            out.append(tok)
+    return out
 
 
 def _chunk_terms(chunks: list[str]) -> list[str]:
@@ -251,7 +261,7 @@ def adjectives_of(noun: str) -> tuple[str, ...]:
 
 def _normalise_mapped(text: str) -> tuple[str, list[int] | None]:
     """normalise(text) and, when lengths differ (NFKC expands "№" to "no"), each output char's source offset."""
-    norm = _fold(text) if unicodedata.is_normalized("NFKC", text) else normalise(text)
+    norm = normalise(text)
     if len(norm) == len(text):
         return norm, None
     pieces: list[str] = []
@@ -277,15 +287,29 @@ def _token_terms(tok: str) -> str:
     return term
 
 
-def term_starts(text: str) -> list[int]:
-    """Where each term of terms(text) starts in `text` (a second pass, only when a passage is shown)."""
-    return term_spans(text)[1]
-
-
 def term_spans(text: str) -> tuple[list[str], list[int]]:
     """Content terms of a text and the offset in `text` where each one's token starts (for passages)."""
     scan = TermScan(text)
     return scan.terms, scan.starts()
+
+
+@dataclass(frozen=True, eq=False)
+class AnalysedText:
+    """An item's title and text analysed once: the topic model and story grouping both read it.
+
+    Each scan (normalised text, terms, term offsets on demand) is made on first use and kept.
+    """
+
+    title: str
+    text: str
+
+    @cached_property
+    def title_scan(self) -> TermScan:
+        return TermScan(self.title)
+
+    @cached_property
+    def text_scan(self) -> TermScan:
+        return TermScan(self.text)
 
 
 class TermScan:
@@ -295,12 +319,17 @@ class TermScan:
     again; a passage needs two (where its window starts and where the next one would).
     """
 
-    __slots__ = ("_chunks", "_ends", "_mapped", "_norm", "_norm_changed", "_slow", "_text", "terms")
+    __slots__ = ("_chunks", "_ends", "_mapped", "_norm_changed", "_slow", "_text", "aligned", "norm", "terms")
 
     def __init__(self, text: str) -> None:
         self._text = text
-        self._norm = norm = _fold(text) if unicodedata.is_normalized("NFKC", text) else normalise(text)
+        nfkc = unicodedata.normalize("NFKC", text)
+        self.norm = norm = _fold(nfkc)
         self._norm_changed = len(norm) != len(text)
+        # norm[i] is text[i] normalised, so a slice of `norm` is the normalised slice of the text: NFKC changed
+        # nothing, and lower case kept every length. Except for Σ, whose lower case depends on the next letter
+        # (σ or final ς), which a slice may cut off.
+        self.aligned: bool = nfkc == text and not self._norm_changed and "Σ" not in text
         self._chunks = norm.split()
         self._mapped = _chunk_terms(self._chunks)
         self.terms: list[str] = _flatten(self._mapped)
@@ -319,7 +348,7 @@ class TermScan:
         j = bisect_right(ends, i)  # the chunk that holds term i
         k = i - (ends[j - 1] if j else 0)  # and which of its terms it is
         # str.split(maxsplit=j) leaves the text from chunk j on (leading whitespace removed) as its last part.
-        at = len(self._norm) - len(self._norm.split(maxsplit=j)[-1])
+        at = len(self.norm) - len(self.norm.split(maxsplit=j)[-1])
         chunk = self._chunks[j]
         if chunk.isalnum():  # one token, the whole chunk (str.isalnum is the regex's \w less "_")
             return at
@@ -337,7 +366,7 @@ class TermScan:
                 slow = _slow_spans(self._text)[1][: len(self.terms)]
                 self._slow = slow + [slow[-1] if slow else 0] * (len(self.terms) - len(slow))
             return self._slow
-        find = self._norm.find
+        find = self.norm.find
         starts: list[int] = []
         at = 0
         for chunk, term in zip(self._chunks, self._mapped, strict=True):

@@ -15,7 +15,7 @@ from wsgiref.simple_server import WSGIServer
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, start_http_server
 
 from ..errors import MonitorError
-from ..pipeline import PollReport
+from ..models import PollReport
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping
 from typing import Protocol
 
 from .. import config as cfg
-from ..pipeline import PollReport
+from ..models import PollReport
 from ..ports import Clock, Notifier, Store
 
 

@@ -1,7 +1,9 @@
 """SqlStore: the ports.Store on SQLite or PostgreSQL, with SQLAlchemy Core.
 
-Every public method is one short transaction, so the daemon's worker threads can share one store. Errors
-from the database leave as StoreError("while <doing what>: ...").
+Every public method is one short transaction, so the daemon's worker threads can share one store; `apply` writes
+everything processing one item changes (story, matches, alert, outbox rows, edits) in one, so a process killed at
+any moment leaves each item fully recorded or not at all. Errors from the database leave as
+StoreError("while <doing what>: ...").
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from ..errors import StoreError
-from ..models import Alert, Delivery, FeedState, Item, Label, Match, Story
+from ..models import Alert, Delivery, FeedState, Item, ItemIntent, Label, Match, Story
 from . import alerts as alert_queries
 from . import labels as label_queries
 from . import stories as story_queries
@@ -265,6 +267,25 @@ class SqlStore:
         return pruned
 
     # --- alerts and outbox ------------------------------------------------------------------------
+
+    def apply(self, intent: ItemIntent) -> Alert | None:
+        """What processing one item decided, in one transaction: the alert with its matches and outbox rows, the
+        story, and the edits of the story's first alert. Returns the alert when one was recorded (None: none was
+        decided, or the same was recorded before)."""
+        item, story, now = intent.item, intent.story, intent.now
+        with self._tx(f"recording item {item.uid!r}", write=True) as conn:
+            recorded = None
+            if intent.alert is not None:
+                wanted = intent.alert
+                hold = dict(wanted.hold_until)
+                recorded = alert_queries.record_alert(conn, item, wanted.matches, wanted.channels, now, story.id, hold)
+            # After the alert, which stores the item if the caller skipped add_items: the story's row reads its link.
+            story_queries.put_story(conn, story)
+            if intent.edit is not None:
+                first = conn.execute(_FIRST_ALERT, {"story": story.id}).scalar()
+                if first is not None:
+                    alert_queries.record_story_update(conn, first, item, intent.edit, now)
+        return recorded
 
     def record_alert(
         self,

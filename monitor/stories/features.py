@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import date
 from functools import cache
 
-from ..match.text import terms, tokens
+from ..match.text import AnalysedText, TermScan, normalise, normalised_terms, normalised_tokens, terms
 from . import minhash
 
 TITLE_WEIGHT = 3  # a headline names the event; the body wanders
@@ -27,19 +27,12 @@ MIN_SHINGLES = 10  # resemblance of a few shingles (a headline) says little; suc
 # Links (Telegram footers, "read more") are per-outlet boilerplate with rare, heavy tokens.
 _URL = re.compile(r"(?:https?://|www\.|t\.me/)\S+", re.IGNORECASE)
 
-# A small list of function words and newswire verbs; IDF over the window discounts the rest of the boilerplate.
-_STOP_WORDS = """
-и в во не что он на я с со как а то все она так его но да ты к у же вы за бы по только ее мне было вот от меня
-еще нет о из ему теперь когда даже ну вдруг ли если уже или ни быть был него до вас нибудь опять уж вам ведь там
-потом себя ничего ей может они тут где есть надо ней для мы тебя их чем была сам чтоб без будто чего раз тоже себе
-под будет ж тогда кто этот того потому этого какой совсем ним здесь этом один почти мой тем чтобы нее сейчас были куда
-зачем всех никогда можно при наконец два об другой хоть после над больше тот через эти нас про всего них какая много
-разве три эту моя впрочем хорошо свою этой перед иногда лучше чуть том нельзя такой им более всегда конечно всю между
-это также который которые которая которых заявил заявила заявили сообщил сообщила сообщили отметил отметила сказал
-сказала словам по данным году года
-the a an and or of to in on for with by at from as is are was were be been has have had it its this that these
-those but not no he she they we you his her their our said says will would could also after before over than into
-about which who what when where there more new one two reuters
+# Besides the stop words terms() drops (match/text.py): words and phrases that say nothing about which event an item
+# reports ("по словам", "сообщил"). IDF over the window discounts the rest of the boilerplate.
+_EVENTLESS_WORDS = """
+теперь вдруг нибудь опять уж ведь потом ничего тут чтоб будто тогда потому совсем мой моя куда зачем никогда наконец
+другой хоть больше много разве впрочем хорошо лучше иногда чуть всегда конечно сообщил сообщила сообщили словам данным
+new
 """
 
 _MONTHS = {
@@ -55,7 +48,7 @@ _MONTHS = {
 
 @cache
 def _stop_terms() -> frozenset[str]:
-    return frozenset(terms(_STOP_WORDS))
+    return frozenset(terms(_EVENTLESS_WORDS))
 
 
 @dataclass(frozen=True)
@@ -69,20 +62,43 @@ class ItemFeatures:
 
 def featurise(title: str, body: str) -> ItemFeatures:
     """Terms, MinHash and dates of one item (title and the first TEXT_CHARS characters of the body)."""
-    body = _URL.sub(" ", body[:TEXT_CHARS])
-    title = _URL.sub(" ", title)
+    return features_of(AnalysedText(title, body))
+
+
+def features_of(analysed: AnalysedText) -> ItemFeatures:
+    """featurise() of an item whose text the topic model has analysed already."""
+    title = _without_links(analysed.title_scan, analysed.title)
+    body, lead = _opening(analysed.text_scan, analysed.text)
     stop = _stop_terms()
     counts: dict[str, float] = {}
     for weight, text in ((float(TITLE_WEIGHT), title), (1.0, body)):
-        for term in terms(text):
+        for term in normalised_terms(text):
             if term in stop or (len(term) < 2 and not term.isdigit()):
                 continue
             term = sys.intern(term)  # one copy per term across the window's vectors and postings
             counts[term] = counts.get(term, 0.0) + weight
-    words = tokens(f"{title}\n{body}")
-    grams = minhash.shingles(words)
+    title_words = normalised_tokens(title)
+    grams = minhash.shingles(title_words + normalised_tokens(body))
     signature = minhash.signature(grams) if len(grams) >= MIN_SHINGLES else None
-    return ItemFeatures(counts, signature, named_dates(tokens(f"{title}\n{body[:LEAD_CHARS]}")))
+    return ItemFeatures(counts, signature, named_dates(title_words + normalised_tokens(lead)))
+
+
+def _without_links(scan: TermScan, raw: str) -> str:
+    """The normalised text with its links blanked."""
+    return _URL.sub(" ", scan.norm) if scan.aligned else normalise(_URL.sub(" ", raw))
+
+
+def _opening(scan: TermScan, raw: str) -> tuple[str, str]:
+    """The body's first TEXT_CHARS characters and their first LEAD_CHARS, normalised, links blanked.
+
+    Links are blanked after the cut, as in the raw text (a link cut short may no longer look like one). Where the
+    scan's normalised text lines up with the raw text (nearly always) it is cut; otherwise the raw text is.
+    """
+    if scan.aligned:
+        body = _URL.sub(" ", scan.norm[:TEXT_CHARS])
+        return body, body[:LEAD_CHARS]
+    cut = _URL.sub(" ", raw[:TEXT_CHARS])
+    return normalise(cut), normalise(cut[:LEAD_CHARS])
 
 
 def named_dates(words: list[str]) -> frozenset[int]:

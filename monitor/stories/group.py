@@ -1,7 +1,8 @@
 """Group items into stories online: one alert per story, however many outlets carry it.
 
-    assign(item):
-        f = featurise(item)        # stemmed terms (title ×3), MinHash of word 3-shingles, dates named in the lead
+    assign(item, analysed):
+        f = featurise(analysed)    # from the text the topic model analysed: stemmed terms (title ×3), MinHash of
+                                   # word 3-shingles, dates named in the lead
         evict items older than (newest time seen - window)
         df += terms(item)          # document frequencies over the window: boilerplate ("МИД России") weighs little
         q = tfidf(f)               # L2-normalised, top MAX_TERMS terms
@@ -27,9 +28,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
+from ..match.text import AnalysedText
 from ..models import Item
 from . import minhash
-from .features import DocumentFrequencies, ItemFeatures, cosine, dates_conflict, featurise, tfidf
+from .features import DocumentFrequencies, ItemFeatures, cosine, dates_conflict, features_of, featurise, tfidf
 
 __all__ = [
     "DocumentFrequencies",
@@ -110,9 +112,9 @@ def _evidence(
     return Evidence(cosine(va, vb), resemblance, dates_conflict(da, db))
 
 
-def item_features(item: Item) -> ItemFeatures:
-    """`featurise` of an Item's title and text."""
-    return featurise(item.title, item.text)
+def item_features(item: Item, analysed: AnalysedText | None = None) -> ItemFeatures:
+    """`featurise` of an Item's title and text; `analysed` is that text analysed already (by the topic model)."""
+    return features_of(analysed or AnalysedText(item.title, item.text))
 
 
 def pair_evidence(fa: ItemFeatures, fb: ItemFeatures, background: DocumentFrequencies | None = None) -> Evidence:
@@ -143,6 +145,13 @@ def item_time(item: Item) -> datetime:
     if when is None:
         raise ValueError(f"item {item.uid!r} has neither a published nor a first-seen time")
     return when
+
+
+def _capped_time(item: Item, now: datetime | None) -> float:
+    # caps a feed's bogus future date; `now` does not move the window itself, so a replay of an old corpus under a
+    # real clock still groups by the items' own times
+    t = item_time(item).timestamp()
+    return t if now is None else min(t, now.timestamp())
 
 
 def story_id_for(uid: str) -> str:
@@ -196,16 +205,26 @@ class StoryGrouper:
                 "postings": sum(len(bucket) for bucket in self._postings.values()),
             }
 
-    def assign(self, item: Item, now: datetime | None = None) -> StoryDecision:
-        """Put `item` in an existing story or a new one, and index it. `now` caps item times from the future."""
-        features = item_features(item)
-        t = item_time(item).timestamp()
-        if now is not None:
-            # caps a feed's bogus future date; `now` does not move the window itself, so a replay of an old corpus
-            # under a real clock still groups by the items' own times
-            t = min(t, now.timestamp())
+    def assign(self, item: Item, now: datetime | None = None, analysed: AnalysedText | None = None) -> StoryDecision:
+        """Put `item` in an existing story or a new one, and index it. `now` caps item times from the future.
+
+        `analysed` is the item's text as the topic model analysed it, so it is not normalised and tokenised again.
+        """
+        features = item_features(item, analysed)
+        t = _capped_time(item, now)
         with self._lock:
             return self._assign(item.uid, t, features)
+
+    def place(self, item: Item, now: datetime | None = None, analysed: AnalysedText | None = None) -> StoryDecision:
+        """Where `assign` would put `item`, changing nothing (a preview beside the daemon that owns the stories).
+
+        The window is not moved to the item's time, so items that `assign` would first evict still count in the IDF
+        (never as candidates: those lie outside the window from the item).
+        """
+        features = item_features(item, analysed)
+        t = _capped_time(item, now)
+        with self._lock:
+            return self._assign(item.uid, t, features, keep=False)
 
     def restore(self, pairs: Iterable[tuple[Item, str | None]]) -> dict[str, StoryDecision]:
         """Rebuild the index from stored (item, story id) pairs after a restart; replaces the current state.
@@ -229,16 +248,24 @@ class StoryGrouper:
                 self._insert(item.uid, story_id, t, features)
         return decided
 
-    def _assign(self, uid: str, t: float, features: ItemFeatures) -> StoryDecision:
-        """The grouping decision; the caller holds the lock."""
-        self._advance(t)
+    def _assign(self, uid: str, t: float, features: ItemFeatures, *, keep: bool = True) -> StoryDecision:
+        """The grouping decision, indexing the item unless `keep` is false; the caller holds the lock."""
+        if keep:
+            self._advance(t)
         previous = self._by_uid.get(uid)
         if previous is not None:  # an updated version of an item we hold stays in its story
             story_id = self._entries[previous].story_id
-            self._remove(previous)
-            self._insert(uid, story_id, t, features)
+            if keep:
+                self._remove(previous)
+                self._insert(uid, story_id, t, features)
             return StoryDecision(story_id, False, "near-duplicate", 1.0, uid)
-        slot, vector = self._insert(uid, "", t, features)
+        if keep:
+            slot, vector = self._insert(uid, "", t, features)
+        else:  # weighted as _insert would (the item itself counted in the IDF), then forgotten
+            slot = -1
+            self._df.add(features.counts)
+            vector = tfidf(features.counts, self._df, self.background)
+            self._df.remove(features.counts)
         best: tuple[tuple[int, float, float, int], _Entry, Reason, float] | None = None
         best_cos = 0.0
         for cand in self._candidates(vector, exclude=slot):

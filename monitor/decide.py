@@ -1,0 +1,114 @@
+"""The pipeline's decisions, as pure functions of data: no store, no clock, no network.
+
+    is_backfill(item, feed state, now, backfill)  -> match and group quietly?    (a new feed's backlog)
+    decide(item, matches, story, placement, ...)  -> ItemIntent                   (story update, alert, edit)
+    next_feed_state(feed, settings, state, ...)   -> FeedState                    (status, validators, next poll)
+
+The pipeline does the I/O around them: it reads what they need, and applies what they return (an ItemIntent in one
+store transaction, Store.apply). `monitor check` beside a daemon runs the same decisions and applies nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import datetime, timedelta
+
+from . import config as cfg
+from .delivery.rules import hold_until
+from .errors import MonitorError
+from .feeds.schedule import next_poll
+from .models import AlertIntent, FeedState, FetchResult, Item, ItemIntent, Match, Story
+from .stories.group import StoryDecision
+
+
+def is_backfill(item: Item, state: FeedState | None, now: datetime, backfill: float) -> bool:
+    """An item of a feed's first poll older than `backfill` seconds: matched and grouped, not alerted.
+
+    A feed's first poll brings its whole backlog; alerting it would flood the analyst with last week's news.
+    Grouping it still keeps later reports of those stories quiet.
+    """
+    first_poll = state is None or state.last_success is None
+    return first_poll and item.published < now - timedelta(seconds=backfill)
+
+
+def decide(
+    item: Item,
+    matched: Sequence[Match],
+    story: Story | None,
+    placement: StoryDecision,
+    config: cfg.Config,
+    now: datetime,
+    *,
+    update: bool = False,
+    alert: bool = True,
+) -> ItemIntent:
+    """What one classified and grouped item leads to.
+
+    `matched` are the item's matching topics, `placement` where the grouper put it, `story` that story as stored
+    (None: not stored yet). Per story and topic one alert: the first matching item alerts; later items of the story
+    edit the sent message ("also: …"); a later item matching a topic the story had not matched alerts for that topic
+    only. An updated item (same id, new text) alerts only for new topics and edits nothing. With `alert=False`
+    (backfill), or in a muted story, the item's topics count as told, silently.
+    """
+    if story is None:
+        story = Story(id=placement.story_id, first_item=item.uid, first_seen=now, last_seen=now)
+    fresh = tuple(m for m in matched if m.topic not in story.topics)
+    if item.uid not in story.items:
+        story = replace(story, items=(*story.items, item.uid), sources=(*story.sources, item.feed), last_seen=now)
+    if fresh:
+        story = replace(story, topics=(*story.topics, *(m.topic for m in fresh)))
+    if not alert or story.muted:
+        return ItemIntent(item, story, now)
+    if fresh:
+        topics = [m.topic for m in fresh]
+        channels = config.channels_for(topics)
+        held = hold_until(config, topics, channels, now)
+        return ItemIntent(item, story, now, alert=AlertIntent(fresh, tuple(channels), held))
+    if update or placement.is_new:
+        return ItemIntent(item, story, now)
+    return ItemIntent(item, story, now, edit=tuple(config.channels_for(story.topics)))
+
+
+def next_feed_state(
+    feed: cfg.Feed,
+    settings: cfg.Settings,
+    state: FeedState,
+    now: datetime,
+    status: str,
+    *,
+    total: int,
+    result: FetchResult | None = None,
+    error: MonitorError | None = None,
+    ttl: float | None = None,
+    item_times: Sequence[datetime] = (),
+    new_count: int = 0,
+) -> FeedState:
+    """The feed's state after a poll: its status and errors, validators, item count and when to poll it next."""
+    errors = state.error_count + 1 if error else 0
+    retry_after = getattr(error, "retry_after", None) or (result.retry_after if result else None)
+    when = next_poll(
+        now,
+        interval=feed.interval,
+        min_interval=feed.min_interval or min(60.0, settings.default_interval),
+        max_interval=feed.max_interval or max(4 * settings.default_interval, 3600.0),
+        default_interval=settings.default_interval,
+        result_max_age=result.max_age if result else None,
+        ttl=ttl,
+        retry_after=retry_after,
+        error_count=errors,
+        max_backoff=settings.max_backoff,
+        item_times=item_times,
+        key=feed.name,  # a stable jitter on the error backoff: feeds failing together do not retry together
+    )
+    state = replace(state, last_fetch=now, next_poll=when, status=status, error_count=errors, items_total=total)
+    if error is not None:
+        return replace(state, last_error=str(error), last_error_at=now)
+    return replace(
+        state,
+        last_success=now,
+        etag=result.etag if result and result.etag else state.etag,
+        last_modified=result.last_modified if result and result.last_modified else state.last_modified,
+        redirected_to=(result.permanent_redirect if result else None) or state.redirected_to,
+        last_new_item=now if new_count else state.last_new_item,
+    )

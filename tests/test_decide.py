@@ -1,0 +1,173 @@
+"""The pipeline's pure decisions: what an item leads to (decide), a new feed's backlog, a feed's next state."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from monitor import config as cfg
+from monitor.decide import decide, is_backfill, next_feed_state
+from monitor.errors import FetchError
+from monitor.models import AlertIntent, FeedState, FetchResult, Item, ItemIntent, Match, Story
+from monitor.stories.group import StoryDecision
+
+T0 = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)  # 12:00 in Moscow
+LATER = T0 + timedelta(minutes=5)
+
+CONFIG = cfg.Config.model_validate(
+    {
+        "settings": {"timezone": "Europe/Moscow"},
+        "channels": {"tg": {"type": "console"}, "mail": {"type": "console", "mode": "digest", "at": "18:00"}},
+        "topics": [
+            {"id": "libya", "name": "Ливия", "notify": ["tg"]},
+            {"id": "france", "name": "Франция"},  # every channel
+        ],
+        "feeds": [{"name": "Interfax", "url": "https://interfax.example/rss"}],
+    }
+)
+FIRST = Item(feed="Interfax", key="1", title="Путин и Макрон о Ливии", link=None, published=T0)
+SECOND = Item(feed="TASS", key="2", title="Кремль: Путин и Макрон о Ливии", link=None, published=LATER)
+LIBYA = Match("libya", 0.9, 0.5, True)
+FRANCE = Match("france", 0.7, 0.5, True)
+STORY = Story("s1", FIRST.uid, T0, T0, items=(FIRST.uid,), sources=("Interfax",), topics=("libya",))
+NEW = StoryDecision("s1", True, "new", 0.0, None)
+JOINED = StoryDecision("s1", False, "same-event", 0.6, FIRST.uid)
+DIGEST = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)  # 18:00 in Moscow: the mail channel's digest
+
+# name: (item, matched, story as stored, placement, keywords of decide) ->
+#       (alert topics and channels or None, edit channels or None, story topics, story items)
+CASES: dict[str, tuple[Any, ...]] = {
+    "first item alerts": (
+        FIRST, [LIBYA], None, NEW, {},
+        (("libya",), ("tg",)), None, ("libya",), (FIRST.uid,),
+    ),
+    "first item, two topics: one alert for both": (
+        FIRST, [LIBYA, FRANCE], None, NEW, {},
+        (("libya", "france"), ("tg", "mail")), None, ("libya", "france"), (FIRST.uid,),
+    ),
+    "later item of the story edits the alert": (
+        SECOND, [LIBYA], STORY, JOINED, {},
+        None, ("tg",), ("libya",), (FIRST.uid, SECOND.uid),
+    ),
+    "later item matching nothing still adds its source": (
+        SECOND, [], STORY, JOINED, {},
+        None, ("tg",), ("libya",), (FIRST.uid, SECOND.uid),
+    ),
+    "a new topic on a later item alerts for that topic only": (
+        SECOND, [LIBYA, FRANCE], STORY, JOINED, {},
+        (("france",), ("tg", "mail")), None, ("libya", "france"), (FIRST.uid, SECOND.uid),
+    ),
+    "an updated item (same id, new text) is silent": (
+        FIRST, [LIBYA], STORY, JOINED, {"update": True},
+        None, None, ("libya",), (FIRST.uid,),
+    ),
+    "an updated item alerts for a new topic only": (
+        FIRST, [LIBYA, FRANCE], STORY, JOINED, {"update": True},
+        (("france",), ("tg", "mail")), None, ("libya", "france"), (FIRST.uid,),
+    ),
+    "backfill: topics count as told, silently": (
+        FIRST, [LIBYA], None, NEW, {"alert": False},
+        None, None, ("libya",), (FIRST.uid,),
+    ),
+    "backfill: a later item edits nothing": (
+        SECOND, [LIBYA, FRANCE], STORY, JOINED, {"alert": False},
+        None, None, ("libya", "france"), (FIRST.uid, SECOND.uid),
+    ),
+    "muted story: no alert for a new topic, which still counts as told": (
+        SECOND, [LIBYA, FRANCE], replace(STORY, muted=True), JOINED, {},
+        None, None, ("libya", "france"), (FIRST.uid, SECOND.uid),
+    ),
+    "muted story: no edit": (
+        SECOND, [LIBYA], replace(STORY, muted=True), JOINED, {},
+        None, None, ("libya",), (FIRST.uid, SECOND.uid),
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_decide(case: str) -> None:
+    item, matched, story, placement, flags, alert, edit, topics, items = CASES[case]
+    intent = decide(item, matched, story, placement, CONFIG, LATER, **flags)
+    assert isinstance(intent, ItemIntent) and intent.item == item and intent.now == LATER
+    if alert is None:
+        assert intent.alert is None
+    else:
+        assert intent.alert is not None
+        assert (tuple(m.topic for m in intent.alert.matches), intent.alert.channels) == alert
+    assert intent.edit == edit
+    assert (intent.story.id, intent.story.topics, intent.story.items) == ("s1", topics, items)
+
+
+def test_a_new_story_starts_with_the_item_and_a_stored_one_keeps_its_history() -> None:
+    first = decide(FIRST, [LIBYA], None, NEW, CONFIG, T0)
+    assert first.story == Story("s1", FIRST.uid, T0, T0, (FIRST.uid,), ("Interfax",), ("libya",))
+    later = decide(SECOND, [], first.story, JOINED, CONFIG, LATER)
+    grown = replace(first.story, items=(FIRST.uid, SECOND.uid), sources=("Interfax", "TASS"), last_seen=LATER)
+    assert later.story == grown
+    again = decide(SECOND, [], later.story, JOINED, CONFIG, LATER + timedelta(hours=1), update=True)
+    assert again.story == later.story  # an item the story holds is not added twice
+
+
+def test_alerts_carry_the_channels_first_attempt_times() -> None:
+    intent = decide(FIRST, [FRANCE], None, NEW, CONFIG, T0)
+    assert intent.alert == AlertIntent((FRANCE,), ("tg", "mail"), {"mail": DIGEST})  # instant tg: no hold
+
+
+def test_decide_reads_only_its_arguments() -> None:
+    story = replace(STORY, topics=())
+    decision = decide(SECOND, [LIBYA], story, JOINED, CONFIG, LATER)
+    assert decision == decide(SECOND, [LIBYA], story, JOINED, CONFIG, LATER)
+    assert story.topics == ()  # frozen: the decision returns a new story
+
+
+@pytest.mark.parametrize(
+    ("state", "published", "expected"),
+    [
+        (None, T0 - timedelta(days=2), True),  # a new feed's backlog
+        (FeedState("Interfax", "u", status="error"), T0 - timedelta(days=2), True),  # never polled successfully
+        (None, T0 - timedelta(hours=1), False),  # recent enough to alert
+        (FeedState("Interfax", "u", last_success=T0 - timedelta(hours=3)), T0 - timedelta(days=2), False),
+    ],
+)
+def test_is_backfill(state: FeedState | None, published: datetime, expected: bool) -> None:
+    item = replace(FIRST, published=published)
+    assert is_backfill(item, state, T0, backfill=86400.0) is expected
+
+
+FEED = CONFIG.feeds[0]
+BEFORE = FeedState("Interfax", "https://interfax.example/rss", etag='"a"', last_modified="Mon", items_total=10)
+
+
+def test_next_feed_state_after_a_good_poll() -> None:
+    result = FetchResult("https://interfax.example/rss", 200, b"", etag='"b"', permanent_redirect="https://new.example")
+    state = next_feed_state(FEED, CONFIG.settings, BEFORE, T0, "ok", total=12, result=result, new_count=2)
+    assert (state.status, state.error_count, state.items_total) == ("ok", 0, 12)
+    assert (state.etag, state.last_modified, state.redirected_to) == ('"b"', "Mon", "https://new.example")
+    assert state.last_fetch == state.last_success == state.last_new_item == T0
+    assert state.next_poll is not None and state.next_poll > T0
+
+
+def test_next_feed_state_after_a_304_keeps_the_validators_and_the_last_new_item() -> None:
+    result = FetchResult("https://interfax.example/rss", 304, None)
+    state = next_feed_state(FEED, CONFIG.settings, BEFORE, T0, "not_modified", total=10, result=result)
+    assert (state.etag, state.last_modified, state.last_new_item, state.last_success) == ('"a"', "Mon", None, T0)
+
+
+def test_next_feed_state_after_errors_backs_off() -> None:
+    error = FetchError("HTTP 503")
+    first = next_feed_state(FEED, CONFIG.settings, BEFORE, T0, "error", total=10, error=error)
+    second = next_feed_state(FEED, CONFIG.settings, first, T0, "error", total=10, error=error)
+    assert (first.error_count, second.error_count) == (1, 2)
+    assert (second.last_error, second.last_error_at, second.last_success, second.etag) == ("HTTP 503", T0, None, '"a"')
+    assert first.next_poll is not None and second.next_poll is not None and second.next_poll > first.next_poll
+    recovered = next_feed_state(FEED, CONFIG.settings, second, T0, "ok", total=10, result=FetchResult("u", 200, b""))
+    assert recovered.error_count == 0 and recovered.last_error == "HTTP 503"  # the last error stays on record
+
+
+def test_next_feed_state_honours_retry_after() -> None:
+    error = FetchError("HTTP 429", retry_after=7200.0)
+    state = next_feed_state(FEED, CONFIG.settings, BEFORE, T0, "error", total=10, error=error)
+    assert state.next_poll is not None and state.next_poll >= T0 + timedelta(hours=2)
