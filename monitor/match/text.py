@@ -1,4 +1,4 @@
-"""Text normalisation, tokenisation, language guess and morphology for Russian and English.
+"""Text normalisation, tokenisation and morphology for Russian and English.
 
     normalise(text)  NFKC, lower case, ё→е, dash and quote variants unified
     tokens(text)     word tokens; codes and abbreviations stay whole (снв-3, с-400, f-16, u.s)
@@ -30,8 +30,6 @@ _REPLACE = (("ё", "е"), ("‐", "-"), ("‑", "-"), ("‒", "-"), ("–", "-")
 _TOKEN = re.compile(r"\w++(?:[-.]\w++)*+")
 _CYR = re.compile(r"[а-я]")
 _LAT = re.compile(r"[a-z]")
-_CYR_ANY = re.compile(r"[а-яё]", re.IGNORECASE)
-_LAT_ANY = re.compile(r"[a-z]", re.IGNORECASE)
 _DIGIT = re.compile(r"\d")
 
 RU_STOP = frozenset(
@@ -104,16 +102,6 @@ def tokens(text: str) -> list[str]:
         else:
             out.append(tok)
     return out
-
-
-def guess_language(text: str) -> str:
-    """'ru', 'en', or '' when the text has too few letters to tell (script count on the first 2,000 characters)."""
-    sample = text[:2000]
-    cyr = len(_CYR_ANY.findall(sample))
-    lat = len(_LAT_ANY.findall(sample))
-    if cyr + lat < 3:
-        return ""
-    return "ru" if cyr >= lat else "en"
 
 
 @lru_cache(maxsize=1)
