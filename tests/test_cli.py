@@ -322,9 +322,9 @@ def test_notify_test_and_alerts_against_the_telegram_stand_in(
     assert unknown.returncode == 2 and 'no channel "nope"' in unknown.stderr
 
 
-HEAVY = ("sklearn", "scipy", "pymorphy3", "trafilatura")
-# Run as a fresh interpreter: which modules does this command leave in sys.modules?
-IMPORTS_OF = """
+HEAVY = {"sklearn", "scipy", "pymorphy3", "trafilatura"}
+# Run as a fresh interpreter: the exit status, then the heavy modules the command left in sys.modules.
+IMPORTS_OF = f"""
 import contextlib, io, sys
 from monitor.cli import main
 with contextlib.redirect_stdout(io.StringIO()):
@@ -332,7 +332,7 @@ with contextlib.redirect_stdout(io.StringIO()):
         code = main(sys.argv[1:])
     except SystemExit as exc:
         code = exc.code
-print(code, *sorted({name.split(".")[0] for name in sys.modules} & set(sys.argv[0].split(","))))
+print(code, *sorted({{name.split(".")[0] for name in sys.modules}} & {HEAVY!r}))
 """
 
 
@@ -346,7 +346,7 @@ def test_light_commands_import_no_model_machinery(tmp_path: Path, feed_server: F
     config = ["--config", str(write_config(tmp_path, feed_server))] if command[0].isalpha() else []
     env = {k: v for k, v in os.environ.items() if k != "MONITOR_CONFIG"}
     result = subprocess.run(
-        [sys.executable, "-c", IMPORTS_OF.replace("sys.argv[0]", repr(",".join(HEAVY))), *command, *config],
+        [sys.executable, "-c", IMPORTS_OF, *command, *config],
         capture_output=True, text=True, timeout=60, cwd=ROOT, env=env, check=False,
     )
     assert result.stdout.split() == ["0"], result.stdout + result.stderr
