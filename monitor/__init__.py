@@ -1,3 +1,9 @@
 """topic-monitor: poll news feeds, match them against a watchlist, alert once per story."""
 
-__version__ = "0.1.0"
+from importlib.metadata import PackageNotFoundError, version
+
+# The one version string is pyproject.toml's; the installed package's metadata carries it here.
+try:
+    __version__ = version("topic-monitor")
+except PackageNotFoundError:  # a source tree run without `pip install`
+    __version__ = "0+unknown"

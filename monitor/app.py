@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -178,10 +179,14 @@ def open_app(config: Config, *, clock: Clock | None = None) -> App:
         max_redirects=settings.max_redirects,
     )
     grouper = StoryGrouper(window_seconds=settings.story_window)
+    started = time.monotonic()
     stored = store.items_for_story_index(clock.now() - timedelta(seconds=settings.story_window))
     grouper.restore(stored)
+    log.info("story window: %d stored items regrouped in %.1fs", len(stored), time.monotonic() - started)
+    started = time.monotonic()
     labels_seen = store.labels_revision()
     model = load_model(config, store).with_labels(store.labelled_items())
+    log.info("topic model ready in %.1fs (%d topics)", time.monotonic() - started, len(config.topics))
     notifiers = build_notifiers(config)
     parser = ParserPool()
     pipeline = Pipeline(config, store, fetcher, model, grouper, clock, parse=parser)

@@ -1,5 +1,9 @@
 """The `monitor` command line. Exit status: 0 ok, 1 nothing could run, 2 bad config or usage."""
 
+# Start-up cost: this module imports only light parts. A command imports the heavy ones it runs inside its
+# handler (the topic model's scikit-learn, SciPy and stemmers; SQLAlchemy; APScheduler), so `--version`,
+# `--help` and `validate` start in a fraction of a second (tests/test_cli.py checks sys.modules; bench/startup.py).
+
 from __future__ import annotations
 
 import argparse
@@ -8,28 +12,26 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import __version__
 from . import config as cfg
-from .app import App, open_app
 from .errors import ConfigError, MonitorError, UsageError
 from .feeds.concurrency import poll_all
-from .feeds.fulltext import extract_article
-from .feeds.http import DEFAULT_USER_AGENT, HttpFetcher
-from .labelling import export_labels, format_labels, import_labels, label_alert, label_url, topic_id, verdict
-from .match.evaluate import format_report, report_to_json, run_eval
 from .match.explain import explanation_json, format_explanation
-from .models import PollReport
 from .ports import SystemClock
 from .redact import scrub
-from .service.daemon import Daemon
 from .service.health import format_status
 from .service.logs import setup_logging
-from .store import SqlStore
-from .stories.metrics import StoryReplay
 from .views import format_alerts, notify_test
+
+if TYPE_CHECKING:
+    from .app import App
+    from .models import PollReport
+    from .store import SqlStore
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 
@@ -38,6 +40,29 @@ Handler = Callable[[argparse.Namespace], int]
 
 def _config(args: argparse.Namespace) -> cfg.Config:
     return cfg.load(args.config)
+
+
+def _open_app(config: cfg.Config) -> App:
+    """Everything, topic model included: for the commands that poll, match or send."""
+    from .app import open_app  # heavy: the topic model loads scikit-learn, SciPy and the stemmers (~1.5 s CPU)
+
+    return open_app(config)
+
+
+def _open_store(config: cfg.Config) -> SqlStore:
+    """The store alone, for the commands that only read it: no topic model, no story window, no channels."""
+    from .store import SqlStore  # heavy: SQLAlchemy (~0.2 s) that --version, --help and validate do without
+
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    return SqlStore(config.database_url)
+
+
+@dataclass(frozen=True)
+class _Records:
+    """What `monitor status` reads (health.StatusSource)."""
+
+    config: cfg.Config
+    store: SqlStore
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -65,7 +90,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     """Poll every enabled feed once, match and enqueue alerts, then deliver what is due (beside a daemon: preview)."""
     config = _config(args)
-    app = open_app(config)
+    app = _open_app(config)
     try:
         delivering = app.claim_delivery()
         if delivering:
@@ -102,9 +127,9 @@ def _feed_line(report: PollReport) -> str:
 def cmd_feeds(args: argparse.Namespace) -> int:
     """Show every feed's state: last fetch, status, items, errors, next poll."""
     config = _config(args)
-    app = open_app(config)
+    store = _open_store(config)
     try:
-        states = {s.name: s for s in app.store.feeds()}
+        states = {s.name: s for s in store.feeds()}
         tz = config.settings.tz
         rows = [("feed", "last fetch", "status", "items", "errors", "next poll", "last error")]
         for feed in config.feeds:
@@ -126,7 +151,7 @@ def cmd_feeds(args: argparse.Namespace) -> int:
             ))
         _table(rows)
     finally:
-        app.close()
+        store.close()
     return EXIT_OK
 
 
@@ -141,7 +166,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
         title, _, text = raw.strip().partition("\n")
     else:
         title, text = _fetch_url(config, args.url)
-    app = open_app(config)
+    app = _open_app(config)
     try:
         matches = app.pipeline.model.classify(title, text, explain_all=True)
     finally:
@@ -154,6 +179,9 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 
 def _fetch_url(config: cfg.Config, url: str) -> tuple[str, str]:
+    # heavy: requests, and trafilatura on the first article; only `explain --url` needs them
+    from .feeds.fulltext import extract_article
+    from .feeds.http import DEFAULT_USER_AGENT, HttpFetcher
 
     settings = config.settings
     fetcher = HttpFetcher(
@@ -171,6 +199,8 @@ def _fetch_url(config: cfg.Config, url: str) -> tuple[str, str]:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     """Replay a labelled corpus through the matcher and print precision, recall, F1 and Cdet."""
+    from .match.evaluate import format_report, report_to_json, run_eval  # heavy: the topic model (see _open_app)
+    from .stories.metrics import StoryReplay  # heavy: the story grouper's stemmers
 
     config = _config(args)
     stories = StoryReplay(config.settings.story_window)
@@ -194,12 +224,12 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     """Recent alerts with their topics and delivery state per channel."""
 
     config = _config(args)
-    app = open_app(config)
+    store = _open_store(config)
     try:
-        since = app.clock.now() - timedelta(seconds=cfg.parse_duration(args.since))
-        print(format_alerts(app.store.alerts_since(since), config))
+        since = SystemClock().now() - timedelta(seconds=cfg.parse_duration(args.since))
+        print(format_alerts(store.alerts_since(since), config))
     finally:
-        app.close()
+        store.close()
     return EXIT_OK
 
 
@@ -209,7 +239,7 @@ def cmd_notify_test(args: argparse.Namespace) -> int:
     config = _config(args)
     if args.channel not in config.channels:
         raise ConfigError(f'no channel "{args.channel}"; channels are: {", ".join(config.channels)}')
-    app = open_app(config)
+    app = _open_app(config)
     try:
         print(notify_test(app.notifiers[args.channel]))
     finally:
@@ -221,22 +251,18 @@ def cmd_status(args: argparse.Namespace) -> int:
     """Health: feeds, topics, outbox."""
 
     config = _config(args)
-    app = open_app(config)
+    store = _open_store(config)
     try:
-        print(format_status(app, app.clock.now()))
+        print(format_status(_Records(config, store), SystemClock().now()))
     finally:
-        app.close()
+        store.close()
     return EXIT_OK
-
-
-def _store(config: cfg.Config) -> SqlStore:
-    """The store alone: the label commands need neither the topic model nor the channels."""
-    config.data_dir.mkdir(parents=True, exist_ok=True)
-    return SqlStore(config.database_url)
 
 
 def cmd_label(args: argparse.Namespace) -> int:
     """Label an alert's item for a topic, or a page found elsewhere (--url, --topic)."""
+    from .labelling import label_alert, label_url, topic_id, verdict  # feedparser and lxml: only labels need them
+
     config = _config(args)
     user = args.user or _login()
     now = SystemClock().now()
@@ -250,9 +276,11 @@ def cmd_label(args: argparse.Namespace) -> int:
         if not args.words[0].lstrip("#").isdigit():
             raise UsageError(f"expected an alert id like 12 (see `monitor alerts`), got {args.words[0]!r}")
         alert_id, relevant, topic = int(args.words[0].lstrip("#")), verdict(args.words[2]), args.words[1]
-    store = _store(config)
+    store = _open_store(config)
     try:
         if args.url:
+            from .feeds.http import DEFAULT_USER_AGENT, HttpFetcher  # requests: only --url fetches
+
             fetcher = HttpFetcher(user_agent=config.settings.user_agent or DEFAULT_USER_AGENT,
                                   read_timeout=config.settings.timeout, max_body=config.settings.max_body)  # fmt: skip
             try:
@@ -268,9 +296,11 @@ def cmd_label(args: argparse.Namespace) -> int:
 
 def cmd_labels(args: argparse.Namespace) -> int:
     """List the labels (per topic), export them with their items as JSON lines, or import such a file."""
+    from .labelling import export_labels, format_labels, import_labels, topic_id
+
     config = _config(args)
     topic = topic_id(config, args.topic) if args.topic else None
-    store = _store(config)
+    store = _open_store(config)
     try:
         if args.import_file:
             count = import_labels(store, Path(args.import_file), SystemClock().now())
@@ -295,6 +325,7 @@ def _login() -> str:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run the daemon in the foreground (systemd supervises it)."""
+    from .service.daemon import Daemon  # heavy: APScheduler and the whole application
 
     return Daemon(cfg.config_path(args.config), environ=dict(os.environ)).run()
 
@@ -384,4 +415,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK
 
 
-__all__ = ["App", "build_parser", "main"]
+__all__ = ["build_parser", "main"]

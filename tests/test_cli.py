@@ -1,18 +1,29 @@
-"""`monitor validate`, `check` and `feeds` end to end, as subprocesses against a local feed server."""
+"""The `monitor` commands end to end against a local feed server and the Telegram stand-in.
+
+Commands run in this process (`main(argv)`, output captured): a subprocess costs a second of imports a call.
+Only what needs a process of its own starts one: a closed stdout pipe, and what a fresh process imports.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
 from xml.sax.saxutils import escape
 
+import pytest
+
+from monitor.cli import main
 from tests.feedserver import FeedServer, feed_server_fixture  # noqa: F401
 from tests.tgstub import TelegramStub
 
@@ -70,17 +81,50 @@ def write_config(tmp_path: Path, server: FeedServer, extra_feeds: str = "") -> P
     return config
 
 
-def monitor(*args: str, cwd: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "MONITOR_CONFIG"}
-    return subprocess.run(
-        [sys.executable, "-m", "monitor", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=cwd or ROOT,
-        env=env,
-        check=False,
-    )
+@dataclass(frozen=True)
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@contextmanager
+def restored_logging() -> Iterator[None]:
+    """main() sets up logging for a process; put back what pytest had once the command is done."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    quieted = {name: logging.getLogger(name).level for name in ("urllib3", "apscheduler")}
+    try:
+        yield
+    finally:
+        for handler in root.handlers[:]:
+            root.removeHandler(handler)
+        for handler in handlers:
+            root.addHandler(handler)
+        root.setLevel(level)
+        for name, old in quieted.items():
+            logging.getLogger(name).setLevel(old)
+
+
+Monitor = Callable[..., Result]
+
+
+@pytest.fixture
+def monitor(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Monitor:
+    """`monitor ARGS...` in this process: exit status, stdout, stderr."""
+    monkeypatch.delenv("MONITOR_CONFIG", raising=False)
+
+    def run(*args: str) -> Result:
+        capsys.readouterr()
+        with restored_logging():
+            try:
+                code = main(list(args))
+            except SystemExit as exc:  # argparse: --help, --version, usage errors
+                code = exc.code if isinstance(exc.code, int) else 2
+        out, err = capsys.readouterr()
+        return Result(code, out, err)
+
+    return run
 
 
 def serve_feeds(server: FeedServer) -> None:
@@ -92,13 +136,14 @@ def serve_feeds(server: FeedServer) -> None:
     server.route("/broken.xml", b"<html><body>Not a feed</body></html>", headers={"Content-Type": "text/html"})
 
 
-def test_validate_prints_a_summary(tmp_path: Path, feed_server: FeedServer) -> None:
+def test_validate_prints_a_summary(monitor: Monitor, tmp_path: Path, feed_server: FeedServer) -> None:
     result = monitor("validate", "--config", str(write_config(tmp_path, feed_server)))
     assert result.returncode == 0, result.stderr
     assert "feeds (3 enabled of 3)" in result.stdout
     assert "libya" in result.stdout
 
 
+@pytest.mark.slow  # the closed pipe is the point: main() would dup2 over this process's stdout
 def test_a_reader_that_stops_early_gets_no_traceback(tmp_path: Path, feed_server: FeedServer) -> None:
     # `monitor validate | head -1`: the pipe closes before the summary is written.
     config = str(write_config(tmp_path, feed_server))
@@ -112,7 +157,7 @@ def test_a_reader_that_stops_early_gets_no_traceback(tmp_path: Path, feed_server
     assert (result.returncode, result.stderr) == (0, "")
 
 
-def test_validate_reports_a_broken_config_with_its_line(tmp_path: Path) -> None:
+def test_validate_reports_a_broken_config_with_its_line(monitor: Monitor, tmp_path: Path) -> None:
     config = tmp_path / "config.yaml"
     config.write_text('feeds:\n  - {name: A, url: "https://a.example/", interval: fast}\n', encoding="utf-8")
     result = monitor("validate", "--config", str(config))
@@ -120,13 +165,15 @@ def test_validate_reports_a_broken_config_with_its_line(tmp_path: Path) -> None:
     assert result.stderr.strip() == f'{config}:2: feeds[0].interval: expected a duration like 5m, got "fast"'
 
 
-def test_missing_config_is_a_clear_error(tmp_path: Path) -> None:
+def test_missing_config_is_a_clear_error(monitor: Monitor, tmp_path: Path) -> None:
     result = monitor("check", "--config", str(tmp_path / "nope.yaml"))
     assert result.returncode == 2
     assert "nope.yaml: no such file" in result.stderr
 
 
-def test_check_polls_stores_matches_and_alerts_to_the_console(tmp_path: Path, feed_server: FeedServer) -> None:
+def test_check_polls_stores_matches_and_alerts_to_the_console(
+    monitor: Monitor, tmp_path: Path, feed_server: FeedServer
+) -> None:
     serve_feeds(feed_server)
     config = str(write_config(tmp_path, feed_server))
     first = monitor("check", "--config", config, "--deliver-timeout", "5")
@@ -151,9 +198,9 @@ def test_check_polls_stores_matches_and_alerts_to_the_console(tmp_path: Path, fe
     assert "error" in broken and " 2 " in broken  # two consecutive errors recorded
 
 
-def test_shipped_config_without_network_reports_every_feed_as_an_error(tmp_path: Path) -> None:
-    # The shipped config points at public hosts; the test machine has no route there (and the
-    # conftest guard only covers this process), so each feed must end as an error line, not a crash.
+def test_shipped_config_without_network_reports_every_feed_as_an_error(monitor: Monitor, tmp_path: Path) -> None:
+    # The shipped config points at public hosts; they are pointed at a closed loopback port (the conftest guard
+    # would refuse the public ones anyway), so each feed must end as an error line, not a crash.
     shipped = (ROOT / "config.yaml").read_text(encoding="utf-8")
     config = tmp_path / "config.yaml"
     config.write_text(
@@ -169,7 +216,9 @@ def test_shipped_config_without_network_reports_every_feed_as_an_error(tmp_path:
     assert len(errors) == 12
 
 
-def test_check_beside_a_running_daemon_previews_and_stores_nothing(tmp_path: Path, feed_server: FeedServer) -> None:
+def test_check_beside_a_running_daemon_previews_and_stores_nothing(
+    monitor: Monitor, tmp_path: Path, feed_server: FeedServer
+) -> None:
     serve_feeds(feed_server)
     config = str(write_config(tmp_path, feed_server))
     hold = (
@@ -197,7 +246,7 @@ def test_check_beside_a_running_daemon_previews_and_stores_nothing(tmp_path: Pat
     assert "Новости Ливии" in alone.stdout and re.search(r"^delivery: sent [1-9]", alone.stdout, re.M)
 
 
-def test_eval_reports_topic_and_story_figures(tmp_path: Path) -> None:
+def test_eval_reports_topic_and_story_figures(monitor: Monitor, tmp_path: Path) -> None:
     topics = tmp_path / "topics.yaml"
     topics.write_text(
         textwrap.dedent("""\
@@ -240,7 +289,7 @@ ARTICLE = (
 )
 
 
-def test_explain_url_scores_the_article_text(tmp_path: Path, feed_server: FeedServer) -> None:
+def test_explain_url_scores_the_article_text(monitor: Monitor, tmp_path: Path, feed_server: FeedServer) -> None:
     feed_server.route("/article.html", ARTICLE.encode(), headers={"Content-Type": "text/html; charset=utf-8"})
     config = str(write_config(tmp_path, feed_server))
     result = monitor("explain", "--config", config, "--url", feed_server.url("/article.html"), "--json")
@@ -250,7 +299,9 @@ def test_explain_url_scores_the_article_text(tmp_path: Path, feed_server: FeedSe
     assert "Триполи" in libya["passage"] and "var x" not in libya["passage"]
 
 
-def test_notify_test_and_alerts_against_the_telegram_stand_in(tmp_path: Path, feed_server: FeedServer) -> None:
+def test_notify_test_and_alerts_against_the_telegram_stand_in(
+    monitor: Monitor, tmp_path: Path, feed_server: FeedServer
+) -> None:
     serve_feeds(feed_server)
     with TelegramStub(token="123:cli-token") as stub:
         path = write_config(tmp_path, feed_server)
@@ -269,3 +320,33 @@ def test_notify_test_and_alerts_against_the_telegram_stand_in(tmp_path: Path, fe
         assert "123:cli-token" not in sent.stdout + check.stdout + check.stderr + alerts.stdout
     unknown = monitor("notify-test", "nope", "--config", str(path))
     assert unknown.returncode == 2 and 'no channel "nope"' in unknown.stderr
+
+
+HEAVY = {"sklearn", "scipy", "pymorphy3", "trafilatura"}
+# Run as a fresh interpreter: the exit status, then the heavy modules the command left in sys.modules.
+IMPORTS_OF = f"""
+import contextlib, io, sys
+from monitor.cli import main
+with contextlib.redirect_stdout(io.StringIO()):
+    try:
+        code = main(sys.argv[1:])
+    except SystemExit as exc:
+        code = exc.code
+print(code, *sorted({{name.split(".")[0] for name in sys.modules}} & {HEAVY!r}))
+"""
+
+
+@pytest.mark.slow  # a fresh process is the point: this one imported everything long ago
+@pytest.mark.parametrize(
+    "command", [["--version"], ["--help"], ["validate"], ["feeds"], ["status"], ["alerts"]], ids=" ".join
+)
+def test_light_commands_import_no_model_machinery(tmp_path: Path, feed_server: FeedServer, command: list[str]) -> None:
+    # STYLE.md: `--version`, `--help`, `validate`, `feeds`, `status`, `alerts` load no scikit-learn, SciPy,
+    # pymorphy3 or trafilatura (cli.py imports those inside the commands that match or extract).
+    config = ["--config", str(write_config(tmp_path, feed_server))] if command[0].isalpha() else []
+    env = {k: v for k, v in os.environ.items() if k != "MONITOR_CONFIG"}
+    result = subprocess.run(
+        [sys.executable, "-c", IMPORTS_OF, *command, *config],
+        capture_output=True, text=True, timeout=60, cwd=ROOT, env=env, check=False,
+    )
+    assert result.stdout.split() == ["0"], result.stdout + result.stderr

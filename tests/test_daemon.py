@@ -25,6 +25,7 @@ from monitor.service.daemon import Daemon
 from monitor.service.jobs import fallback_interval, poll_job_id
 from monitor.service.metrics import Metrics
 from monitor.service.reload import ConfigWatcher
+from tests.fakes import FakeClock
 
 HOUSEKEEPING = {"deliver", "refit", "prune", "health", "stats", "feedback", "labels"}
 
@@ -560,53 +561,45 @@ def test_signals_in_the_main_thread(tmp_path: Path) -> None:
 # --- ConfigWatcher ------------------------------------------------------------------------------------
 
 
-class Ticks:
-    def __init__(self) -> None:
-        self.t = 0.0
-
-    def __call__(self) -> float:
-        return self.t
-
-
 def test_watcher_fires_once_per_settled_content_change(tmp_path: Path) -> None:
     path = tmp_path / "config.yaml"
     path.write_text("a: 1\n")
-    clock = Ticks()
-    watcher = ConfigWatcher(str(path), debounce=1.0, clock=clock)
+    clock = FakeClock(mono=0.0)
+    watcher = ConfigWatcher(str(path), debounce=1.0, clock=clock.monotonic)
     assert not watcher.changed()
     path.write_text("a: 2\n")
     assert not watcher.changed()  # seen, not settled
-    clock.t = 0.5
+    clock.mono = 0.5
     path.write_text("a: 23\n")  # still being written
     assert not watcher.changed()
-    clock.t = 1.0
+    clock.mono = 1.0
     assert not watcher.changed()
-    clock.t = 1.6
+    clock.mono = 1.6
     assert watcher.changed()
-    clock.t = 5
+    clock.mono = 5
     assert not watcher.changed()
 
 
 def test_watcher_ignores_touch_and_same_bytes_and_handles_replace(tmp_path: Path) -> None:
     path = tmp_path / "config.yaml"
     path.write_text("a: 1\n")
-    clock = Ticks()
-    watcher = ConfigWatcher(str(path), debounce=1.0, clock=clock)
+    clock = FakeClock(mono=0.0)
+    watcher = ConfigWatcher(str(path), debounce=1.0, clock=clock.monotonic)
     os.utime(path, ns=(1, 1))
     assert not watcher.changed()
-    clock.t = 2
+    clock.mono = 2
     assert not watcher.changed()  # same content
     tmp = tmp_path / "config.yaml.new"
     tmp.write_text("a: 2\n")
     os.replace(tmp, path)  # how editors and Ansible save
-    clock.t = 3
+    clock.mono = 3
     assert not watcher.changed()
-    clock.t = 4.5
+    clock.mono = 4.5
     assert watcher.changed()
     path.unlink()
-    clock.t = 5
+    clock.mono = 5
     assert not watcher.changed()
-    clock.t = 6.5
+    clock.mono = 6.5
     assert watcher.changed()  # a vanished file is a change: the reload reports it
 
 

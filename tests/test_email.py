@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -14,14 +13,8 @@ from monitor.config import EmailChannel
 from monitor.delivery.email import EmailNotifier
 from monitor.errors import NotifyError
 from monitor.models import Alert, Item, Match
+from tests.fakes import T0, FakeClock
 from tests.smtpserver import SmtpServer, smtp_server
-
-NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
-
-
-class Clock:
-    def now(self) -> datetime:
-        return NOW
 
 
 def alert(title: str = "Россия и США обсудят стратегическую стабильность", alert_id: int = 1) -> Alert:
@@ -30,11 +23,11 @@ def alert(title: str = "Россия и США обсудят стратегич
         key=f"k{alert_id}",
         title=title,
         link="https://ria.ru/20261125/dsnv.html",
-        published=NOW,
+        published=T0,
         summary="Москва готова обсуждать вопросы стратегической стабильности и продление ДСНВ.",
     )
     match = Match("strategic", 0.82, 0.5, True, terms=("стратегическ* стабильност*",), keyword_hits=("ДСНВ",))
-    return Alert(id=alert_id, item=item, matches=(match,), created=NOW)
+    return Alert(id=alert_id, item=item, matches=(match,), created=T0)
 
 
 def channel(server: SmtpServer, **overrides: object) -> EmailChannel:
@@ -60,7 +53,7 @@ def notifier(server: SmtpServer, **overrides: object) -> EmailNotifier:
         topics={"strategic": "Стратегическая стабильность"},
         tz=ZoneInfo("Europe/Moscow"),
         ssl_context=server.client_context(),
-        clock=Clock(),
+        clock=FakeClock(),
         local_hostname="localhost",
     )
 

@@ -7,7 +7,7 @@ import logging
 import textwrap
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
@@ -22,13 +22,13 @@ from monitor.delivery.feedback import FeedbackPoller, bot_key, same_chat
 from monitor.delivery.telegram import TelegramNotifier
 from monitor.models import Alert, Item, Label, Match, Story
 from monitor.store import SqlStore
+from tests.fakes import T0, FakeClock
 from tests.feedserver import FeedServer, feed_server_fixture  # noqa: F401
 from tests.tgstub import TelegramStub
 
 TOKEN = "424242:feedback-token"
 CHAT, OTHER_CHAT = "1001", "2002"
 ANALYST, STRANGER = 7001, 666
-T0 = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
 
 LIBYA = Match("libya", 0.8, 0.5, True)
 SYRIA = Match("syria", 0.7, 0.5, True)
@@ -43,11 +43,6 @@ class Ticker:
 
     def __call__(self) -> float:
         return self.now
-
-
-class FixedClock:
-    def now(self) -> datetime:
-        return T0
 
 
 @pytest.fixture
@@ -101,7 +96,7 @@ def sent_alert(
 
 
 def poller(store: SqlStore, conf: cfg.Config, ticker: Ticker | None = None) -> FeedbackPoller:
-    return FeedbackPoller(conf, store, FixedClock(), long_poll=0, monotonic=ticker or Ticker())
+    return FeedbackPoller(conf, store, FakeClock(), long_poll=0, monotonic=ticker or Ticker())
 
 
 def texts(board: list[list[dict[str, str]]] | None) -> list[list[str]]:
@@ -362,15 +357,7 @@ LIBYA_NEW = ("interfax-2", "Хафтар объявил о наступлени�
              "правительство национального согласия заявило о мобилизации.")  # fmt: skip
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.t = T0
-
-    def now(self) -> datetime:
-        return self.t
-
-
-def open_feedback_app(tmp_path: Path, server: FeedServer, stub: TelegramStub, clock: Clock) -> App:
+def open_feedback_app(tmp_path: Path, server: FeedServer, stub: TelegramStub, clock: FakeClock) -> App:
     path = tmp_path / "config.yaml"
     path.write_text(
         textwrap.dedent(f"""\
@@ -407,7 +394,7 @@ def cycle(app: App) -> None:
 def test_a_press_in_the_chat_teaches_the_running_pipeline_and_mute_stops_the_storys_edits(
     tmp_path: Path, feed_server: FeedServer, stub: TelegramStub
 ) -> None:
-    clock = Clock()
+    clock = FakeClock()
     feed_server.route("/interfax.xml", rss([READOUT[0]]))
     feed_server.route("/tass.xml", rss([]))
     feed_server.route("/ria.xml", rss([]))
@@ -465,7 +452,7 @@ def test_a_press_in_the_chat_teaches_the_running_pipeline_and_mute_stops_the_sto
 def test_labels_written_by_another_process_are_learned_without_a_restart(
     tmp_path: Path, feed_server: FeedServer, stub: TelegramStub
 ) -> None:
-    clock = Clock()
+    clock = FakeClock()
     feed_server.route("/interfax.xml", rss([READOUT[0]]))
     feed_server.route("/tass.xml", rss([]))
     feed_server.route("/ria.xml", rss([]))

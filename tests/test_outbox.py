@@ -25,35 +25,11 @@ from monitor.delivery.telegram import TelegramNotifier
 from monitor.errors import NotifyError
 from monitor.models import Alert, Delivery, Item, Match
 from monitor.views import format_alerts, notify_test
+from tests.fakes import T0, FakeClock
 from tests.tgstub import TelegramStub
 
 MSK = ZoneInfo("Europe/Moscow")
-T0 = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)  # 12:00 in Moscow
 TOKEN = "123456:SECRET"
-
-
-class FakeClock:
-    """Wall clock and monotonic clock that move only when slept on or advanced."""
-
-    def __init__(self, start: datetime = T0) -> None:
-        self.t = start
-        self.mono = 1000.0
-        self.sleeps: list[float] = []
-
-    def now(self) -> datetime:
-        return self.t
-
-    def monotonic(self) -> float:
-        return self.mono
-
-    def sleep(self, seconds: float) -> None:
-        assert seconds >= 0
-        self.sleeps.append(seconds)
-        self.advance(seconds)
-
-    def advance(self, seconds: float) -> None:
-        self.t += timedelta(seconds=seconds)
-        self.mono += seconds
 
 
 class FakeStore:

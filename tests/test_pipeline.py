@@ -1,11 +1,11 @@
 """The poll order end to end with real parts: feed server, SQLite store, topic model, story grouper,
-outbox and the Telegram Bot API stand-in. Time comes from a fixed clock."""
+outbox and the Telegram Bot API stand-in. Time comes from the fake clock."""
 
 from __future__ import annotations
 
 import textwrap
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
 from xml.sax.saxutils import escape
@@ -15,18 +15,9 @@ import pytest
 from monitor import config as cfg
 from monitor.app import App, open_app
 from monitor.models import Item
+from tests.fakes import T0, FakeClock
 from tests.feedserver import FeedServer, feed_server_fixture  # noqa: F401
 from tests.tgstub import TelegramStub, visible_text
-
-T0 = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
-
-
-class FixedClock:
-    def __init__(self, now: datetime) -> None:
-        self.t = now
-
-    def now(self) -> datetime:
-        return self.t
 
 
 def rss(items: list[tuple[str, str, str]], *, published: datetime = T0) -> bytes:
@@ -97,7 +88,7 @@ def stub() -> Iterator[TelegramStub]:
         yield running
 
 
-def open_with(tmp_path: Path, text: str, clock: FixedClock) -> App:
+def open_with(tmp_path: Path, text: str, clock: FakeClock) -> App:
     path = tmp_path / "config.yaml"
     path.write_text(text, encoding="utf-8")
     return open_app(cfg.load(str(path), env={}), clock=clock)
@@ -111,7 +102,7 @@ def poll_all(app: App) -> None:
 def test_three_outlets_one_story_one_message_then_edits(
     tmp_path: Path, feed_server: FeedServer, stub: TelegramStub
 ) -> None:
-    clock = FixedClock(T0)
+    clock = FakeClock(T0)
     app = open_with(tmp_path, config_text(tmp_path, feed_server, stub, LIBYA_TOPIC), clock)
     try:
         feed_server.route("/interfax.xml", rss([READOUT[0]]))
@@ -142,7 +133,7 @@ def test_three_outlets_one_story_one_message_then_edits(
 def test_a_later_item_matching_a_new_topic_alerts_for_that_topic(
     tmp_path: Path, feed_server: FeedServer, stub: TelegramStub
 ) -> None:
-    clock = FixedClock(T0)
+    clock = FakeClock(T0)
     app = open_with(tmp_path, config_text(tmp_path, feed_server, stub, LIBYA_TOPIC), clock)
     feed_server.route("/interfax.xml", rss([READOUT[0]]))
     feed_server.route("/tass.xml", rss([]))
@@ -171,7 +162,7 @@ def test_a_later_item_matching_a_new_topic_alerts_for_that_topic(
 
 
 def test_an_updated_item_does_not_alert_again(tmp_path: Path, feed_server: FeedServer, stub: TelegramStub) -> None:
-    clock = FixedClock(T0)
+    clock = FakeClock(T0)
     app = open_with(tmp_path, config_text(tmp_path, feed_server, stub, LIBYA_TOPIC), clock)
     try:
         feed_server.route("/interfax.xml", rss([READOUT[0]]))
@@ -193,7 +184,7 @@ def test_an_updated_item_does_not_alert_again(tmp_path: Path, feed_server: FeedS
 def test_items_stored_by_a_killed_run_are_matched_on_restart(
     tmp_path: Path, feed_server: FeedServer, stub: TelegramStub
 ) -> None:
-    clock = FixedClock(T0)
+    clock = FakeClock(T0)
     text = config_text(tmp_path, feed_server, stub, LIBYA_TOPIC)
     app = open_with(tmp_path, text, clock)
     guid, title, body = READOUT[0]
@@ -212,7 +203,7 @@ def test_items_stored_by_a_killed_run_are_matched_on_restart(
 def test_a_broken_feed_is_recorded_and_backs_off_while_the_others_go_on(
     tmp_path: Path, feed_server: FeedServer, stub: TelegramStub
 ) -> None:
-    clock = FixedClock(T0)
+    clock = FakeClock(T0)
     app = open_with(tmp_path, config_text(tmp_path, feed_server, stub, LIBYA_TOPIC), clock)
     try:
         feed_server.route("/interfax.xml", b"<html>oops</html>", headers={"Content-Type": "text/html"})
@@ -234,7 +225,7 @@ def test_a_broken_feed_is_recorded_and_backs_off_while_the_others_go_on(
 def test_a_new_feeds_backlog_is_matched_but_not_alerted(
     tmp_path: Path, feed_server: FeedServer, stub: TelegramStub
 ) -> None:
-    clock = FixedClock(T0)
+    clock = FakeClock(T0)
     app = open_with(tmp_path, config_text(tmp_path, feed_server, stub, LIBYA_TOPIC), clock)
     try:
         feed_server.route("/interfax.xml", rss([READOUT[0]], published=T0 - timedelta(hours=30)))
@@ -261,7 +252,7 @@ LIBYA_NEW = ("interfax-2", "Хафтар объявил о наступлени�
 def test_preview_beside_a_daemon_matches_new_items_and_writes_nothing(
     tmp_path: Path, feed_server: FeedServer, stub: TelegramStub
 ) -> None:
-    clock = FixedClock(T0)
+    clock = FakeClock(T0)
     app = open_with(tmp_path, config_text(tmp_path, feed_server, stub, LIBYA_TOPIC), clock)
     try:
         feed_server.route("/interfax.xml", rss([READOUT[0]]))
@@ -309,7 +300,7 @@ class CallLog:
 def test_processing_an_item_reads_its_story_and_writes_once(
     tmp_path: Path, feed_server: FeedServer, stub: TelegramStub
 ) -> None:
-    clock = FixedClock(T0)
+    clock = FakeClock(T0)
     app = open_with(tmp_path, config_text(tmp_path, feed_server, stub, LIBYA_TOPIC), clock)
     try:
         items = [
@@ -330,7 +321,7 @@ def test_processing_an_item_reads_its_story_and_writes_once(
 
 
 def test_preview_decides_as_a_poll_would(tmp_path: Path, feed_server: FeedServer, stub: TelegramStub) -> None:
-    clock = FixedClock(T0)
+    clock = FakeClock(T0)
     app = open_with(tmp_path, config_text(tmp_path, feed_server, stub, LIBYA_TOPIC), clock)
     try:
         feed_server.route("/interfax.xml", rss([READOUT[0]]))
@@ -349,7 +340,7 @@ def test_preview_decides_as_a_poll_would(tmp_path: Path, feed_server: FeedServer
 def test_use_swaps_the_config_and_model_for_the_next_items(
     tmp_path: Path, feed_server: FeedServer, stub: TelegramStub
 ) -> None:
-    clock = FixedClock(T0)
+    clock = FakeClock(T0)
     app = open_with(tmp_path, config_text(tmp_path, feed_server, stub, LIBYA_TOPIC), clock)
     try:
         feed_server.route("/interfax.xml", rss([READOUT[0]]))

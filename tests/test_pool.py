@@ -68,6 +68,27 @@ def worker_pid(body: bytes, **kwargs: object) -> ParsedFeed:
     return dataclasses.replace(parsed, warning=str(os.getpid()))
 
 
+def loaded_modules(body: bytes, **kwargs: object) -> ParsedFeed:
+    """Parses, and lists the worker's top-level modules in the feed's warning."""
+    parsed = parse_feed(body, **kwargs)  # type: ignore[arg-type]
+    return dataclasses.replace(parsed, warning=" ".join(sorted({name.split(".")[0] for name in sys.modules})))
+
+
+def test_a_worker_imports_only_what_parsing_needs() -> None:
+    # Each worker is a fresh interpreter (spawn) that imports the target's modules; parsing needs feedparser and
+    # lxml, not the topic model, the store or the scheduler (~45 MB a worker instead of ~165 MB).
+    # (Under the `monitor` script a worker also imports monitor.cli: test_cli checks that it is light too.)
+    pool = ParserPool(workers=1, target=loaded_modules)
+    try:
+        loaded = set(pool(RSS, feed="F", url="http://127.0.0.1/f", now=NOW).warning.split())
+    finally:
+        pool.close()
+    assert {"feedparser", "lxml", "monitor"} <= loaded
+    heavy = {"sklearn", "scipy", "numpy", "pymorphy3", "Stemmer", "trafilatura", "sqlalchemy", "apscheduler"}
+    assert not loaded & heavy
+
+
+@pytest.mark.slow  # SIGKILL of a whole process is the point
 def test_workers_leave_when_the_daemon_is_killed(tmp_path: Path) -> None:
     # A process with a started pool dies by SIGKILL (no shutdown): its parser workers must not outlive it.
     script = (

@@ -6,7 +6,6 @@ import logging
 import subprocess
 import sys
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -16,25 +15,10 @@ from monitor.config import TelegramChannel
 from monitor.delivery.telegram import TelegramNotifier
 from monitor.errors import NotifyError
 from monitor.models import Alert, Item, Match
+from tests.fakes import T0, FakeClock
 from tests.tgstub import TelegramStub
 
 TOKEN = "123456:SECRET-token_value"
-T0 = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
-
-
-class Ticker:
-    """A monotonic clock that only moves when slept on."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 @pytest.fixture
@@ -50,11 +34,11 @@ def make_alert(alert_id: int = 1, also: tuple[tuple[str, str | None], ...] = ())
     return Alert(id=alert_id, item=item, matches=(match,), created=T0, also=also)
 
 
-def notifier(stub: TelegramStub, ticker: Ticker | None = None, **overrides: object) -> TelegramNotifier:
+def notifier(stub: TelegramStub, ticker: FakeClock | None = None, **overrides: object) -> TelegramNotifier:
     data: dict[str, object] = {"type": "telegram", "bot_token": TOKEN, "chat_id": "4242", "api_url": stub.url,
                                "pace": False, "timeout": 2}  # fmt: skip
     data.update(overrides)
-    ticker = ticker or Ticker()
+    ticker = ticker or FakeClock()
     channel = TelegramChannel.model_validate(data)
     return TelegramNotifier("tg", channel, topics={"strategic": "Стратегия"}, monotonic=ticker.monotonic,
                             sleep=ticker.sleep)  # fmt: skip
@@ -170,7 +154,7 @@ def test_migrated_group_says_what_to_do(stub: TelegramStub, monkeypatch: pytest.
 
 
 def test_pacing_one_message_per_second_per_chat(stub: TelegramStub) -> None:
-    ticker = Ticker()
+    ticker = FakeClock()
     tg = notifier(stub, ticker, pace=True)
     for i in range(3):
         tg.send(make_alert(i))
@@ -178,7 +162,7 @@ def test_pacing_one_message_per_second_per_chat(stub: TelegramStub) -> None:
 
 
 def test_pacing_twenty_per_minute_in_a_group(stub: TelegramStub) -> None:
-    ticker = Ticker()
+    ticker = FakeClock()
     tg = notifier(stub, ticker, pace=True, chat_id="-100777")
     for i in range(21):
         tg.send(make_alert(i))
@@ -189,7 +173,7 @@ def test_pacing_twenty_per_minute_in_a_group(stub: TelegramStub) -> None:
 
 
 def test_pacing_off(stub: TelegramStub) -> None:
-    ticker = Ticker()
+    ticker = FakeClock()
     tg = notifier(stub, ticker, pace=False)
     for i in range(5):
         tg.send(make_alert(i))

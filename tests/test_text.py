@@ -1,8 +1,8 @@
-"""Normalisation, tokens, language guess and morphology (Russian cases and adjectives, English plurals, codes)."""
+"""Normalisation, tokens and morphology (Russian cases and adjectives, English plurals, codes)."""
 
 from __future__ import annotations
 
-from monitor.match.text import derived_from, guess_language, normalise, term_spans, terms, tokens
+from monitor.match.text import derived_from, normalise, term_spans, terms, tokens
 
 
 def test_normalise_folds_case_yo_dashes_and_compatibility_forms() -> None:
@@ -15,13 +15,6 @@ def test_tokens_keep_codes_and_abbreviations() -> None:
     assert toks[:7] == ["снв-3", "дрсмд", "с-400", "new", "start", "f-16", "и"]
     assert "u.s" in toks
     assert toks[-2:] == ["российско", "французский"]  # alphabetic compounds split, codes kept whole
-
-
-def test_guess_language() -> None:
-    assert guess_language("Президент России провёл переговоры") == "ru"
-    assert guess_language("The president held talks in Moscow") == "en"
-    assert guess_language("12 34") == ""
-    assert guess_language("Заявление по New START сделал МИД России") == "ru"  # mixed: the majority script
 
 
 def test_russian_noun_cases_share_a_term() -> None:

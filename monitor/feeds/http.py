@@ -8,8 +8,9 @@
            ├─ other non-2xx → FetchError(status, retry_after)
            └─ 2xx → read the decoded body with read1(): abort past max_body bytes or past the body deadline
 
-The size cap counts decompressed bytes, so a gzip bomb is cut off after max_body bytes of output; urllib3 ≥ 2.3
-bounds each decompression step by the amount asked for. Reading with read1() returns after each network read,
+The size cap counts decompressed bytes, so a gzip bomb is cut off after max_body bytes of output; urllib3 ≥ 2.6
+bounds each decompression step by the amount asked for (before it, one small read could inflate a whole bomb:
+CVE-2025-66471), hence `urllib3>=2.6` in pyproject.toml. Reading with read1() returns after each network read,
 which lets the wall-clock deadline stop a server that drips one byte per read timeout forever.
 """
 

@@ -37,8 +37,8 @@ import feedparser
 from lxml import etree  # type: ignore[import-untyped]  # lxml ships no stubs; lxml-stubs is not a dependency
 
 from ..errors import ParseError
-from ..match.text import guess_language
 from ..models import Item, ParsedFeed
+from .language import guess_language
 
 # --- hostile XML ----------------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""Text normalisation, tokenisation, language guess and morphology for Russian and English.
+"""Text normalisation, tokenisation and morphology for Russian and English.
 
     normalise(text)  NFKC, lower case, ё→е, dash and quote variants unified
     tokens(text)     word tokens; codes and abbreviations stay whole (снв-3, с-400, f-16, u.s)
@@ -32,8 +32,6 @@ _REPLACE = (("ё", "е"), ("‐", "-"), ("‑", "-"), ("‒", "-"), ("–", "-")
 _TOKEN = re.compile(r"\w++(?:[-.]\w++)*+")
 _CYR = re.compile(r"[а-я]")
 _LAT = re.compile(r"[a-z]")
-_CYR_ANY = re.compile(r"[а-яё]", re.IGNORECASE)
-_LAT_ANY = re.compile(r"[a-z]", re.IGNORECASE)
 _DIGIT = re.compile(r"\d")
 
 # Function words and reporting verbs of both languages: they say nothing about a topic. Both lists apply to every
@@ -101,16 +99,6 @@ def _split(tok: str) -> list[str]:
 def tokens(text: str) -> list[str]:
     """Normalised word tokens; keeps codes like 'снв-3', 'f-16', 'с-400' and dotted abbreviations like 'u.s'."""
     return normalised_tokens(normalise(text))
-
-
-def guess_language(text: str) -> str:
-    """'ru', 'en', or '' when the text has too few letters to tell (script count on the first 2,000 characters)."""
-    sample = text[:2000]
-    cyr = len(_CYR_ANY.findall(sample))
-    lat = len(_LAT_ANY.findall(sample))
-    if cyr + lat < 3:
-        return ""
-    return "ru" if cyr >= lat else "en"
 
 
 @lru_cache(maxsize=1)
