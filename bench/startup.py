@@ -237,7 +237,7 @@ MILESTONES = {"story window": "window", "topic model": "model", "feed Bench:": "
 
 def daemon_start(label: str, config: Path, feed: Feed, tmp: Path) -> Start:
     sys.path.insert(0, str(ROOT))
-    from monitor.feeds.schedule import jitter  # the daemon's own spread, to report it (light: no model)
+    from monitor.backoff import jitter  # the daemon's own spread, to report it (light: no model)
 
     result = Start(label, spread=jitter("Bench", FEED_INTERVAL / 2))
     sock_path = tmp / "notify.sock"

@@ -179,10 +179,9 @@ def open_app(config: Config, *, clock: Clock | None = None) -> App:
         max_redirects=settings.max_redirects,
     )
     grouper = StoryGrouper(window_seconds=settings.story_window)
-    started = time.monotonic()
     stored = store.items_for_story_index(clock.now() - timedelta(seconds=settings.story_window))
-    grouper.restore(stored)
-    log.info("story window: %d stored items regrouped in %.1fs", len(stored), time.monotonic() - started)
+    # Rebuilt beside the model load and the first polls (grouping waits for it): start-up does not wait.
+    grouper.restore_in_background(stored)
     started = time.monotonic()
     labels_seen = store.labels_revision()
     model = load_model(config, store).with_labels(store.labelled_items())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import re
 import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -26,6 +27,7 @@ from monitor.stories.features import (
 )
 from monitor.stories.group import (
     DocumentFrequencies,
+    StoryDecision,
     StoryGrouper,
     featurise,
     same_story,
@@ -303,6 +305,29 @@ def test_replaying_old_items_under_a_real_clock_still_groups() -> None:
     a = grouper.assign(item("interfax", "1", KNDR_INTERFAX, T0), now=now)
     b = grouper.assign(item("tass", "2", KNDR_TASS, T0 + timedelta(minutes=5)), now=now)
     assert b.story_id == a.story_id
+
+
+def test_a_background_restore_holds_grouping_until_the_window_is_whole() -> None:
+    before = StoryGrouper()
+    first = item("interfax", "1", KNDR_INTERFAX, T0)
+    stored = [(first, before.assign(first).story_id)]
+    release = threading.Event()
+
+    def slow_rows() -> Iterator[tuple[Item, str | None]]:
+        release.wait(10)  # the rebuild is "still reading" until the test lets it go
+        yield from stored
+
+    grouper = StoryGrouper()
+    rebuild = grouper.restore_in_background(slow_rows())
+    got: list[StoryDecision] = []
+    later = threading.Thread(target=lambda: got.append(grouper.assign(item("tass", "2", KNDR_TASS, T0))))
+    later.start()
+    later.join(0.3)
+    assert later.is_alive() and not got  # grouping against an empty window would have started a new story
+    release.set()
+    rebuild.join(10)
+    later.join(10)
+    assert got[0].story_id == stored[0][1] and not got[0].is_new
 
 
 def test_restore_groups_items_stored_without_a_story() -> None:

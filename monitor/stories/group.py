@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import hashlib
 import heapq
+import logging
 import math
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -55,6 +57,8 @@ NEAR_DUP_MIN_JACCARD = 0.5
 QUERY_TERMS = 12  # heaviest query terms whose postings are scanned for candidates
 RERANK = 30  # candidates compared exactly
 DEFAULT_WINDOW = 48 * 3600.0
+
+log = logging.getLogger(__name__)
 
 Reason = Literal["new", "near-duplicate", "same-event"]
 
@@ -232,20 +236,42 @@ class StoryGrouper:
         Items stored without a story id (stored, then the process stopped before grouping) are grouped now, in time
         order with the rest; their decisions are returned by uid so the caller can store them.
         """
+        with self._lock:
+            return self._restore(pairs)
+
+    def restore_in_background(self, pairs: Iterable[tuple[Item, str | None]]) -> threading.Thread:
+        """`restore` in a thread of its own, so a start need not wait for it (re-analysing a 48 h window of full
+        articles takes seconds): polls fetch, parse and store meanwhile, and `assign` and `place` wait until the
+        window is whole, so no item is grouped against half of it."""
+        self._lock.acquire()  # taken here, before any poll can run; the thread releases it when the window is whole
+
+        def rebuild() -> None:
+            started = time.monotonic()
+            try:
+                self._restore(pairs)
+            finally:
+                self._lock.release()
+            log.info("story window: %d stored items regrouped in %.1fs", len(self), time.monotonic() - started)
+
+        thread = threading.Thread(target=rebuild, name="story-window", daemon=True)
+        thread.start()
+        return thread
+
+    def _restore(self, pairs: Iterable[tuple[Item, str | None]]) -> dict[str, StoryDecision]:
+        """restore(); the caller holds the lock."""
         rows = sorted(((item_time(item).timestamp(), item, story) for item, story in pairs), key=lambda r: r[0])
         decided: dict[str, StoryDecision] = {}
-        with self._lock:
-            self._reset()
-            for t, item, story_id in rows:
-                features = item_features(item)
-                if story_id is None:
-                    decided[item.uid] = self._assign(item.uid, t, features)
-                    continue
-                self._advance(t)
-                previous = self._by_uid.get(item.uid)
-                if previous is not None:
-                    self._remove(previous)
-                self._insert(item.uid, story_id, t, features)
+        self._reset()
+        for t, item, story_id in rows:
+            features = item_features(item)
+            if story_id is None:
+                decided[item.uid] = self._assign(item.uid, t, features)
+                continue
+            self._advance(t)
+            previous = self._by_uid.get(item.uid)
+            if previous is not None:
+                self._remove(previous)
+            self._insert(item.uid, story_id, t, features)
         return decided
 
     def _assign(self, uid: str, t: float, features: ItemFeatures, *, keep: bool = True) -> StoryDecision:
