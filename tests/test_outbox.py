@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from monitor.cli.views import format_alerts, notify_test
 from monitor.config import Config
 from monitor.delivery.channels import build_notifiers
 from monitor.delivery.console import ConsoleNotifier
@@ -24,7 +25,6 @@ from monitor.delivery.rules import hold_until
 from monitor.delivery.telegram import TelegramNotifier
 from monitor.errors import NotifyError
 from monitor.models import Alert, Delivery, Item, Match
-from monitor.views import format_alerts, notify_test
 from tests.fakes import T0, FakeClock
 from tests.tgstub import TelegramStub
 

@@ -6,10 +6,10 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, tzinfo
 from typing import Protocol, runtime_checkable
 
-from .config import Config
-from .delivery.message import matched, one_line, shorten
-from .models import Alert, Delivery
-from .ports import Clock, Notifier, SystemClock
+from ..config import Config
+from ..delivery.message import matched, one_line, shorten
+from ..models import Alert, Delivery
+from ..ports import Clock, Notifier, SystemClock
 
 
 @runtime_checkable

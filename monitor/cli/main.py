@@ -17,21 +17,21 @@ from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import __version__
-from . import config as cfg
-from .errors import ConfigError, MonitorError, UsageError
-from .feeds.concurrency import poll_all
-from .match.explain import explanation_json, format_explanation
-from .ports import SystemClock
-from .redact import scrub
-from .service.health import format_status
-from .service.logs import setup_logging
+from .. import __version__
+from .. import config as cfg
+from ..errors import ConfigError, MonitorError, UsageError
+from ..feeds.concurrency import poll_all
+from ..match.explain import explanation_json, format_explanation
+from ..ports import SystemClock
+from ..redact import scrub
+from ..service.health import format_status
+from ..service.logs import setup_logging
 from .views import format_alerts, notify_test
 
 if TYPE_CHECKING:
-    from .app import App
-    from .models import PollReport
-    from .store import SqlStore
+    from ..app import App
+    from ..models import PollReport
+    from ..store import SqlStore
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 
@@ -44,14 +44,14 @@ def _config(args: argparse.Namespace) -> cfg.Config:
 
 def _open_app(config: cfg.Config) -> App:
     """Everything, topic model included: for the commands that poll, match or send."""
-    from .app import open_app  # heavy: the topic model loads scikit-learn, SciPy and the stemmers (~1.5 s CPU)
+    from ..app import open_app  # heavy: the topic model loads scikit-learn, SciPy and the stemmers (~1.5 s CPU)
 
     return open_app(config)
 
 
 def _open_store(config: cfg.Config) -> SqlStore:
     """The store alone, for the commands that only read it: no topic model, no story window, no channels."""
-    from .store import SqlStore  # heavy: SQLAlchemy (~0.2 s) that --version, --help and validate do without
+    from ..store import SqlStore  # heavy: SQLAlchemy (~0.2 s) that --version, --help and validate do without
 
     config.data_dir.mkdir(parents=True, exist_ok=True)
     return SqlStore(config.database_url)
@@ -180,8 +180,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 def _fetch_url(config: cfg.Config, url: str) -> tuple[str, str]:
     # heavy: requests, and trafilatura on the first article; only `explain --url` needs them
-    from .feeds.fulltext import extract_article
-    from .feeds.http import DEFAULT_USER_AGENT, HttpFetcher
+    from ..feeds.fulltext import extract_article
+    from ..feeds.http import DEFAULT_USER_AGENT, HttpFetcher
 
     settings = config.settings
     fetcher = HttpFetcher(
@@ -199,8 +199,8 @@ def _fetch_url(config: cfg.Config, url: str) -> tuple[str, str]:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     """Replay a labelled corpus through the matcher and print precision, recall, F1 and Cdet."""
-    from .match.evaluate import format_report, report_to_json, run_eval  # heavy: the topic model (see _open_app)
-    from .stories.metrics import StoryReplay  # heavy: the story grouper's stemmers
+    from ..match.evaluate import format_report, report_to_json, run_eval  # heavy: the topic model (see _open_app)
+    from ..stories.metrics import StoryReplay  # heavy: the story grouper's stemmers
 
     config = _config(args)
     stories = StoryReplay(config.settings.story_window)
@@ -261,7 +261,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_label(args: argparse.Namespace) -> int:
     """Label an alert's item for a topic, or a page found elsewhere (--url, --topic)."""
-    from .labelling import label_alert, label_url, topic_id, verdict  # feedparser and lxml: only labels need them
+    from .labels import label_alert, label_url, topic_id, verdict  # feedparser and lxml: only labels need them
 
     config = _config(args)
     user = args.user or _login()
@@ -279,7 +279,7 @@ def cmd_label(args: argparse.Namespace) -> int:
     store = _open_store(config)
     try:
         if args.url:
-            from .feeds.http import DEFAULT_USER_AGENT, HttpFetcher  # requests: only --url fetches
+            from ..feeds.http import DEFAULT_USER_AGENT, HttpFetcher  # requests: only --url fetches
 
             fetcher = HttpFetcher(user_agent=config.settings.user_agent or DEFAULT_USER_AGENT,
                                   read_timeout=config.settings.timeout, max_body=config.settings.max_body)  # fmt: skip
@@ -296,7 +296,7 @@ def cmd_label(args: argparse.Namespace) -> int:
 
 def cmd_labels(args: argparse.Namespace) -> int:
     """List the labels (per topic), export them with their items as JSON lines, or import such a file."""
-    from .labelling import export_labels, format_labels, import_labels, topic_id
+    from .labels import export_labels, format_labels, import_labels, topic_id
 
     config = _config(args)
     topic = topic_id(config, args.topic) if args.topic else None
@@ -325,7 +325,7 @@ def _login() -> str:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run the daemon in the foreground (systemd supervises it)."""
-    from .service.daemon import Daemon  # heavy: APScheduler and the whole application
+    from ..service.daemon import Daemon  # heavy: APScheduler and the whole application
 
     return Daemon(cfg.config_path(args.config), environ=dict(os.environ)).run()
 

@@ -17,11 +17,11 @@ from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
-from .config import Config
-from .errors import StoreError, UsageError
-from .feeds.fulltext import extract_article, page_title
-from .models import Item, Label
-from .ports import Fetcher, Store
+from ..config import Config
+from ..errors import StoreError, UsageError
+from ..feeds.fulltext import extract_article, page_title
+from ..models import Item, Label
+from ..ports import Fetcher, Store
 
 MANUAL_FEED = "manual"  # the feed name of pages labelled with --url: never a configured feed's
 VERDICTS = {"yes": True, "y": True, "no": False, "n": False}
