@@ -236,6 +236,21 @@ def test_an_offered_near_miss_keeps_its_place(db: Db) -> None:
     assert store.near_miss_counts() == {"libya": (3, 0)}
 
 
+def test_retention_prunes_old_near_misses_with_their_items_and_keeps_labelled_ones(db: Db) -> None:
+    store = db.open()
+    record(store, "a", 0.44)
+    record(store, "b", 0.43)
+    ids = tuple(n.id for n in store.waiting_near_misses(DAY))
+    store.take_near_misses([("desk", DAY, ids)], ids, (), OFFER_TIME)
+    [offer] = store.due_offers(OFFER_TIME)
+    store.mark_offer(offer.id, "sent", OFFER_TIME, message_ref="7")
+    store.put_label(Label(an_item("b").uid, "libya", True, "near-miss"), OFFER_TIME)
+    assert store.prune(T0 + timedelta(days=31)) == 1  # "a"; "b" is labelled: the model learns from it
+    assert store.get_item(an_item("a").uid) is None and store.get_item(an_item("b").uid) is not None
+    assert store.offer_at("desk", "7") is None  # sent long ago: gone too
+    assert store.near_miss_counts() == {"libya": (1, 1)}
+
+
 # --- the daily message -------------------------------------------------------------------------------
 
 

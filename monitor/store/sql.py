@@ -249,9 +249,10 @@ class SqlStore:
         return None if row is None else to_item(row)
 
     def prune(self, before: datetime) -> int:
-        """Delete items first seen before `before` that no alert or label references (and their matches);
-        return the count. Stories last seen before then without an alert go too, or they would grow without
-        bound. A labelled item keeps its text: the topic model learns from it."""
+        """Delete items first seen before `before` that no alert or label references (and their matches and near
+        misses); return the count. Stories last seen before then without an alert go too, or they would grow
+        without bound, and near-miss messages sent by then. A labelled item keeps its text: the topic model
+        learns from it."""
         doomed = select(item_table.c.id).where(
             item_table.c.first_seen < before,
             ~select(alerts.c.id).where(alerts.c.item_id == item_table.c.id).exists(),
