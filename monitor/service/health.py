@@ -199,8 +199,8 @@ def gather_status(app: StatusSource, now: datetime, *, since: datetime | None = 
         rows.append(FeedRow(feed.name, feed.enabled, state, float(per_feed.get(feed.name, 0)), dead))
     matches = store.match_counts(day_ago)
     topics = tuple((t.id, t.name, matches.get(t.id, 0)) for t in config.topics)
-    counts = (store.label_counts(), dict(store.outbox_counts()), store.near_miss_counts())
-    return Status(now, tuple(rows), topics, *counts)
+    labels, outbox = store.label_counts(), dict(store.outbox_counts())
+    return Status(now, tuple(rows), topics, labels, outbox, store.near_miss_counts())
 
 
 def _when(value: datetime | None, now: datetime) -> str:
@@ -240,10 +240,9 @@ def render_status(status: Status) -> str:
     lines += ["", "topics (near misses offered for a label and labelled; labels so far, relevant ✓ / not ✗; "
               "matches in the last 24 h):"]  # fmt: skip
     header = ("topic", "name", "near misses", "labels", "matches/day")
-    lines += _table(
-        [header, *((i, n, _near(status.near_misses.get(i)), _labels(status.labels.get(i)), str(c))
-                   for i, n, c in status.topics)]
-    )  # fmt: skip
+    near, labels = status.near_misses, status.labels
+    topics = [(i, n, _near(near.get(i)), _labels(labels.get(i)), str(c)) for i, n, c in status.topics]
+    lines += _table([header, *topics])
     box = status.outbox
     lines += [
         "",
