@@ -12,6 +12,7 @@ from datetime import timedelta
 from .config import Config
 from .delivery.channels import build_notifiers
 from .delivery.feedback import FeedbackPoller
+from .delivery.offers import NearMissOfferer, OfferReport
 from .delivery.outbox import Deliverer
 from .errors import ModelError
 from .feeds.http import DEFAULT_USER_AGENT, HttpFetcher
@@ -130,6 +131,10 @@ class App:
         if recorded:
             self.relearn()
         return recorded
+
+    def offer_near_misses(self) -> OfferReport:
+        """Once the day's time has come, put the near misses into one message per channel; send what is due."""
+        return NearMissOfferer(self.store, self.notifiers, self.config, self.clock).run()
 
     def prune(self) -> int:
         before = self.clock.now() - timedelta(seconds=self.config.settings.retention)

@@ -78,6 +78,15 @@ def _clock_time(value: object) -> str:
 ClockTime = Annotated[str, BeforeValidator(_clock_time)]
 
 
+def _near_miss_time(value: object) -> str:
+    # YAML 1.1 reads a bare `off` as false, and a bare 18:00 as the base-60 number 1080.
+    if value is False or (isinstance(value, str) and value.strip().lower() == "off"):
+        return "off"
+    if isinstance(value, str) and re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", value):
+        return value
+    raise ValueError(f'expected a time in quotes like "17:00", or off, got {value!r}')
+
+
 def parse_clock(value: str) -> dtime:
     hours, minutes = value.split(":")
     return dtime(int(hours), int(minutes))
@@ -142,6 +151,8 @@ class Settings(_Strict):
     story_window: Duration = 48 * 3600.0
     refit_every: Duration = 6 * 3600.0
     background_size: int = Field(default=20000, ge=0)
+    # The daily "just below the line" message (delivery/offers.py), local time; "off": none, and none recorded.
+    near_misses: Annotated[str, BeforeValidator(_near_miss_time)] = "17:00"
 
     @field_validator("timezone")
     @classmethod
@@ -162,6 +173,11 @@ class Settings(_Strict):
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    @property
+    def near_miss_time(self) -> dtime | None:
+        """When near misses are offered each day (in `tz`), None when that is off."""
+        return None if self.near_misses == "off" else parse_clock(self.near_misses)
 
 
 class _ChannelBase(_Strict):

@@ -1,7 +1,8 @@
 """The pipeline's decisions, as pure functions of data: no store, no clock, no network.
 
     is_backfill(item, feed state, now, backfill)  -> match and group quietly?    (a new feed's backlog)
-    decide(item, matches, story, placement, ...)  -> ItemIntent                   (story update, alert, edit)
+    decide(item, matches, story, placement, ...)  -> ItemIntent                   (story update, alert, edit,
+                                                                                   near misses to offer)
     next_feed_state(feed, settings, state, ...)   -> FeedState                    (status, validators, next poll)
 
 The pipeline does the I/O around them: it reads what they need, and applies what they return (an ItemIntent in one
@@ -15,10 +16,11 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 from . import config as cfg
+from .delivery.nearmiss import offer_day
 from .delivery.rules import hold_until
 from .errors import MonitorError
 from .feeds.schedule import next_poll
-from .models import AlertIntent, FeedState, FetchResult, Item, ItemIntent, Match, Story
+from .models import AlertIntent, FeedState, FetchResult, Item, ItemIntent, Match, NearMissIntent, Story
 from .stories.group import StoryDecision
 
 
@@ -42,6 +44,8 @@ def decide(
     *,
     update: bool = False,
     alert: bool = True,
+    near: Sequence[Match] = (),
+    near_per_day: int = 0,
 ) -> ItemIntent:
     """What one classified and grouped item leads to.
 
@@ -50,6 +54,11 @@ def decide(
     edit the sent message ("also: …"); a later item matching a topic the story had not matched alerts for that topic
     only. An updated item (same id, new text) alerts only for new topics and edits nothing. With `alert=False`
     (backfill), or in a muted story, the item's topics count as told, silently.
+
+    `near` are the topics the model calls near misses (TopicModel.is_near_miss): kept to be offered for a label,
+    at most `near_per_day` per topic and day, unless vetoed, already told for the story, routed to no channel, in
+    a muted story or backfill, or offering is off. The store keys them by (item, topic), so an updated item
+    already offered is not offered again.
     """
     if story is None:
         story = Story(id=placement.story_id, first_item=item.uid, first_seen=now, last_seen=now)
@@ -60,14 +69,29 @@ def decide(
         story = replace(story, topics=(*story.topics, *(m.topic for m in fresh)))
     if not alert or story.muted:
         return ItemIntent(item, story, now)
+    offered = _near_misses(near, story, config, now, near_per_day)
     if fresh:
         topics = [m.topic for m in fresh]
         channels = config.channels_for(topics)
         held = hold_until(config, topics, channels, now)
-        return ItemIntent(item, story, now, alert=AlertIntent(fresh, tuple(channels), held))
+        return ItemIntent(item, story, now, alert=AlertIntent(fresh, tuple(channels), held), near=offered)
     if update or placement.is_new:
-        return ItemIntent(item, story, now)
-    return ItemIntent(item, story, now, edit=tuple(config.channels_for(story.topics)))
+        return ItemIntent(item, story, now, near=offered)
+    return ItemIntent(item, story, now, edit=tuple(config.channels_for(story.topics)), near=offered)
+
+
+def _near_misses(
+    near: Sequence[Match], story: Story, config: cfg.Config, now: datetime, per_day: int
+) -> NearMissIntent | None:
+    at = config.settings.near_miss_time
+    if at is None or per_day <= 0:
+        return None
+    kept = tuple(
+        m
+        for m in near
+        if not m.matched and m.vetoed_by is None and m.topic not in story.topics and config.channels_for([m.topic])
+    )
+    return NearMissIntent(kept, offer_day(now, at, config.settings.tz), per_day) if kept else None
 
 
 def next_feed_state(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 
 
 @dataclass(frozen=True)
@@ -126,15 +126,26 @@ class AlertIntent:
 
 
 @dataclass(frozen=True)
+class NearMissIntent:
+    """Topics an item scored just below the line for: offered to the analyst for a label, never alerted."""
+
+    matches: tuple[Match, ...]
+    day: date  # the day of the offer they wait for (delivery.nearmiss.offer_day), in settings.timezone
+    per_topic_day: int  # at most this many kept per topic and day: the best-scoring
+
+
+@dataclass(frozen=True)
 class ItemIntent:
     """What processing one item changes, decided by a pure function (monitor.decide) and applied by the store in
-    one transaction (Store.apply): the story as it is to be saved, an alert to record, an edit to queue."""
+    one transaction (Store.apply): the story as it is to be saved, an alert to record, an edit to queue, near
+    misses to record."""
 
     item: Item
     story: Story
     now: datetime
     alert: AlertIntent | None = None
     edit: tuple[str, ...] | None = None  # channels where the story's first alert is to show this item; None: no edit
+    near: NearMissIntent | None = None
 
 
 @dataclass(frozen=True)
@@ -192,6 +203,35 @@ class Label:
     item: str  # item uid
     topic: str
     relevant: bool
-    source: str  # telegram | cli | url | import | eval
+    source: str  # telegram | cli | url | import | eval | near-miss
     user: str = ""  # Telegram user id, or the local user name; "" when unknown
     at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class NearMiss:
+    """An item that scored just below a topic's threshold, kept to be offered for a label (never an alert)."""
+
+    id: int
+    item: Item
+    topic: str
+    score: float
+    threshold: float
+    day: date  # the day of the offer it waits for
+    story_id: str | None = None
+    status: str = "waiting"  # waiting | offered | dropped (its story was muted or told the topic meanwhile)
+    verdict: bool | None = None  # the analyst's label on (item, topic), if any
+
+
+@dataclass(frozen=True)
+class NearMissOffer:
+    """One "just below the line" message to one channel, with its near misses in the order shown."""
+
+    id: int
+    channel: str
+    day: date
+    near_misses: tuple[NearMiss, ...]
+    status: str = "pending"  # pending | sent | failed
+    attempts: int = 0
+    created: datetime | None = None
+    message_ref: str | None = None  # Telegram message_id: presses under it are checked against it

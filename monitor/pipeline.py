@@ -9,8 +9,8 @@
       |   classify                  (TopicModel.classify_text)
       |   group into a story        (StoryGrouper.assign)
       |   read the story            (store.get_story)
-      |   decide                    (decide.decide -> ItemIntent: story update, alert, edit; pure)
-      |   apply                     (store.apply: story + match + alert + outbox rows, one transaction)
+      |   decide                    (decide.decide -> ItemIntent: story update, alert, edit, near misses; pure)
+      |   apply                     (store.apply: story + match + alert + outbox rows + near misses, one transaction)
       | feed state, next poll time  (decide.next_feed_state; pure) -> store.put_feed
 
 Delivery of the outbox is separate (outbox.Deliverer), so a slow channel never holds up polling.
@@ -30,7 +30,7 @@ from .decide import decide, is_backfill, next_feed_state
 from .errors import FetchError, MonitorError, ParseError
 from .feeds.fulltext import extract_article
 from .feeds.parse import parse_feed
-from .match.classify import TopicModel
+from .match.classify import NEAR_MISSES_PER_TOPIC_DAY, TopicModel
 from .match.text import AnalysedText
 from .models import FeedState, FetchResult, Item, Match, ParsedFeed, PollReport
 from .ports import Clock, Fetcher, Store
@@ -199,12 +199,17 @@ class Pipeline:
         """
         config, model = self._current
         analysed = AnalysedText(item.title, item.text)  # analysed once, for matching and for grouping
-        matched = tuple(m for m in model.classify_text(analysed) if m.matched)
+        scored = model.classify_text(analysed)
+        matched = tuple(m for m in scored if m.matched)
+        near = tuple(m for m in scored if not m.matched and model.is_near_miss(m))  # offered for a label
         with self._story_lock:
             now = self.clock.now()
             placement = self.grouper.assign(item, now, analysed)
             story = self.store.get_story(placement.story_id)
-            intent = decide(item, matched, story, placement, config, now, update=update, alert=alert)
+            intent = decide(
+                item, matched, story, placement, config, now, update=update, alert=alert,
+                near=near, near_per_day=NEAR_MISSES_PER_TOPIC_DAY,
+            )  # fmt: skip
             recorded = self.store.apply(intent)
         return Enqueued(matches=matched, alerted=recorded is not None)
 

@@ -7,10 +7,22 @@ ConsoleNotifier (delivery/), SystemClock (below). Tests pass small fakes that re
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Protocol
 
-from .models import Alert, Delivery, FeedState, FetchResult, Item, ItemIntent, Label, Match, Story
+from .models import (
+    Alert,
+    Delivery,
+    FeedState,
+    FetchResult,
+    Item,
+    ItemIntent,
+    Label,
+    Match,
+    NearMiss,
+    NearMissOffer,
+    Story,
+)
 
 
 class Clock(Protocol):
@@ -104,9 +116,10 @@ class Store(Protocol):
     # alerts and outbox
     def apply(self, intent: ItemIntent) -> Alert | None:
         """In one transaction, what processing one item decided (monitor.decide): the alert with its matches and
-        outbox rows (as record_alert), the story, and 'edit' rows so the sent messages of the story's first alert
-        show the item (keyed by alert, item and channel; only channels that alert went to). Returns the alert
-        recorded, None when there was none or the same was recorded before."""
+        outbox rows (as record_alert), the story, 'edit' rows so the sent messages of the story's first alert
+        show the item (keyed by alert, item and channel; only channels that alert went to), and its near misses
+        (one per item and per story and topic, the best-scoring per topic and day up to the intent's cap).
+        Returns the alert recorded, None when there was none or the same was recorded before."""
         ...
 
     def record_alert(
@@ -185,6 +198,43 @@ class Store(Protocol):
 
     def labels_revision(self) -> int:
         """Changes with every label written, by any process (a cheap "labels changed?" check)."""
+        ...
+
+    # near misses (delivery/offers.py)
+    def waiting_near_misses(self, up_to: date) -> list[NearMiss]:
+        """Near misses still waiting for their message, of day `up_to` and before, with their items and verdicts."""
+        ...
+
+    def get_near_miss(self, near_miss_id: int) -> NearMiss | None: ...
+    def take_near_misses(
+        self,
+        offers: Sequence[tuple[str, date, tuple[int, ...]]],
+        offered: Sequence[int],
+        dropped: Sequence[int],
+        now: datetime,
+    ) -> int:
+        """In one transaction: the messages to send (channel, day, near miss ids, pending) and the near misses
+        they took (offered) or left out (dropped); the number of messages."""
+        ...
+
+    def due_offers(self, now: datetime, limit: int = 20) -> list[NearMissOffer]: ...
+    def offer_at(self, channel: str, message_ref: str) -> NearMissOffer | None:
+        """The near-miss message sent to `channel` as `message_ref`."""
+        ...
+
+    def mark_offer(
+        self,
+        offer_id: int,
+        status: str,
+        now: datetime,
+        *,
+        message_ref: str | None = None,
+        error: str | None = None,
+        next_attempt: datetime | None = None,
+        attempted: bool = True,
+    ) -> None: ...
+    def near_miss_counts(self) -> dict[str, tuple[int, int]]:
+        """Per topic: (near misses offered, of those labelled)."""
         ...
 
     def get_state(self, name: str) -> str | None: ...

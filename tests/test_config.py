@@ -120,6 +120,16 @@ BROKEN = [
         'config.yaml:5: channels.console.quiet_hours: expected a range like "23:00-07:00", got \'night\'',
     ),
     (
+        "a near-miss time that is not one",
+        GOOD.replace("  timezone: Europe/Moscow", "  timezone: Europe/Moscow\n  near_misses: soon"),
+        'config.yaml:3: settings.near_misses: expected a time in quotes like "17:00", or off, got \'soon\'',
+    ),
+    (
+        "a near-miss time without quotes (YAML reads 18:00 as the number 1080)",
+        GOOD.replace("  timezone: Europe/Moscow", "  timezone: Europe/Moscow\n  near_misses: 18:00"),
+        'config.yaml:3: settings.near_misses: expected a time in quotes like "17:00", or off, got 1080',
+    ),
+    (
         "YAML that does not parse",
         GOOD.replace("feeds:\n", "feeds:\n  - {name: [\n"),
         "config.yaml:8: not valid YAML",
@@ -135,6 +145,15 @@ BROKEN = [
 @pytest.mark.parametrize(("why", "text", "expected"), BROKEN, ids=[b[0] for b in BROKEN])
 def test_broken_config_names_file_line_key_and_expectation(why: str, text: str, expected: str) -> None:
     assert expected in error_of(text)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [("off", None), ('"off"', None), ('"08:30"', time(8, 30)), (None, time(17))]
+)
+def test_the_near_miss_time_is_on_by_default_and_can_be_off(value: str | None, expected: time | None) -> None:
+    setting = "" if value is None else f"\n  near_misses: {value}"
+    text = GOOD.replace("  timezone: Europe/Moscow", "  timezone: Europe/Moscow" + setting)
+    assert cfg.loads(text).settings.near_miss_time == expected
 
 
 def test_quiet_hours_are_parsed_once_into_a_value() -> None:

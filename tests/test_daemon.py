@@ -27,7 +27,7 @@ from monitor.service.metrics import Metrics
 from monitor.service.reload import ConfigWatcher
 from tests.fakes import FakeClock
 
-HOUSEKEEPING = {"deliver", "refit", "prune", "health", "stats", "feedback", "labels"}
+HOUSEKEEPING = {"deliver", "refit", "prune", "health", "stats", "feedback", "labels", "nearmiss"}
 
 
 def wait_for(condition: Callable[[], object], timeout: float = 5.0, what: str = "condition") -> None:
@@ -177,6 +177,11 @@ class FakeApp:
     def relearn(self) -> bool:
         self.relearns += 1
         return False
+
+    offer_runs: int = 0
+
+    def offer_near_misses(self) -> None:
+        self.offer_runs += 1
 
     def prune(self) -> int:
         return 0
@@ -449,6 +454,13 @@ def test_button_presses_and_new_labels_are_looked_for_in_their_own_jobs(harness:
     wait_for(lambda: h.app.feedback_polls >= 1 and h.app.relearns >= 1, what="the feedback and labels jobs")
     jobs = h.daemon.jobs()
     assert jobs["feedback"][0] > 3 and jobs["labels"][0] == 5.0  # longer than one 3 s getUpdates long poll
+
+
+def test_the_near_miss_message_is_looked_for_every_minute_in_its_own_job(harness: Callable[..., Harness]) -> None:
+    h = harness()
+    wait_for(lambda: h.app.offer_runs >= 1, what="the nearmiss job")
+    assert h.daemon.jobs()["nearmiss"][0] == 60.0
+    assert h.stop() == 0
 
 
 def test_alerts_kick_delivery_at_once(harness: Callable[..., Harness]) -> None:

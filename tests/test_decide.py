@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -121,6 +121,51 @@ def test_decide_reads_only_its_arguments() -> None:
     decision = decide(SECOND, [LIBYA], story, JOINED, CONFIG, LATER)
     assert decision == decide(SECOND, [LIBYA], story, JOINED, CONFIG, LATER)
     assert story.topics == ()  # frozen: the decision returns a new story
+
+
+NEAR_FRANCE = Match("france", 0.45, 0.5, False)
+NEAR_LIBYA = Match("libya", 0.45, 0.5, False)
+QUIET_CONFIG = CONFIG.model_copy(update={"settings": CONFIG.settings.model_copy(update={"near_misses": "off"})})
+NOWHERE = CONFIG.model_copy(update={"topics": [CONFIG.topics[0], CONFIG.topics[1].model_copy(update={"notify": []})]})
+
+# name: (item, matched, near misses the model saw, story as stored, keywords of decide, config) -> topics offered
+NEAR_CASES: dict[str, tuple[Any, ...]] = {
+    "a first item just below the line is offered": (FIRST, [], [NEAR_FRANCE], None, {}, CONFIG, ("france",)),
+    "beside an alert for another topic": (FIRST, [LIBYA], [NEAR_FRANCE], None, {}, CONFIG, ("france",)),
+    "a later item of the story too": (SECOND, [], [NEAR_FRANCE], STORY, {}, CONFIG, ("france",)),
+    "an updated item too (the store keys near misses by item and topic)": (
+        FIRST, [], [NEAR_FRANCE], STORY, {"update": True}, CONFIG, ("france",)),
+    "not for a topic the story was alerted for": (SECOND, [], [NEAR_LIBYA], STORY, {}, CONFIG, None),
+    "not in a muted story": (SECOND, [], [NEAR_FRANCE], replace(STORY, muted=True), {}, CONFIG, None),
+    "not in backfill": (FIRST, [], [NEAR_FRANCE], None, {"alert": False}, CONFIG, None),
+    "not when vetoed": (FIRST, [], [replace(NEAR_FRANCE, vetoed_by="футбол")], None, {}, CONFIG, None),
+    "not when matched": (FIRST, [], [replace(NEAR_FRANCE, matched=True)], None, {}, CONFIG, None),
+    "not for a topic routed to no channel": (FIRST, [], [NEAR_FRANCE], None, {}, NOWHERE, None),
+    "not when near_misses is off": (FIRST, [], [NEAR_FRANCE], None, {}, QUIET_CONFIG, None),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", NEAR_CASES)
+def test_decide_near_misses(case: str) -> None:
+    item, matched, near, story, flags, config, offered = NEAR_CASES[case]
+    placement = NEW if story is None else JOINED
+    intent = decide(item, matched, story, placement, config, LATER, near=near, near_per_day=3, **flags)
+    if offered is None:
+        assert intent.near is None
+    else:
+        assert intent.near is not None
+        assert tuple(m.topic for m in intent.near.matches) == offered and intent.near.per_topic_day == 3
+    assert (intent.alert is not None) == bool(matched) and "france" not in intent.story.topics
+
+
+def test_a_near_miss_waits_for_the_next_offer_in_local_time() -> None:
+    # The config's timezone is Europe/Moscow and its near_misses the default, 17:00.
+    before = decide(FIRST, [], None, NEW, CONFIG, datetime(2026, 11, 25, 13, 59, tzinfo=UTC),
+                    near=[NEAR_FRANCE], near_per_day=3)  # fmt: skip
+    after = decide(FIRST, [], None, NEW, CONFIG, datetime(2026, 11, 25, 14, 0, tzinfo=UTC),
+                   near=[NEAR_FRANCE], near_per_day=3)  # fmt: skip
+    assert before.near is not None and before.near.day == date(2026, 11, 25)  # 16:59 in Moscow: today's message
+    assert after.near is not None and after.near.day == date(2026, 11, 26)  # 17:00: tomorrow's
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.cli.main import build_parser
+from monitor.cli.commands import build_parser
 
 README = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
 

@@ -309,6 +309,9 @@ class Learner:
         found = self.model.classify_text(analysed, explain_all=explain_all)
         return [replace(m, matched=False) if m.topic in self.silenced else m for m in found]
 
+    def is_near_miss(self, match: Match) -> bool:
+        return bool(self.model.is_near_miss(match))
+
     def with_labels(self, labelled: Sequence[tuple[Label, Item]]) -> Learner:
         return Learner(self.model, labelled)
 

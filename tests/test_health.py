@@ -114,6 +114,9 @@ class StatusStore:
     def label_counts(self) -> dict[str, tuple[int, int]]:
         return {"strategic-stability": (3, 5)}
 
+    def near_miss_counts(self) -> dict[str, tuple[int, int]]:
+        return {"strategic-stability": (6, 2)}
+
     def outbox_counts(self) -> dict[str, int]:
         return {"pending": 2, "sent": 40, "failed": 1}
 
@@ -179,6 +182,6 @@ topics:
     assert "ok" in tass_line and "3m ago" in tass_line and "in 2m" in tass_line and tass_line.endswith("2")
     assert "disabled" in next(line for line in lines if line.strip().startswith("old"))
     assert "feed errors:" in text and "HTTP 503" in text
-    assert next(line for line in lines if "strategic-stability" in line).endswith("3 ✓ 5 ✗  4")
+    assert next(line for line in lines if "strategic-stability" in line).endswith("6 offered, 2 labelled  3 ✓ 5 ✗  4")
     assert next(line for line in lines if line.strip().startswith("sanctions")).split()[-2:] == ["-", "0"]
     assert "outbox: 2 pending, 1 failed, 40 sent" in text

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from monitor.models import Story
 from monitor.store import SqlStore, v1
-from monitor.store.migrate import LATEST
+from monitor.store.migrate import LATEST, STEPS
 from tests.storefixtures import PG_ENV, PG_SKIP, T0, item
 
 
@@ -125,3 +125,18 @@ def test_data_written_at_version_1_survives_the_migration(databases: tuple[Datab
     store.add_items([item("k")], T0)
     store.put_story(Story("s2", "ria\x1fk", T0, T0, items=("ria\x1fk",), muted=True))
     assert store.get_story("s2") == Story("s2", "ria\x1fk", T0, T0, items=("ria\x1fk",), sources=("ria",), muted=True)
+
+
+@pytest.mark.parametrize("version", range(2, LATEST))
+def test_a_database_at_a_later_version_migrates_from_there(databases: tuple[Database, Database], version: int) -> None:
+    """Version n as an older monitor left it: the frozen version-1 DDL and the steps up to n."""
+    old, new = databases
+    with old.engine.begin() as conn:
+        v1.create(conn)
+        for step in STEPS[: version - 1]:
+            step(conn)
+        conn.exec_driver_sql(f"UPDATE schema_version SET version = {version}")
+    assert old.open().schema_versions == (version, LATEST)
+    new.open()
+    assert old.snapshot() == new.snapshot()
+    assert "near_misses" in old.snapshot() and "near_miss_offers" in old.snapshot()

@@ -1,5 +1,5 @@
-"""The command line: `monitor` and its commands (main.py), their output (views.py), the label commands (labels.py)."""
+"""The command line: the `monitor` commands (commands.py), their output (views.py), the label commands (labels.py)."""
 
-from .main import main
+from .commands import main
 
 __all__ = ["main"]

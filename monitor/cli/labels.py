@@ -1,5 +1,8 @@
 """The analyst's labels outside Telegram: `monitor label` and `monitor labels` (list, export, import).
 
+`monitor label` takes an alert's id (12), a near miss's id from the daily "just below the line" message (n12),
+or, with --url, a page the monitor missed.
+
 A label from here lands in the store like a button press; a running daemon notices it within seconds
 (App.relearn) and decides the next item with a model that learned from it. Labels export as JSON lines
 that carry the item too, so an import into another database gives the model the same evidence::
@@ -18,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Config
+from ..delivery.nearmiss import LABEL_SOURCE
 from ..errors import StoreError, UsageError
 from ..feeds.fulltext import extract_article, page_title
 from ..models import Item, Label
@@ -55,6 +59,18 @@ def label_alert(
     tid = topic_id(config, topic)
     store.put_label(Label(alert.item.uid, tid, relevant, "cli", user=user), now)
     return f"alert #{alert_id} ({alert.item.title[:80]}): marked {_word(relevant)} for {tid}"
+
+
+def label_near_miss(
+    store: Store, config: Config, near_miss_id: int, topic: str | None, relevant: bool, now: datetime, user: str
+) -> str:
+    """Label the item of a near miss, for its own topic unless another is given."""
+    near = store.get_near_miss(near_miss_id)
+    if near is None:
+        raise UsageError(f'no near miss n{near_miss_id}; the daily "just below the line" message lists them')
+    tid = topic_id(config, topic) if topic else near.topic
+    store.put_label(Label(near.item.uid, tid, relevant, LABEL_SOURCE, user=user), now)
+    return f"near miss n{near_miss_id} ({near.item.title[:80]}): marked {_word(relevant)} for {tid}"
 
 
 def label_url(

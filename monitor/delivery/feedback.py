@@ -9,6 +9,7 @@
                                         → answerCallbackQuery("not allowed"); nothing recorded
                 ✓ / ✗                   → store.put_label(...);  answerCallbackQuery("Marked not relevant for Libya")
                 🔇                      → store.mute_story(...); answerCallbackQuery("Story muted: ...")
+                ✓ / ✗ on a near miss    → the same label, source "near-miss" (the daily message, offers.py)
                                           editMessageReplyMarkup: the keyboard shows what is recorded now
                 store.put_state(offset = update_id + 1)
 
@@ -32,9 +33,9 @@ from typing import Any
 
 from ..config import Config, TelegramChannel
 from ..errors import NotifyError, StoreError
-from ..models import Alert, Label
+from ..models import Alert, Label, NearMissOffer
 from ..ports import Clock, Store
-from . import buttons
+from . import buttons, nearmiss
 from .message import one_line, shorten
 from .telegram import TelegramNotifier
 
@@ -159,6 +160,9 @@ class FeedbackPoller:
         message = _dict(query.get("message"))
         chat = _dict(message.get("chat"))
         user = _dict(query.get("from")).get("id")
+        near = nearmiss.parse_press(query.get("data"))
+        if near is not None:
+            return self._near_miss(bot, query_id, chat, message.get("message_id"), user, *near)
         press = buttons.parse(query.get("data"))
         channel = None if press is None else self._channel_of(bot, press.alert_id, chat, message.get("message_id"))
         if press is None or channel is None or not may_press(channel, user):
@@ -186,6 +190,41 @@ class FeedbackPoller:
             log.warning("button presses: could not show the verdict on alert %d: %s", alert.id, exc)
         return 1
 
+    def _near_miss(
+        self, bot: _Bot, query_id: str, chat: Mapping[str, Any], message_id: object, user: object, near_id: int,
+        relevant: bool,
+    ) -> int:  # fmt: skip
+        """A ✓ / ✗ under the near-miss message: checked as an alert's press is, recorded as a "near-miss" label."""
+        found = self._offer_of(bot, chat, message_id)
+        near = next((n for n in found[1].near_misses if n.id == near_id), None) if found else None
+        if found is None or near is None or not may_press(found[0], user):
+            why = "not this message's chat" if found is None else "unknown item" if near is None else "not allowed"
+            log.warning("button presses: ignored a press from user %s in chat %s (%s)", user, chat.get("id"), why)
+            self._answer(bot, query_id, NOT_ALLOWED)
+            return 0
+        label = Label(near.item.uid, near.topic, relevant, nearmiss.LABEL_SOURCE, user=str(user or ""))
+        self.store.put_label(label, self.clock.now())
+        word = "relevant" if relevant else "not relevant"
+        log.info("button presses: user %s marked near miss n%d %s for %s", user, near.id, word, near.topic)
+        self._answer(bot, query_id, self._marked(near.topic, relevant))
+        shown = self._offer_of(bot, chat, message_id) or found  # read again: with the verdict just recorded
+        try:
+            bot.client.edit_markup(chat["id"], int(str(message_id)), nearmiss.keyboard(shown[1]))
+        except NotifyError as exc:
+            log.warning("button presses: could not show the verdict on near miss n%d: %s", near.id, exc)
+        return 1
+
+    def _offer_of(
+        self, bot: _Bot, chat: Mapping[str, Any], message_id: object
+    ) -> tuple[TelegramChannel, NearMissOffer] | None:
+        """The near-miss message of the bot's channel in this chat with this message id."""
+        for name, channel in bot.channels:
+            if same_chat(channel.chat_id, chat):
+                offer = self.store.offer_at(name, str(message_id))
+                if offer is not None:
+                    return channel, offer
+        return None
+
     def _channel_of(
         self, bot: _Bot, alert_id: int, chat: Mapping[str, Any], message_id: object
     ) -> TelegramChannel | None:
@@ -207,10 +246,13 @@ class FeedbackPoller:
         topic = alert.matches[press.position].topic
         label = Label(alert.item.uid, topic, press.relevant, "telegram", user=str(user or ""))
         self.store.put_label(label, self.clock.now())
-        verdict = "relevant" if press.relevant else "not relevant"
-        log.info("button presses: user %s marked alert %d %s for %s", user, alert.id, verdict, topic)
+        word = "relevant" if press.relevant else "not relevant"
+        log.info("button presses: user %s marked alert %d %s for %s", user, alert.id, word, topic)
+        return self._marked(topic, press.relevant)
+
+    def _marked(self, topic: str, relevant: bool) -> str:
         name = shorten(one_line(self.topics.get(topic, topic)), 120)
-        return f"Marked {verdict} for {name}"
+        return f"Marked {'relevant' if relevant else 'not relevant'} for {name}"
 
     def _answer(self, bot: _Bot, query_id: str, text: str) -> None:
         try:

@@ -154,7 +154,18 @@ class TelegramNotifier:
 
     def edit_keyboard(self, chat_id: int | str, message_id: int, alert: Alert) -> None:
         """editMessageReplyMarkup: show the alert's current verdicts; an unchanged keyboard is success."""
-        params = {"chat_id": chat_id, "message_id": message_id, "reply_markup": buttons.keyboard(alert, self.topics)}
+        self.edit_markup(chat_id, message_id, buttons.keyboard(alert, self.topics))
+
+    def send_markup(self, key: str, chunks: Sequence[str], markup: dict[str, Any]) -> str | None:
+        """sendMessage of rendered HTML chunks with a keyboard on the first (the near-miss message); its message_id.
+
+        `key` names the message, so that a retry in this process continues a send that failed part-way."""
+        ids = self._send_chunks(key, chunks, markup)
+        return ids[0] if ids and ids[0] else None
+
+    def edit_markup(self, chat_id: int | str, message_id: int, markup: dict[str, Any]) -> None:
+        """editMessageReplyMarkup with a given keyboard; an unchanged keyboard is success."""
+        params = {"chat_id": chat_id, "message_id": message_id, "reply_markup": markup}
         try:
             self._call("editMessageReplyMarkup", params)
         except NotifyError as exc:

@@ -8,6 +8,7 @@
                         deliver     every 2 s, and kicked right after a poll that enqueued alerts
                         feedback    Telegram button presses: one getUpdates long poll (3 s) per run
                         labels      every 5 s: labels written since (by any process)? learn from them
+                        nearmiss    every minute: the day's near-miss message, once its time has come
                         refit       every settings.refit_every
                         prune       hourly (settings.retention)
                         health      dead / recovered feeds -> admin channel
@@ -104,6 +105,7 @@ class Daemon:
             "refit": lambda: self.app.refit(),
             "feedback": lambda: self.app.poll_feedback(),
             "labels": lambda: self.app.relearn(),
+            "nearmiss": lambda: self.app.offer_near_misses(),
             "prune": self._prune,
             "health": self.check_health,
             "stats": self._stats,

@@ -8,7 +8,7 @@ the numbers of `monitor status` through the Store port and renders them.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Literal, Protocol
 
@@ -178,6 +178,7 @@ class Status:
     topics: tuple[tuple[str, str, int], ...]  # (id, name, matches in the last 24 h)
     labels: Mapping[str, tuple[int, int]]  # topic -> (labelled relevant, labelled not relevant), all time
     outbox: Mapping[str, int]
+    near_misses: Mapping[str, tuple[int, int]] = field(default_factory=dict)  # topic -> (offered, labelled)
 
 
 def gather_status(app: StatusSource, now: datetime, *, since: datetime | None = None) -> Status:
@@ -198,7 +199,8 @@ def gather_status(app: StatusSource, now: datetime, *, since: datetime | None = 
         rows.append(FeedRow(feed.name, feed.enabled, state, float(per_feed.get(feed.name, 0)), dead))
     matches = store.match_counts(day_ago)
     topics = tuple((t.id, t.name, matches.get(t.id, 0)) for t in config.topics)
-    return Status(now, tuple(rows), topics, store.label_counts(), dict(store.outbox_counts()))
+    labels, outbox = store.label_counts(), dict(store.outbox_counts())
+    return Status(now, tuple(rows), topics, labels, outbox, store.near_miss_counts())
 
 
 def _when(value: datetime | None, now: datetime) -> str:
@@ -235,9 +237,12 @@ def render_status(status: Status) -> str:
     lines += _table(rows)
     if problems:
         lines += ["", "feed errors:", *problems]
-    lines += ["", "topics (matches in the last 24 h; labels so far, relevant ✓ / not ✗):"]
-    header = ("topic", "name", "labels", "matches/day")
-    lines += _table([header, *((i, n, _labels(status.labels.get(i)), str(c)) for i, n, c in status.topics)])
+    lines += ["", "topics (near misses offered for a label and labelled; labels so far, relevant ✓ / not ✗; "
+              "matches in the last 24 h):"]  # fmt: skip
+    header = ("topic", "name", "near misses", "labels", "matches/day")
+    near, labels = status.near_misses, status.labels
+    topics = [(i, n, _near(near.get(i)), _labels(labels.get(i)), str(c)) for i, n, c in status.topics]
+    lines += _table([header, *topics])
     box = status.outbox
     lines += [
         "",
@@ -249,6 +254,10 @@ def render_status(status: Status) -> str:
 
 def _labels(counts: tuple[int, int] | None) -> str:
     return f"{counts[0]} ✓ {counts[1]} ✗" if counts else "-"
+
+
+def _near(counts: tuple[int, int] | None) -> str:
+    return f"{counts[0]} offered, {counts[1]} labelled" if counts else "-"
 
 
 def format_status(app: StatusSource, now: datetime) -> str:

@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from .. import config as cfg
 from ..backoff import jitter
 from ..delivery.feedback import LONG_POLL
+from ..delivery.offers import OFFER_EVERY
 from ..models import FeedState
 
 DELIVER_EVERY = 2.0
@@ -30,7 +31,7 @@ NEW_FEED_SPREAD = 1.0  # a feed added by a reload is polled within this
 # Longer than one getUpdates long poll, or APScheduler would skip a run (max_instances=1) every time.
 FEEDBACK_EVERY = LONG_POLL + 1.0
 LABELS_EVERY = 5.0  # how soon labels written by another process (`monitor label`) reach the model
-HOUSEKEEPING = ("deliver", "feedback", "labels", "refit", "prune", "health", "stats")
+HOUSEKEEPING = ("deliver", "feedback", "labels", "nearmiss", "refit", "prune", "health", "stats")
 
 
 def poll_job_id(feed: cfg.Feed) -> str:
@@ -56,6 +57,7 @@ def housekeeping_intervals(settings: cfg.Settings) -> dict[str, tuple[float, flo
         "deliver": (DELIVER_EVERY, DELIVER_EVERY / 2),
         "feedback": (FEEDBACK_EVERY, 1.0),
         "labels": (LABELS_EVERY, 1.0),
+        "nearmiss": (OFFER_EVERY, 1.0),
         "refit": (settings.refit_every, settings.refit_every),
         "prune": (PRUNE_EVERY, 300.0),
         "health": (health, health),

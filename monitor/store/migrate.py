@@ -54,9 +54,53 @@ def _v2_labels(conn: Connection) -> None:
     conn.exec_driver_sql("ALTER TABLE stories ADD COLUMN muted BOOLEAN DEFAULT '0' NOT NULL")
 
 
+def _v3_near_misses(conn: Connection) -> None:
+    """Near misses kept to be offered for labelling, and the daily messages that offer them."""
+    t = _TYPES[conn.dialect.name]
+    conn.exec_driver_sql(
+        f"""CREATE TABLE near_misses (
+            id {t["id"]} NOT NULL,
+            item_id {t["ref"]} NOT NULL,
+            topic TEXT NOT NULL,
+            story_id TEXT,
+            score FLOAT NOT NULL,
+            threshold FLOAT NOT NULL,
+            day TEXT NOT NULL,
+            status TEXT NOT NULL,
+            created {t["time"]} NOT NULL,
+            PRIMARY KEY (id),
+            CONSTRAINT uq_near_misses_item_topic UNIQUE (item_id, topic),
+            CONSTRAINT ck_near_misses_status CHECK (status IN ('waiting', 'offered', 'dropped')),
+            FOREIGN KEY(item_id) REFERENCES items (id)
+        )"""
+    )
+    conn.exec_driver_sql("CREATE INDEX ix_near_misses_topic_day ON near_misses (topic, day)")
+    conn.exec_driver_sql("CREATE INDEX ix_near_misses_status_day ON near_misses (status, day)")
+    conn.exec_driver_sql("CREATE INDEX ix_near_misses_story ON near_misses (story_id, topic)")
+    conn.exec_driver_sql(
+        f"""CREATE TABLE near_miss_offers (
+            id {t["id"]} NOT NULL,
+            channel TEXT NOT NULL,
+            day TEXT NOT NULL,
+            near_misses TEXT NOT NULL,
+            status TEXT NOT NULL,
+            attempts INTEGER DEFAULT '0' NOT NULL,
+            next_attempt {t["time"]} NOT NULL,
+            last_error TEXT,
+            sent_at {t["time"]},
+            message_ref TEXT,
+            created {t["time"]} NOT NULL,
+            PRIMARY KEY (id),
+            CONSTRAINT ck_near_miss_offers_status CHECK (status IN ('pending', 'sent', 'failed'))
+        )"""
+    )
+    conn.exec_driver_sql("CREATE INDEX ix_near_miss_offers_due ON near_miss_offers (status, next_attempt)")
+    conn.exec_driver_sql("CREATE INDEX ix_near_miss_offers_message ON near_miss_offers (channel, message_ref)")
+
+
 # Version n is reached by STEPS[n - 2] from version n - 1. Append only: a released step is never edited,
 # since databases out there already ran it.
-STEPS: tuple[Migration, ...] = (_v2_labels,)
+STEPS: tuple[Migration, ...] = (_v2_labels, _v3_near_misses)
 LATEST = 1 + len(STEPS)
 
 

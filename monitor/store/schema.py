@@ -230,3 +230,45 @@ state = Table(
     Column("name", SafeText, primary_key=True),
     Column("value", SafeText, nullable=False),
 )
+
+# v3. Items that scored just below a topic's line, kept to be offered for a label (delivery/offers.py); never
+# alerts. One per (item, topic); `day` (YYYY-MM-DD, settings.timezone) is the day of the offer it waits for,
+# and at most NEAR_MISSES_PER_TOPIC_DAY per topic and day are kept, the best-scoring.
+near_misses = Table(
+    "near_misses",
+    metadata,
+    _id(),
+    Column("item_id", Id, ForeignKey("items.id"), nullable=False),
+    Column("topic", SafeText, nullable=False),
+    Column("story_id", SafeText),
+    Column("score", Float, nullable=False),
+    Column("threshold", Float, nullable=False),
+    Column("day", SafeText, nullable=False),
+    Column("status", SafeText, nullable=False),
+    Column("created", UTCDateTime, nullable=False),
+    UniqueConstraint("item_id", "topic", name="uq_near_misses_item_topic"),
+    CheckConstraint("status IN ('waiting', 'offered', 'dropped')", name="ck_near_misses_status"),
+    Index("ix_near_misses_topic_day", "topic", "day"),
+    Index("ix_near_misses_status_day", "status", "day"),
+    Index("ix_near_misses_story", "story_id", "topic"),
+)
+
+# v3. One "just below the line" message per channel and day (more when long), delivered like an outbox row.
+near_miss_offers = Table(
+    "near_miss_offers",
+    metadata,
+    _id(),
+    Column("channel", SafeText, nullable=False),
+    Column("day", SafeText, nullable=False),
+    Column("near_misses", SafeText, nullable=False),  # JSON list of near_misses.id, in the order shown
+    Column("status", SafeText, nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt", UTCDateTime, nullable=False),
+    Column("last_error", SafeText),
+    Column("sent_at", UTCDateTime),
+    Column("message_ref", SafeText),
+    Column("created", UTCDateTime, nullable=False),
+    CheckConstraint("status IN ('pending', 'sent', 'failed')", name="ck_near_miss_offers_status"),
+    Index("ix_near_miss_offers_due", "status", "next_attempt"),
+    Index("ix_near_miss_offers_message", "channel", "message_ref"),
+)

@@ -1,8 +1,8 @@
 """SqlStore: the ports.Store on SQLite or PostgreSQL, with SQLAlchemy Core.
 
 Every public method is one short transaction, so the daemon's worker threads can share one store; `apply` writes
-everything processing one item changes (story, matches, alert, outbox rows, edits) in one, so a process killed at
-any moment leaves each item fully recorded or not at all. Errors from the database leave as
+everything processing one item changes (story, matches, alert, outbox rows, edits, near misses) in one, so a process
+killed at any moment leaves each item fully recorded or not at all. Errors from the database leave as
 StoreError("while <doing what>: ...").
 """
 
@@ -12,7 +12,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import replace
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, delete, func, select, update
@@ -21,9 +21,10 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from ..errors import StoreError
-from ..models import Alert, Delivery, FeedState, Item, ItemIntent, Label, Match, Story
+from ..models import Alert, Delivery, FeedState, Item, ItemIntent, Label, Match, NearMiss, NearMissOffer, Story
 from . import alerts as alert_queries
 from . import labels as label_queries
+from . import nearmisses as near_queries
 from . import stories as story_queries
 from .engine import WRITE_OPTION, is_memory, make_engine
 from .migrate import migrate
@@ -248,9 +249,10 @@ class SqlStore:
         return None if row is None else to_item(row)
 
     def prune(self, before: datetime) -> int:
-        """Delete items first seen before `before` that no alert or label references (and their matches);
-        return the count. Stories last seen before then without an alert go too, or they would grow without
-        bound. A labelled item keeps its text: the topic model learns from it."""
+        """Delete items first seen before `before` that no alert or label references (and their matches and near
+        misses); return the count. Stories last seen before then without an alert go too, or they would grow
+        without bound, and near-miss messages sent by then. A labelled item keeps its text: the topic model
+        learns from it."""
         doomed = select(item_table.c.id).where(
             item_table.c.first_seen < before,
             ~select(alerts.c.id).where(alerts.c.item_id == item_table.c.id).exists(),
@@ -261,6 +263,7 @@ class SqlStore:
         )
         with self._tx("pruning old items", write=True) as conn:
             conn.execute(delete(match_table).where(match_table.c.item_id.in_(doomed)))
+            near_queries.prune(conn, doomed, before)
             pruned = int(conn.execute(delete(item_table).where(item_table.c.id.in_(doomed))).rowcount)
             conn.execute(delete(story_items).where(story_items.c.story_id.in_(stale)))
             conn.execute(delete(story_table).where(story_table.c.id.in_(stale)))
@@ -285,6 +288,8 @@ class SqlStore:
                 first = conn.execute(_FIRST_ALERT, {"story": story.id}).scalar()
                 if first is not None:
                     alert_queries.record_story_update(conn, first, item, intent.edit, now)
+            if intent.near is not None:
+                near_queries.record(conn, item, story.id, intent.near, now)
         return recorded
 
     def record_alert(
@@ -427,3 +432,58 @@ class SqlStore:
     def put_state(self, name: str, value: str) -> None:
         with self._tx(f"saving state {name!r}", write=True) as conn:
             label_queries.put_state(conn, name, value)
+
+    # --- near misses ------------------------------------------------------------------------------
+
+    def waiting_near_misses(self, up_to: date) -> list[NearMiss]:
+        """Near misses still waiting for their message, of day `up_to` and before."""
+        with self._tx("reading near misses") as conn:
+            return near_queries.waiting(conn, up_to)
+
+    def get_near_miss(self, near_miss_id: int) -> NearMiss | None:
+        with self._tx(f"reading near miss n{near_miss_id}") as conn:
+            return near_queries.by_ids(conn, [near_miss_id]).get(near_miss_id)
+
+    def take_near_misses(
+        self,
+        offers: Sequence[tuple[str, date, tuple[int, ...]]],
+        offered: Sequence[int],
+        dropped: Sequence[int],
+        now: datetime,
+    ) -> int:
+        """In one transaction: the messages to send (channel, day, near miss ids) and the near misses they took."""
+        with self._tx("recording near-miss messages", write=True) as conn:
+            return near_queries.take(conn, offers, offered, dropped, now)
+
+    def due_offers(self, now: datetime, limit: int = 20) -> list[NearMissOffer]:
+        """Near-miss messages pending and due, oldest first."""
+        with self._tx("reading due near-miss messages") as conn:
+            return near_queries.due_offers(conn, now, limit)
+
+    def offer_at(self, channel: str, message_ref: str) -> NearMissOffer | None:
+        with self._tx("finding a near-miss message") as conn:
+            return near_queries.offer_at(conn, channel, message_ref)
+
+    def mark_offer(
+        self,
+        offer_id: int,
+        status: str,
+        now: datetime,
+        *,
+        message_ref: str | None = None,
+        error: str | None = None,
+        next_attempt: datetime | None = None,
+        attempted: bool = True,
+    ) -> None:
+        """A near-miss message's outcome: 'sent', 'failed', or 'pending' with the next attempt (`attempted=False`:
+        moved untried, as in quiet hours)."""
+        with self._tx(f"recording the outcome of near-miss message {offer_id}", write=True) as conn:
+            near_queries.mark_offer(
+                conn, offer_id, status, now,
+                message_ref=message_ref, error=error, next_attempt=next_attempt, attempted=attempted,
+            )  # fmt: skip
+
+    def near_miss_counts(self) -> dict[str, tuple[int, int]]:
+        """Per topic: (near misses offered, of those labelled)."""
+        with self._tx("counting near misses") as conn:
+            return near_queries.counts(conn)

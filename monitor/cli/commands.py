@@ -111,6 +111,7 @@ def cmd_check(args: argparse.Namespace) -> int:
                           f"(threshold {match.threshold:.2f}) {why}")
         if delivering:
             print(f"\ndelivery: {app.deliverer.deliver_until_idle(args.deliver_timeout)}")
+            app.offer_near_misses()  # the day's near-miss message, when its time has come
         else:
             print(f"\ndelivery: left to the running daemon (pid {app.delivering_pid}); it alerts these items itself")
     finally:
@@ -260,21 +261,28 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_label(args: argparse.Namespace) -> int:
-    """Label an alert's item for a topic, or a page found elsewhere (--url, --topic)."""
-    from .labels import label_alert, label_url, topic_id, verdict  # feedparser and lxml: only labels need them
+    """Label an alert's item for a topic, a near miss (n12), or a page found elsewhere (--url, --topic)."""
+    from ..delivery.nearmiss import parse_id
+    from .labels import label_alert, label_near_miss, label_url, topic_id, verdict  # feedparser, lxml: labels only
 
     config = _config(args)
     user = args.user or _login()
     now = SystemClock().now()
+    near_id = parse_id(args.words[0])
     if args.url:
         if len(args.words) != 1 or not args.topic:
             raise UsageError("with --url, give --topic TOPIC and the verdict: monitor label --url URL --topic T yes")
         relevant, topic = verdict(args.words[0]), topic_id(config, args.topic)
+    elif near_id is not None:
+        if len(args.words) not in (2, 3) or args.topic:
+            raise UsageError("expected nID [TOPIC] yes|no for a near miss, e.g. monitor label n12 yes")
+        relevant, topic = verdict(args.words[-1]), (args.words[1] if len(args.words) == 3 else "")
     else:
         if len(args.words) != 3 or args.topic:
             raise UsageError("expected ALERT_ID TOPIC yes|no, e.g. monitor label 12 libya no")
         if not args.words[0].lstrip("#").isdigit():
-            raise UsageError(f"expected an alert id like 12 (see `monitor alerts`), got {args.words[0]!r}")
+            raise UsageError(f"expected an alert id like 12 (see `monitor alerts`) or a near miss like n12, "
+                             f"got {args.words[0]!r}")  # fmt: skip
         alert_id, relevant, topic = int(args.words[0].lstrip("#")), verdict(args.words[2]), args.words[1]
     store = _open_store(config)
     try:
@@ -287,6 +295,8 @@ def cmd_label(args: argparse.Namespace) -> int:
                 print(label_url(store, fetcher, config, args.url, topic, relevant, now, user))
             finally:
                 fetcher.close()
+        elif near_id is not None:
+            print(label_near_miss(store, config, near_id, topic or None, relevant, now, user))
         else:
             print(label_alert(store, config, alert_id, topic, relevant, now, user))
     finally:
@@ -375,9 +385,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--since", default="1d", help="how far back, e.g. 6h, 1d (default 1d)")
     p = add("notify-test", cmd_notify_test, "send a test message to a channel and print the answer")
     p.add_argument("channel", help="channel id from config.yaml")
-    p = add("label", cmd_label, "record a verdict on an alert's item (12 libya no) or on a page found elsewhere "
-            "(--url URL --topic libya yes)")  # fmt: skip
-    p.add_argument("words", nargs="+", metavar="ARG", help="ALERT_ID TOPIC yes|no; with --url only yes|no")
+    p = add("label", cmd_label, "record a verdict on an alert's item (12 libya no), on a near miss from the daily "
+            "message (n12 yes) or on a page found elsewhere (--url URL --topic libya yes)")  # fmt: skip
+    p.add_argument("words", nargs="+", metavar="ARG",
+                   help="ALERT_ID TOPIC yes|no; a near miss nID [TOPIC] yes|no; with --url only yes|no")  # fmt: skip
     p.add_argument("--url", help="a page the monitor missed: fetched, stored as an item and labelled")
     p.add_argument("--topic", help="the topic (id or name), with --url")
     p.add_argument("--user", help="who gives the verdict (default: the login name)")
