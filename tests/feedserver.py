@@ -3,6 +3,7 @@
     server.route("/feed.xml", body=b"<rss>...</rss>", headers={"Content-Type": "application/rss+xml"},
                  etag='"v1"')                       # answers 304 to a matching If-None-Match
     server.route("/slow", body=b"x", drip=0.05, endless=True)   # one byte every 50 ms, forever
+    server.route("/stall", body=rss, header_drip=0.05)          # status line and headers one byte per 50 ms
     server.route("/bomb", body=gzip_bomb(64 << 20), headers={"Content-Encoding": "gzip"})
     server.redirect("/old", "/feed.xml", status=301)
     server.set_body("/feed.xml", new_bytes)        # change a feed between polls
@@ -35,6 +36,7 @@ class Route:
     last_modified: str | None = None  # sent as Last-Modified; an equal If-Modified-Since gets 304
     delay: float = 0.0  # seconds before the status line
     drip: float | None = None  # seconds between body bytes
+    header_drip: float | None = None  # seconds between bytes of the status line and headers
     endless: bool = False  # repeat the body until the client goes away (no Content-Length)
 
 
@@ -79,10 +81,13 @@ class FeedServer:
         delay: float = 0.0,
         drip: float | None = None,
         endless: bool = False,
+        header_drip: float | None = None,
     ) -> None:
         """Serve `body` at `path` (replacing any earlier route)."""
         with self._lock:
-            self._routes[path] = Route(body, status, dict(headers or {}), etag, last_modified, delay, drip, endless)
+            self._routes[path] = Route(
+                body, status, dict(headers or {}), etag, last_modified, delay, drip, header_drip, endless
+            )
 
     def set_body(self, path: str, body: bytes, *, etag: str | None = None) -> None:
         """Change what an existing route serves (and its ETag, when given)."""
@@ -159,7 +164,9 @@ def _handler_for(server: FeedServer) -> type[BaseHTTPRequestHandler]:
 
         def _serve(self, route: Route) -> None:
             headers = {**_validators(route), **route.headers}
-            if route.endless or route.drip is not None:
+            if route.header_drip is not None:
+                self._drip_headers(route, headers)
+            elif route.endless or route.drip is not None:
                 self._stream(route, headers)
             else:
                 self._send(route.status, headers, route.body)
@@ -185,6 +192,22 @@ def _handler_for(server: FeedServer) -> type[BaseHTTPRequestHandler]:
                     self._write_body(route)
                     if not route.endless:
                         return
+            except (BrokenPipeError, ConnectionResetError):
+                return  # the client gave up, as it should
+
+        def _drip_headers(self, route: Route, headers: dict[str, str]) -> None:
+            assert route.header_drip is not None
+            lines = [f"HTTP/1.0 {route.status} {self.responses.get(route.status, ('',))[0]}"]
+            lines += [f"{name}: {value}" for name, value in {"Content-Length": str(len(route.body)), **headers}.items()]
+            head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+            try:
+                for i in range(len(head)):
+                    if server.stopping:
+                        return
+                    self.wfile.write(head[i : i + 1])
+                    self.wfile.flush()
+                    time.sleep(route.header_drip)
+                self.wfile.write(route.body)
             except (BrokenPipeError, ConnectionResetError):
                 return  # the client gave up, as it should
 
