@@ -130,7 +130,7 @@ class Settings(_Strict):
     retention: Duration = 30 * 86400.0
     backfill: Duration = 86400.0  # on a feed's first poll, older items are matched but not alerted
     user_agent: str | None = None
-    timeout: Duration = 20.0  # read timeout for feeds and pages
+    timeout: Duration = 20.0  # read timeout for feeds and pages; a whole fetch gets 3 × this
     max_body: int = Field(default=10 * 1024 * 1024, gt=0)  # bytes, after decompression
     max_redirects: int = Field(default=5, ge=0, le=20)
     max_backoff: Duration = 6 * 3600.0
@@ -142,6 +142,7 @@ class Settings(_Strict):
     story_window: Duration = 48 * 3600.0
     refit_every: Duration = 6 * 3600.0
     background_size: int = Field(default=20000, ge=0)
+    allow_private_fetch: bool = False  # full text and `explain --url` may reach loopback/private addresses
 
     @field_validator("timezone")
     @classmethod
@@ -228,6 +229,7 @@ class Feed(_Strict):
     max_interval: Duration | None = None
     enabled: bool = True
     full_text: bool = False
+    allow_private_fetch: bool = False  # this feed's full-text pages may be on loopback/private addresses
     encoding: str | None = None
     headers: dict[str, str] = Field(default_factory=dict)
 

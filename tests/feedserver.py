@@ -9,6 +9,7 @@
     server.set_body("/feed.xml", new_bytes)        # change a feed between polls
     fetch(server.url("/feed.xml")); server.requests_to("/feed.xml")[-1].headers["if-none-match"]
     server.wait_for("/feed.xml", count=2)           # a daemon under test polled twice (deadline, no fixed sleep)
+    FeedServer(host="127.0.0.2", keep_alive=True)   # another loopback address; HTTP/1.1 persistent connections
 
 Use the `feed_server` fixture: `from tests.feedserver import FeedServer, feed_server_fixture  # noqa: F401`.
 """
@@ -45,17 +46,22 @@ class SeenRequest:
     method: str
     path: str
     headers: dict[str, str]  # keys lower-cased
+    client_port: int = 0  # the same for requests over one persistent connection
 
 
 class FeedServer:
     """Routes by exact path (query string included, else without it); unknown paths get 404."""
 
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1", *, keep_alive: bool = False) -> None:
         self._routes: dict[str, Route] = {}
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self.requests: list[SeenRequest] = []
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self.host = host
+        handler = _handler_for(self)
+        if keep_alive:  # endless bodies need HTTP/1.0: they end when the server closes the connection
+            handler.protocol_version = "HTTP/1.1"
+        self._httpd = ThreadingHTTPServer((host, 0), handler)
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, name="feed-server", daemon=True
@@ -67,7 +73,7 @@ class FeedServer:
         return int(self._httpd.server_address[1])
 
     def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+        return f"http://{self.host}:{self.port}{path}"
 
     def route(
         self,
@@ -149,7 +155,8 @@ def _handler_for(server: FeedServer) -> type[BaseHTTPRequestHandler]:
         protocol_version = "HTTP/1.0"  # one request per connection: endless bodies end when we close
 
         def do_GET(self) -> None:
-            seen = SeenRequest(self.command, self.path, {k.lower(): v for k, v in self.headers.items()})
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            seen = SeenRequest(self.command, self.path, headers, int(self.client_address[1]))
             server.record(seen)
             route = server.lookup(self.path)
             if route is None:

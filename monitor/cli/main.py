@@ -181,12 +181,9 @@ def cmd_explain(args: argparse.Namespace) -> int:
 def _fetch_url(config: cfg.Config, url: str) -> tuple[str, str]:
     # heavy: requests, and trafilatura on the first article; only `explain --url` needs them
     from ..feeds.fulltext import extract_article
-    from ..feeds.http import DEFAULT_USER_AGENT, HttpFetcher
+    from ..feeds.http import HttpFetcher
 
-    settings = config.settings
-    fetcher = HttpFetcher(
-        user_agent=settings.user_agent or DEFAULT_USER_AGENT, read_timeout=settings.timeout, max_body=settings.max_body
-    )
+    fetcher = HttpFetcher.from_settings(config.settings)  # the page may reach only public addresses, unless allowed
     try:
         page = fetcher.get_page(url)
     finally:
@@ -279,10 +276,9 @@ def cmd_label(args: argparse.Namespace) -> int:
     store = _open_store(config)
     try:
         if args.url:
-            from ..feeds.http import DEFAULT_USER_AGENT, HttpFetcher  # requests: only --url fetches
+            from ..feeds.http import HttpFetcher  # requests: only --url fetches
 
-            fetcher = HttpFetcher(user_agent=config.settings.user_agent or DEFAULT_USER_AGENT,
-                                  read_timeout=config.settings.timeout, max_body=config.settings.max_body)  # fmt: skip
+            fetcher = HttpFetcher.from_settings(config.settings)
             try:
                 print(label_url(store, fetcher, config, args.url, topic, relevant, now, user))
             finally:
