@@ -291,8 +291,17 @@ ARTICLE = (
 
 def test_explain_url_scores_the_article_text(monitor: Monitor, tmp_path: Path, feed_server: FeedServer) -> None:
     feed_server.route("/article.html", ARTICLE.encode(), headers={"Content-Type": "text/html; charset=utf-8"})
-    config = str(write_config(tmp_path, feed_server))
-    result = monitor("explain", "--config", config, "--url", feed_server.url("/article.html"), "--json")
+    path = write_config(tmp_path, feed_server)
+    url = feed_server.url("/article.html")
+    # A page on a loopback or private address is refused (a link pasted from a feed item can point anywhere).
+    refused = monitor("explain", "--config", str(path), "--url", url)
+    assert refused.returncode == 1 and feed_server.requests_to("/article.html") == []
+    assert "refused to fetch" in refused.stderr and "127.0.0.1 is a loopback address" in refused.stderr
+    assert refused.stderr.count("\n") == 1 and "Traceback" not in refused.stderr
+    text = path.read_text(encoding="utf-8").replace("settings:\n", "settings:\n  allow_private_fetch: true\n", 1)
+    config = str(path)
+    path.write_text(text, encoding="utf-8")
+    result = monitor("explain", "--config", config, "--url", url, "--json")
     assert result.returncode == 0, result.stderr
     [libya] = json.loads(result.stdout)["topics"]
     assert libya["id"] == "libya" and libya["matched"] is True
