@@ -184,6 +184,7 @@ class Pipeline:
             new=len(unseen),
             total=total,
             elapsed=time.monotonic() - started,
+            warning=parsed.warning,
             items=tuple(unseen),
             matches=matches,
             alerts=alerts,
@@ -283,6 +284,7 @@ class Pipeline:
             total=total,
             elapsed=time.monotonic() - started,
             error=str(error) if error else None,
+            warning=warning,
             next_poll=when,
             items=tuple(new_items),
         )

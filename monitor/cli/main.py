@@ -121,7 +121,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 def _feed_line(report: PollReport) -> str:
     status = {"ok": "OK", "not_modified": "304", "error": "ERROR"}[report.status]
     line = f"{status:<6} {report.feed:<24} {report.new:>4} new / {report.total:>5} items  {report.elapsed:6.2f}s"
-    return f"{line}  {report.error}" if report.error else line
+    problem = report.error or (report.warning and f"warning: {report.warning}")
+    return f"{line}  {problem}" if problem else line
 
 
 def cmd_feeds(args: argparse.Namespace) -> int:
