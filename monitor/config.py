@@ -142,7 +142,7 @@ class Settings(_Strict):
     story_window: Duration = 48 * 3600.0
     refit_every: Duration = 6 * 3600.0
     background_size: int = Field(default=20000, ge=0)
-    allow_private_fetch: bool = False  # full text and `explain --url` may reach loopback/private addresses
+    allow_private_fetch: bool = False  # pages (full text, explain/label --url) may be on loopback/private addresses
 
     @field_validator("timezone")
     @classmethod
