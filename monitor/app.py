@@ -15,7 +15,7 @@ from .delivery.feedback import FeedbackPoller
 from .delivery.offers import NearMissOfferer, OfferReport
 from .delivery.outbox import Deliverer
 from .errors import ModelError
-from .feeds.http import DEFAULT_USER_AGENT, HttpFetcher
+from .feeds.http import HttpFetcher
 from .feeds.pool import ParserPool
 from .match.classify import TopicModel
 from .models import Item, Label
@@ -177,12 +177,7 @@ def open_app(config: Config, *, clock: Clock | None = None) -> App:
     settings = config.settings
     config.data_dir.mkdir(parents=True, exist_ok=True)
     store = SqlStore(config.database_url)
-    fetcher = HttpFetcher(
-        user_agent=settings.user_agent or DEFAULT_USER_AGENT,
-        read_timeout=settings.timeout,
-        max_body=settings.max_body,
-        max_redirects=settings.max_redirects,
-    )
+    fetcher = HttpFetcher.from_settings(settings)
     grouper = StoryGrouper(window_seconds=settings.story_window)
     stored = store.items_for_story_index(clock.now() - timedelta(seconds=settings.story_window))
     # Rebuilt beside the model load and the first polls (grouping waits for it): start-up does not wait.

@@ -139,7 +139,7 @@ class Settings(_Strict):
     retention: Duration = 30 * 86400.0
     backfill: Duration = 86400.0  # on a feed's first poll, older items are matched but not alerted
     user_agent: str | None = None
-    timeout: Duration = 20.0  # read timeout for feeds and pages
+    timeout: Duration = 20.0  # read timeout for feeds and pages; a whole fetch gets 3 × this
     max_body: int = Field(default=10 * 1024 * 1024, gt=0)  # bytes, after decompression
     max_redirects: int = Field(default=5, ge=0, le=20)
     max_backoff: Duration = 6 * 3600.0
@@ -153,6 +153,7 @@ class Settings(_Strict):
     background_size: int = Field(default=20000, ge=0)
     # The daily "just below the line" message (delivery/offers.py), local time; "off": none, and none recorded.
     near_misses: Annotated[str, BeforeValidator(_near_miss_time)] = "17:00"
+    allow_private_fetch: bool = False  # pages (full text, explain/label --url) may be on loopback/private addresses
 
     @field_validator("timezone")
     @classmethod
@@ -244,6 +245,7 @@ class Feed(_Strict):
     max_interval: Duration | None = None
     enabled: bool = True
     full_text: bool = False
+    allow_private_fetch: bool = False  # this feed's full-text pages may be on loopback/private addresses
     encoding: str | None = None
     headers: dict[str, str] = Field(default_factory=dict)
 

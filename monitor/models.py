@@ -158,6 +158,7 @@ class PollReport:
     total: int = 0
     elapsed: float = 0.0
     error: str | None = None
+    warning: str | None = None  # a problem the poll got past (ParsedFeed.warning: bytes replaced, ill-formed XML)
     next_poll: datetime | None = None
     items: tuple[Item, ...] = ()  # new and changed items
     matches: dict[str, tuple[Match, ...]] = field(default_factory=dict)  # item uid -> matched topics

@@ -125,7 +125,7 @@ class Pipeline:
             return self._finish(feed, state, now, started, "not_modified", result=result), [], []
         new, changed = self.store.add_items(parsed.items, now)
         if feed.full_text:
-            new = [self._with_full_text(item) for item in new]
+            new = [self._with_full_text(item, feed) for item in new]
         report = self._finish(
             feed,
             state,
@@ -164,7 +164,7 @@ class Pipeline:
             return PollReport(feed.name, "not_modified", total=total, elapsed=time.monotonic() - started)
         unseen = [item for item in parsed.items if self.store.get_item(item.uid) is None]
         if feed.full_text:
-            unseen = [self._with_full_text(item) for item in unseen]
+            unseen = [self._with_full_text(item, feed) for item in unseen]
         matches = {}
         alerts = 0
         for item in unseen:
@@ -184,6 +184,7 @@ class Pipeline:
             new=len(unseen),
             total=total,
             elapsed=time.monotonic() - started,
+            warning=parsed.warning,
             items=tuple(unseen),
             matches=matches,
             alerts=alerts,
@@ -230,12 +231,12 @@ class Pipeline:
         )
         return result, parsed
 
-    def _with_full_text(self, item: Item) -> Item:
-        """The article body from the item's page; the feed's text when that fails."""
+    def _with_full_text(self, item: Item, feed: cfg.Feed) -> Item:
+        """The article body from the item's page; the feed's text when that fails or the page is refused."""
         if not item.link:
             return item
         try:
-            page = self.fetcher.get_page(item.link)
+            page = self.fetcher.get_page(item.link, allow_private=feed.allow_private_fetch)
         except FetchError as exc:
             log.info("full text of %s: %s; keeping the feed's text", item.link, exc)
             return item
@@ -288,6 +289,7 @@ class Pipeline:
             total=total,
             elapsed=time.monotonic() - started,
             error=str(error) if error else None,
+            warning=warning,
             next_poll=when,
             items=tuple(new_items),
         )

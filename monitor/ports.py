@@ -48,8 +48,9 @@ class Fetcher(Protocol):
         """GET a feed (conditionally when validators are given); raise FetchError on failure."""
         ...
 
-    def get_page(self, url: str) -> FetchResult:
-        """GET an article page (full text), with the same limits; raise FetchError on failure."""
+    def get_page(self, url: str, *, allow_private: bool = False) -> FetchResult:
+        """GET an article page (full text), with the same limits; raise FetchError on failure, and when the page
+        is on a loopback, private or other non-public address unless allowed."""
         ...
 
 

@@ -3,11 +3,13 @@
     server.route("/feed.xml", body=b"<rss>...</rss>", headers={"Content-Type": "application/rss+xml"},
                  etag='"v1"')                       # answers 304 to a matching If-None-Match
     server.route("/slow", body=b"x", drip=0.05, endless=True)   # one byte every 50 ms, forever
+    server.route("/stall", body=rss, header_drip=0.05)          # status line and headers one byte per 50 ms
     server.route("/bomb", body=gzip_bomb(64 << 20), headers={"Content-Encoding": "gzip"})
     server.redirect("/old", "/feed.xml", status=301)
     server.set_body("/feed.xml", new_bytes)        # change a feed between polls
     fetch(server.url("/feed.xml")); server.requests_to("/feed.xml")[-1].headers["if-none-match"]
     server.wait_for("/feed.xml", count=2)           # a daemon under test polled twice (deadline, no fixed sleep)
+    FeedServer(host="127.0.0.2", keep_alive=True)   # another loopback address; HTTP/1.1 persistent connections
 
 Use the `feed_server` fixture: `from tests.feedserver import FeedServer, feed_server_fixture  # noqa: F401`.
 """
@@ -35,6 +37,7 @@ class Route:
     last_modified: str | None = None  # sent as Last-Modified; an equal If-Modified-Since gets 304
     delay: float = 0.0  # seconds before the status line
     drip: float | None = None  # seconds between body bytes
+    header_drip: float | None = None  # seconds between bytes of the status line and headers
     endless: bool = False  # repeat the body until the client goes away (no Content-Length)
 
 
@@ -43,17 +46,22 @@ class SeenRequest:
     method: str
     path: str
     headers: dict[str, str]  # keys lower-cased
+    client_port: int = 0  # the same for requests over one persistent connection
 
 
 class FeedServer:
     """Routes by exact path (query string included, else without it); unknown paths get 404."""
 
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1", *, keep_alive: bool = False) -> None:
         self._routes: dict[str, Route] = {}
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self.requests: list[SeenRequest] = []
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self.host = host
+        handler = _handler_for(self)
+        if keep_alive:  # endless bodies need HTTP/1.0: they end when the server closes the connection
+            handler.protocol_version = "HTTP/1.1"
+        self._httpd = ThreadingHTTPServer((host, 0), handler)
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, name="feed-server", daemon=True
@@ -65,7 +73,7 @@ class FeedServer:
         return int(self._httpd.server_address[1])
 
     def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+        return f"http://{self.host}:{self.port}{path}"
 
     def route(
         self,
@@ -79,10 +87,13 @@ class FeedServer:
         delay: float = 0.0,
         drip: float | None = None,
         endless: bool = False,
+        header_drip: float | None = None,
     ) -> None:
         """Serve `body` at `path` (replacing any earlier route)."""
         with self._lock:
-            self._routes[path] = Route(body, status, dict(headers or {}), etag, last_modified, delay, drip, endless)
+            self._routes[path] = Route(
+                body, status, dict(headers or {}), etag, last_modified, delay, drip, header_drip, endless
+            )
 
     def set_body(self, path: str, body: bytes, *, etag: str | None = None) -> None:
         """Change what an existing route serves (and its ETag, when given)."""
@@ -144,7 +155,8 @@ def _handler_for(server: FeedServer) -> type[BaseHTTPRequestHandler]:
         protocol_version = "HTTP/1.0"  # one request per connection: endless bodies end when we close
 
         def do_GET(self) -> None:
-            seen = SeenRequest(self.command, self.path, {k.lower(): v for k, v in self.headers.items()})
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            seen = SeenRequest(self.command, self.path, headers, int(self.client_address[1]))
             server.record(seen)
             route = server.lookup(self.path)
             if route is None:
@@ -159,7 +171,9 @@ def _handler_for(server: FeedServer) -> type[BaseHTTPRequestHandler]:
 
         def _serve(self, route: Route) -> None:
             headers = {**_validators(route), **route.headers}
-            if route.endless or route.drip is not None:
+            if route.header_drip is not None:
+                self._drip_headers(route, headers)
+            elif route.endless or route.drip is not None:
                 self._stream(route, headers)
             else:
                 self._send(route.status, headers, route.body)
@@ -185,6 +199,22 @@ def _handler_for(server: FeedServer) -> type[BaseHTTPRequestHandler]:
                     self._write_body(route)
                     if not route.endless:
                         return
+            except (BrokenPipeError, ConnectionResetError):
+                return  # the client gave up, as it should
+
+        def _drip_headers(self, route: Route, headers: dict[str, str]) -> None:
+            assert route.header_drip is not None
+            lines = [f"HTTP/1.0 {route.status} {self.responses.get(route.status, ('',))[0]}"]
+            lines += [f"{name}: {value}" for name, value in {"Content-Length": str(len(route.body)), **headers}.items()]
+            head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+            try:
+                for i in range(len(head)):
+                    if server.stopping:
+                        return
+                    self.wfile.write(head[i : i + 1])
+                    self.wfile.flush()
+                    time.sleep(route.header_drip)
+                self.wfile.write(route.body)
             except (BrokenPipeError, ConnectionResetError):
                 return  # the client gave up, as it should
 

@@ -198,6 +198,21 @@ def test_check_polls_stores_matches_and_alerts_to_the_console(
     assert "error" in broken and " 2 " in broken  # two consecutive errors recorded
 
 
+def test_check_reads_a_utf8_feed_with_a_stray_byte_and_says_so(
+    monitor: Monitor, tmp_path: Path, feed_server: FeedServer
+) -> None:
+    # Seen: one invalid byte made the charset guess give up on UTF-8: every item mojibake, no alert, status "ok".
+    serve_feeds(feed_server)
+    body = rss([LIBYA]).replace("Триполи".encode(), "Трип".encode() + b"\xff" + "оли".encode(), 1)
+    feed_server.route("/stray.xml", body, headers={"Content-Type": "application/rss+xml; charset=utf-8"})
+    stray = f'  - {{name: Stray, url: "{feed_server.url("/stray.xml")}"}}'
+    result = monitor("check", "--config", str(write_config(tmp_path, feed_server, stray)), "--deliver-timeout", "5")
+    assert result.returncode == 0, result.stderr
+    [line] = [line for line in result.stdout.splitlines() if "Stray" in line and "new /" in line]
+    assert line.startswith("OK") and line.endswith("warning: 1 byte sequence not valid utf-8, replaced with U+FFFD")
+    assert re.search(rf"^\[Stray\] {re.escape(LIBYA[1])}\n.*\n  -> Ливия:", result.stdout, re.M), result.stdout
+
+
 def test_shipped_config_without_network_reports_every_feed_as_an_error(monitor: Monitor, tmp_path: Path) -> None:
     # The shipped config points at public hosts; they are pointed at a closed loopback port (the conftest guard
     # would refuse the public ones anyway), so each feed must end as an error line, not a crash.
@@ -291,8 +306,17 @@ ARTICLE = (
 
 def test_explain_url_scores_the_article_text(monitor: Monitor, tmp_path: Path, feed_server: FeedServer) -> None:
     feed_server.route("/article.html", ARTICLE.encode(), headers={"Content-Type": "text/html; charset=utf-8"})
-    config = str(write_config(tmp_path, feed_server))
-    result = monitor("explain", "--config", config, "--url", feed_server.url("/article.html"), "--json")
+    path = write_config(tmp_path, feed_server)
+    url = feed_server.url("/article.html")
+    # A page on a loopback or private address is refused (a link pasted from a feed item can point anywhere).
+    refused = monitor("explain", "--config", str(path), "--url", url)
+    assert refused.returncode == 1 and feed_server.requests_to("/article.html") == []
+    assert "refused to fetch" in refused.stderr and "127.0.0.1 is a loopback address" in refused.stderr
+    assert refused.stderr.count("\n") == 1 and "Traceback" not in refused.stderr
+    text = path.read_text(encoding="utf-8").replace("settings:\n", "settings:\n  allow_private_fetch: true\n", 1)
+    config = str(path)
+    path.write_text(text, encoding="utf-8")
+    result = monitor("explain", "--config", config, "--url", url, "--json")
     assert result.returncode == 0, result.stderr
     [libya] = json.loads(result.stdout)["topics"]
     assert libya["id"] == "libya" and libya["matched"] is True

@@ -1,11 +1,19 @@
-"""extract_article: the article body of a page, with trafilatura or the lxml fallback."""
+"""extract_article: the article body of a page, with trafilatura or the lxml fallback; full text in a poll,
+against the local feed server (pages on private addresses refused unless allowed)."""
 
 from __future__ import annotations
 
+import textwrap
+from pathlib import Path
+
 import pytest
 
+from monitor import config as cfg
+from monitor.app import open_app
 from monitor.feeds import fulltext
 from monitor.feeds.fulltext import extract_article, extract_with_lxml
+from tests.fakes import FakeClock
+from tests.feedserver import FeedServer, feed_server_fixture  # noqa: F401 - fixture
 
 PARAGRAPHS = [
     "Делегации Ливии встретились в Триполи и обсудили вывод иностранных сил из страны до конца года.",
@@ -66,3 +74,51 @@ def test_windows_1251_page_is_decoded() -> None:
 def test_no_article_is_none(page: bytes) -> None:
     assert extract_article(page, "https://news.example.org/x") is None
     assert extract_with_lxml(page) is None or len(extract_with_lxml(page) or "") < fulltext.MIN_CHARS
+
+
+def poll_full_text(tmp_path: Path, server: FeedServer, *, settings: str = "", feed: str = "") -> str:
+    """One poll of a `full_text: true` feed whose item links to /article.html; the stored item's text."""
+    server.route("/article.html", PAGE, headers={"Content-Type": "text/html; charset=utf-8"})
+    link = server.url("/article.html")
+    server.route(
+        "/wire.xml",
+        f"""<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>Wire</title><item>
+        <guid>1</guid><title>Переговоры в Триполи</title><link>{link}</link><description>Коротко.</description>
+        </item></channel></rss>""".encode(),
+    )
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        textwrap.dedent(f"""\
+            settings:
+              data_dir: {tmp_path / "data"}
+            {settings}
+            feeds:
+              - {{name: Wire, url: "{server.url("/wire.xml")}", full_text: true{feed}}}
+            topics:
+              - {{id: libya, name: Ливия, keywords: [Ливия]}}
+            """),
+        encoding="utf-8",
+    )
+    app = open_app(cfg.load(str(path), env={}), clock=FakeClock())
+    try:
+        _, [item], _ = app.pipeline.ingest(app.config.feeds[0])
+    finally:
+        app.close()
+    return item.text
+
+
+def test_full_text_refuses_a_page_on_a_private_address(tmp_path: Path, feed_server: FeedServer) -> None:
+    # Item links are written by whoever writes the feed: http://127.0.0.1:…/ is someone's internal service.
+    text = poll_full_text(tmp_path, feed_server)
+    assert "Коротко." in text and PARAGRAPHS[0] not in text  # the feed's own text kept
+    assert feed_server.requests_to("/article.html") == []
+
+
+@pytest.mark.parametrize(
+    ("settings", "feed"), [("  allow_private_fetch: true", ""), ("", ", allow_private_fetch: true")]
+)
+def test_full_text_from_a_private_address_when_allowed(
+    tmp_path: Path, feed_server: FeedServer, settings: str, feed: str
+) -> None:
+    text = poll_full_text(tmp_path, feed_server, settings=settings, feed=feed)
+    assert all(paragraph in text for paragraph in PARAGRAPHS)

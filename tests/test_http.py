@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import time
 from collections.abc import Iterator
@@ -11,10 +12,13 @@ from email.utils import format_datetime
 import pytest
 
 from monitor.errors import FetchError
-from monitor.feeds.http import DEFAULT_USER_AGENT, HttpFetcher, parse_max_age, parse_retry_after
+from monitor.feeds.http import DEFAULT_USER_AGENT, TIMEOUT_PAUSE, HttpFetcher, parse_max_age, parse_retry_after
+from monitor.feeds.transport import refusal
 from tests.feedserver import FeedServer, feed_server_fixture, gzip_bomb, gzipped  # noqa: F401 - fixture
 
 RSS = b'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title></channel></rss>'
+PAGE = b"<html><body><p>an internal page</p></body></html>"
+PAD = {"X-Pad": "p" * 150}  # about 200 bytes of status line and headers: 10 s at one byte per 50 ms
 
 
 @pytest.fixture
@@ -192,8 +196,73 @@ def test_slow_drip_body_hits_the_deadline(feed_server: FeedServer, fetcher: Http
 
 def test_slow_headers_hit_the_read_timeout(feed_server: FeedServer, fetcher: HttpFetcher) -> None:
     feed_server.route("/late", RSS, delay=1.0)
-    with pytest.raises(FetchError, match="timed out while fetching"):
+    with pytest.raises(FetchError, match="timed out while fetching") as info:
         fetcher.fetch(feed_server.url("/late"))
+    # A feed that timed out waits ten times as long as it held its host's polling slot.
+    assert info.value.retry_after is not None and info.value.retry_after >= TIMEOUT_PAUSE * 0.5
+
+
+def test_headers_dripped_one_byte_at_a_time_hit_the_deadline(feed_server: FeedServer, fetcher: HttpFetcher) -> None:
+    # Each byte of the status line and headers arrives well within the 0.5 s read timeout; all take 10 s.
+    feed_server.route("/stall", RSS, headers=PAD, header_drip=0.05)
+    started = time.monotonic()
+    with pytest.raises(FetchError, match=r"took longer than 1\.5 s") as info:
+        fetcher.fetch(feed_server.url("/stall"))
+    assert time.monotonic() - started < 5  # the 1.5 s deadline, not the 10 s the headers take
+    assert info.value.retry_after is not None and info.value.retry_after >= TIMEOUT_PAUSE * 1.5
+
+
+def test_a_kept_alive_connection_is_watched_and_checked_again(fetcher: HttpFetcher) -> None:
+    with FeedServer(keep_alive=True) as server:
+        server.route("/f", RSS)
+        server.route("/page", PAGE)
+        server.route("/stall", RSS, headers=PAD, header_drip=0.05)
+        fetcher.fetch(server.url("/f"))
+        with pytest.raises(FetchError, match="refused"):
+            fetcher.get_page(server.url("/page"))  # over the connection the feed opened
+        assert server.requests_to("/page") == []
+        fetcher.fetch(server.url("/f"))  # a new connection: the refusal closed the other
+        with pytest.raises(FetchError, match=r"took longer than 1\.5 s"):
+            fetcher.fetch(server.url("/stall"))
+        first, second, stall = (seen.client_port for seen in server.requests)
+        assert stall == second != first  # the dripping response came over a kept-alive connection
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
+def test_pages_on_loopback_are_refused_unless_allowed(feed_server: FeedServer, fetcher: HttpFetcher, host: str) -> None:
+    feed_server.route("/internal", PAGE, headers={"Content-Type": "text/html"})
+    url = f"http://{host}:{feed_server.port}/internal"
+    address = rf"{host} (is|resolves to [\d.:]+,) a loopback address"
+    with pytest.raises(FetchError, match=rf"^refused to fetch {re.escape(url)}: {address}; .*allow_private_fetch"):
+        fetcher.get_page(url)
+    assert feed_server.requests_to("/internal") == []  # refused before a byte was sent
+    assert fetcher.get_page(url, allow_private=True).body == PAGE
+    assert fetcher.fetch(url).body == PAGE  # a feed URL is the user's own: fetched as written
+    allowing = HttpFetcher(user_agent=DEFAULT_USER_AGENT, allow_private_pages=True)
+    try:
+        assert allowing.get_page(url).body == PAGE
+    finally:
+        allowing.close()
+
+
+def test_every_redirect_hop_of_a_page_is_checked(feed_server: FeedServer) -> None:
+    # 127.0.0.1 plays a public host here; it redirects to an internal one on another loopback address.
+    def refuse(address: str) -> str | None:
+        return None if address == "127.0.0.1" else refusal(address)
+
+    fetcher = HttpFetcher(user_agent=DEFAULT_USER_AGENT, read_timeout=2, refuse=refuse)
+    with FeedServer("127.0.0.2") as internal:
+        internal.route("/admin", PAGE)
+        feed_server.route("/article", b"<html>an article</html>")
+        feed_server.redirect("/moved", internal.url("/admin"), status=302)
+        try:
+            assert fetcher.get_page(feed_server.url("/article")).body == b"<html>an article</html>"
+            with pytest.raises(FetchError, match=r"refused to fetch .*/moved: 127\.0\.0\.2 is a loopback address"):
+                fetcher.get_page(feed_server.url("/moved"))
+            assert internal.requests == []
+            assert fetcher.get_page(feed_server.url("/moved"), allow_private=True).body == PAGE
+        finally:
+            fetcher.close()
 
 
 def test_connection_refused_is_a_fetch_error(fetcher: HttpFetcher) -> None:
@@ -207,10 +276,10 @@ def test_connection_refused_is_a_fetch_error(fetcher: HttpFetcher) -> None:
 def test_get_page_uses_the_same_limits(feed_server: FeedServer, fetcher: HttpFetcher) -> None:
     feed_server.route("/page", b"<html><body>hi</body></html>", headers={"Content-Type": "text/html"})
     feed_server.route("/huge", b"y" * (2 << 20))
-    assert fetcher.get_page(feed_server.url("/page")).body == b"<html><body>hi</body></html>"
+    assert fetcher.get_page(feed_server.url("/page"), allow_private=True).body == b"<html><body>hi</body></html>"
     assert "text/html" in feed_server.requests_to("/page")[0].headers["accept"]
     with pytest.raises(FetchError, match="larger than"):
-        fetcher.get_page(feed_server.url("/huge"))
+        fetcher.get_page(feed_server.url("/huge"), allow_private=True)
 
 
 def test_wrong_charset_header_is_passed_through(feed_server: FeedServer, fetcher: HttpFetcher) -> None:

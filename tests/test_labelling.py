@@ -42,6 +42,7 @@ def config_path(tmp_path: Path) -> Path:
         textwrap.dedent(f"""\
             settings:
               data_dir: {tmp_path / "data"}
+              allow_private_fetch: true  # label --url fetches pages from the local feed server
             topics:
               - {{id: libya, name: Ливия, keywords: [Ливия]}}
               - {{id: syria, name: Сирия, keywords: [Сирия]}}

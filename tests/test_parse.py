@@ -12,8 +12,10 @@ import feedparser
 import pytest
 
 from monitor.errors import ParseError
+from monitor.feeds.http import DEFAULT_USER_AGENT, HttpFetcher
 from monitor.feeds.parse import choose_encoding, html_to_text, normalise_link, parse_feed
 from monitor.models import ParsedFeed
+from tests.feedserver import FeedServer, feed_server_fixture  # noqa: F401 - fixture
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 URL = "https://news.example.org/rss/world.xml"
@@ -51,6 +53,18 @@ RU_FEED = rss(
 def parse(body: bytes | str, **kwargs: object) -> ParsedFeed:
     data = body.encode() if isinstance(body, str) else body
     return parse_feed(data, feed="world", url=URL, now=NOW, **kwargs)  # type: ignore[arg-type]
+
+
+def served(server: FeedServer, body: bytes, content_type: str | None = None) -> ParsedFeed:
+    """`body` served by the local feed server, fetched and parsed as a poll does."""
+    server.route("/feed.xml", body, headers={"Content-Type": content_type} if content_type else {})
+    fetcher = HttpFetcher(user_agent=DEFAULT_USER_AGENT, read_timeout=5)
+    try:
+        result = fetcher.fetch(server.url("/feed.xml"))
+    finally:
+        fetcher.close()
+    assert result.body == body and result.content_type == content_type
+    return parse_feed(result.body, feed="world", url=result.url, now=NOW, content_type=result.content_type)
 
 
 # --- formats -----------------------------------------------------------------------------------------------
@@ -139,6 +153,8 @@ def test_valid_empty_feed_has_no_items() -> None:
         ("utf-16", "utf-16", None),  # with BOM
         ("utf-16", "utf-16", "text/xml; charset=windows-1251"),  # the BOM outranks the label
         ("utf-8-sig", None, "text/html; charset=koi8-r"),
+        ("gb18030", "gb18030", None),  # not ASCII bytes for Cyrillic, but ASCII-compatible: not refused
+        ("cp866", "cp866", None),
     ],
 )
 def test_russian_feeds_decode_right(codec: str, decl: str | None, content_type: str | None) -> None:
@@ -162,6 +178,26 @@ def test_encoding_override_wins() -> None:
 def test_unknown_encoding_override_is_a_parse_error() -> None:
     with pytest.raises(ParseError, match="unknown text encoding"):
         parse(RU_FEED, encoding="klingon-8")
+
+
+@pytest.mark.parametrize("content_type", [None, "application/rss+xml; charset=utf-8", "text/xml"])
+def test_one_stray_byte_does_not_turn_a_utf8_feed_into_mojibake(
+    feed_server: FeedServer, content_type: str | None
+) -> None:
+    # Seen: one \xff in one title flipped the guess to windows-1251 (or ISO-8859-2): every item mojibake, no alert.
+    body = RU_FEED.encode().replace("гавань".encode(), "гав".encode() + b"\xff" + "ань".encode(), 1)
+    parsed = served(feed_server, body, content_type)
+    assert [i.title for i in parsed.items] == [RU_TITLE, RU_TITLE_2.replace("гавань", "гав\ufffdань")]
+    assert parsed.items[0].summary == RU_TEXT
+    assert parsed.warning == "1 byte sequence not valid utf-8, replaced with U+FFFD"
+    assert choose_encoding(body, content_type) == "utf-8"
+
+
+def test_a_windows_1251_feed_with_a_few_utf8_looking_pairs_stays_windows_1251() -> None:
+    # "Рё" in windows-1251 is the UTF-8 for "и": a little of that must not make a 1251 feed UTF-8.
+    body = rss(item("Рёв моторов: " + RU_TITLE) + item(RU_TITLE_2, guid="n-2"), decl=None).encode("cp1251")
+    assert choose_encoding(body, None) == "cp1251"
+    assert parse(body).items[0].title == "Рёв моторов: " + RU_TITLE
 
 
 def test_choose_encoding_leaves_ordinary_documents_to_feedparser() -> None:
@@ -207,6 +243,36 @@ def test_billion_laughs_hidden_behind_a_fake_root_element_is_refused() -> None:
 def test_billion_laughs_in_utf16_is_refused() -> None:
     with pytest.raises(ParseError, match="declares XML entities"):
         parse(BILLION_LAUGHS.replace('version="1.0"', 'version="1.0" encoding="utf-16"').encode("utf-16"))
+
+
+def billion_laughs_in(codec: str) -> bytes:
+    """BILLION_LAUGHS with its declarations hidden from prolog detection, in `codec`; for the escaping codecs
+    the declaration stays readable and no "<" is left as a byte after it."""
+    doc = BILLION_LAUGHS.replace('version="1.0"', f'version="1.0" encoding="{codec}"', 1)
+    doc = doc.replace("<!DOCTYPE rss [", "<!DOCTYPE rss [<!-- <a -->", 1)
+    if codec in ("cp037", "cp500"):
+        return doc.encode(codec)
+    declaration, rest = doc.split("?>", 1)
+    return declaration.encode() + b"?>" + rest.encode().replace(b"<", b"+ADw-" if codec == "utf-7" else b"\\x3c")
+
+
+@pytest.mark.parametrize("codec", ["cp037", "cp500", "utf-7", "unicode_escape"])
+def test_billion_laughs_in_an_encoding_that_hides_its_markup_is_refused(feed_server: FeedServer, codec: str) -> None:
+    # Seen: each passed the byte check and reached expat, which spent 0.8 s of CPU before its limit tripped.
+    started = time.process_time()
+    with pytest.raises(ParseError, match=r"refused: the document is in (cp037|utf-7|unicode_escape), an encoding"):
+        served(feed_server, billion_laughs_in(codec), "application/xml")
+    assert time.process_time() - started < 0.5
+
+
+def test_an_ebcdic_feed_is_read_when_the_user_names_its_encoding() -> None:
+    body = rss(item(description=RU_TEXT), decl="cp037").replace("Мировые новости", "World news")
+    ebcdic = body.replace(RU_TITLE, "Talks in Tripoli").replace(RU_TEXT, "Both sides met.").encode("cp037")
+    parsed = parse(ebcdic, encoding="cp037")
+    assert (parsed.title, parsed.items[0].title) == ("World news", "Talks in Tripoli")
+    assert parsed.items[0].summary == "Both sides met."
+    with pytest.raises(ParseError, match="declares XML entities"):  # checked on the text it decodes to
+        parse(billion_laughs_in("cp037"), encoding="cp037")
 
 
 def test_feedparser_alone_does_not_expand_billion_laughs() -> None:

@@ -122,7 +122,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 def _feed_line(report: PollReport) -> str:
     status = {"ok": "OK", "not_modified": "304", "error": "ERROR"}[report.status]
     line = f"{status:<6} {report.feed:<24} {report.new:>4} new / {report.total:>5} items  {report.elapsed:6.2f}s"
-    return f"{line}  {report.error}" if report.error else line
+    problem = report.error or (report.warning and f"warning: {report.warning}")
+    return f"{line}  {problem}" if problem else line
 
 
 def cmd_feeds(args: argparse.Namespace) -> int:
@@ -182,12 +183,9 @@ def cmd_explain(args: argparse.Namespace) -> int:
 def _fetch_url(config: cfg.Config, url: str) -> tuple[str, str]:
     # heavy: requests, and trafilatura on the first article; only `explain --url` needs them
     from ..feeds.fulltext import extract_article
-    from ..feeds.http import DEFAULT_USER_AGENT, HttpFetcher
+    from ..feeds.http import HttpFetcher
 
-    settings = config.settings
-    fetcher = HttpFetcher(
-        user_agent=settings.user_agent or DEFAULT_USER_AGENT, read_timeout=settings.timeout, max_body=settings.max_body
-    )
+    fetcher = HttpFetcher.from_settings(config.settings)  # the page may reach only public addresses, unless allowed
     try:
         page = fetcher.get_page(url)
     finally:
@@ -287,10 +285,9 @@ def cmd_label(args: argparse.Namespace) -> int:
     store = _open_store(config)
     try:
         if args.url:
-            from ..feeds.http import DEFAULT_USER_AGENT, HttpFetcher  # requests: only --url fetches
+            from ..feeds.http import HttpFetcher  # requests: only --url fetches
 
-            fetcher = HttpFetcher(user_agent=config.settings.user_agent or DEFAULT_USER_AGENT,
-                                  read_timeout=config.settings.timeout, max_body=config.settings.max_body)  # fmt: skip
+            fetcher = HttpFetcher.from_settings(config.settings)
             try:
                 print(label_url(store, fetcher, config, args.url, topic, relevant, now, user))
             finally:

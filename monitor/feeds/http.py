@@ -1,17 +1,19 @@
 """HTTP for feeds and article pages: one Session, bounded in time and size.
 
-    fetch(url, etag, last_modified)
+    fetch(url, etag, last_modified) / get_page(url)        one deadline for all of it (transport.Watchdog)
       └─ GET (If-None-Match / If-Modified-Since, RFC 9110 §13.1)   no automatic redirects
+           │  get_page: each hop's connection must reach a public address (transport.refusal)
            ├─ 301/302/303/307/308 → follow by hand, at most max_redirects; a leading run of permanent hops
            │                        (301/308, RFC 9110 §15.4) is reported as FetchResult.permanent_redirect
            ├─ 304 → FetchResult(status=304, body=None)
            ├─ other non-2xx → FetchError(status, retry_after)
-           └─ 2xx → read the decoded body with read1(): abort past max_body bytes or past the body deadline
+           └─ 2xx → read the decoded body with read1(): abort past max_body bytes
+      past the deadline (3 × the read timeout, from connect to the last byte) or on any timeout
+           → FetchError with retry_after = TIMEOUT_PAUSE × the time the fetch held on
 
 The size cap counts decompressed bytes, so a gzip bomb is cut off after max_body bytes of output; urllib3 ≥ 2.6
 bounds each decompression step by the amount asked for (before it, one small read could inflate a whole bomb:
-CVE-2025-66471), hence `urllib3>=2.6` in pyproject.toml. Reading with read1() returns after each network read,
-which lets the wall-clock deadline stop a server that drips one byte per read timeout forever.
+CVE-2025-66471), hence `urllib3>=2.6` in pyproject.toml.
 """
 
 from __future__ import annotations
@@ -24,12 +26,13 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 import urllib3
-from requests.adapters import HTTPAdapter
 
 from .. import __version__
+from ..config import Settings
 from ..errors import FetchError
 from ..models import FetchResult
 from ..net import proxies_for, read_environment_once
+from .transport import AddressRefused, GuardedAdapter, Refusal, Scope, Watchdog, check_host, refusal
 
 DEFAULT_USER_AGENT = f"topic-monitor/{__version__} (self-hosted news topic monitor)"
 
@@ -45,6 +48,10 @@ _CHUNK = 64 * 1024
 # Credentials must not follow a redirect to another host (requests does the same in rebuild_auth).
 _PRIVATE_HEADERS = ("authorization", "cookie", "proxy-authorization")
 _MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*\"?(\d+)", re.IGNORECASE)
+# A fetch that timed out asks the scheduler to wait this many times as long as it held on, so a feed that
+# always times out holds one of its host's two polling slots (feeds/concurrency.py) at most 1/11 of the time.
+TIMEOUT_PAUSE = 10
+_TIMEOUTS = (requests.Timeout, urllib3.exceptions.TimeoutError, TimeoutError)
 
 
 class HttpFetcher:
@@ -58,19 +65,35 @@ class HttpFetcher:
         read_timeout: float = 20,
         max_body: int = 10 * 1024 * 1024,
         max_redirects: int = 5,
+        allow_private_pages: bool = False,
+        refuse: Refusal = refusal,
     ) -> None:
         self.timeout = (connect_timeout, read_timeout)
         self.max_body = max_body
         self.max_redirects = max_redirects
-        # The read timeout bounds each network read; this bounds the whole body (a slow-drip response).
-        self.body_deadline = read_timeout * 3
+        self.allow_private_pages = allow_private_pages
+        self._refuse = refuse  # which addresses pages may not reach (tests let 127.0.0.1 play a public host)
+        # The read timeout bounds each network read; this bounds a whole fetch, headers and redirects included.
+        self.deadline = read_timeout * 3
+        self._watchdog = Watchdog()
         self._session = requests.Session()
         # No urllib3 retries: the scheduler's backoff decides when to try again.
-        adapter = HTTPAdapter(pool_connections=64, pool_maxsize=16, max_retries=0)
+        adapter = GuardedAdapter(pool_connections=64, pool_maxsize=16, max_retries=0)
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
         self._session.headers.update({"User-Agent": user_agent, "Accept-Encoding": "gzip, deflate"})
         self._proxies = read_environment_once(self._session)  # see monitor.net: not on every request
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> HttpFetcher:
+        """The fetcher the settings describe (timeouts, size cap, redirects, User-Agent, private pages)."""
+        return cls(
+            user_agent=settings.user_agent or DEFAULT_USER_AGENT,
+            read_timeout=settings.timeout,
+            max_body=settings.max_body,
+            max_redirects=settings.max_redirects,
+            allow_private_pages=settings.allow_private_fetch,
+        )
 
     def fetch(
         self,
@@ -89,16 +112,40 @@ class HttpFetcher:
         request_headers.update(headers or {})
         return self._get(url, request_headers)
 
-    def get_page(self, url: str) -> FetchResult:
-        """GET an article page for full-text extraction, with the same limits as feeds."""
-        return self._get(url, {"Accept": PAGE_ACCEPT})
+    def get_page(self, url: str, *, allow_private: bool = False) -> FetchResult:
+        """GET an article page for full-text extraction, with the same limits as feeds.
+
+        The URL comes from a feed item, so it may reach only public addresses (transport.refusal), unless
+        `allow_private` or the fetcher's `allow_private_pages` says otherwise."""
+        public_only = not (allow_private or self.allow_private_pages)
+        return self._get(url, {"Accept": PAGE_ACCEPT}, refuse=self._refuse if public_only else None)
 
     def close(self) -> None:
+        self._watchdog.close()
         self._session.close()
 
-    def _get(self, url: str, headers: dict[str, str]) -> FetchResult:
+    def _get(self, url: str, headers: dict[str, str], *, refuse: Refusal | None = None) -> FetchResult:
         started = time.monotonic()
-        response, permanent = self._follow(url, headers)
+        with self._watchdog.scope(started + self.deadline, refuse) as scope:
+            try:
+                result = self._exchange(url, headers, scope, started)
+            except AddressRefused as exc:
+                raise FetchError(
+                    f"refused to fetch {url}: {exc}; pages are fetched from public addresses only, "
+                    "unless allow_private_fetch is true"
+                ) from exc
+            except FetchError as exc:
+                if not (scope.expired or isinstance(exc.__cause__, _TIMEOUTS)):
+                    raise
+                held = time.monotonic() - started
+                message = f"response took longer than {self.deadline:g} s while fetching {url}"
+                raise FetchError(
+                    message if scope.expired else str(exc), status=exc.status, retry_after=TIMEOUT_PAUSE * held
+                ) from exc
+        return result
+
+    def _exchange(self, url: str, headers: dict[str, str], scope: Scope, started: float) -> FetchResult:
+        response, permanent = self._follow(url, headers, scope.refuse)
         with response:
             final_url = response.url
             status = response.status_code
@@ -106,9 +153,11 @@ class HttpFetcher:
             if status == 304:
                 body = None
             elif 200 <= status < 300:
-                body = self._read_body(response, final_url, started)
+                body = self._read_body(response, final_url)
             else:
                 raise FetchError(f"HTTP {status} while fetching {final_url}", status=status, retry_after=retry_after)
+        if scope.expired:  # the watchdog shut the socket: what was read may look complete, and is not
+            raise FetchError(f"response took longer than {self.deadline:g} s while fetching {url}")
         return FetchResult(
             url=final_url,
             status=status,
@@ -122,7 +171,9 @@ class HttpFetcher:
             elapsed=time.monotonic() - started,
         )
 
-    def _follow(self, url: str, headers: dict[str, str]) -> tuple[requests.Response, str | None]:
+    def _follow(
+        self, url: str, headers: dict[str, str], refuse: Refusal | None
+    ) -> tuple[requests.Response, str | None]:
         """GET, following redirects by hand; return the final response and the permanent target, if any."""
         _check_url(url, url)
         seen = {url}
@@ -130,7 +181,7 @@ class HttpFetcher:
         still_permanent = True
         current = url
         for _hop in range(self.max_redirects + 1):
-            response = self._send(current, headers)
+            response = self._send(current, headers, refuse)
             if response.status_code not in _REDIRECTS or "Location" not in response.headers:
                 return response, permanent
             response.close()
@@ -146,15 +197,14 @@ class HttpFetcher:
             current = target
         raise FetchError(f"more than {self.max_redirects} redirects while fetching {url}")
 
-    def _send(self, url: str, headers: dict[str, str]) -> requests.Response:
+    def _send(self, url: str, headers: dict[str, str], refuse: Refusal | None) -> requests.Response:
+        proxies = proxies_for(url, self._proxies)
+        if refuse is not None and proxies:  # the connection's peer is the proxy: check where it is asked to go
+            parts = urlsplit(url)
+            check_host(parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80), refuse)
         try:
             return self._session.get(
-                url,
-                headers=headers,
-                timeout=self.timeout,
-                stream=True,
-                allow_redirects=False,
-                proxies=proxies_for(url, self._proxies),
+                url, headers=headers, timeout=self.timeout, stream=True, allow_redirects=False, proxies=proxies
             )
         except requests.Timeout as exc:
             raise FetchError(f"timed out while fetching {url}") from exc
@@ -164,12 +214,11 @@ class HttpFetcher:
             # ValueError: requests parses a redirect's Location even with allow_redirects=False ("Invalid IPv6 URL").
             raise FetchError(f"request failed while fetching {url}: {exc}") from exc
 
-    def _read_body(self, response: requests.Response, url: str, started: float) -> bytes:
-        """The decoded body, or FetchError past max_body bytes or past the body deadline."""
+    def _read_body(self, response: requests.Response, url: str) -> bytes:
+        """The decoded body, or FetchError past max_body bytes (the deadline is the watchdog's)."""
         declared = response.headers.get("Content-Length", "")
         if declared.isdigit() and not response.headers.get("Content-Encoding") and int(declared) > self.max_body:
             raise FetchError(f"response larger than {_size(self.max_body)} while fetching {url}")
-        deadline = started + self.body_deadline
         chunks: list[bytes] = []
         total = 0
         try:
@@ -177,8 +226,6 @@ class HttpFetcher:
                 total += len(chunk)
                 if total > self.max_body:
                     raise FetchError(f"response larger than {_size(self.max_body)} while fetching {url}")
-                if time.monotonic() > deadline:
-                    raise FetchError(f"response took longer than {self.body_deadline:g} s while fetching {url}")
                 chunks.append(chunk)
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise FetchError(f"reading the response failed while fetching {url}: {exc}") from exc

@@ -2,8 +2,11 @@
 
     parse_feed(body, content_type, encoding)
       ├─ empty → ParseError; gzip magic without Content-Encoding → inflated (capped)
-      ├─ DOCTYPE with unsafe <!ENTITY> → ParseError       (billion laughs, XXE: never handed to a parser)
       ├─ choose the encoding (below); transcode to UTF-8 when we know better than feedparser
+      │  bytes not valid in it → replaced with U+FFFD where they are, ParsedFeed.warning says how many
+      ├─ DOCTYPE with unsafe <!ENTITY> → ParseError       (billion laughs, XXE: never handed to a parser)
+      │  checked on the bytes feedparser gets; a document naming an encoding in which those bytes are not
+      │  the text (EBCDIC, UTF-7, unicode_escape: not ASCII-compatible, other than UTF-16/32) → ParseError
       ├─ feedparser.parse(BytesIO, response_headers)      (sanitising off: html_to_text strips HTML anyway)
       ├─ bozo and no entries and no version → ParseError  (HTML page, JSON, garbage, truncated header)
       │  bozo with entries → accepted, ParsedFeed.warning says why
@@ -12,7 +15,9 @@
 Encoding, in order:
 1. the feed's `encoding` override;
 2. a BOM, even against the HTTP charset;
-3. bytes that are valid UTF-8 (with some non-ASCII) are UTF-8, whatever the labels say;
+3. bytes that are valid UTF-8 (with some non-ASCII) are UTF-8, whatever the labels say; so are bytes that are
+   mostly UTF-8 (at least four valid multi-byte characters per invalid sequence: one stray byte in a UTF-8
+   feed must not make the whole feed mojibake, issue 12);
 4. bytes that are not UTF-8 and are labelled UTF-8, windows-1251, KOI8-R or nothing are tried as windows-1251
    and KOI8-R: Russian text is mostly lower case, and each of the two reads the other's lower case as upper
    case (so KOI8-R mislabelled windows-1251, which decodes without error, is caught too);
@@ -23,6 +28,7 @@ chardet is not installed, so feedparser alone would read undeclared Cyrillic as 
 from __future__ import annotations
 
 import calendar
+import codecs
 import hashlib
 import html
 import io
@@ -30,6 +36,7 @@ import re
 import zlib
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
@@ -50,13 +57,23 @@ _SAFE_ENTITY = re.compile(rb"""\s+\w+\s+(?:"(?:&\#\w{1,8};|[^&%"<]{0,16})"|'(?:&
 _MAX_ENTITIES = 64
 
 
-def check_entities(body: bytes) -> None:
-    """Raise ParseError when the document declares entities that could expand or read files.
+def check_entities(body: bytes, content_type: str | None = None) -> None:
+    """Raise ParseError when the document declares entities that could expand or read files, or names an
+    encoding in which this check cannot see its markup.
 
     The whole document is searched, not just the part before the root element: "<!-- <a -->" inside the
     DOCTYPE fools that kind of prolog detection (feedparser's own included), measured to let a billion-laughs
-    document reach expat, which then spent 1.5 s before its amplification limit tripped.
+    document reach expat, which then spent 1.5 s before its amplification limit tripped. The search is on
+    bytes, which is right for every encoding feedparser may decode with that reads ASCII bytes as ASCII, and
+    for UTF-16/32 once the zero bytes are gone; any other encoding the document names is refused (a cp037
+    billion laughs passed this check and cost 0.8 s of CPU in expat; UTF-7 and unicode_escape did the same).
     """
+    for name in _named_encodings(body, content_type):
+        if not _ascii_compatible(name):
+            raise ParseError(
+                f"refused: the document is in {name}, an encoding that is not ASCII-compatible, so its markup "
+                "cannot be checked for entity attacks (set the feed's `encoding` to read it anyway)"
+            )
     if b"\x00" in body:
         body = body.replace(b"\x00", b"")  # UTF-16/32: the markup we look for is ASCII
     if b"<!ENTITY" not in body:  # XML keywords are case-sensitive; expat ignores "<!entity"
@@ -67,6 +84,53 @@ def check_entities(body: bytes) -> None:
             "refused: the document declares XML entities (external or expanding) in its DOCTYPE, "
             "which is how billion-laughs and external-entity attacks work"
         )
+
+
+# feedparser's own pattern for the encoding in a leading processing instruction (feedparser/encodings.py),
+# so that we see the same name it will decode with.
+_PI_ENCODING = re.compile(rb"""^<\?.*encoding=['"](.*?)['"].*\?>""")
+_EBCDIC_MARKER = b"\x4c\x6f\xa7\x94"  # "<?xm" in cp037, which feedparser then decodes the document with
+_UTF16_32 = frozenset({"utf-16", "utf-16-le", "utf-16-be", "utf-32", "utf-32-le", "utf-32-be"})
+# Printable ASCII without the backslash, then the escapes that make a codec read ASCII bytes as other text.
+_PROBE = bytes(range(0x20, 0x5C)) + bytes(range(0x5D, 0x7F)) + b"\t\n\r\\u0041\\x41+AEE-"
+
+
+def _named_encodings(body: bytes, content_type: str | None) -> set[str]:
+    """Every encoding feedparser may decode `body` with, besides UTF-8, windows-1252 and ISO-8859-2."""
+    names = set()
+    for param in (content_type or "").split(";")[1:]:  # as feedparser.encodings.parse_content_type reads it
+        key, _, value = param.partition("=")
+        if key.strip().lower() == "charset":
+            names.add(value.strip().strip("\"'"))
+    if body.startswith(_EBCDIC_MARKER):
+        names.add("cp037")
+    if _unmarked(body[:16]).startswith(b"<?"):  # the pattern needs a leading "<?": don't copy the line otherwise
+        declared = _PI_ENCODING.match(_unmarked(body.split(b"\n", 1)[0]))
+        if declared is not None:
+            names.add(declared.group(1).decode("latin-1"))
+    return names - {""}
+
+
+def _unmarked(data: bytes) -> bytes:
+    """Without the zero bytes of UTF-16/32 and a leading byte order mark."""
+    data = data.replace(b"\x00", b"")
+    for bom in (b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff"):
+        data = data.removeprefix(bom)
+    return data
+
+
+@cache
+def _ascii_compatible(name: str) -> bool:
+    """Whether `name` reads ASCII bytes as the same ASCII text and no other byte as ASCII (UTF-16/32 count too)."""
+    try:
+        if codecs.lookup(name).name in _UTF16_32:
+            return True
+        same = _PROBE.decode(name) == _PROBE.decode("ascii")
+        return same and not any(bytes([b]).decode(name, "replace").isascii() for b in range(0x80, 0x100))
+    except LookupError:
+        return True  # unknown, or not a text encoding (base64): feedparser cannot decode with it either
+    except (UnicodeError, ValueError):
+        return False
 
 
 # --- encoding ---------------------------------------------------------------------------------------
@@ -96,12 +160,22 @@ def choose_encoding(body: bytes, content_type: str | None) -> str | None:
     try:
         body.decode("utf-8")
     except UnicodeDecodeError:
-        pass
+        if _mostly_utf8(body):
+            return "utf-8"
     else:
         return None if declared in (None, *_UTF8) else "utf-8"
     if declared not in (None, *_UTF8, "cp1251", "windows-1251", "koi8-r", "koi8_r"):
         return None
     return _guess_cyrillic(body)
+
+
+def _mostly_utf8(body: bytes) -> bool:
+    """At least four valid multi-byte UTF-8 characters per invalid sequence (windows-1251 and KOI-8 text has
+    next to none: their letters are lead bytes followed by lead bytes)."""
+    text = body.decode("utf-8", "replace")
+    bad = text.count("\ufffd") - body.count("\ufffd".encode())
+    wide = len(text) - len(text.encode("ascii", "ignore"))
+    return wide - bad >= 4 * bad
 
 
 def _declared(body: bytes, content_type: str | None) -> str | None:
@@ -140,17 +214,30 @@ _OUTSIDE = {
 }
 
 
-def transcode(body: bytes, encoding: str) -> bytes:
-    """Decode with `encoding`, re-encode as UTF-8 and make the XML declaration say so."""
+def transcode(body: bytes, encoding: str) -> tuple[bytes, int]:
+    """Decode with `encoding`, re-encode as UTF-8 and make the XML declaration say so; also how many byte
+    sequences were not valid in `encoding` (each is U+FFFD now, where it was)."""
     try:
-        text = body.decode(encoding, errors="replace").lstrip("\ufeff")
+        try:
+            text, bad = body.decode(encoding), 0
+        except UnicodeDecodeError:
+            text = body.decode(encoding, errors="replace")
+            bad = max(1, text.count("\ufffd") - _count_literal_replacements(body, encoding))
     except LookupError as exc:  # config validates names; this guards other callers
         raise ParseError(f"unknown text encoding {encoding!r}") from exc
-    data = text.encode("utf-8")
+    data = text.lstrip("\ufeff").encode("utf-8", errors="replace")  # a lone surrogate (unicode_escape) → "?"
     decl = _XML_DECL.match(data)
     if decl:
         data = _DECL_ENCODING.sub(b'encoding="utf-8"', decl.group(0), count=1) + data[decl.end() :]
-    return data
+    return data, bad
+
+
+def _count_literal_replacements(body: bytes, encoding: str) -> int:
+    """U+FFFD characters the document itself holds (not ours to report)."""
+    try:
+        return body.count("\ufffd".encode(encoding))
+    except (UnicodeError, LookupError):
+        return 0  # the encoding has no U+FFFD
 
 
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -192,16 +279,20 @@ def parse_feed(
         body = gunzip(body)
         if not body.strip():
             raise ParseError("empty document: gzip data that inflates to nothing")
-    check_entities(body)
     codec = encoding or choose_encoding(body, content_type)
+    replaced = 0
     if codec:
-        body = transcode(body, codec)
+        body, replaced = transcode(body, codec)
         content_type = f"{_media_type(content_type)}; charset=utf-8"
+    check_entities(body, content_type)  # on what feedparser gets, in the encoding it is told
     # No content-location header: it would make feedparser urljoin every URI it meets (measured +25 % parse
     # time); clean_link resolves the one link we keep against the feed URL instead.
     headers = {"content-type": content_type} if content_type else {}
     parsed = _feedparser(body, headers)
-    warning = _verdict(parsed, body)
+    damaged = None
+    if replaced:
+        damaged = f"{replaced} byte sequence{'s' * (replaced > 1)} not valid {codec}, replaced with U+FFFD"
+    warning = "; ".join(w for w in (damaged, _verdict(parsed, body)) if w) or None
     items = tuple(_unique(_item(entry, feed, url, now) for entry in parsed.entries))
     return ParsedFeed(items=items, title=_plain(parsed.feed, "title"), ttl=_ttl(parsed.feed), warning=warning)
 
