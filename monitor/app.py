@@ -6,7 +6,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 
 from .config import Config
@@ -19,7 +19,7 @@ from .feeds.http import HttpFetcher
 from .feeds.pool import ParserPool
 from .match.classify import TopicModel
 from .models import Item, Label
-from .pipeline import Pipeline
+from .pipeline import Pipeline, Unfinished
 from .ports import Clock, Notifier, SystemClock
 from .service.lock import ProcessLock
 from .store import SqlStore
@@ -43,7 +43,6 @@ class App:
     deliverer: Deliverer
     notifiers: dict[str, Notifier]
 
-    unfinished: list[Item] = field(default_factory=list)  # stored, never matched: see recover()
     labels_seen: int = -1  # the labels revision the pipeline's model has learned from
 
     def __post_init__(self) -> None:
@@ -56,15 +55,15 @@ class App:
         return self._deliver_lock.acquire()
 
     def recover(self) -> int:
-        """Match the items a stopped process stored but never matched; the delivering process calls it.
+        """Match the items stored but never matched: those a stopped process left (at start-up), and those of
+        polls whose database writes failed (the daemon calls it after each stored poll, so as soon as writes
+        work again). The delivering process calls it; StoreError if writes still fail.
 
         Those items are no longer new to the next poll, so without this their alerts would be lost."""
-        unfinished, self.unfinished = self.unfinished, []
-        for item in unfinished:
-            self.pipeline.process(item)
-        if unfinished:
-            log.info("matched %d items left unfinished by the last run", len(unfinished))
-        return len(unfinished)
+        done = self.pipeline.finish_unfinished()
+        if done:
+            log.info("matched %d items left unfinished (by the last run, or by a failed database write)", done)
+        return done
 
     @property
     def delivering_pid(self) -> str:
@@ -80,7 +79,7 @@ class App:
             self.config = config
             self.pipeline.use(config=config, model=model)
             self.notifiers = notifiers
-            self.deliverer = Deliverer(self.store, notifiers, config, self.clock)
+            self.deliverer = self.deliverer.renewed(notifiers, config)
             for notifier in old.values():
                 notifier.close()
 
@@ -190,6 +189,5 @@ def open_app(config: Config, *, clock: Clock | None = None) -> App:
     parser = ParserPool()
     pipeline = Pipeline(config, store, fetcher, model, grouper, clock, parse=parser)
     deliverer = Deliverer(store, notifiers, config, clock)
-    app = App(config, clock, store, fetcher, parser, pipeline, deliverer, notifiers, labels_seen=labels_seen)
-    app.unfinished = [item for item, story_id in stored if story_id is None]
-    return app
+    pipeline.keep_unfinished([Unfinished(item) for item, story_id in stored if story_id is None])
+    return App(config, clock, store, fetcher, parser, pipeline, deliverer, notifiers, labels_seen=labels_seen)

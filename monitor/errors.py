@@ -37,18 +37,31 @@ class ParseError(MonitorError):
 
 
 class StoreError(MonitorError):
-    """The database refused or failed an operation."""
+    """The database refused or failed an operation.
+
+    `reason` is the database's own words without what was being done ("database or disk is full"): the
+    same for every operation one cause makes fail, so the daemon can tell a cause once, not once per write.
+    """
+
+    def __init__(self, message: str, *, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason or message
 
 
 class NotifyError(RemoteError):
     """A channel could not deliver a message.
 
-    `permanent` is true when retrying cannot help (chat not found, bot blocked, bad request).
+    `permanent` is true when retrying cannot help (chat not found, bot blocked, bad request). `unreachable`
+    is true when the channel's server was not reached at all (connection refused, name not resolved,
+    connect timeout): a fact about the channel, not about the message.
     """
 
-    def __init__(self, message: str, *, permanent: bool = False, retry_after: float | None = None) -> None:
+    def __init__(
+        self, message: str, *, permanent: bool = False, retry_after: float | None = None, unreachable: bool = False
+    ) -> None:
         super().__init__(message, retry_after=retry_after)
         self.permanent = permanent
+        self.unreachable = unreachable
 
 
 class ModelError(MonitorError):

@@ -14,6 +14,10 @@
       | feed state, next poll time  (decide.next_feed_state; pure) -> store.put_feed
 
 Delivery of the outbox is separate (outbox.Deliverer), so a slow channel never holds up polling.
+
+A database write that fails while items are processed (disk full, database locked) raises StoreError out of
+the poll; the items it stored but did not finish are kept (`finish_unfinished`), and so are those a stopped
+process left (at start-up). They are no longer new to the next poll: without this their alerts would be lost.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from datetime import datetime
 
 from . import config as cfg
 from .decide import decide, is_backfill, next_feed_state
-from .errors import FetchError, MonitorError, ParseError
+from .errors import FetchError, MonitorError, ParseError, StoreError
 from .feeds.fulltext import extract_article
 from .feeds.parse import parse_feed
 from .match.classify import NEAR_MISSES_PER_TOPIC_DAY, TopicModel
@@ -37,6 +41,15 @@ from .ports import Clock, Fetcher, Store
 from .stories.group import StoryGrouper
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Unfinished:
+    """An item stored but not yet matched, with how it was to be processed."""
+
+    item: Item
+    update: bool = False
+    alert: bool = True
 
 
 @dataclass(frozen=True)
@@ -70,6 +83,8 @@ class Pipeline:
         self.clock = clock
         # Grouping, reading the story and applying the decision read-modify-write story state: one item at a time.
         self._story_lock = threading.Lock()
+        self._unfinished: list[Unfinished] = []
+        self._unfinished_lock = threading.Lock()
 
     @property
     def config(self) -> cfg.Config:
@@ -92,14 +107,18 @@ class Pipeline:
         """Ingest one feed, then match, group and enqueue its new and changed items."""
         done_before = self.store.get_feed(feed.name)
         report, new, changed = self.ingest(feed, done_before)
-        now, backfill = self.clock.now(), self.config.settings.backfill
+        now = self.clock.now()
         matches: dict[str, tuple[Match, ...]] = {}
         alerts = 0
-        for item, is_update in [*((i, False) for i in new), *((i, True) for i in changed)]:
-            quiet = is_backfill(item, done_before, now, backfill)
-            done = self.process(item, update=is_update, alert=not quiet)
+        todo = self._todo(new, changed, done_before, now)
+        for n, step in enumerate(todo):
+            try:
+                done = self.process(step.item, update=step.update, alert=step.alert)
+            except StoreError:
+                self.keep_unfinished(todo[n:])  # stored, not matched: App.recover matches them once writes work
+                raise
             if done.matches:
-                matches[item.uid] = done.matches
+                matches[step.item.uid] = done.matches
             alerts += done.alerted
         return replace(report, matches=matches, alerts=alerts)
 
@@ -126,19 +145,23 @@ class Pipeline:
         new, changed = self.store.add_items(parsed.items, now)
         if feed.full_text:
             new = [self._with_full_text(item, feed) for item in new]
-        report = self._finish(
-            feed,
-            state,
-            now,
-            started,
-            "ok",
-            result=result,
-            ttl=parsed.ttl,
-            item_times=[i.published for i in parsed.items],
-            new_items=(*new, *changed),
-            new_count=len(new),
-            warning=parsed.warning,
-        )
+        try:
+            report = self._finish(
+                feed,
+                state,
+                now,
+                started,
+                "ok",
+                result=result,
+                ttl=parsed.ttl,
+                item_times=[i.published for i in parsed.items],
+                new_items=(*new, *changed),
+                new_count=len(new),
+                warning=parsed.warning,
+            )
+        except StoreError:  # stored, but the feed's state not: the next poll will not see them as new
+            self.keep_unfinished(self._todo(new, changed, state, now))
+            raise
         return report, new, changed
 
     def preview(self, feed: cfg.Feed) -> PollReport:
@@ -189,6 +212,38 @@ class Pipeline:
             matches=matches,
             alerts=alerts,
         )
+
+    def _todo(
+        self, new: Sequence[Item], changed: Sequence[Item], state: FeedState | None, now: datetime
+    ) -> list[Unfinished]:
+        """What processing the items of a poll means: new items alert unless they are a new feed's backlog."""
+        backfill = self.config.settings.backfill
+        return [
+            Unfinished(item, update, alert=not is_backfill(item, state, now, backfill))
+            for item, update in [*((i, False) for i in new), *((i, True) for i in changed)]
+        ]
+
+    def keep_unfinished(self, todo: Sequence[Unfinished]) -> None:
+        """Remember stored items that are not matched yet, for `finish_unfinished`."""
+        with self._unfinished_lock:
+            self._unfinished.extend(todo)
+
+    def finish_unfinished(self) -> int:
+        """Process the items kept by `keep_unfinished`, oldest first; how many. A StoreError leaves the item it
+        happened on, and the rest, for the next call."""
+        done = 0
+        while True:
+            with self._unfinished_lock:
+                if not self._unfinished:
+                    return done
+                todo = self._unfinished.pop(0)
+            try:
+                self.process(todo.item, update=todo.update, alert=todo.alert)
+            except StoreError:
+                with self._unfinished_lock:
+                    self._unfinished.insert(0, todo)
+                raise
+            done += 1
 
     def process(self, item: Item, *, update: bool = False, alert: bool = True) -> Enqueued:
         """Classify one stored item, place it in a story, decide what the analyst should see, and apply it.

@@ -5,10 +5,14 @@ certificate made at test time, and AUTH required.
         ...  # EmailChannel(host="127.0.0.1", port=server.port, username=server.user, password=server.password)
         server.messages     # what was accepted: envelope, parsed message, peer, authenticated login
         server.client_context()   # an SSLContext that trusts the self-signed certificate
+
+    smtp_server(tmp_path, echo_auth="PLAIN")   # a careless server: offers only that mechanism, refuses
+                                               # every login, and quotes what the client sent in its 535
 """
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import ipaddress
 import socket
@@ -105,21 +109,44 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def echoed(mechanism: str, login: bytes, password: bytes) -> str:
+    """The 535 reply of a server that quotes the client's AUTH exchange back ("clear": the decoded values)."""
+    if mechanism == "PLAIN":
+        quoted = "AUTH PLAIN " + base64.b64encode(b"\0" + login + b"\0" + password).decode()
+    elif mechanism == "LOGIN":  # the command with the user name, then the client's answer to "334 Password:"
+        quoted = f"AUTH LOGIN {base64.b64encode(login).decode()} / {base64.b64encode(password).decode()}"
+    else:
+        quoted = f"user {login.decode()} password {password.decode()}"
+    return f"535 5.7.8 Authentication credentials invalid: {quoted}"
+
+
 @contextmanager
 def smtp_server(
-    directory: Path, *, security: str = "starttls", user: str = "alerts", password: str = "s3cret"
+    directory: Path,
+    *,
+    security: str = "starttls",
+    user: str = "alerts",
+    password: str = "s3cret",
+    echo_auth: str | None = None,
 ) -> Iterator[SmtpServer]:
-    """Run aiosmtpd for the duration of the block; AUTH (PLAIN/LOGIN) is required to send."""
+    """Run aiosmtpd for the duration of the block; AUTH (PLAIN/LOGIN) is required to send.
+
+    `echo_auth` ("PLAIN", "LOGIN" or "clear", which offers PLAIN): refuse every login with a 535 reply that
+    quotes the credentials as the client sent them (`echoed`)."""
     cert, key = make_certificate(directory)
     server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server_context.load_cert_chain(str(cert), str(key))
     server = SmtpServer(port=_free_port(), cert=cert, user=user, password=password)
 
     def authenticate(smtp: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
+        if echo_auth is not None and isinstance(data, LoginPassword):
+            return AuthResult(success=False, handled=False, message=echoed(echo_auth, data.login, data.password))
         ok = isinstance(data, LoginPassword) and data.login.decode() == user and data.password.decode() == password
         return AuthResult(success=ok, handled=False, auth_data=data)
 
     kwargs: dict[str, Any] = {"auth_required": True, "authenticator": authenticate}
+    if echo_auth is not None:
+        kwargs["auth_exclude_mechanism"] = ["PLAIN"] if echo_auth == "LOGIN" else ["LOGIN"]
     if security == "starttls":
         kwargs.update(tls_context=server_context, require_starttls=True, auth_require_tls=True)
     elif security == "ssl":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import textwrap
@@ -17,14 +18,15 @@ from pathlib import Path
 import pytest
 
 from monitor import config as cfg
-from monitor.errors import MonitorError
+from monitor.errors import MonitorError, StoreError
 from monitor.feeds.concurrency import HostLimiter
 from monitor.models import Alert, FeedState, Match, PollReport
 from monitor.ports import Clock
 from monitor.service.daemon import Daemon
+from monitor.service.guard import JobGuard
 from monitor.service.jobs import fallback_interval, poll_job_id
 from monitor.service.metrics import Metrics
-from monitor.service.reload import ConfigWatcher
+from monitor.service.reload import ConfigWatcher, ReloadNotices
 from tests.fakes import FakeClock
 
 HOUSEKEEPING = {"deliver", "refit", "prune", "health", "stats", "feedback", "labels", "nearmiss"}
@@ -50,6 +52,7 @@ class FakePipeline:
         self.block: threading.Event | None = None  # when set, polls wait on it
         self.next_in = 0.5  # seconds until the next poll, as PollReport.next_poll
         self.alerts = 0
+        self.store_error: StoreError | None = None  # raised by every poll while set (a full disk)
 
     def poll(self, feed: cfg.Feed) -> PollReport:
         with self.lock:
@@ -58,6 +61,8 @@ class FakePipeline:
             self.block.wait(10)
         if feed.name in self.raise_for:
             raise RuntimeError(f"boom in {feed.name}")
+        if self.store_error is not None:
+            raise self.store_error
         return PollReport(
             feed=feed.name,
             status="ok",
@@ -101,6 +106,7 @@ class FakeStore:
 class Report:
     sent: int = 0
     failed: int = 0
+    failures: dict[str, int] = field(default_factory=dict)
 
 
 class FakeDeliverer:
@@ -161,7 +167,10 @@ class FakeApp:
     def claim_delivery(self) -> bool:
         return self.delivery_claimed
 
+    recovers: int = 0
+
     def recover(self) -> int:
+        self.recovers += 1
         return 0
 
     def refit(self) -> None:
@@ -169,9 +178,15 @@ class FakeApp:
 
     feedback_polls: int = 0
     relearns: int = 0
+    long_poll: threading.Event | None = None  # when set, a getUpdates long poll that waits on it
+    in_long_poll: bool = False
 
     def poll_feedback(self) -> int:
         self.feedback_polls += 1
+        if self.long_poll is not None:
+            self.in_long_poll = True
+            self.long_poll.wait(10)
+            self.in_long_poll = False
         return 0
 
     def relearn(self) -> bool:
@@ -222,10 +237,11 @@ class Harness:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.apps: list[FakeApp] = []
+        self.loads = 0
         self.daemon = Daemon(
             str(path),
             app_factory=self.factory,
-            loader=lambda p: cfg.load(p, env={}),
+            loader=self.load,
             watch_interval=0.05,
             debounce=0.2,
             stop_grace=1.0,
@@ -235,6 +251,10 @@ class Harness:
         self.code: int | None = None
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, name="daemon-under-test")
+
+    def load(self, path: str) -> cfg.Config:
+        self.loads += 1
+        return cfg.load(path, env={})
 
     def factory(self, config: cfg.Config, *, clock: Clock | None = None) -> FakeApp:
         app = FakeApp(config)
@@ -485,6 +505,101 @@ def test_stop_abandons_a_stuck_poll_within_the_grace(harness: Callable[..., Harn
     pipeline.block.set()
 
 
+def test_a_stop_does_not_wait_for_the_telegram_long_poll(harness: Callable[..., Harness]) -> None:
+    # Issue 12, item 13: the 3 s getUpdates was waited for, so SIGTERM took 2.9-5.9 s with nothing in flight.
+    h = harness()
+    h.app.long_poll = threading.Event()
+    wait_for(lambda: h.app.in_long_poll, what="a getUpdates long poll in progress")
+    assert h.stop() == 0
+    assert h.app.in_long_poll and h.daemon.abandoned == 0  # not waited for, and nothing was abandoned
+    h.app.long_poll.set()
+
+
+def test_each_stored_poll_runs_the_recovery_pass(harness: Callable[..., Harness]) -> None:
+    h = harness()
+    wait_for(lambda: h.app.recovers >= 3, what="recovery passes after polls")  # once at the start, then per poll
+
+
+def test_a_database_failure_is_one_line_and_its_end_one_line(
+    harness: Callable[..., Harness], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="monitor.service.guard")
+    h = harness(FEEDS_AB.replace("60s", "1s"))  # a poll that raised runs again at its interval
+    h.app.pipeline.store_error = StoreError(
+        "while recording item 'a\x1fk1': database or disk is full", reason="database or disk is full"
+    )
+    failing = h.app.pipeline.count("a")
+    wait_for(lambda: h.app.pipeline.count("a") >= failing + 3, what="polls failing on a full disk")
+    h.app.pipeline.store_error = None
+    wait_for(lambda: "writes work again" in caplog.text, what="the recovery line")
+    assert h.stop() == 0
+    lines = [r for r in caplog.records if r.name == "monitor.service.guard" and r.levelno >= logging.WARNING]
+    assert [r.levelname for r in lines] == ["ERROR", "WARNING"]
+    assert "database or disk is full" in lines[0].getMessage() and lines[0].exc_info is None
+    assert "writes work again, after" in lines[1].getMessage()
+    tracebacks = [r for r in caplog.records if r.levelno == logging.DEBUG and r.exc_info]
+    assert len(tracebacks) >= 4 and h.daemon.metrics.store_errors._value.get() == len(tracebacks)
+
+
+def test_the_guard_tells_a_lasting_database_failure_every_10_minutes(caplog: pytest.LogCaptureFixture) -> None:
+    clock = FakeClock(mono=0.0)
+    guard = JobGuard(Metrics(), monotonic=clock.monotonic)
+
+    def locked() -> None:
+        raise StoreError("while reading feed 'a': database is locked", reason="database is locked")
+
+    def full() -> None:
+        raise StoreError("while recording item 'b': database or disk is full", reason="database or disk is full")
+
+    with caplog.at_level(logging.INFO, logger="monitor.service.guard"):
+        for _ in range(50):
+            guard.run("poll:a", locked)
+            guard.run("deliver", full)
+            clock.advance(10)
+        guard.run("poll:a", locked)  # 500 s after the first: not yet
+        clock.advance(100)
+        guard.run("poll:a", locked)
+        assert guard.store_works() and not guard.store_works()
+    messages = [r.getMessage() for r in caplog.records]
+    assert len(messages) == 4
+    assert "database is locked (job poll:a)" in messages[0] and "disk is full (job deliver)" in messages[1]
+    assert "still failing, 51 times in the last 10 min" in messages[2]
+    assert messages[3] == "database: writes work again, after 102 failed job(s)"
+
+
+def test_a_broken_config_is_told_once_and_its_fix_once(harness: Callable[..., Harness]) -> None:
+    h = harness()
+    admin = h.app.notifiers["admin"]
+    broken = FEEDS_AB + '  - {name: c, url: "http://two.test/c.xml", interval: fast}\n'
+    for n in range(3):  # saved again and again, a line moving too: one error
+        write_config(h.path, f"# edit {n}\n" * n + broken)
+        loads = h.loads
+        h.daemon.request_reload()
+        wait_for(lambda loads=loads: h.loads > loads, what="the reload")  # type: ignore[misc]
+    write_config(h.path, FEEDS_AB)
+    h.daemon.request_reload()
+    wait_for(lambda: any("fixed" in text for text in admin.texts), what="the fixed notice")
+    assert len(admin.texts) == 2 and "config reload failed" in admin.texts[0]
+    assert admin.texts[1] == "✅ topic-monitor: config reloaded, the error is fixed."
+
+
+def test_reload_notices_one_per_distinct_error_again_after_10_minutes() -> None:
+    clock = FakeClock(mono=0.0)
+    notices = ReloadNotices(monotonic=clock.monotonic)
+    error = "config.yaml:{}: feeds[2].interval: expected a duration like 5m, got \"fast\""
+    assert notices.applied() is None  # nothing was broken: nothing to tell
+    told = [notices.failed(error.format(14 + n % 2)) for n in range(30)]  # 30 saves in a minute
+    assert told[0] is not None and told[1:] == [None] * 29
+    assert notices.failed("config.yaml:3: not valid YAML: mapping values are not allowed here") is not None
+    clock.advance(599)
+    assert notices.failed(error.format(14)) is None
+    clock.advance(1)
+    assert notices.failed(error.format(14)) is not None  # still broken ten minutes later: told again
+    assert notices.applied() == "✅ topic-monitor: config reloaded, the error is fixed."
+    assert notices.applied() is None
+    assert notices.failed(error.format(14)) is not None  # broken again after the fix: a new notice
+
+
 def test_dead_feed_is_reported_once_and_recovery_once(harness: Callable[..., Harness]) -> None:
     h = harness()
     store, admin = h.app.store, h.app.notifiers["admin"]
@@ -615,6 +730,24 @@ def test_watcher_ignores_touch_and_same_bytes_and_handles_replace(tmp_path: Path
     assert watcher.changed()  # a vanished file is a change: the reload reports it
 
 
+def test_watcher_reloads_a_file_that_never_stops_changing(tmp_path: Path) -> None:
+    # Issue 12, item 12: edits every second never settled, so the file was not reloaded at all.
+    path = tmp_path / "config.yaml"
+    path.write_text("a: 0\n")
+    clock = FakeClock(mono=0.0)
+    watcher = ConfigWatcher(str(path), debounce=1.0, max_delay=5.0, clock=clock.monotonic)
+    fired = []
+    for n in range(1, 61):  # a write every 0.5 s for 30 s
+        path.write_text(f"a: {n}\n" + "#" * n)
+        clock.advance(0.5)
+        if watcher.changed():
+            fired.append(clock.mono)
+    assert len(fired) >= 5 and all(b - a <= 5.5 for a, b in zip([0.0, *fired], fired, strict=False))
+    clock.advance(1.0)
+    assert watcher.changed()  # the last write, once it settles
+    assert not watcher.changed()
+
+
 # --- metrics ------------------------------------------------------------------------------------------
 
 
@@ -625,7 +758,7 @@ def test_metrics_endpoint_serves_the_private_registry() -> None:
         matches = {"a\x1f1": (Match("libya", 0.9, 0.5, True),)}
         metrics.record_poll(PollReport(feed="a", status="ok", new=3, elapsed=0.2, alerts=1, matches=matches))
         metrics.record_poll(PollReport(feed="b", status="error", error="HTTP 503"))
-        metrics.record_delivery(sent=2, failed=1)
+        metrics.record_delivery(sent=2, failed=1, by_channel={"tg": 1})
         metrics.set_outbox({"pending": 4, "sent": 10, "failed": 1})
         with urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=5) as response:
             text = response.read().decode()
@@ -636,5 +769,6 @@ def test_metrics_endpoint_serves_the_private_registry() -> None:
     assert "topic_monitor_items_total 3.0" in text
     assert 'topic_monitor_matches_total{topic="libya"} 1.0' in text
     assert "topic_monitor_alerts_sent_total 2.0" in text and "topic_monitor_alerts_failed_total 1.0" in text
+    assert 'topic_monitor_delivery_failures_total{channel="tg"} 1.0' in text
     assert 'topic_monitor_outbox{status="pending"} 4.0' in text
     assert "topic_monitor_poll_duration_seconds_count 2.0" in text

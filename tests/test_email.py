@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import base64
+import logging
 from collections.abc import Iterator
+from datetime import timedelta
 from email.message import EmailMessage
 from pathlib import Path
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from monitor.config import EmailChannel
+from monitor.cli import main
+from monitor.cli.views import format_alerts
+from monitor.config import Config, EmailChannel
 from monitor.delivery.email import EmailNotifier
+from monitor.delivery.outbox import Deliverer
 from monitor.errors import NotifyError
 from monitor.models import Alert, Item, Match
+from monitor.store.sql import SqlStore
 from tests.fakes import T0, FakeClock
 from tests.smtpserver import SmtpServer, smtp_server
 
@@ -181,3 +189,66 @@ def test_reconnects_when_the_kept_connection_was_dropped(starttls: SmtpServer) -
     mail.send(alert(alert_id=2))
     mail.close()
     assert len(starttls.messages) == 2
+
+
+# --- a server that echoes the credentials (issue 12, item 6) ---------------------------------------------
+
+
+ECHO_PASSWORD = "Tr0ub4dor&3-horse"
+
+
+def credential_forms(user: str, password: str) -> list[str]:
+    """What a careless server may quote back: the password, AUTH PLAIN's and AUTH LOGIN's base64."""
+    plain = base64.b64encode(f"\0{user}\0{password}".encode()).decode()
+    return [password, plain, base64.b64encode(password.encode()).decode(), quote(password, safe="")]
+
+
+@pytest.mark.parametrize("echo", ["PLAIN", "LOGIN", "clear"])
+def test_a_535_that_quotes_the_credentials_is_scrubbed_before_it_is_stored(tmp_path: Path, echo: str) -> None:
+    with smtp_server(tmp_path, password=ECHO_PASSWORD, echo_auth=echo) as server:
+        mail = notifier(server)
+        with pytest.raises(NotifyError) as info:
+            mail.send(alert())
+        # ...and through the outbox into the database, where `monitor alerts` reads it
+        db = SqlStore(f"sqlite:///{tmp_path / 'monitor.db'}")
+        config = Config.model_validate({"channels": {"mail": channel(server).model_dump(by_alias=True)}})
+        db.add_items([alert().item], T0)
+        db.record_alert(alert().item, list(alert().matches), ["mail"], T0)
+        Deliverer(db, {"mail": mail}, config, FakeClock()).deliver_due()
+        shown = format_alerts(db.alerts_since(T0 - timedelta(days=1)))
+        db.close()
+    error = str(info.value)
+    assert info.value.permanent and "535" in error and "authentication failed" in error
+    assert "mail: FAILED" in shown and "535" in shown
+    for form in credential_forms(server.user, ECHO_PASSWORD):
+        assert form not in error and form not in shown and form not in mail.last_answer
+    if echo != "clear":
+        assert "AUTH " + echo + " [REDACTED]" in error
+
+
+def test_notify_test_prints_the_scrubbed_reply(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with smtp_server(tmp_path, password=ECHO_PASSWORD, echo_auth="PLAIN") as server:
+        path = tmp_path / "config.yaml"
+        path.write_text(
+            f"""\
+settings: {{data_dir: {tmp_path / "data"}}}
+channels:
+  mail: {{type: email, host: 127.0.0.1, port: {server.port}, security: starttls, ca_file: "{server.cert}",
+          username: {server.user}, password: "${{SMTP_PASSWORD}}", from: m@example.org, to: [a@example.org]}}
+""",
+            encoding="utf-8",
+        )
+        monkeypatch.setenv("SMTP_PASSWORD", ECHO_PASSWORD)
+        root = logging.getLogger()
+        handlers, level = root.handlers[:], root.level  # main() sets up logging for a whole process
+        try:
+            status = main(["notify-test", "mail", "--config", str(path)])
+        finally:
+            root.handlers[:] = handlers
+            root.setLevel(level)
+    out = capsys.readouterr()
+    assert status == 1 and "535" in out.err and "AUTH PLAIN [REDACTED]" in out.err
+    for form in credential_forms(server.user, ECHO_PASSWORD):
+        assert form not in out.out + out.err

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import logging
 from collections.abc import Iterator
+from urllib.parse import quote
 
 import pytest
 import requests
@@ -79,6 +81,30 @@ def test_json_lines_are_scrubbed_too() -> None:
     assert record["level"] == "ERROR" and record["logger"] == "monitor.delivery.outbox"
     assert record["msg"] == "delivery 7 failed"
     assert "ValueError" in record["exc"] and TOKEN not in stream.getvalue()
+
+
+@pytest.mark.parametrize("user", ["a", "ab", "abc", "alerts", "analyst@example.org"])
+def test_a_remembered_secret_is_scrubbed_in_every_encoding_a_server_echoes(user: str) -> None:
+    password = "Kx9-plaintext!pw"
+    remember_secrets([password])
+    echoes = {
+        "plain": password,
+        "percent-encoded": quote(password, safe=""),
+        "AUTH LOGIN password line": base64.b64encode(password.encode()).decode(),
+        "AUTH PLAIN": base64.b64encode(f"\0{user}\0{password}".encode()).decode(),
+        "AUTH PLAIN with authzid": base64.b64encode(f"{user}\0{user}\0{password}".encode()).decode(),
+        "HTTP Basic": base64.b64encode(f"{user}:{password}".encode()).decode(),
+    }
+    for form, echoed in echoes.items():
+        out = scrub(f"535 5.7.8 Error: authentication failed: {echoed} (client sent it)")
+        assert echoed not in out and REDACTED in out, form
+        assert out.startswith("535 5.7.8 Error: authentication failed: ") and out.endswith(" (client sent it)")
+
+
+def test_an_auth_line_is_scrubbed_whatever_it_carries() -> None:
+    assert scrub("535 5.7.8 AUTH PLAIN AHVzZXIAcGFzcw== rejected") == f"535 5.7.8 AUTH PLAIN {REDACTED} rejected"
+    assert scrub("535 failed for AUTH LOGIN dXNlcg==") == f"535 failed for AUTH LOGIN {REDACTED}"
+    assert scrub("the auth token expired in 3 days") == "the auth token expired in 3 days"
 
 
 def test_secrets_of_config() -> None:

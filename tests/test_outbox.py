@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import logging
+import socket
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,7 +25,7 @@ from monitor.delivery.console import ConsoleNotifier
 from monitor.delivery.outbox import Deliverer
 from monitor.delivery.rules import hold_until
 from monitor.delivery.telegram import TelegramNotifier
-from monitor.errors import NotifyError
+from monitor.errors import NotifyError, StoreError
 from monitor.models import Alert, Delivery, Item, Match
 from tests.fakes import T0, FakeClock
 from tests.tgstub import TelegramStub
@@ -41,6 +43,7 @@ class FakeStore:
         self.kinds: dict[int, str] = {}
         self.keys: set[tuple[Any, ...]] = set()
         self.log: list[tuple[Any, ...]] = []
+        self.refuse_marks = 0  # the next mark_sent calls fail, as on a locked database or a full disk
 
     def record_alert(
         self,
@@ -99,6 +102,9 @@ class FakeStore:
         self.rows[delivery_id] = dataclasses.replace(self.rows[delivery_id], **values)
 
     def mark_sent(self, delivery_id: int, now: datetime, message_ref: str | None = None) -> None:
+        if self.refuse_marks:
+            self.refuse_marks -= 1
+            raise StoreError(f"while marking sent delivery {delivery_id}: database is locked", reason="locked")
         self.log.append(("sent", delivery_id, now))
         row = self.rows[delivery_id]
         assert row.status == "pending", "marked sent twice"
@@ -241,7 +247,8 @@ def test_permanent_failure_is_visible(clock: FakeClock, store: FakeStore) -> Non
     assert "tg: FAILED, 1 attempt: tg: telegram sendMessage: 400 Bad Request: chat not found" in shown
 
 
-def test_transient_failure_backs_off_and_holds_the_channel(clock: FakeClock, store: FakeStore) -> None:
+def test_a_failing_row_backs_off_alone_and_the_channel_keeps_sending(clock: FakeClock, store: FakeStore) -> None:
+    # Issue 12, item 7: one 5xx used to hold the whole channel for that row's backoff.
     config = make_config()
     tg = Recorder("tg", clock)
     tg.failures.append(NotifyError("500 Internal Server Error"))
@@ -249,12 +256,120 @@ def test_transient_failure_backs_off_and_holds_the_channel(clock: FakeClock, sto
         enqueue(store, config, n, clock.now())
     deliverer = Deliverer(store, {"tg": tg}, config, clock)
     first = deliverer.deliver_due()
-    assert (first.retried, first.deferred, first.sent) == (1, 2, 0)
-    assert first.next_due == T0 + timedelta(seconds=5)
-    assert deliverer.deliver_due().handled == 0  # nothing is due until the backoff ends
+    assert (first.retried, first.deferred, first.sent) == (1, 0, 2)
+    assert [c[1] for c in tg.calls] == [2, 3]
+    assert first.next_due == T0 + timedelta(seconds=5) and first.failures == {"tg": 1}
+    assert deliverer.deliver_due().handled == 0  # nothing is due until the row's backoff ends
     clock.advance(5)
-    assert deliverer.deliver_due().sent == 3
-    assert [c[1] for c in tg.calls] == [1, 2, 3]  # order kept
+    assert deliverer.deliver_due().sent == 1
+    assert [c[1] for c in tg.calls] == [2, 3, 1]
+
+
+def test_a_storys_later_messages_wait_for_its_failing_one(clock: FakeClock, store: FakeStore) -> None:
+    config = make_config()
+    tg = Recorder("tg", clock)
+    tg.failures.append(NotifyError("502 Bad Gateway"))
+    matches = [Match("strategic", 0.8, 0.5, True)]
+    first = store.record_alert(item(1), matches, ["tg"], T0, story_id="s1")
+    other = store.record_alert(item(2), matches, ["tg"], T0, story_id="s2")
+    later = store.record_alert(item(3), [Match("alarm", 0.9, 0.5, True)], ["tg"], T0, story_id="s1")
+    assert first and other and later
+    deliverer = Deliverer(store, {"tg": tg}, config, clock, sleep=clock.sleep)
+    report = deliverer.deliver_due()
+    assert (report.retried, report.sent, report.deferred) == (1, 1, 1)
+    assert tg.calls == [("send", other.id)]
+    assert store.rows[3].next_attempt == T0 + timedelta(seconds=5)  # behind its story's failing row
+    deliverer.deliver_until_idle(60)
+    assert [c[1] for c in tg.calls] == [other.id, first.id, later.id]
+
+
+def test_an_edit_never_precedes_its_message(clock: FakeClock, store: FakeStore) -> None:
+    config = make_config()
+    tg = Recorder("tg", clock)
+    tg.failures.append(NotifyError("500 Internal Server Error"))
+    alert = enqueue(store, config, 1, clock.now())
+    deliverer = Deliverer(store, {"tg": tg}, config, clock, sleep=clock.sleep)
+    deliverer.deliver_due()  # the send fails and backs off
+    store.record_story_update(alert.id, item(2, feed="РИА"), ["tg"], clock.now())
+    deliverer.deliver_until_idle(60)
+    # The edit queued before the message went out was dropped; the message shows the story as it is by then.
+    assert [c[0] for c in tg.calls] == ["send"] and store.status() == {"sent": 2}
+
+
+def test_429_and_a_run_of_unreachable_errors_pause_the_whole_channel(clock: FakeClock, store: FakeStore) -> None:
+    config = make_config()
+    tg = Recorder("tg", clock)
+    for n in range(6):
+        enqueue(store, config, n, clock.now())
+    deliverer = Deliverer(store, {"tg": tg}, config, clock)
+    tg.failures.append(NotifyError("429 Too Many Requests", retry_after=30))
+    report = deliverer.deliver_due()
+    assert (report.retried, report.deferred, report.sent) == (1, 5, 0)  # about the channel: all wait
+    assert {row.next_attempt for row in store.rows.values()} == {T0 + timedelta(seconds=30)}
+    clock.advance(30)
+    refused = NotifyError("tg: telegram sendMessage: network error: connection refused", unreachable=True)
+    tg.failures.extend([refused] * 3)
+    report = deliverer.deliver_due()
+    # The first two refusals back off their own rows; the third in a row pauses the channel.
+    assert (report.retried, report.deferred, report.sent) == (3, 3, 0)
+    assert store.rows[6].next_attempt == T0 + timedelta(seconds=35)
+
+
+def test_a_lost_sent_mark_is_retried_in_memory_not_resent(clock: FakeClock, store: FakeStore) -> None:
+    config = make_config()
+    tg = Recorder("tg", clock)
+    enqueue(store, config, 1, clock.now())
+    store.refuse_marks = 1
+    report = Deliverer(store, {"tg": tg}, config, clock, sleep=clock.sleep).deliver_due()
+    assert report.sent == 1 and tg.calls == [("send", 1)] and clock.sleeps == [0.5]
+    assert store.rows[1].status == "sent" and store.rows[1].message_ref == "m1"
+
+
+def test_a_sent_mark_still_failing_waits_for_the_next_pass_before_any_send(clock: FakeClock, store: FakeStore) -> None:
+    config = make_config()
+    tg = Recorder("tg", clock)
+    for n in range(2):
+        enqueue(store, config, n, clock.now())
+    deliverer = Deliverer(store, {"tg": tg}, config, clock, sleep=clock.sleep)
+    store.refuse_marks = 3
+    with pytest.raises(StoreError):
+        deliverer.deliver_due()  # sent, not marked: the pass stops rather than send more it cannot record
+    assert tg.calls == [("send", 1)] and store.status() == {"pending": 2}
+    with pytest.raises(StoreError):
+        deliverer.deliver_due()  # the mark still fails: nothing is sent meanwhile
+    assert tg.calls == [("send", 1)]
+    clock.advance(60)
+    reloaded = deliverer.renewed({"tg": tg}, config)  # a config reload keeps the marks
+    assert reloaded.deliver_due().sent == 1
+    assert tg.calls == [("send", 1), ("send", 2)]
+    assert store.rows[1].status == "sent" and store.rows[1].message_ref == "m1"
+    assert store.rows[1].sent_at == T0  # when it went out, not when the mark got through
+
+
+def test_each_failed_attempt_is_logged_once_rate_limited_per_channel(
+    clock: FakeClock, store: FakeStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Issue 12, item 8: a delivery that timed out or was refused logged nothing.
+    config = make_config({"a": {"type": "console"}, "b": {"type": "console"}})
+    a, b = Recorder("a", clock), Recorder("b", clock)
+    for n in range(8):
+        enqueue(store, config, n, clock.now())
+    a.failures.extend(NotifyError(f"a: no answer within 10s (call {n})") for n in range(8))
+    b.failures.append(NotifyError("b: 403 Forbidden: bot was blocked by the user", permanent=True))
+    deliverer = Deliverer(store, {"a": a, "b": b}, config, clock, monotonic=clock.monotonic)
+    with caplog.at_level(logging.INFO, logger="monitor.delivery.outbox"):
+        report = deliverer.deliver_due()
+        assert report.failures == {"a": 8, "b": 1} and (report.retried, report.failed) == (8, 1)
+        shown = [r.getMessage() for r in caplog.records]
+        assert len(shown) == 6  # channel a: 5 lines in a minute, the rest counted; channel b: its own line
+        assert shown[0] == "a: alert 1, attempt 1 failed, retry at 09:00:05Z: a: no answer within 10s (call 0)"
+        assert "b: alert 1 failed for good (attempt 1): b: 403 Forbidden" in shown[1]
+        caplog.clear()
+        clock.advance(60)
+        a.failures.append(NotifyError("a: network error: connection refused", unreachable=True))
+        deliverer.deliver_due()
+    [line] = [r.getMessage() for r in caplog.records]
+    assert line.startswith("a: alert ") and line.endswith("(3 more failed attempts on a not logged)")
 
 
 def test_gives_up_after_give_up_after(clock: FakeClock, store: FakeStore) -> None:
@@ -424,6 +539,23 @@ def test_hang_times_out_then_retries(stub: TelegramStub, clock: FakeClock, store
     assert len(stub.texts()) == 1
 
 
+def test_a_refused_connection_three_times_pauses_the_channel(clock: FakeClock, store: FakeStore) -> None:
+    with socket.socket() as closed:  # bound, never listening: connections to it are refused
+        closed.bind(("127.0.0.1", 0))
+        fields = {"type": "telegram", "bot_token": TOKEN, "chat_id": "-100500", "pace": False, "timeout": 1,
+                  "api_url": f"http://127.0.0.1:{closed.getsockname()[1]}"}  # fmt: skip
+        config = make_config({"tg": fields})
+        tg_channel = config.channels["tg"]
+        assert tg_channel.type == "telegram"
+        tg = TelegramNotifier("tg", tg_channel, monotonic=clock.monotonic, sleep=clock.sleep)
+        for n in range(5):
+            enqueue(store, config, n, clock.now())
+        report = Deliverer(store, {"tg": tg}, config, clock).deliver_due()
+    assert (report.retried, report.deferred) == (3, 2)
+    assert store.rows[5].next_attempt == T0 + timedelta(seconds=5)  # the channel's pause, not a row's backoff
+    assert "network error" in (store.rows[1].last_error or "") and TOKEN not in (store.rows[1].last_error or "")
+
+
 def test_retry_beyond_the_deadline_stays_queued(stub: TelegramStub, clock: FakeClock, store: FakeStore) -> None:
     config, tg = tg_setup(stub, clock, pace=False)
     enqueue(store, config, 1, clock.now())
@@ -479,7 +611,7 @@ def test_on_sqlstore_exactly_once_across_restarts(tmp_path: Path, stub: Telegram
         matches = [Match("strategic", 0.8, 0.5, True)]
         assert db.record_alert(item(n), matches, ["tg"], clock.now()) is not None
         assert db.record_alert(item(n), matches, ["tg"], clock.now()) is None  # re-classified: not again
-    stub.script("ok", "ok", "500")
+    stub.script("ok", "ok", "429:3")  # a 429 holds the channel: two rows are left for the restart
     first = Deliverer(db, {"tg": tg}, config, clock, sleep=clock.sleep).deliver_due()
     assert (first.sent, first.retried) == (2, 1)
     db.close()

@@ -14,7 +14,8 @@ import pytest
 
 from monitor import config as cfg
 from monitor.app import App, open_app
-from monitor.models import Item
+from monitor.errors import StoreError
+from monitor.models import Alert, Item, ItemIntent
 from tests.fakes import T0, FakeClock
 from tests.feedserver import FeedServer, feed_server_fixture  # noqa: F401
 from tests.tgstub import TelegramStub, visible_text
@@ -198,6 +199,51 @@ def test_items_stored_by_a_killed_run_are_matched_on_restart(
     finally:
         app.close()
     assert len(stub.calls("sendMessage")) == 1
+
+
+class FullDisk:
+    """The store, with writes of stories and alerts failing as on a full disk while `full` is set."""
+
+    def __init__(self, store: object) -> None:
+        self.store = store
+        self.full = False
+
+    def apply(self, intent: ItemIntent) -> Alert | None:
+        if self.full:
+            raise StoreError(f"while recording item {intent.item.uid!r}: database or disk is full",
+                             reason="database or disk is full")  # fmt: skip
+        return self.store.apply(intent)  # type: ignore[attr-defined, no-any-return]
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.store, name)
+
+
+def test_items_stored_before_a_failed_write_are_matched_once_writes_work(
+    tmp_path: Path, feed_server: FeedServer, stub: TelegramStub
+) -> None:
+    # Issue 12, item 9: such items waited for the next restart (they are no longer new to a poll).
+    clock = FakeClock(T0)
+    app = open_with(tmp_path, config_text(tmp_path, feed_server, stub, LIBYA_TOPIC), clock)
+    disk = FullDisk(app.store)
+    app.pipeline.store = disk  # type: ignore[assignment]
+    feed_server.route("/interfax.xml", rss([READOUT[0], OTHER]))
+    try:
+        disk.full = True
+        with pytest.raises(StoreError, match="disk is full"):
+            app.pipeline.poll(app.config.feeds[0])
+        assert app.store.count_items("Interfax") == 2 and app.store.outbox_counts()["pending"] == 0
+        with pytest.raises(StoreError):
+            app.recover()  # still full: the items stay for the next pass
+        disk.full = False
+        clock.t += timedelta(minutes=1)
+        report = app.pipeline.poll(app.config.feeds[0])  # what the daemon does: poll, then recover
+        assert report.new == 0
+        assert app.recover() == 2
+        app.deliverer.deliver_due()
+        assert app.recover() == 0
+    finally:
+        app.close()
+    assert len(stub.calls("sendMessage")) == 1 and "Путин и Макрон призвали" in stub.texts()[0]
 
 
 def test_a_broken_feed_is_recorded_and_backs_off_while_the_others_go_on(

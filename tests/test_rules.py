@@ -9,7 +9,15 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from monitor.config import parse_quiet_hours
-from monitor.delivery.rules import first_attempt, gives_up, hold_until, next_digest, quiet_end, retry_delay
+from monitor.delivery.rules import (
+    channel_pause,
+    first_attempt,
+    gives_up,
+    hold_until,
+    next_digest,
+    quiet_end,
+    retry_delay,
+)
 from tests.test_outbox import MSK, T0, at, make_config
 
 
@@ -81,6 +89,23 @@ def test_retry_delay() -> None:
     assert retry_delay(50) == 1800
     assert retry_delay(0, retry_after=33) == 33
     assert retry_delay(9, retry_after=2) == 2
+
+
+@pytest.mark.parametrize(
+    ("unreachable", "failing", "pause"),
+    [
+        (0, 1, None),  # one 5xx: only that row waits
+        (0, 9, None),
+        (2, 2, None),  # refused twice: maybe a blip
+        (3, 3, 5.0),  # refused three times in a row: the server is not there
+        (4, 4, 10.0),
+        (0, 10, 5.0),  # ten failures in a row of any kind: the service is down
+        (0, 12, 20.0),
+        (40, 40, 300.0),  # capped: one row is tried at least every 5 minutes
+    ],
+)
+def test_channel_pause(unreachable: int, failing: int, pause: float | None) -> None:
+    assert channel_pause(unreachable, failing) == pause
 
 
 def test_gives_up() -> None:

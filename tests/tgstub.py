@@ -3,7 +3,9 @@
 It answers sendMessage, editMessageText and getMe the way the Bot API does (JSON `{"ok": ...}` bodies,
 `error_code`, `description`, `parameters.retry_after`), checks message text the way Telegram does with
 parse_mode=HTML (supported tags only, balanced, at most 4,096 characters after entity parsing), records
-every request, and can be scripted to answer the next calls with 429, 500, 400, 403 or to hang.
+every request, and can be scripted to answer the next calls with 429, 500, 400, 403 or to hang, or
+told to fail a share of sendMessage/editMessageText calls at random (`fail_rate`: 500, as an overloaded
+Bot API does; a seeded generator, so runs repeat).
 
 Buttons: it keeps each message's inline keyboard (editMessageText without `reply_markup` removes it, as
 Telegram does; editMessageReplyMarkup replaces it, "message is not modified" when unchanged), and serves
@@ -27,6 +29,7 @@ As a process (for kill -9 tests)::
 
 and control it over HTTP: GET /_stub/requests (recorded calls as JSON), GET /_stub/messages,
 POST /_stub/script {"answers": ["429:2", "hang:5"]}, POST /_stub/release (end hangs), POST /_stub/reset,
+POST /_stub/fail {"rate": 0.2, "seed": 1},
 POST /_stub/press {"chat_id": "1001", "message_id": 1, "data": "...", "user_id": 7}, GET /_stub/keyboards,
 GET /_stub/answers.
 """
@@ -35,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import re
 import sys
 import threading
@@ -122,6 +126,8 @@ class TelegramStub:
         self.markups: dict[tuple[str, int], Any] = {}  # (chat_id, message_id) -> reply_markup, when it has one
         self.chats_not_found: set[str] = set()
         self.webhook = False  # a webhook is set: getUpdates answers 409 Conflict
+        self.fail_rate = 0.0  # share of sendMessage/editMessageText calls answered 500 at random
+        self._random = random.Random(1)
         self._answers: deque[str] = deque()
         self._update_answers: deque[str] = deque()
         self._updates: list[dict[str, Any]] = []  # not yet confirmed
@@ -171,6 +177,12 @@ class TelegramStub:
         "hang" or "hang:<seconds>" (default: until release() or stop(); then a 504 nobody reads)."""
         with self._lock:
             self._answers.extend(answers)
+
+    def fail_at_random(self, rate: float, seed: int = 1) -> None:
+        """From now on answer `rate` of the sendMessage/editMessageText calls with 500, at random."""
+        with self._lock:
+            self.fail_rate = rate
+            self._random = random.Random(seed)
 
     def script_updates(self, *answers: str) -> None:
         """Queue answers for the next getUpdates calls (same forms as `script`)."""
@@ -244,6 +256,8 @@ class TelegramStub:
         with self._lock:
             queue = self._update_answers if method == "getUpdates" else self._answers
             scripted = queue.popleft() if queue else "ok"
+            if scripted == "ok" and method in ("sendMessage", "editMessageText") and self.fail_rate:
+                scripted = "500" if self._random.random() < self.fail_rate else "ok"
         kind, _, arg = scripted.partition(":")
         if kind == "hang":
             # The client has given up by now; answering an error keeps the hung call out of texts().
@@ -431,6 +445,9 @@ class TelegramStub:
                 elif command == "release":
                     stub.release()
                     self._reply(200, {"ok": True})
+                elif command == "fail":
+                    stub.fail_at_random(float(params.get("rate", 0.0)), int(params.get("seed", 1)))
+                    self._reply(200, {"ok": True})
                 elif command == "reset":
                     stub.reset()
                     self._reply(200, {"ok": True})
@@ -477,8 +494,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Telegram Bot API stand-in on 127.0.0.1")
     parser.add_argument("--token", default="123456:TEST-token")
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--fail-rate", type=float, default=0.0, help="answer this share of sends with 500")
     args = parser.parse_args(argv)
     stub = TelegramStub(token=args.token, port=args.port)
+    stub.fail_at_random(args.fail_rate)
     print(f"PORT {stub.port}", flush=True)
     try:
         stub._server.serve_forever()

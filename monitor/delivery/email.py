@@ -5,6 +5,10 @@ burst); one idle for a minute is replaced, and close() ends it. A reused connect
 dropped meanwhile is reopened once. SMTP reply codes decide
 retries (RFC 5321 §4.2.1): 5yz is a permanent failure, 4yz and network errors are transient.
 
+Server replies go into errors (stored on the outbox row, shown by `monitor alerts`, printed by
+`notify-test`) only through monitor.redact.scrub: some servers quote the client's `AUTH PLAIN <base64>`
+line in their 535 reply, and that base64 holds the user name and the password.
+
 Header injection: every header value built from feed text goes through one_line(), which turns CR, LF
 and every other line break into spaces; email.policy would refuse a header with a line break anyway.
 """
@@ -24,6 +28,7 @@ from ..config import EmailChannel
 from ..errors import NotifyError
 from ..models import Alert
 from ..ports import Clock, SystemClock
+from ..redact import remember_secrets, scrub
 from . import message
 
 IDLE_CLOSE = 60.0  # seconds a kept connection may sit unused before the next send opens a fresh one
@@ -54,6 +59,8 @@ class EmailNotifier:
         self._smtp: smtplib.SMTP | None = None
         self._last_used = 0.0
         self._domain = parseaddr(channel.from_)[1].rpartition("@")[2] or "localhost"
+        if channel.password:
+            remember_secrets([channel.password])  # in every form a server may echo it (redact.encoded_forms)
 
     # -- Notifier --------------------------------------------------------------------------------
 
@@ -114,7 +121,8 @@ class EmailNotifier:
             else:
                 smtp = smtplib.SMTP(c.host, c.port, timeout=c.timeout, local_hostname=self._local_hostname)
         except (smtplib.SMTPException, OSError) as exc:
-            raise _error(f"{where}: cannot connect", exc) from exc
+            # refused, name not resolved, no route, connect timeout: the server, not this message
+            raise _error(f"{where}: cannot connect", exc, unreachable=isinstance(exc, OSError)) from exc
         try:
             smtp.ehlo()
             if c.security == "starttls":
@@ -156,8 +164,9 @@ class EmailNotifier:
             return
 
 
-def _error(where: str, exc: BaseException) -> NotifyError:
-    """An SMTP failure as NotifyError: 5yz replies are permanent (RFC 5321 §4.2.1), the rest transient."""
+def _error(where: str, exc: BaseException, *, unreachable: bool = False) -> NotifyError:
+    """An SMTP failure as NotifyError: 5yz replies are permanent (RFC 5321 §4.2.1), the rest transient.
+    Every server text in it is scrubbed of credentials."""
     if isinstance(exc, smtplib.SMTPAuthenticationError):
         return NotifyError(f"{where}: authentication failed: {exc.smtp_code} {_text(exc.smtp_error)}", permanent=True)
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
@@ -168,8 +177,9 @@ def _error(where: str, exc: BaseException) -> NotifyError:
         return NotifyError(f"{where}: {exc.smtp_code} {_text(exc.smtp_error)}", permanent=exc.smtp_code >= 500)
     if isinstance(exc, smtplib.SMTPNotSupportedError):
         return NotifyError(f"{where}: {exc} (check `security`)", permanent=True)
-    return NotifyError(f"{where}: {exc or type(exc).__name__}")
+    return NotifyError(f"{where}: {scrub(str(exc)) or type(exc).__name__}", unreachable=unreachable)
 
 
 def _text(value: bytes | str) -> str:
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+    """A server reply as text, scrubbed (redact.scrub: AUTH lines, the password in any encoding)."""
+    return scrub(value.decode("utf-8", "replace") if isinstance(value, bytes) else value)

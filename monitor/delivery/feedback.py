@@ -41,7 +41,7 @@ from .telegram import TelegramNotifier
 
 log = logging.getLogger(__name__)
 
-LONG_POLL = 3  # seconds a getUpdates waits for a press; under the daemon's stop grace, so a stop never waits on it
+LONG_POLL = 3  # seconds a getUpdates waits for a press; a stop does not wait for it (unconfirmed presses come again)
 RETRY_BASE, RETRY_CAP = 2.0, 60.0  # seconds a failing bot is left alone, doubling
 PERMANENT_WAIT = 600.0  # a bot whose problem needs a person (webhook, bad token) is asked again this rarely
 NOT_ALLOWED = "not allowed"

@@ -2,19 +2,32 @@
 
     pipeline:  store.record_alert(item, matches, channels, now, hold_until=rules.hold_until(...))
     Deliverer.deliver_due():
+        'sent' marks the store lost earlier  → store.mark_sent first; still failing: stop, send nothing
         rows = store.due_deliveries(now)                     # pending, next_attempt <= now, oldest first
         for each row:
-            channel blocked by a recent 429/5xx, paced, or in quiet hours  → store.defer(row, until)
+            channel paused (429 retry_after, rules.channel_pause, pacing) or in quiet hours
+                              → store.defer(row, until)
+            an earlier send of the same story backing off on this channel → store.defer(row, its retry)
             digest channel    → gathered; one notifier.send_digest() per channel, then mark_sent each row
             'send'            → notifier.send(alert);   store.mark_sent(row, ref)     # right after the ack
             'edit'            → notifier.edit(ref, alert); store.mark_sent(row)
-            NotifyError       → permanent or past give_up_after: store.mark_failed(row, error)
+            NotifyError       → logged (at most LOG_BURST lines a minute per channel), counted per channel
+                                permanent or past give_up_after: store.mark_failed(row, error)
                                 else: store.mark_retry(row, error, now + retry_delay(attempts, retry_after))
+                                      only that row waits; the channel goes on with the others
 
 Exactly once: a row is marked sent in its own transaction as soon as the channel acknowledged it, so a
 process killed at any moment resends at most the one message that was in flight when it died (Telegram
 has no idempotency key to close that last gap). Rows are keyed by (item, channel) by the store, so
 re-classifying an item never enqueues it again. Failed rows stay in the table and show in `monitor alerts`.
+A mark that fails (database locked past its busy timeout, disk full) after the channel took the message is
+tried again at once, then kept in memory and tried first by every later pass, which sends nothing until it
+has gone through: the row is never sent again by this process.
+
+Order: a failing row backs off alone, but the later messages of its story on that channel wait for it, so
+a story's messages go out in the order they were queued; an edit never precedes its message (it needs the
+message's reference, and one queued before the message went out is dropped, see below). The whole channel
+waits only on news about the channel: a 429's retry_after, or a run of failures (rules.channel_pause).
 
 Edits whose original message is not sent yet are marked done without a call: the send renders the
 alert as it is then, story sources included, so there is nothing left to edit. Where the original
@@ -23,21 +36,28 @@ failed, or the channel keeps no message reference (console, email), there is not
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol, runtime_checkable
 
 from ..config import Config, format_duration
-from ..errors import NotifyError
+from ..errors import NotifyError, StoreError
 from ..models import Alert, Delivery
 from ..ports import Clock, Notifier, Store, SystemClock
+from ..redact import scrub
+from ..repeats import Throttle
 from .message import matched
-from .rules import gives_up, is_high_priority, quiet_end, retry_delay
+from .rules import channel_pause, gives_up, is_high_priority, quiet_end, retry_delay
+
+log = logging.getLogger(__name__)
 
 UNKNOWN_CHANNEL_WAIT = 3600.0  # a row for a channel no longer configured waits (it may come back)
 MAX_PACE_WAIT = 2.0  # wait inline for pacing up to this long; beyond it, defer the channel's rows
+MARK_RETRY_WAIT = 0.5  # seconds before a failed 'sent' mark is tried the second time
+LOG_BURST = 5  # failed attempts logged per channel and minute; the rest are counted (and in the metrics)
 
 
 # --- the worker -----------------------------------------------------------------------------------
@@ -61,6 +81,7 @@ class DeliveryReport:
     deferred: int = 0
     next_due: datetime | None = None  # the earliest retry or deferral this pass scheduled
     errors: list[str] = field(default_factory=list)
+    failures: dict[str, int] = field(default_factory=dict)  # failed attempts (retried or given up) per channel
 
     @property
     def handled(self) -> int:
@@ -73,6 +94,8 @@ class DeliveryReport:
         self.failed += other.failed
         self.deferred += other.deferred
         self.errors += other.errors
+        for name, count in other.failures.items():
+            self.failures[name] = self.failures.get(name, 0) + count
         self.later(other.next_due)
 
     def later(self, when: datetime | None) -> None:
@@ -89,6 +112,22 @@ class DeliveryReport:
         return text
 
 
+@dataclass(frozen=True)
+class _Mark:
+    """A 'sent' mark the store refused: the channel has the message."""
+
+    when: datetime
+    ref: str | None
+
+
+@dataclass(frozen=True)
+class _Hold:
+    """The row of a story that is backing off on a channel; the story's later rows there wait for it."""
+
+    row_id: int
+    until: datetime
+
+
 class Deliverer:
     """Sends due outbox rows through the channels' notifiers and records the outcome of each."""
 
@@ -101,6 +140,8 @@ class Deliverer:
         *,
         sleep: Callable[[float], None] = time.sleep,
         max_pace_wait: float = MAX_PACE_WAIT,
+        monotonic: Callable[[], float] = time.monotonic,
+        unmarked: dict[int, _Mark] | None = None,
     ) -> None:
         self.store = store
         self.notifiers = notifiers
@@ -109,15 +150,29 @@ class Deliverer:
         self.sleep = sleep
         self.max_pace_wait = max_pace_wait
         self.tz = config.settings.tz
-        # A channel that answered 429/5xx is left alone until its retry time, in this process; its
-        # other due rows are deferred to then instead of each hammering it again.
+        # A channel is left alone until a time only on news about the channel (a 429's retry_after, a run
+        # of failures, pacing), in this process; its due rows are deferred to then.
         self._blocked: dict[str, datetime] = {}
+        self._unreachable: dict[str, int] = {}  # failures in a row to reach the channel's server
+        self._failing: dict[str, int] = {}  # transient failures in a row, of any kind
+        self._holds: dict[tuple[str, str], _Hold] = {}  # (channel, story) -> its row that is backing off
+        self._unmarked: dict[int, _Mark] = {} if unmarked is None else unmarked  # row id -> lost 'sent' mark
+        self._log = Throttle(LOG_BURST, 60.0, monotonic=monotonic)
+        self._monotonic = monotonic
         # isinstance() against a runtime Protocol inspects the class each time: do it once per channel.
         self._paced = {name: n for name, n in notifiers.items() if isinstance(n, Paced)}
 
+    def renewed(self, notifiers: Mapping[str, Notifier], config: Config) -> Deliverer:
+        """A worker for a reloaded config that keeps this one's 'sent' marks not yet stored."""
+        return Deliverer(
+            self.store, notifiers, config, self.clock, sleep=self.sleep, max_pace_wait=self.max_pace_wait,
+            monotonic=self._monotonic, unmarked=self._unmarked,
+        )  # fmt: skip
+
     def deliver_due(self, max_rows: int = 100, *, deadline: datetime | None = None) -> DeliveryReport:
-        """One pass over the rows due now (at most `max_rows`)."""
+        """One pass over the rows due now (at most `max_rows`). Raises StoreError when the store fails."""
         report = DeliveryReport()
+        self._store_marks()
         now = self.clock.now()
         rows = self.store.due_deliveries(now, max_rows)
         # One read for the pass: loading alerts one by one was a quarter of the time per message.
@@ -145,6 +200,10 @@ class Deliverer:
             if channel.mode == "digest":
                 digests.setdefault(row.channel, []).append(row)
                 continue
+            hold = self._holds.get(_story(row, alert))
+            if hold is not None and hold.row_id != row.id:  # a story's messages go out in order
+                self._defer(row, max(hold.until, self.clock.now()), report)
+                continue
             if channel.quiet_hours and not self._high(alert):
                 end = quiet_end(channel.quiet_hours, self.clock.now(), self.tz)
                 if end is not None:
@@ -155,9 +214,10 @@ class Deliverer:
             try:
                 ref = notifier.send(alert)
             except NotifyError as exc:
-                self._failed(row, alert, exc, report)
+                self._failed(row, alert, exc, report, hold=True)
                 continue
-            self.store.mark_sent(row.id, self.clock.now(), ref)
+            self._delivered(row, alert)
+            self._mark_sent([row.id], ref)
             report.sent += 1
         for name, batch in digests.items():
             self._digest(name, batch, alerts, report)
@@ -199,6 +259,33 @@ class Deliverer:
         report.deferred += 1
         report.later(until)
 
+    def _store_marks(self) -> None:
+        """Store the 'sent' marks an earlier pass could not; StoreError (and no sending) while that fails."""
+        for row_id, mark in list(self._unmarked.items()):
+            self.store.mark_sent(row_id, mark.when, mark.ref)
+            del self._unmarked[row_id]
+            log.info("delivery %d: marked sent, late (the message went out at %s)", row_id, f"{mark.when:%H:%M:%S}Z")
+
+    def _mark_sent(self, row_ids: Sequence[int], ref: str | None = None) -> None:
+        """Mark rows sent whose message the channel has taken. A failure is tried again once at once; then the
+        marks are kept in memory for the next pass (`_store_marks`) and StoreError stops this one."""
+        when = self.clock.now()
+        pending = list(row_ids)
+        try:
+            for attempt in (1, 2):
+                try:
+                    while pending:
+                        self.store.mark_sent(pending[0], when, ref)
+                        pending.pop(0)
+                    return
+                except StoreError:
+                    if attempt == 2:
+                        raise
+                    self.sleep(MARK_RETRY_WAIT)
+        finally:
+            for row_id in pending:
+                self._unmarked[row_id] = _Mark(when, ref)
+
     def _pace(self, row: Delivery, deadline: datetime | None, report: DeliveryReport) -> bool:
         """True when the row may be sent now (the notifier sleeps the short wait itself); else defer it."""
         paced = self._paced.get(row.channel)
@@ -229,7 +316,8 @@ class Deliverer:
                 self._failed(row, alert, exc, report)
                 return
             edited.add(key)
-        self.store.mark_sent(row.id, self.clock.now(), ref)
+            self._delivered(row, alert)
+        self._mark_sent([row.id], ref)
         report.edited += 1
 
     def _digest(self, name: str, rows: list[Delivery], alerts: Mapping[int, Alert], report: DeliveryReport) -> None:
@@ -250,27 +338,83 @@ class Deliverer:
             for row, alert in zip(rows, batch, strict=True):
                 self._failed(row, alert, exc, report)
             return
-        done = self.clock.now()
-        for row in rows:
-            self.store.mark_sent(row.id, done)
-            report.sent += 1
+        for row, alert in zip(rows, batch, strict=True):
+            self._delivered(row, alert)
+        self._mark_sent([row.id for row in rows])
+        report.sent += len(rows)
 
-    def _failed(self, row: Delivery, alert: Alert, exc: NotifyError, report: DeliveryReport) -> None:
+    def _delivered(self, row: Delivery, alert: Alert) -> None:
+        """The channel took a message: its runs of failures are over, and so is this row's hold on its story."""
+        self._unreachable.pop(row.channel, None)
+        self._failing.pop(row.channel, None)
+        self._release(row, alert)
+
+    def _release(self, row: Delivery, alert: Alert) -> None:
+        key = _story(row, alert)
+        hold = self._holds.get(key)
+        if hold is not None and hold.row_id == row.id:
+            del self._holds[key]
+
+    def _failed(
+        self, row: Delivery, alert: Alert, exc: NotifyError, report: DeliveryReport, *, hold: bool = False
+    ) -> None:
+        """Record a failed attempt; with `hold`, the later sends of the alert's story wait for this row.
+        (Edits need no order: each renders the story as it is, and one whose message is unsent is dropped.)"""
         now = self.clock.now()
-        error = str(exc)
+        name = row.channel
+        error = scrub(str(exc))  # stored, shown by `monitor alerts`: channels scrub server replies, and so does this
+        report.failures[name] = report.failures.get(name, 0) + 1
         give_up_after = self.config.settings.give_up_after
         if exc.permanent or gives_up(alert.created, now, give_up_after):
             if not exc.permanent:
                 error = f"gave up after {format_duration(give_up_after)} of failures: {error}"
             self.store.mark_failed(row.id, now, error)
+            self._release(row, alert)
             report.failed += 1
-            report.errors.append(f"{row.channel}: alert {row.alert_id} failed: {error}")
+            report.errors.append(f"{name}: alert {row.alert_id} failed: {error}")
+            self._tell(row, None, error)
             return
         retry_at = now + timedelta(seconds=retry_delay(row.attempts, exc.retry_after))
         # The last attempt happens at the give-up time, not a long backoff after it.
         retry_at = max(now, min(retry_at, alert.created + timedelta(seconds=give_up_after)))
         self.store.mark_retry(row.id, now, error, retry_at)
-        self._blocked[row.channel] = retry_at
+        if hold:
+            self._holds[_story(row, alert)] = _Hold(row.id, retry_at)
+        self._failing[name] = self._failing.get(name, 0) + 1
+        if exc.unreachable:
+            self._unreachable[name] = self._unreachable.get(name, 0) + 1
+        pause = channel_pause(self._unreachable.get(name, 0), self._failing[name])
+        if exc.retry_after:  # a 429: the server says when the channel may send again
+            self._block(name, retry_at)
+        if pause is not None:
+            self._block(name, now + timedelta(seconds=pause))
         report.retried += 1
         report.later(retry_at)
-        report.errors.append(f"{row.channel}: alert {row.alert_id} will retry at {retry_at:%H:%M:%S}Z: {error}")
+        report.errors.append(f"{name}: alert {row.alert_id} will retry at {retry_at:%H:%M:%S}Z: {error}")
+        self._tell(row, retry_at, error, paused=pause)
+
+    def _block(self, name: str, until: datetime) -> None:
+        current = self._blocked.get(name)
+        self._blocked[name] = until if current is None else max(current, until)
+
+    def _tell(self, row: Delivery, retry_at: datetime | None, error: str, *, paused: float | None = None) -> None:
+        """One log line per failed attempt, at most LOG_BURST a minute per channel (the rest are counted)."""
+        held = self._log.allow(row.channel)
+        if held is None:
+            return
+        more = f" ({held} more failed attempts on {row.channel} not logged)" if held else ""
+        attempt = row.attempts + 1
+        if retry_at is None:
+            log.error("%s: alert %d failed for good (attempt %d): %s%s", row.channel, row.alert_id, attempt, error,
+                      more)  # fmt: skip
+            return
+        pause = f"; the channel pauses {paused:.0f}s" if paused is not None else ""
+        log.warning(
+            "%s: alert %d, attempt %d failed, retry at %sZ%s: %s%s",
+            row.channel, row.alert_id, attempt, f"{retry_at:%H:%M:%S}", pause, error, more,
+        )  # fmt: skip
+
+
+def _story(row: Delivery, alert: Alert) -> tuple[str, str]:
+    """The key that orders a channel's rows: the alert's story (an alert without one is its own)."""
+    return row.channel, alert.story_id or f"alert {alert.id}"

@@ -29,6 +29,7 @@ from datetime import UTC, tzinfo
 from typing import Any
 
 import requests
+from urllib3.exceptions import NewConnectionError  # NameResolutionError is one too
 
 from .. import __version__
 from ..config import TelegramChannel
@@ -242,10 +243,11 @@ class TelegramNotifier:
         try:
             response = self._session.send(request, timeout=(CONNECT_TIMEOUT, read_timeout))
         # `from None`: the requests exception's message and its chain hold the URL, which holds the token.
-        except requests.Timeout:
-            raise NotifyError(f"{where}: no answer within {read_timeout:g}s") from None
+        except requests.Timeout as exc:
+            unreachable = isinstance(exc, requests.ConnectTimeout)  # outbox: a run of these pauses the channel
+            raise NotifyError(f"{where}: no answer within {read_timeout:g}s", unreachable=unreachable) from None
         except requests.RequestException as exc:
-            raise NotifyError(f"{where}: network error: {scrub(str(exc))}") from None
+            raise NotifyError(f"{where}: network error: {scrub(str(exc))}", unreachable=_refused(exc)) from None
         try:
             body = response.json()
         except ValueError:
@@ -293,6 +295,12 @@ class TelegramNotifier:
         if code in (400, 403):
             return NotifyError(f"{where}: {code} {description}", permanent=True)
         return NotifyError(f"{where}: {code} {description}")
+
+
+def _refused(exc: requests.RequestException) -> bool:
+    """Connection refused or the name not resolved: the Bot API was not reached at all (not a reset mid-call)."""
+    reason = getattr(exc.args[0] if exc.args else None, "reason", None)
+    return isinstance(exc, requests.ConnectionError) and isinstance(reason, NewConnectionError)
 
 
 def _seconds(value: object) -> float | None:

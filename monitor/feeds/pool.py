@@ -7,9 +7,11 @@ or exhausts a parser process from taking the daemon with it (the pool is rebuilt
 
 from __future__ import annotations
 
+import atexit
 import logging
 import multiprocessing
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -26,7 +28,7 @@ PARENT_CHECK = 1.0  # seconds between a worker's looks at whether the daemon sti
 
 
 def _exit_with(parent: int) -> None:
-    """Worker initializer: leave when the parent process is gone.
+    """Worker initializer: leave when the parent process is gone, and leave without a teardown.
 
     A daemon killed with SIGKILL (the OOM killer, a timed-out stop) cannot shut its pool down, and an idle worker
     never notices: it waits on the call queue, whose write end its sibling workers hold open too. Without this,
@@ -40,6 +42,15 @@ def _exit_with(parent: int) -> None:
         os._exit(0)
 
     threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+    # A worker holds nothing to clean up. Skipping the interpreter's teardown of lxml, feedparser and the
+    # rest saves 0.2-1.5 s per worker, which a daemon's stop waits for (ProcessPoolExecutor joins them).
+    atexit.register(_leave)
+
+
+def _leave() -> None:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 class ParserPool:

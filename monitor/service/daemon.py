@@ -6,7 +6,8 @@
                                     its next run is moved to PollReport.next_poll (adaptive schedule,
                                     Retry-After, backoff all live in feeds.schedule)
                         deliver     every 2 s, and kicked right after a poll that enqueued alerts
-                        feedback    Telegram button presses: one getUpdates long poll (3 s) per run
+                        feedback    Telegram button presses: one getUpdates long poll (3 s) per run; a stop
+                                    does not wait for it (Telegram sends unconfirmed presses again)
                         labels      every 5 s: labels written since (by any process)? learn from them
                         nearmiss    every minute: the day's near-miss message, once its time has come
                         refit       every settings.refit_every
@@ -17,8 +18,10 @@
                         queues its feed, so a slow host never holds a scheduler or pool thread waiting.
 
 Every job runs inside the guard (service.guard), the one place that catches `Exception`: it logs the
-traceback and the daemon carries on. Which jobs exist is planned in service.jobs and applied by
-service.scheduler, the only code that speaks APScheduler.
+traceback (a database failure: one line per cause) and the daemon carries on. After each poll that stored
+its feed's state, writes work: items an earlier poll stored but could not match are matched then
+(App.recover). Which jobs exist is planned in service.jobs and applied by service.scheduler, the only code
+that speaks APScheduler.
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ from .health import DeadFeedWatch
 from .jobs import STARTUP_SPREAD, plan_jobs
 from .metrics import Metrics
 from .ports import AppFactory, AppLike, Loader
-from .reload import ConfigWatcher
+from .reload import MAX_DELAY, ConfigWatcher, ReloadNotices
 from .scheduler import Scheduler
 from .systemd import SdNotifier
 from .wakeup import Wakeup
@@ -51,6 +54,7 @@ from .wakeup import Wakeup
 log = logging.getLogger(__name__)
 
 STOP_GRACE = 5.0  # seconds in-flight work may take after SIGTERM (the unit's TimeoutStopSec is 20)
+NOT_WAITED_AT_STOP = {"feedback"}  # a getUpdates long poll cut short loses no press: Telegram sends it again
 
 
 # --- the daemon ----------------------------------------------------------------------------------------
@@ -71,8 +75,10 @@ class Daemon:
         stop_grace: float = STOP_GRACE,
         watch_interval: float = 1.0,
         debounce: float = 1.0,
+        max_delay: float = MAX_DELAY,
         startup_spread: float = STARTUP_SPREAD,
         hard_exit: bool = True,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config_path = config_path
         self._factory = app_factory
@@ -82,13 +88,15 @@ class Daemon:
         self._stop_grace = stop_grace
         self._watch_interval = watch_interval
         self._debounce = debounce
+        self._max_delay = max_delay
         self._startup_spread = startup_spread
         self._hard_exit = hard_exit
         self._sd = SdNotifier.from_environ(environ or {})
         self.metrics = Metrics()
         self._lock = threading.RLock()
         self._feeds: dict[str, cfg.Feed] = {}
-        self._guard = JobGuard(self.metrics)
+        self._guard = JobGuard(self.metrics, monotonic=monotonic)
+        self._notices = ReloadNotices(monotonic=monotonic)
         self._stop = threading.Event()
         self._reload_requested = threading.Event()
         self._wakeup: Wakeup | None = None
@@ -151,7 +159,8 @@ class Daemon:
 
     def run(self) -> int:
         """Start, loop until stopped, shut down; 0 after a clean stop. Raise ConfigError if the file is bad."""
-        watcher = ConfigWatcher(self.config_path, debounce=self._debounce)  # before reading: miss no edit
+        # before reading: miss no edit
+        watcher = ConfigWatcher(self.config_path, debounce=self._debounce, max_delay=self._max_delay)
         config = self._loader(self.config_path)
         remember_secrets(secrets_of(config))
         self._config = config
@@ -174,10 +183,12 @@ class Daemon:
         finally:
             self._shutdown()
             restore()
-        if self.abandoned and self._hard_exit:
+        if self._hard_exit and (self.abandoned or self._guard.running):
             # concurrent.futures joins its worker threads at interpreter exit, which would wait out a
-            # stuck fetch's read timeout; the outbox is consistent (one transaction per row), so leave now.
-            log.warning("abandoning %d in-flight job(s) after %.0fs", self.abandoned, self._stop_grace)
+            # stuck fetch's read timeout or the getUpdates long poll; the outbox is consistent (one
+            # transaction per row), so leave now.
+            if self.abandoned:
+                log.warning("abandoning %d in-flight job(s) after %.0fs", self.abandoned, self._stop_grace)
             logging.shutdown()
             os._exit(0)
         return 0
@@ -239,7 +250,7 @@ class Daemon:
             self._wakeup.close()
 
     def _housekeeping(self, job_id: str) -> None:
-        self._guard.run(job_id, self._chores[job_id])
+        self._guard.run(job_id, self._chores[job_id], wait_on_stop=job_id not in NOT_WAITED_AT_STOP)
 
     # --- reconcile and reload ---
 
@@ -263,8 +274,13 @@ class Daemon:
             self.app.reconfigure(config)
         except MonitorError as exc:
             log.error("%s: config not applied, still running the previous one:\n%s", why, exc)
-            self._send_admin_later(f"⚠️ topic-monitor: config reload failed, still running the previous config.\n{exc}")
+            notice = self._notices.failed(str(exc))
+            if notice is not None:
+                self._send_admin_later(notice)
             return False, f"config reload failed: {str(exc).splitlines()[0]}"
+        fixed = self._notices.applied()
+        if fixed is not None:
+            self._send_admin_later(fixed)
         remember_secrets(secrets_of(config))
         old = self.config
         self._config = config
@@ -305,7 +321,9 @@ class Daemon:
         feed = self._feeds.get(job_id)
         if feed is None or self._stop.is_set():
             return  # removed by a reload while queued, or stopping
-        report = self.app.pipeline.poll(feed)
+        report = self.app.pipeline.poll(feed)  # a failed database write raises StoreError: the guard tells it
+        self._guard.store_works()  # the poll stored its feed's state
+        self.app.recover()  # items an earlier poll stored but could not match, if any
         self.metrics.record_poll(report)
         if report.new:  # errors are logged by the pipeline, with the retry time
             log.info("feed %s: %d new, %d alerts", feed.name, report.new, report.alerts)
@@ -328,8 +346,8 @@ class Daemon:
         try:
             while not self._stop.is_set():
                 self._deliver_again.clear()
-                report = self.app.deliverer.deliver_due()
-                self.metrics.record_delivery(report.sent, report.failed)
+                report = self.app.deliverer.deliver_due()  # each failed attempt is logged there
+                self.metrics.record_delivery(report.sent, sum(report.failures.values()), report.failures)
                 if report.sent or report.failed:
                     log.info("delivered %d, failed %d", report.sent, report.failed)
                 if not self._deliver_again.is_set():

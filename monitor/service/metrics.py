@@ -35,6 +35,12 @@ class Metrics:
         self.alerts_failed = Counter(
             "topic_monitor_alerts_failed", "Outbox delivery attempts that failed (retried or given up).", registry=r
         )
+        self.delivery_failures = Counter(
+            "topic_monitor_delivery_failures", "Failed delivery attempts per channel.", ["channel"], registry=r
+        )
+        self.store_errors = Counter(
+            "topic_monitor_store_errors", "Jobs stopped by a database error (disk full, locked).", registry=r
+        )
         self.outbox = Gauge("topic_monitor_outbox", "Outbox rows by status.", ["status"], registry=r)
         self.feeds = Gauge("topic_monitor_feeds", "Feeds being polled.", registry=r)
         self.dead_feeds = Gauge("topic_monitor_dead_feeds", "Feeds reported dead.", registry=r)
@@ -66,9 +72,12 @@ class Metrics:
         self.alerts_enqueued.inc(report.alerts)
         self.poll_duration.observe(report.elapsed)
 
-    def record_delivery(self, sent: int, failed: int) -> None:
+    def record_delivery(self, sent: int, failed: int, by_channel: Mapping[str, int] | None = None) -> None:
+        """`failed`: attempts that failed, retried or given up; `by_channel`: the same per channel."""
         self.alerts_sent.inc(sent)
         self.alerts_failed.inc(failed)
+        for channel, count in (by_channel or {}).items():
+            self.delivery_failures.labels(channel).inc(count)
 
     def set_outbox(self, counts: Mapping[str, int]) -> None:
         for status in ("pending", "failed", "sent", *counts):

@@ -21,6 +21,9 @@ class DeliveryReport(Protocol):
     @property
     def failed(self) -> int: ...
 
+    @property
+    def failures(self) -> Mapping[str, int]: ...
+
 
 class Delivering(Protocol):
     def deliver_due(self) -> DeliveryReport: ...

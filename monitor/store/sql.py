@@ -127,9 +127,10 @@ class SqlStore:
                 with conn.begin():
                     yield conn
         except SQLAlchemyError as exc:
-            raise StoreError(f"while {doing}: {_describe(exc)}") from exc
+            reason = _describe(exc)
+            raise StoreError(f"while {doing}: {reason}", reason=reason) from exc
         except ValueError as exc:  # e.g. a naive datetime refused by UTCDateTime before reaching the driver
-            raise StoreError(f"while {doing}: {exc}") from exc
+            raise StoreError(f"while {doing}: {exc}", reason=str(exc)) from exc
 
     def close(self) -> None:
         self._engine.dispose()
