@@ -145,7 +145,8 @@ def test_explain_says_how_much_the_labels_moved_the_score_and_which_weighed_most
 def test_labels_threshold_follows_the_topic_calibration() -> None:
     # Thirty passing mentions marked relevant: this analyst wants every mention, so more of the stream is expected to
     # be relevant to Libya and its cut (the C_det-optimal one for that prevalence) moves; other topics keep theirs.
-    model = TopicModel.build(TOPICS, EXAMPLES, BACKGROUND * 5)
+    stream = BACKGROUND * 5 + [it.text for it in passing_mentions(30, seed=3)]  # the stream names Libya now and then
+    model = TopicModel.build(TOPICS, EXAMPLES, stream)
     taught = model.with_labels([label(it, "libya", True) for it in passing_mentions(30, seed=2)])
     before, after = model.classify("", ""), taught.classify("", "")
     assert after[1].threshold > before[1].threshold

@@ -18,6 +18,7 @@ See docs/matching.md for the method, the score rule and the measured numbers.
 from __future__ import annotations
 
 import copy
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -63,10 +64,11 @@ SELF_TRAIN_MIN = 200  # background items needed before self-training (cold start
 SELF_TRAIN_MIN_POSITIVES = 3
 LEARNED_TERMS = 2000  # per topic, the terms of largest |weight| kept (the rest of an L2 model's weights are small)
 NEAR_MISSES_PER_TOPIC_DAY = 3  # near misses offered for labelling per topic and calendar day (daemon and eval)
-# An item is compared with a topic's labelled items (learn.py's kernel) only when one of its LABEL_KEY_TERMS
-# strongest terms is one of a labelled item's: a near-duplicate (cosine ≥ 0.5) always shares them, and the check
-# costs a few dictionary look-ups instead of a product with every labelled item.
-LABEL_KEY_TERMS = 8
+# An item is compared with a labelled item (learn.py's kernel) only when at least LABEL_KEY_SHARED of its
+# LABEL_KEY_TERMS heaviest terms are among the labelled item's: a near-duplicate (cosine ≥ 0.5) shares most of them,
+# and the check costs a few dictionary look-ups instead of a product with every labelled item (50 topics with 50
+# labels each would otherwise cost several times the rest of classify).
+LABEL_KEY_TERMS, LABEL_KEY_SHARED = 8, 3
 
 
 @dataclass(frozen=True)
@@ -134,12 +136,12 @@ class TopicModel:
         self._learned_col = 0  # first matrix column of the self-trained weights (0: none trained)
         self._intercepts = self._zeros
         self._trained = np.zeros(self._n_topics, dtype=bool)  # topics with a self-trained model
-        # The analyst's labels (learn.py): none yet. Per topic the correction of the prior log-odds z0 is
-        # mean = z0 + w0 + w1·z0 (+ kernel terms), variance = v00 + 2·v01·z0 + v11·z0² (+ kernel terms); without
-        # labels these are the prior's, so a topic's score moves smoothly from its first label on.
+        # The analyst's labels (learn.py): none yet. Per topic the corrected log-odds are z0 + w0 + w1·z0, plus the
+        # kernel terms for an item close to a labelled one; without labels w = 0.
         self._labels: dict[int, learn.TopicLabels] = {}
         self._labelled: tuple[tuple[Label, Item], ...] = ()
-        self._label_keys: dict[int, frozenset[int]] = {}  # strong term id → topics whose labelled items have it
+        self._label_posting: dict[int, tuple[int, ...]] = {}  # heavy term id → labelled items (ids in _label_owners)
+        self._label_owners: list[tuple[int, int]] = []  # labelled item id → (topic, index in its examples)
         # The terms that name each topic (its keyword phrases, and the place adjectives that stand for them): every
         # item of a topic shares them, so they are left out when the kernel compares an item with labelled ones.
         self._name_ids = [
@@ -158,6 +160,7 @@ class TopicModel:
             for spec in specs
         ]
         self._example_cache: dict[tuple[str, str, str], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._fit_cache: dict[int, tuple[tuple[tuple[str, bool, float], ...], learn.TopicLabels]] = {}
         self._set_correction()
         self._calibrate(self._sample_terms())
 
@@ -501,18 +504,32 @@ class TopicModel:
             ids, vec = self._topic_view(ti, ids, vec)
             per_topic.setdefault(ti, []).append(learn.Example(uid, item.title, label.relevant, float(z0[ti]), ids, vec))
         newer = copy.copy(self)  # shares everything read-only; the label state below is the new model's own
-        newer._labels = {ti: learn.fit_topic(examples) for ti, examples in per_topic.items()}
+        newer._labels = {ti: self._fit_labels(ti, examples) for ti, examples in per_topic.items()}
         newer._labelled = tuple(latest.values())
-        keys: dict[int, set[int]] = {}
+        posting: dict[int, list[int]] = {}
+        owners: list[tuple[int, int]] = []
         for ti, fitted in newer._labels.items():
-            for example in fitted.examples:
+            for j, example in enumerate(fitted.examples):
                 for term in _strongest(example.ids, example.vec):
-                    keys.setdefault(term, set()).add(ti)
-        newer._label_keys = {term: frozenset(topics) for term, topics in keys.items()}
+                    posting.setdefault(term, []).append(len(owners))
+                owners.append((ti, j))
+        newer._label_posting = {term: tuple(ids) for term, ids in posting.items()}
+        newer._label_owners = owners
         newer._match_cache = {}
         newer._set_correction()
         newer._set_thresholds()
         return newer
+
+    def _fit_labels(self, ti: int, examples: Sequence[learn.Example]) -> learn.TopicLabels:
+        """A topic's fitted correction; refitted only when its labels changed (the cache lives with the model's
+        background statistics, as the labelled items' evidence does)."""
+        key = tuple((e.uid, e.relevant, e.z0) for e in examples)
+        cached = self._fit_cache.get(ti)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        fitted = learn.fit_topic(examples)
+        self._fit_cache[ti] = (key, fitted)
+        return fitted
 
     @property
     def labels(self) -> tuple[tuple[Label, Item], ...]:
@@ -548,6 +565,16 @@ class TopicModel:
             return ids[order], w[order] / norm
         return ids, w / norm
 
+    def _heavy_terms(self, s: _Scores) -> list[int]:
+        """The ids (as _item_vector gives them) of the item's LABEL_KEY_TERMS heaviest terms."""
+        w = s.weights[0]
+        top = np.argpartition(-w, LABEL_KEY_TERMS - 1)[:LABEL_KEY_TERMS] if len(w) > LABEL_KEY_TERMS else range(len(w))
+        ids: list[int] = s.uniq[top].tolist()
+        if s.unseen:
+            base = self._oov + 1
+            ids = [i if i < base else base + (hash(s.unseen[i - base]) & _HASH_MASK) for i in ids]
+        return ids
+
     def _topic_view(self, ti: int, ids: np.ndarray, vec: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """An item vector without the terms that name topic `ti`, renormalised (what the kernel compares)."""
         names = self._name_ids[ti]
@@ -559,42 +586,48 @@ class TopicModel:
         return ids[keep], vec / norm
 
     def _set_correction(self) -> None:
-        """Per-topic coefficients of the corrected log-odds and its variance (learn.py), without the kernel terms."""
-        t = self._n_topics
-        w = np.zeros((t, 4))
-        cov = np.tile(np.diag(learn.PRIOR_VAR), (t, 1, 1))
+        """Per-topic coefficients of the corrected log-odds (learn.py)."""
+        w = np.zeros((self._n_topics, 4))
         for ti, fitted in self._labels.items():
-            w[ti], cov[ti] = fitted.w, fitted.cov
-        self._w, self._cov = w, cov
+            w[ti] = fitted.w
+        self._w = w
         self._w0, self._w1 = w[:, 0].copy(), w[:, 1].copy()
-        self._v00, self._v01, self._v11 = cov[:, 0, 0].copy(), cov[:, 0, 1].copy(), cov[:, 1, 1].copy()
 
     def _set_thresholds(self) -> None:
         """Each topic's cut: its `threshold`, else the C_det-optimal one for its prevalence in the sample."""
         z0 = self._sample_z0.astype(np.float64)
-        p = calibrate.probability(z0 + self._w0 + self._w1 * z0, self._v00 + 2 * self._v01 * z0 + self._v11 * z0 * z0)
-        derived = np.round(calibrate.cost_threshold(calibrate.prevalence(p)), 3)
+        p = calibrate.probability(z0 + self._w0 + self._w1 * z0)
+        derived = np.round(calibrate.cost_threshold(calibrate.prevalence(p)), 4)
         self._thresholds = [
             spec.threshold if spec.threshold is not None else float(derived[ti]) for ti, spec in enumerate(self._specs)
         ]
         self._explain_from = EXPLAIN_FROM * np.asarray(self._thresholds, dtype=np.float64)
 
     def _probabilities(self, s: _Scores, z0: np.ndarray) -> np.ndarray:
-        """The posterior predictive probability per topic: the prior log-odds corrected by the topic's labels."""
-        mean = z0 + self._w0 + self._w1 * z0
-        var = self._v00 + 2.0 * self._v01 * z0 + self._v11 * z0 * z0
-        if self._label_keys and len(s.uniq):
-            ids, vec = self._item_vector(s)
-            near: set[int] = set()
-            for term in _strongest(ids, vec):
-                near.update(self._label_keys.get(term, ()))
-            for ti in near:
-                kp, kn = self._labels[ti].kernel(self._labels[ti].similarities(*self._topic_view(ti, ids, vec)))
+        """The probability of relevance per topic: the prior log-odds corrected by the topic's labels (MAP)."""
+        z = z0 + self._w0 + self._w1 * z0
+        if self._label_posting and len(s.uniq) >= LABEL_KEY_SHARED:
+            # Most items share no heavy term with any labelled item: a partial sort and a few look-ups.
+            posting = self._label_posting
+            hits = [posting[t] for t in self._heavy_terms(s) if t in posting]
+            if len(hits) < LABEL_KEY_SHARED:
+                return calibrate.probability(z)
+            near: dict[int, list[int]] = {}
+            for g, count in Counter(chain.from_iterable(hits)).items():
+                if count >= LABEL_KEY_SHARED:
+                    ti, j = self._label_owners[g]
+                    near.setdefault(ti, []).append(j)
+            ids, vec = self._item_vector(s) if near else (s.uniq, s.uniq)
+            for ti, close in near.items():
+                fitted = self._labels[ti]
+                tids, tvec = self._topic_view(ti, ids, vec)
+                sims = np.zeros(len(fitted.examples))
+                for j in close:
+                    sims[j] = learn.dot(tids, tvec, fitted.examples[j].ids, fitted.examples[j].vec)
+                kp, kn = fitted.kernel(sims)
                 if kp or kn:
-                    phi = np.array([1.0, z0[ti], kp, kn])
-                    mean[ti] = z0[ti] + phi @ self._w[ti]
-                    var[ti] = phi @ self._cov[ti] @ phi
-        return calibrate.probability(mean, var)
+                    z[ti] = z0[ti] + np.array([1.0, z0[ti], kp, kn]) @ self._w[ti]
+        return calibrate.probability(z)
 
     def label_effects(self, title: str, text: str, lang: str | None = None, top: int = 3) -> dict[str, LabelEffect]:
         """For each topic with labels: the score without and with them, and the labelled items that weighed most."""
@@ -602,7 +635,7 @@ class TopicModel:
             return {}
         s = self._evidence(terms(strip_code(title), lang), terms(strip_code(text)))
         z0 = self._log_odds(s)
-        prior = calibrate.probability(z0, learn.PRIOR_VAR[0] + learn.PRIOR_VAR[1] * z0 * z0)
+        prior = calibrate.probability(z0)
         score = self._probabilities(s, z0)
         ids, vec = self._item_vector(s)
         out: dict[str, LabelEffect] = {}
