@@ -18,6 +18,7 @@ See docs/matching.md for the method, the score rule and the measured numbers.
 from __future__ import annotations
 
 import copy
+import zlib
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -550,8 +551,8 @@ class TopicModel:
         """The whole item's L2-normalised TF-IDF vector (sorted ids), from its evidence, for the label kernel.
 
         Terms outside the vocabulary (names, new words: often what tells two stories apart) get ids from a hash of
-        the term above the vocabulary, so two items with the same unseen term share it (the cache that holds
-        these vectors lives in memory only, like Python's string hash).
+        the term above the vocabulary (CRC-32: stable across processes), so two items with the same unseen term
+        share it; a collision of two unseen terms only adds a little similarity.
         """
         w = s.weights[0].astype(np.float64)
         norm = float(np.sqrt(w @ w)) or 1.0
@@ -560,7 +561,7 @@ class TopicModel:
             ids = ids.copy()
             base = self._oov + 1
             unseen = ids > self._oov
-            ids[unseen] = [base + (hash(s.unseen[i - base]) & _HASH_MASK) for i in ids[unseen].tolist()]
+            ids[unseen] = [base + _term_hash(s.unseen[i - base]) for i in ids[unseen].tolist()]
             order = np.argsort(ids, kind="stable")
             return ids[order], w[order] / norm
         return ids, w / norm
@@ -572,7 +573,7 @@ class TopicModel:
         ids: list[int] = s.uniq[top].tolist()
         if s.unseen:
             base = self._oov + 1
-            ids = [i if i < base else base + (hash(s.unseen[i - base]) & _HASH_MASK) for i in ids]
+            ids = [i if i < base else base + _term_hash(s.unseen[i - base]) for i in ids]
         return ids
 
     def _topic_view(self, ti: int, ids: np.ndarray, vec: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -802,7 +803,8 @@ def _sublinear(counts: np.ndarray) -> np.ndarray:
     return np.asarray(_SUBLINEAR[counts])
 
 
-_HASH_MASK = (1 << 40) - 1
+def _term_hash(term: str) -> int:
+    return zlib.crc32(term.encode("utf-8"))
 
 
 def _strongest(ids: np.ndarray, vec: np.ndarray) -> list[int]:
