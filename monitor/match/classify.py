@@ -137,8 +137,8 @@ class TopicModel:
         self._learned_col = 0  # first matrix column of the self-trained weights (0: none trained)
         self._intercepts = self._zeros
         self._trained = np.zeros(self._n_topics, dtype=bool)  # topics with a self-trained model
-        # The analyst's labels (learn.py): none yet. Per topic the corrected log-odds are z0 + w0 + w1·z0, plus the
-        # kernel terms for an item close to a labelled one; without labels w = 0.
+        # The analyst's labels (learn.py): none yet. Per topic the corrected log-odds are z0 + w0, plus the kernel
+        # terms for an item close to a labelled one; without labels w = 0.
         self._labels: dict[int, learn.TopicLabels] = {}
         self._labelled: tuple[tuple[Label, Item], ...] = ()
         self._label_posting: dict[int, tuple[int, ...]] = {}  # heavy term id → labelled items (ids in _label_owners)
@@ -489,7 +489,7 @@ class TopicModel:
 
         This model stays usable (swap atomically). The background statistics, profiles and self-training are
         shared, not copied; the cost is one evidence pass per item not labelled before on this model (~1 ms) and
-        a four-weight fit per labelled topic, so it can run after every label. A later label for the same item and
+        a three-weight fit per labelled topic, so it can run after every label. A later label for the same item and
         topic replaces the earlier one; labels of topics the model does not know are ignored.
         """
         index = {spec.id: ti for ti, spec in enumerate(self._specs)}
@@ -588,16 +588,16 @@ class TopicModel:
 
     def _set_correction(self) -> None:
         """Per-topic coefficients of the corrected log-odds (learn.py)."""
-        w = np.zeros((self._n_topics, 4))
+        w = np.zeros((self._n_topics, 3))
         for ti, fitted in self._labels.items():
             w[ti] = fitted.w
         self._w = w
-        self._w0, self._w1 = w[:, 0].copy(), w[:, 1].copy()
+        self._w0 = w[:, 0].copy()
 
     def _set_thresholds(self) -> None:
         """Each topic's cut: its `threshold`, else the C_det-optimal one for its prevalence in the sample."""
         z0 = self._sample_z0.astype(np.float64)
-        p = calibrate.probability(z0 + self._w0 + self._w1 * z0)
+        p = calibrate.probability(z0 + self._w0)
         derived = np.round(calibrate.cost_threshold(calibrate.prevalence(p)), 4)
         self._thresholds = [
             spec.threshold if spec.threshold is not None else float(derived[ti]) for ti, spec in enumerate(self._specs)
@@ -606,7 +606,7 @@ class TopicModel:
 
     def _probabilities(self, s: _Scores, z0: np.ndarray) -> np.ndarray:
         """The probability of relevance per topic: the prior log-odds corrected by the topic's labels (MAP)."""
-        z = z0 + self._w0 + self._w1 * z0
+        z = z0 + self._w0
         if self._label_posting and len(s.uniq) >= LABEL_KEY_SHARED:
             # Most items share no heavy term with any labelled item: a partial sort and a few look-ups.
             posting = self._label_posting
@@ -627,7 +627,7 @@ class TopicModel:
                     sims[j] = learn.dot(tids, tvec, fitted.examples[j].ids, fitted.examples[j].vec)
                 kp, kn = fitted.kernel(sims)
                 if kp or kn:
-                    z[ti] = z0[ti] + np.array([1.0, z0[ti], kp, kn]) @ self._w[ti]
+                    z[ti] = z0[ti] + np.array([1.0, kp, kn]) @ self._w[ti]
         return calibrate.probability(z)
 
     def label_effects(self, title: str, text: str, lang: str | None = None, top: int = 3) -> dict[str, LabelEffect]:
@@ -641,7 +641,7 @@ class TopicModel:
         ids, vec = self._item_vector(s)
         out: dict[str, LabelEffect] = {}
         for ti, fitted in sorted(self._labels.items()):
-            moved = fitted.weights(float(z0[ti]), fitted.similarities(*self._topic_view(ti, ids, vec)))
+            moved = fitted.weights(fitted.similarities(*self._topic_view(ti, ids, vec)))
             order = np.argsort(-np.abs(moved), kind="stable")[:top]
             out[self._specs[ti].id] = LabelEffect(
                 relevant=fitted.n_relevant,

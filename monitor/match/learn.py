@@ -4,22 +4,24 @@
     TopicLabels.kernel(vec)     closeness of an item to the nearest labelled relevant / not-relevant item
     TopicLabels.weights(...)    how much each labelled item moved an item's log-odds (`monitor explain`)
 
-The corrected log-odds of an item x for a topic is z0(x) + w·φ(x), φ = [1, z0, k⁺, k⁻]:
-    1, z0    a shift and a slope of the prior log-odds: the topic's own calibration (per-topic Platt scaling) and
-             so, through the cost threshold, its own threshold
+The corrected log-odds of an item x for a topic is z0(x) + w·φ(x), φ = [1, k⁺, k⁻]:
+    1        a shift of the prior log-odds: the topic's own calibration and so, through the cost threshold, its own
+             threshold. (A slope as well, per-topic Platt scaling, was tried: labels come from the top of the
+             ranking, and a slope fitted there moves the far-below bulk of the stream by several log-odds, which
+             moved a topic's estimated prevalence and cut by a factor of five in bench/classify.py.)
     k⁺, k⁻   closeness to the nearest labelled relevant / not-relevant item of the topic: (cos − 0.5) / 0.3 on TF-IDF
              cosine, clipped to 0..1, so only near-duplicates and close rewrites of a labelled item count (two news
              items on the same topic rarely reach cosine 0.5; a reprint or an updated wire reaches 0.8 and more)
-with a Gaussian prior w ~ N(m, diag(s²)), m = [0, 0, +6, −6], s = [0.5, 0.15, 1, 1]. The prior is what makes a few
-labels safe: a shift of more than ~1 log-odds or a slope change of more than ~0.3 needs many labels that agree,
-so five labels cannot wreck a topic, while the topic's own labels dominate once there are dozens. The kernel's
+with a Gaussian prior w ~ N(m, diag(s²)), m = [0, +6, −6], s = [0.5, 1, 1]. The prior is what makes a few labels
+safe: a shift of more than ~1 log-odds needs many labels that agree, so five labels cannot wreck a topic, while the
+topic's own labels dominate once there are dozens. The kernel's
 prior mean lets one label act at once on what is nearly the same item: a "not relevant" press silences the next
 copy of that story (−6 log-odds from cosine 0.8) and leaves the rest of the topic alone. The score is the logistic
 of the corrected log-odds at the MAP weights. (The posterior predictive, which widens with the weights'
 uncertainty, was tried: it pulls the many far-below items towards 1/2, inflates a rare topic's estimated
 prevalence and so its threshold, and lost Libya items on the Russian dev stream.)
 
-Fitting is Newton's method on four weights per topic (well under a millisecond for 50 labels); the labelled items'
+Fitting is Newton's method on three weights per topic (well under a millisecond for 50 labels); the labelled items'
 own kernel features leave the item itself out (k of an item to itself would always be 1).
 """
 
@@ -30,8 +32,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-PRIOR_MEAN = np.array([0.0, 0.0, 6.0, -6.0])
-PRIOR_SD = np.array([0.5, 0.15, 1.0, 1.0])
+PRIOR_MEAN = np.array([0.0, 6.0, -6.0])
+PRIOR_SD = np.array([0.5, 1.0, 1.0])
 PRIOR_VAR = PRIOR_SD**2
 NEAR_COSINE, SAME_COSINE = 0.5, 0.8  # the kernel rises from 0 at the first cosine to 1 at the second
 NEWTON_STEPS = 50
@@ -78,8 +80,8 @@ class TopicLabels:
     """The fitted correction of one topic: weights, covariance and what is needed to explain and apply it."""
 
     examples: tuple[Example, ...]
-    w: np.ndarray  # [4]
-    phi: np.ndarray  # [n, 4] the labelled items' features (own item left out of the kernel)
+    w: np.ndarray  # [3]: shift, kernel relevant, kernel not relevant
+    phi: np.ndarray  # [n, 3] the labelled items' features (own item left out of the kernel)
     residual: np.ndarray  # [n] y − p at the MAP: each labelled item's pull on the weights
     flat_ids: np.ndarray
     flat_vec: np.ndarray
@@ -102,21 +104,21 @@ class TopicLabels:
             float(kernel(neg.max(initial=0.0))),
         )
 
-    def weights(self, z0: float, sims: np.ndarray) -> np.ndarray:
+    def weights(self, sims: np.ndarray) -> np.ndarray:
         """How much each labelled item moved this item's log-odds; the sum is the whole move w·φ.
 
         At the MAP the weights are m + diag(s²)·Φᵀ(y − p), so w·φ(x) = m·φ(x) + Σ_j φ(x)ᵀ diag(s²) φ_j (y_j − p_j);
         the prior-mean part m·φ(x) = 6k⁺ − 6k⁻ is credited to the nearest relevant / not-relevant labelled item.
         """
         kp, kn = self.kernel(sims)
-        phi = np.array([1.0, z0, kp, kn])
+        phi = np.array([1.0, kp, kn])
         out = (self.phi * PRIOR_VAR) @ phi * self.residual
         if kp > 0:
             j = int(np.flatnonzero(self.relevant)[sims[self.relevant].argmax()])
-            out[j] += PRIOR_MEAN[2] * kp
+            out[j] += PRIOR_MEAN[1] * kp
         if kn > 0:
             j = int(np.flatnonzero(~self.relevant)[sims[~self.relevant].argmax()])
-            out[j] += PRIOR_MEAN[3] * kn
+            out[j] += PRIOR_MEAN[2] * kn
         return np.asarray(out, dtype=np.float64)
 
 
@@ -139,7 +141,7 @@ def fit_topic(examples: Sequence[Example]) -> TopicLabels:
     np.fill_diagonal(sims, 0.0)
     k_pos = kernel(np.where(relevant[None, :], sims, 0.0).max(axis=1, initial=0.0))
     k_neg = kernel(np.where(~relevant[None, :], sims, 0.0).max(axis=1, initial=0.0))
-    phi = np.stack([np.ones(n), z0, k_pos, k_neg], axis=1)
+    phi = np.stack([np.ones(n), k_pos, k_neg], axis=1)
     y = relevant.astype(np.float64)
     precision = 1.0 / PRIOR_VAR
     w = PRIOR_MEAN.copy()
