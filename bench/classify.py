@@ -1,13 +1,17 @@
 """Speed and memory of the topic model, on one core.
 
     python bench/classify.py [--items 5000] [--topics 50] [--background 20000] [--chars 1500] [--dev ru|en]
+                             [--labels 50]
 
 Synthetic by default (needs no data files): Russian items of about 1,500 characters drawn with a Zipf law from the
 inflected forms of a few hundred news lemmas (pymorphy3 generates the forms) plus made-up names, 50 topics with
 keywords, a description and 3 example articles each. Prints classify items/s (passages, keyword phrases and
 explanations included: the full `TopicModel.classify` call), the refit time on the background, and the resident
 memory of the process before and after loading the saved model. `--dev ru` uses the real dev stream instead
-(/work/shared/data/dev), its topics replicated to reach --topics.
+(/work/shared/data/dev), its topics replicated to reach --topics. With `--labels N` (default 50) every topic also
+gets N analyst labels (half relevant on items of its story, half not relevant on other stories) and the classify loop is
+timed with and without them, in alternating runs; the time of `with_labels` is printed too (issue 11: labels must
+not slow classification by more than 10 %).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
+from datetime import UTC, datetime  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pymorphy3  # noqa: E402
@@ -37,6 +42,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from monitor.config import Topic, loads  # noqa: E402
 from monitor.match.classify import TopicModel  # noqa: E402
+from monitor.models import Item, Label  # noqa: E402
+
+T0 = datetime(2024, 3, 1, tzinfo=UTC)
 
 LEMMAS = """
 президент правительство министр министерство власть государство страна россия сша европа китай украина сирия ливия
@@ -146,7 +154,21 @@ def synthetic(n_topics: int, n_items: int, n_background: int, chars: int, seed: 
 
     items = [item() for _ in range(n_items)]
     background = ["\n".join(item()) for _ in range(n_background)]
-    return topics, examples, items, background
+    return topics, examples, items, background, lambda i: (writer.text(80, stories[i]), writer.text(chars, stories[i]))
+
+
+def labels_for(topics: list[Topic], per_topic: int, story_item):  # type: ignore[no-untyped-def]
+    """per_topic labels for every topic: half "relevant" on items of its story, half "not relevant" on items of
+    other stories (a consistent analyst; labels that contradict the model would change its decisions, and the
+    timing would then measure the changed decisions, not the labels)."""
+    rng = random.Random(7)
+    out = []
+    for i, topic in enumerate(topics):
+        for n in range(per_topic):
+            title, text = story_item(i if n % 2 == 0 else rng.randrange(len(topics), 400))
+            it = Item(feed="bench", key=f"{topic.id}-{n}", title=title, link=None, published=T0, content=text)
+            out.append((Label(item=it.uid, topic=topic.id, relevant=n % 2 == 0, source="cli"), it))
+    return out
 
 
 def dev(lang: str, n_topics: int, n_items: int, n_background: int):  # type: ignore[no-untyped-def]
@@ -163,7 +185,9 @@ def dev(lang: str, n_topics: int, n_items: int, n_background: int):  # type: ign
         rows = [json.loads(line) for line in fh]
     items = [(r["title"], r["text"]) for r in rows[-n_items:]]
     background = [f"{r['title']}\n{r['text']}" for r in (rows * 5)[:n_background]]
-    return topics, examples, items, background
+    pool = rows[: len(rows) - n_items]
+    rng = random.Random(3)
+    return topics, examples, items, background, lambda i: (lambda r: (r["title"], r["text"]))(rng.choice(pool))
 
 
 def rss_mb() -> float:
@@ -181,6 +205,7 @@ def main() -> int:
     ap.add_argument("--background", type=int, default=20000)
     ap.add_argument("--chars", type=int, default=1500)
     ap.add_argument("--dev", choices=["ru", "en"], help="use the dev stream instead of synthetic text")
+    ap.add_argument("--labels", type=int, default=50, help="analyst labels per topic for the labelled run (0: none)")
     ap.add_argument("--measure-load", nargs=2, metavar=("MODEL", "TOPICS"), help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.measure_load:
@@ -189,9 +214,9 @@ def main() -> int:
     os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
     t0 = time.perf_counter()
     if a.dev:
-        topics, examples, items, background = dev(a.dev, a.topics, a.items, a.background)
+        topics, examples, items, background, story_item = dev(a.dev, a.topics, a.items, a.background)
     else:
-        topics, examples, items, background = synthetic(a.topics, a.items, a.background, a.chars)
+        topics, examples, items, background, story_item = synthetic(a.topics, a.items, a.background, a.chars)
     avg = sum(len(t) + len(x) for t, x in items) / len(items)
     print(
         f"data: {len(items)} items (avg {avg:.0f} chars), {len(topics)} topics, {len(background)} background "
@@ -210,19 +235,38 @@ def main() -> int:
 
     for title, text in items[:200]:  # warm the word cache, as a running daemon has it
         model.classify(title, text)
-    best_cpu = best_wall = float("inf")
-    matched = 0
-    for _ in range(3):  # best of three: the machine may be shared
+    runs = {"no labels": model}
+    if a.labels:
+        labelled = labels_for(topics, a.labels, story_item)
         t0, c0 = time.perf_counter(), time.process_time()
-        matched = 0
-        for title, text in items:
-            matched += sum(m.matched for m in model.classify(title, text, "ru"))
-        best_wall = min(best_wall, time.perf_counter() - t0)
-        best_cpu = min(best_cpu, time.process_time() - c0)
-    print(
-        f"classify: {len(items) / best_cpu:,.0f} items/s per CPU second on one core "
-        f"({len(items) / best_wall:,.0f} by wall clock); {matched / len(items):.2f} matches per item"
-    )
+        taught = model.with_labels(labelled)
+        first = time.process_time() - c0
+        c0 = time.process_time()
+        taught = taught.with_labels(labelled[:-1])  # one label less: the items' evidence is cached by now
+        again = time.process_time() - c0
+        print(
+            f"with_labels, {len(labelled)} labels ({a.labels} per topic): {first:.2f} s CPU the first time "
+            f"(evidence of every labelled item), {again * 1000:.0f} ms CPU after one more label"
+        )
+        runs[f"{a.labels} labels per topic"] = taught
+    best = {name: (float("inf"), float("inf")) for name in runs}
+    matched = dict.fromkeys(runs, 0)
+    for _ in range(3):  # best of three, the runs alternating: the machine may be shared
+        for name, m in runs.items():
+            t0, c0 = time.perf_counter(), time.process_time()
+            matched[name] = 0
+            for title, text in items:
+                matched[name] += sum(x.matched for x in m.classify(title, text, "ru"))
+            wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+            best[name] = (min(best[name][0], cpu), min(best[name][1], wall))
+    for name, (cpu, wall) in best.items():
+        print(
+            f"classify, {name}: {len(items) / cpu:,.0f} items/s per CPU second on one core "
+            f"({len(items) / wall:,.0f} by wall clock); {matched[name] / len(items):.2f} matches per item"
+        )
+    if len(best) == 2:
+        (base_cpu, _), (labelled_cpu, _) = best.values()
+        print(f"labels cost {100 * (labelled_cpu / base_cpu - 1):+.1f} % classify CPU time")
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "model.npz"

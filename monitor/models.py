@@ -236,3 +236,14 @@ class NearMissOffer:
     attempts: int = 0
     created: datetime | None = None
     message_ref: str | None = None  # Telegram message_id: presses under it are checked against it
+
+
+@dataclass(frozen=True)
+class LabelEffect:
+    """What the analyst's labels did to one topic's score on one item (`monitor explain`)."""
+
+    relevant: int  # labels of the topic: relevant / not relevant
+    not_relevant: int
+    prior_score: float  # the score without the labels
+    score: float  # with them
+    weighed: tuple[tuple[str, bool, float], ...]  # (title, relevant, log-odds it moved the item by), largest first

@@ -35,7 +35,7 @@ from .errors import FetchError, MonitorError, ParseError, StoreError
 from .feeds.fulltext import extract_article
 from .feeds.parse import parse_feed
 from .match.classify import NEAR_MISSES_PER_TOPIC_DAY, TopicModel
-from .match.text import AnalysedText
+from .match.text import analyse
 from .models import FeedState, FetchResult, Item, Match, ParsedFeed, PollReport
 from .ports import Clock, Fetcher, Store
 from .stories.group import StoryGrouper
@@ -191,7 +191,7 @@ class Pipeline:
         matches = {}
         alerts = 0
         for item in unseen:
-            analysed = AnalysedText(item.title, item.text)
+            analysed = analyse(item.title, item.text)
             matched = tuple(m for m in model.classify_text(analysed) if m.matched)
             if matched:
                 matches[item.uid] = matched
@@ -254,7 +254,7 @@ class Pipeline:
         `alert=False` the item is matched and grouped, and its topics count as told, silently.
         """
         config, model = self._current
-        analysed = AnalysedText(item.title, item.text)  # analysed once, for matching and for grouping
+        analysed = analyse(item.title, item.text)  # analysed once, for matching and for grouping
         scored = model.classify_text(analysed)
         matched = tuple(m for m in scored if m.matched)
         near = tuple(m for m in scored if not m.matched and model.is_near_miss(m))  # offered for a label

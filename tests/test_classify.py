@@ -108,7 +108,7 @@ def test_english_item(model: TopicModel) -> None:
 
 def test_explanation_contents(model: TopicModel) -> None:
     m = by_id(model.classify("Армия Хафтара у Триполи", "Армия Хафтара возобновила наступление на Триполи."))["libya"]
-    assert m.matched and 0.0 < m.score <= 1.0 and m.threshold == 0.5
+    assert m.matched and 0.0 < m.threshold <= m.score < 1.0
     assert "хафтар" in m.terms
     assert set(m.keyword_hits) == {"Хафтар", "Триполи"}
     assert "Триполи" in m.passage
@@ -128,7 +128,7 @@ def test_explain_all_fills_every_topic_and_formats(model: TopicModel) -> None:
 def test_topic_threshold_overrides_the_default(model: TopicModel) -> None:
     text = " ".join(FILLER[:6] * 4) + " Ливия."  # one passing mention in a long item
     default = by_id(model.classify("Новости дня", text))["libya"]
-    assert default.threshold == 0.5 and default.score < 0.99
+    assert 0.0 < default.threshold < 0.5 and default.score < 0.99  # derived from the calibration (C_det-optimal)
     strict = [t.model_copy(update={"threshold": 0.99}) if t.id == "libya" else t for t in TOPICS]
     m = by_id(TopicModel.build(strict, EXAMPLES, BACKGROUND).classify("Новости дня", text))["libya"]
     assert m.threshold == 0.99 and m.score == default.score and not m.matched
@@ -201,16 +201,17 @@ def _stream(n: int) -> list[str]:
 
 def test_self_training_learns_the_streams_words_for_a_topic(monkeypatch: pytest.MonkeyPatch) -> None:
     # No keyword in the item, only the words that come with "wheat" in this stream: the self-trained model
-    # (pseudo-labels from the keyword rule on the background) raises its score; the rule alone cannot.
+    # (pseudo-labels from the prior probability on the background) raises its score; the rule alone cannot.
     item = ("Kansas elevators", "Silos are full and elevators report record tonnes as farmers sell early.")
     learned = TopicModel.build(TOPICS, EXAMPLES, _stream(400))
     monkeypatch.setattr("monitor.match.classify.SELF_TRAIN_MIN", 10**9)
     rule_only = TopicModel.build(TOPICS, EXAMPLES, _stream(400))
     assert by_id(learned.classify(*item))["grain"].score > by_id(rule_only.classify(*item))["grain"].score
-    # Boost only: a learned model never lowers a score below what the rule and similarity give.
-    for title, text in [("Погода", "В Москве ожидается дождь."), ("Wheat", "Wheat exports rose.")]:
-        for a, b in zip(learned.classify(title, text), rule_only.classify(title, text), strict=True):
-            assert a.score >= b.score - 1e-6
+    # Both ways: an item about something else scores lower with the stream's evidence than without it, and a grain
+    # wire still matches.
+    weather = ("Погода", "В Москве ожидается дождь.")
+    assert by_id(learned.classify(*weather))["grain"].score <= by_id(rule_only.classify(*weather))["grain"].score
+    assert by_id(learned.classify("Wheat", "Wheat exports rose as the harvest beat forecasts."))["grain"].matched
 
 
 def _markets_stream(n: int) -> list[str]:
@@ -224,9 +225,10 @@ def _markets_stream(n: int) -> list[str]:
     return [(grain if i % 5 == 0 else stocks if i % 5 == 1 else other[i % len(other)]).format(i=i) for i in range(n)]
 
 
-def test_scope_about_discounts_a_passing_mention() -> None:
-    # The same stream and topic twice: with scope "mentions" (the default) a stock report that names wheat once in
-    # passing alerts; with scope "about" the model learns from wires that lead with wheat and lets the report go.
+def test_a_passing_mention_scores_below_the_topics_items_and_scope_about_discounts_it_as_much() -> None:
+    # The stream's own evidence (self-training) tells a stock report that names wheat once in passing from the grain
+    # wires: it scores far below a wire, and with scope "about" (positives only from wires that lead with wheat) no
+    # higher; the wire matches either way, and one topic's scope leaves the others alone.
     passing = (
         "Stocks rally",
         "Shares of technology companies rose on strong quarterly earnings and the index gained as traders cited "
@@ -237,10 +239,11 @@ def test_scope_about_discounts_a_passing_mention() -> None:
     mentions_model = TopicModel.build(TOPICS, EXAMPLES, _markets_stream(400))
     about_model = TopicModel.build(about, EXAMPLES, _markets_stream(400))
     told, discounted = by_id(mentions_model.classify(*passing))["grain"], by_id(about_model.classify(*passing))["grain"]
-    assert told.matched and told.keyword_hits == ("wheat",)
-    assert not discounted.matched and discounted.score < told.score
+    assert told.keyword_hits == ("wheat",) and not told.matched
+    assert told.score < by_id(mentions_model.classify(*wire))["grain"].score / 10
+    assert discounted.score <= told.score + 1e-3
+    assert by_id(mentions_model.classify(*wire))["grain"].matched
     assert by_id(about_model.classify(*wire))["grain"].matched
-    # Other topics are untouched by one topic's scope.
     for a, b in zip(mentions_model.classify(*passing), about_model.classify(*passing), strict=True):
         if a.topic != "grain":
             assert a.score == b.score

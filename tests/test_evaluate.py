@@ -161,3 +161,87 @@ def test_bad_inputs(tmp_path: Path) -> None:
         run_eval(config, bad)
     with pytest.raises(ConfigError, match="cannot read"):
         run_eval(config, tmp_path / "missing.jsonl")
+
+
+# The simulated analyst (--feedback): a false alarm and its reprint, a Libya story, near misses on one day.
+FEEDBACK_ITEMS = [
+    ("w1", "Погода", "В Москве дождь и ветер.", [], "2024-03-01"),
+    ("w2", "Театр", "Премьера спектакля прошла с успехом.", [], "2024-03-01"),
+    ("f1", "Ливия закупит зерно", "Государственная компания Ливии объявила тендер на закупку пшеницы у поставщиков.",
+     ["wheat"], "2024-03-02"),
+    ("f2", "Ливия закупит зерно", "Государственная компания Ливии объявила тендер на закупку пшеницы у поставщиков "
+     "зерна.", ["wheat"], "2024-03-02"),
+    ("f3", "Бои у Триполи", "Армия Хафтара наступает на Триполи, Ливия в огне.", ["libya"], "2024-03-03"),
+    ("f4", "Wheat exports", "Wheat and grain exports rose sharply this season.", ["wheat"], "2024-03-03"),
+    ("f5", "Кино", "Фильм вышел в прокат.", [], "2024-03-03"),
+]
+
+
+def write_feedback_corpus(path: Path) -> Path:
+    lines = [
+        json.dumps({"id": i, "title": t, "text": x, "topics": g, "published": f"{d}T12:00:00Z"}, ensure_ascii=False)
+        for i, t, x, g, d in FEEDBACK_ITEMS
+    ]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_feedback_simulation_learns_from_alerts_prequentially(tmp_path: Path) -> None:
+    config = loads(CONFIG, name=str(tmp_path / "topics.yaml"))
+    corpus = write_feedback_corpus(tmp_path / "corpus.jsonl")
+
+    def decided(report_path: Path) -> dict[str, set[str]]:
+        lines = [json.loads(x) for x in report_path.read_text(encoding="utf-8").splitlines()]
+        return {x["id"]: set(x["matched"]) for x in lines}
+
+    plain = run_eval(config, corpus, warmup=0.25, decisions=tmp_path / "plain.jsonl")
+    taught = run_eval(config, corpus, warmup=0.25, decisions=tmp_path / "taught.jsonl", feedback=5)
+    before, after = decided(tmp_path / "plain.jsonl"), decided(tmp_path / "taught.jsonl")
+    # Without labels the grain tender alerts Libya twice (the item and its reprint).
+    assert "libya" in before["f1"] and "libya" in before["f2"]
+    # With the analyst: f1 is decided before its label is known (it still alerts), its "not Libya" label then
+    # silences the reprint; a Libya story still alerts.
+    assert "libya" in after["f1"] and "libya" not in after["f2"] and "libya" in after["f3"]
+    libya = taught.topics[0]
+    assert libya.labels_from_alerts >= 2  # f1 and f3 at least (f2 no longer alerts)
+    assert libya.labels_from_alerts + libya.labels_from_near_misses <= 5
+    assert libya.near_misses_offered >= libya.labels_from_near_misses
+    assert (libya.fp, plain.topics[0].fp) == (1, 2)
+    assert taught.label_updates >= 2 and plain.label_updates == 0
+    text = format_report(taught)
+    assert "at most 5 labels per topic" in text and f"libya {libya.labels_from_alerts}+" in text
+    assert report_to_json(taught)["topics"]["libya"]["labels_from_alerts"] == libya.labels_from_alerts
+    # The decisions file keeps its format (keyword_baseline.py --decisions reads it).
+    line = json.loads((tmp_path / "taught.jsonl").read_text(encoding="utf-8").splitlines()[0])
+    assert set(line) == {"id", "matched", "scores"}
+
+
+def test_feedback_caps_rate_and_seed(tmp_path: Path) -> None:
+    config = loads(CONFIG, name=str(tmp_path / "topics.yaml"))
+    corpus = write_feedback_corpus(tmp_path / "corpus.jsonl")
+    one = run_eval(config, corpus, warmup=0.25, feedback=1)
+    assert all(s.labels_from_alerts + s.labels_from_near_misses <= 1 for s in one.topics)
+    assert one.topics[0].labels_from_alerts == 1  # f1, the first Libya alert; then the analyst stops for Libya
+    rare = [run_eval(config, corpus, warmup=0.25, feedback=5, feedback_rate=0.01, seed=s) for s in (0, 0)]
+    assert rare[0].topics == rare[1].topics  # the same seed, the same analyst
+    assert sum(s.labels_from_alerts + s.labels_from_near_misses for s in rare[0].topics) == 0  # 1 % of a few offers
+    assert rare[0].label_updates == 0
+    for bad in ({"feedback": -1}, {"feedback": 1, "feedback_rate": 0.0}, {"feedback": 1, "feedback_rate": 1.5}):
+        with pytest.raises(ConfigError, match="feedback"):
+            run_eval(config, corpus, **bad)  # type: ignore[arg-type]
+
+
+def test_near_misses_are_offered_at_most_three_a_day_per_topic() -> None:
+    from monitor.match.evaluate import SimulatedAnalyst
+
+    analyst = SimulatedAnalyst(["libya"], k=50, rate=1.0, seed=0)
+    near = [Match(topic="libya", score=0.06, threshold=0.1, matched=False)]
+    for n in range(5):
+        gold = ["libya"] if n == 0 else []
+        analyst.react({"id": f"d1-{n}", "topics": gold, "published": "2024-03-01T10:00:00Z"}, near)
+    analyst.react({"id": "d2", "topics": [], "published": "2024-03-02T10:00:00Z"}, near)
+    analyst.react({"id": "a", "topics": [], "published": "2024-03-02T11:00:00Z"},
+                  [Match(topic="libya", score=0.5, threshold=0.1, matched=True)])
+    assert (analyst.offered["libya"], analyst.from_near_misses["libya"], analyst.from_alerts["libya"]) == (4, 4, 1)
+    assert [(lab.item, lab.relevant, lab.source) for lab, _ in analyst.labels][:2] == [
+        ("corpus\x1fd1-0", True, "eval"), ("corpus\x1fd1-1", False, "eval")]

@@ -171,12 +171,13 @@ def cmd_explain(args: argparse.Namespace) -> int:
     app = _open_app(config)
     try:
         matches = app.pipeline.model.classify(title, text, explain_all=True)
+        labels = app.pipeline.model.label_effects(title, text)  # what the analyst's labels did, per topic
     finally:
         app.close()
     if args.json:
-        print(json.dumps(explanation_json(matches, config.topics), ensure_ascii=False, indent=2))
+        print(json.dumps(explanation_json(matches, config.topics, labels), ensure_ascii=False, indent=2))
     else:
-        print(format_explanation(matches, config.topics))
+        print(format_explanation(matches, config.topics, labels))
     return EXIT_OK
 
 
@@ -204,7 +205,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     config = _config(args)
     stories = StoryReplay(config.settings.story_window)
     report = run_eval(config, Path(args.corpus), warmup=args.warmup,
-                      decisions=Path(args.decisions) if args.decisions else None, on_item=stories)
+                      decisions=Path(args.decisions) if args.decisions else None, on_item=stories,
+                      feedback=args.feedback, feedback_rate=args.feedback_rate, seed=args.seed)
     # Story figures only mean something when the corpus says which items tell the same story.
     story_figures = stories.metrics.summary() if stories.gold_seen else None
     if args.json:
@@ -377,6 +379,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--corpus", required=True, help="JSON lines, optionally gzipped")
     p.add_argument("--warmup", type=float, default=0.2, help="fraction used as background only (default 0.2)")
     p.add_argument("--decisions", help="write per-item decisions as JSON lines here")
+    p.add_argument("--feedback", type=int, default=0, metavar="K",
+                   help="simulate an analyst who labels alerts and offered near misses, up to K per topic (default 0)")
+    p.add_argument("--feedback-rate", type=float, default=1.0, metavar="P",
+                   help="chance that an alert or near miss gets labelled (default 1.0)")
+    p.add_argument("--seed", type=int, default=0, help="random seed of the simulated analyst (default 0)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p = add("alerts", cmd_alerts, "list recent alerts and their delivery state per channel")
     p.add_argument("--since", default="1d", help="how far back, e.g. 6h, 1d (default 1d)")

@@ -1,13 +1,15 @@
-"""The topic model: TF-IDF profiles, passage scoring, keyword phrases and per-topic calibration.
+"""The topic model: TF-IDF profiles, passage scoring, keyword phrases, calibrated probabilities and labels.
 
     build(topics, examples, background)   IDF from background + topic texts; profiles; calibration on background;
                                           self-training: per-topic logistic regression on the background sample,
-                                          labelled by the model's own scores (no gold labels)
+                                          labelled by the model's own probabilities (no gold labels)
     classify(title, text)                 terms → doc + passage vectors → cosines to profiles and examples
-                                          + keyword phrase hits + learned log-odds (boost only; both ways
-                                          for topics with scope "about")
-                                          → calibrated score → Match per topic
-    refit(background)                     new IDF, calibration and self-training from the rolling window
+                                          + keyword phrase hits + self-trained log-odds
+                                          → prior log-odds (calibrate.py) → the topic's label correction (learn.py)
+                                          → probability of relevance; matched when above the topic's threshold,
+                                          the cut that minimises its expected C_det → Match per topic
+    with_labels(labelled)                 the same model corrected per topic by the analyst's labels
+    refit(background)                     new IDF, calibration and self-training from the rolling window (labels kept)
     save(path) / load(path, ...)          background statistics persisted in data_dir (.npz, no pickle)
 
 See docs/matching.md for the method, the score rule and the measured numbers.
@@ -15,6 +17,9 @@ See docs/matching.md for the method, the score rule and the measured numbers.
 
 from __future__ import annotations
 
+import copy
+import zlib
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -27,10 +32,12 @@ from sklearn.linear_model import LogisticRegression
 
 from ..config import Topic
 from ..errors import ModelError
-from ..models import Item, Label, Match
+from ..models import Item, Label, LabelEffect, Match
+from . import calibrate, learn
 from .background import Background
+from .clean import strip_code
 from .profile import PhraseIndex, TopicSpec, profile_vectors, spec_documents, topic_spec
-from .text import AnalysedText, TermScan, terms
+from .text import AnalysedText, TermScan, adjectives_of, analyse, terms
 
 WINDOW = 40  # content terms per passage, about 60-70 running words
 STRIDE = 20
@@ -39,32 +46,30 @@ PRIOR_WEIGHT = 200  # pseudo-items: how much the cold-start calibration prior co
 TOP_TERMS = 6
 MATCH_CACHE = 50_000  # (topic, score to 3 decimals) → Match; 50 topics × ≤1,000 scores
 EXPLAIN_FROM = 0.5  # terms and passage are computed for topics scoring at least this fraction of their threshold
+NEAR_MISS_FROM = 0.5  # an item scoring at least half its topic's threshold is "just below the line"
 PASSAGE_CHARS = 600
-DEFAULT_THRESHOLD = 0.5
 PRIOR_MEDIAN = 0.02  # cold start: a typical median cosine of a news item to an unrelated profile
-# Evidence E = W_DOC·(doc cosine − its background median) + W_NEAR·(best passage or example cosine − median)
-#            + W_KEYWORDS·(hit + log(1 + 2·title hits + text hits) + min(hits per 100 terms, 3) + hit·earliness);
-# score = logistic(E − E_ZERO), so the default threshold 0.5 means E ≥ E_ZERO. See docs/matching.md.
-W_DOC, W_NEAR, W_KEYWORDS = 9.0, 7.0, 0.75
-DENSITY_CAP = 3.0
-E_ZERO = 2.5
 # Self-training (docs/matching.md): per topic, a logistic regression on the background sample's TF-IDF vectors,
-# labelled by the model's own score (≥ PSEUDO_POSITIVE: positive, < PSEUDO_NEGATIVE: negative, between: left out);
-# its log-odds, where positive, add W_LEARNED to E. Boost only: the pseudo-labels come from the keyword rule and
-# similarity, so the learned model may find topic items the rule misses but is not trusted to veto.
-PSEUDO_POSITIVE, PSEUDO_NEGATIVE = 0.8, 0.3
-W_LEARNED = 1.0
+# labelled by the model's own prior probability without the self-trained part (≥ PSEUDO_POSITIVE: positive;
+# < PSEUDO_NEGATIVE: negative; between: left out). Its log-odds enter the prior log-odds both ways, with the
+# calibrated weights of calibrate.py. The two cuts select the same items as the rule the self-training was first
+# measured with (on both dev sets, ~90 % of its positives and ~100 % of its negatives); cleaner positives (≥ 0.5,
+# < 0.1) were measured to cost Russian recall (docs/matching.md).
+PSEUDO_POSITIVE, PSEUDO_NEGATIVE = 0.2, 0.02
 # Topics with `scope: about` (docs/matching.md): the learned model is trained on cleaner positives, items with a
-# keyword phrase among their first ABOUT_LEAD_TERMS terms (title or lead) that score at least ABOUT_MIN_SCORE, and
-# its log-odds count both ways with weight W_ABOUT, so an item that only mentions the topic in passing scores lower.
+# keyword phrase among their first ABOUT_LEAD_TERMS terms (title or lead) that are at least ABOUT_MIN_PROBABILITY
+# likely, so an item that only mentions the topic in passing, among words those items do not use, scores lower.
 ABOUT_LEAD_TERMS = 15
-ABOUT_MIN_SCORE = 0.5
-W_ABOUT = 2.0
+ABOUT_MIN_PROBABILITY = 0.05
 SELF_TRAIN_MIN = 200  # background items needed before self-training (cold start: none)
 SELF_TRAIN_MIN_POSITIVES = 3
 LEARNED_TERMS = 2000  # per topic, the terms of largest |weight| kept (the rest of an L2 model's weights are small)
-FEEDBACK_WEIGHT = 0.5  # weight of the feedback centroid in a profile (feedback examples: the next issues)
 NEAR_MISSES_PER_TOPIC_DAY = 3  # near misses offered for labelling per topic and calendar day (daemon and eval)
+# An item is compared with a labelled item (learn.py's kernel) only when at least LABEL_KEY_SHARED of its
+# LABEL_KEY_TERMS heaviest terms are among the labelled item's: a near-duplicate (cosine ≥ 0.5) shares most of them,
+# and the check costs a few dictionary look-ups instead of a product with every labelled item (50 topics with 50
+# labels each would otherwise cost several times the rest of classify).
+LABEL_KEY_TERMS, LABEL_KEY_SHARED = 8, 3
 
 
 @dataclass(frozen=True)
@@ -90,6 +95,7 @@ class _Scores:
     noted: tuple[int, ...] = ()  # topics with a keyword or exclude phrase found
     hit_at: Mapping[int, list[int]] | None = None  # topic → text positions of its keyword phrases
     learned: np.ndarray | None = None  # self-trained model's log-odds per topic (None: no model yet)
+    unseen: tuple[str, ...] = ()  # out-of-vocabulary terms, by private id (uniq above the vocabulary)
 
 
 class TopicModel:
@@ -113,16 +119,39 @@ class TopicModel:
         self._ones = np.ones(self._n_topics, dtype=np.float32)
         self._no_veto: list[str | None] = [None] * self._n_topics  # shared, never written
         self._no_hits: list[list[str]] = [[] for _ in specs]  # shared, never written
-        self._thresholds = [s.threshold if s.threshold is not None else DEFAULT_THRESHOLD for s in specs]
         self._match_cache: dict[int, Match] = {}  # topic·1001 + score in thousandths → Match; entries never change
         self._key_base = np.arange(self._n_topics, dtype=np.int64) * 1001
-        self._explain_from = EXPLAIN_FROM * np.asarray(self._thresholds, dtype=np.float64)
         self._about = np.asarray([s.about for s in specs], dtype=bool)
-        self._w_boost = np.where(self._about, W_ABOUT, W_LEARNED).astype(np.float32)
-        self._w_penalty = np.where(self._about, W_ABOUT, 0.0).astype(np.float32) if self._about.any() else None
-        self._build_matrix([[] for _ in specs])
+        self._build_matrix()
         self._learned_col = 0  # first matrix column of the self-trained weights (0: none trained)
         self._intercepts = self._zeros
+        self._trained = np.zeros(self._n_topics, dtype=bool)  # topics with a self-trained model
+        # The analyst's labels (learn.py): none yet. Per topic the corrected log-odds are z0 + w0, plus the kernel
+        # terms for an item close to a labelled one; without labels w = 0.
+        self._labels: dict[int, learn.TopicLabels] = {}
+        self._labelled: tuple[tuple[Label, Item], ...] = ()
+        self._label_posting: dict[int, tuple[int, ...]] = {}  # heavy term id → labelled items (ids in _label_owners)
+        self._label_owners: list[tuple[int, int]] = []  # labelled item id → (topic, index in its examples)
+        # The terms that name each topic (its keyword phrases, and the place adjectives that stand for them): every
+        # item of a topic shares them, so they are left out when the kernel compares an item with labelled ones.
+        self._name_ids = [
+            np.unique(
+                np.array(
+                    [
+                        i
+                        for p in spec.keywords
+                        for t in p.terms
+                        for w in (t, *adjectives_of(t))
+                        if (i := self._vocab_get(w)) is not None
+                    ],
+                    dtype=np.int64,
+                )
+            )
+            for spec in specs
+        ]
+        self._example_cache: dict[tuple[str, str, str], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._fit_cache: dict[int, tuple[tuple[tuple[str, bool, float], ...], learn.TopicLabels]] = {}
+        self._set_correction()
         self._calibrate(self._sample_terms())
 
     def _sample_terms(self) -> list[tuple[list[str], np.ndarray]]:
@@ -145,7 +174,7 @@ class TopicModel:
     ) -> TopicModel:
         """Fit IDF on the background items plus the topics' own texts; calibrate on the background."""
         specs = [topic_spec(t, examples.get(t.id, ())) for t in topics]
-        return cls._fit(specs, [terms(text) for text in background])
+        return cls._fit(specs, [terms(strip_code(text)) for text in background])
 
     @classmethod
     def _fit(cls, specs: Sequence[TopicSpec], bg_terms: Sequence[list[str]]) -> TopicModel:
@@ -158,14 +187,16 @@ class TopicModel:
         return cls(specs, background)
 
     def refit(self, background: Sequence[str]) -> TopicModel:
-        """A new model with IDF and calibration from `background` (the rolling window); this one stays usable."""
-        return self._fit(self._specs, [terms(text) for text in background])
+        """A new model with IDF and calibration from `background` (the rolling window) and the same labels (refitted
+        on the new statistics); this one stays usable."""
+        newer = self._fit(self._specs, [terms(strip_code(text)) for text in background])
+        return newer.with_labels(self._labelled) if self._labelled else newer
 
-    def _build_matrix(self, feedback: Sequence[Sequence[np.ndarray]]) -> None:
+    def _build_matrix(self) -> None:
         specs, vocab, idf = self._specs, self._vocab, self._idf
         profiles, examples, owners = [], [], []
         for ti, spec in enumerate(specs):
-            profile, exs = profile_vectors(spec, vocab, idf, feedback[ti], FEEDBACK_WEIGHT)
+            profile, exs = profile_vectors(spec, vocab, idf)
             profiles.append(profile)
             examples.extend(exs)
             owners.extend([ti] * len(exs))
@@ -223,14 +254,17 @@ class TopicModel:
             count=n + 2 * nt,
         )
         unseen = ids.max() == oov
+        private: dict[str, int]
         if unseen:
             # Distinct out-of-vocabulary terms must stay distinct for the vector norm: private ids above the
             # vocabulary, in order of first occurrence in title then text (the title's first copy comes first).
             seq = [*text_terms, *title_terms, *title_terms]
-            private: dict[str, int] = {}
+            private = {}
             at = (ids == oov).nonzero()[0].tolist()
             for i in sorted(at, key=lambda i: i - n - nt if n <= i < n + nt else i):
                 ids[i] = oov + 1 + private.setdefault(seq[i], len(private))
+        else:
+            private = {}
         uniq, inv = np.unique(ids, return_inverse=True)
         u = len(uniq)
         clipped = np.minimum(uniq, oov) if unseen else uniq  # private out-of-vocabulary ids → the shared OOV slot
@@ -309,15 +343,16 @@ class TopicModel:
             noted,
             hit_at,
             learned,
+            tuple(private),
         )
 
-    def _raw(self, s: _Scores) -> np.ndarray:
-        """Evidence E per topic (docs/matching.md): similarity above the topic's background median + keywords."""
-        return self._combine(
+    def _log_odds(self, s: _Scores) -> np.ndarray:
+        """The prior log-odds of relevance per topic (calibrate.py), before the analyst's labels."""
+        return self._log_odds_of(
             s.doc, s.passage, s.example, s.learned, s.kw_title, s.kw_text, s.kw_first, s.n_terms, bool(s.noted)
         )
 
-    def _combine(
+    def _log_odds_of(
         self,
         doc: np.ndarray,
         passage: np.ndarray,
@@ -329,24 +364,17 @@ class TopicModel:
         n_terms: int | np.ndarray,
         any_phrase: bool,
     ) -> np.ndarray:
-        """E from the evidence arrays ([topics], or [items, topics] with n_terms [items, 1])."""
+        """From the evidence arrays ([topics], or [items, topics] with n_terms [items, 1]): similarity above the
+        topic's background medians, keyword phrases and the self-trained log-odds, combined by calibrate.log_odds."""
         med_doc, med_passage, med_example = self._med_rows
         near = np.maximum(passage - med_passage, example - med_example)
-        raw = W_DOC * (doc - med_doc) + W_NEAR * near
-        if learned is not None:
-            raw = raw + self._w_boost * np.maximum(learned, 0.0)
-            if self._w_penalty is not None:  # only topics with scope "about" let the learned model lower E
-                raw = raw + self._w_penalty * np.minimum(learned, 0.0)
-        if not any_phrase:  # no phrase found: the keyword part is zero
-            return np.asarray(raw, dtype=np.float32)
-        found = kw_title + kw_text
-        hit = (found > 0).astype(np.float32)
-        density = np.minimum(found * (100.0 / np.maximum(n_terms, 1)), DENSITY_CAP)
-        keywords = hit + np.log1p(2.0 * kw_title + kw_text) + density + hit * (1.0 - kw_first)
-        return np.asarray(raw + W_KEYWORDS * keywords, dtype=np.float32)
+        return calibrate.log_odds(
+            doc - med_doc, near, learned, self._trained, kw_title, kw_text, kw_first, n_terms, any_phrase
+        )
 
     def _calibrate(self, sample: Sequence[tuple[list[str], np.ndarray]]) -> None:
-        """Each topic's median similarities over the background sample (shrunk to a prior while it is small)."""
+        """Medians, self-training and thresholds from the background sample (the medians shrunk to a prior while
+        the sample is small)."""
         t = self._n_topics
         n = len(sample)
         med = np.full((3, t), PRIOR_MEDIAN, dtype=np.float32)
@@ -362,21 +390,32 @@ class TopicModel:
         w = n / (n + PRIOR_WEIGHT)
         self._med = (w * med + (1 - w) * PRIOR_MEDIAN).astype(np.float32)
         self._med_rows = self._med[0], self._med[1], self._med[2]  # doc, passage, example
+        z0 = self._log_odds_of(arr[:, 0], arr[:, 1], arr[:, 2], None, arr[:, 3], arr[:, 4], arr[:, 5], n_terms, True)
         if n >= SELF_TRAIN_MIN:
-            raw = self._combine(arr[:, 0], arr[:, 1], arr[:, 2], None, arr[:, 3], arr[:, 4], arr[:, 5], n_terms, True)
-            scores = _squash(raw)
-            positive = scores >= PSEUDO_POSITIVE
+            p = calibrate.probability(z0)
+            positive = p >= PSEUDO_POSITIVE
             if self._about.any():
                 lead = (arr[:, 3] + arr[:, 4] > 0) & (arr[:, 5] * n_terms < ABOUT_LEAD_TERMS)
-                positive[:, self._about] = (lead & (scores >= ABOUT_MIN_SCORE))[:, self._about]
-            self._self_train([ids for _, ids in sample], positive, scores < PSEUDO_NEGATIVE)
+                positive[:, self._about] = (lead & (p >= ABOUT_MIN_PROBABILITY))[:, self._about]
+            learned = self._self_train([ids for _, ids in sample], positive, p < PSEUDO_NEGATIVE)
+            if learned is not None:
+                z0 = self._log_odds_of(
+                    arr[:, 0], arr[:, 1], arr[:, 2], learned, arr[:, 3], arr[:, 4], arr[:, 5], n_terms, True
+                )
+        # The sample's prior log-odds stay with the model: they set each topic's threshold, now and after labels.
+        self._sample_z0 = np.asarray(z0, dtype=np.float32).reshape(n, t)
+        self._set_thresholds()
 
-    def _self_train(self, sample: Sequence[np.ndarray], positives: np.ndarray, negatives: np.ndarray) -> None:
+    def _self_train(
+        self, sample: Sequence[np.ndarray], positives: np.ndarray, negatives: np.ndarray
+    ) -> np.ndarray | None:
         """Per topic, a logistic regression on the sample's TF-IDF vectors, labelled by the model itself.
 
-        Unlabelled stream, labels from the keyword rule and similarity (self-training): the learned weights spread
-        the evidence to the words that come with a topic in this stream (for crude oil: "oil", "barrel", "opec",
-        "refinery"...), so items about the topic without its keyword phrases score higher too.
+        Unlabelled stream, labels from the prior probability (self-training): the learned weights spread the
+        evidence to the words that come with a topic in this stream (for crude oil: "oil", "barrel", "opec",
+        "refinery"...), so items about the topic without its keyword phrases score higher too, and items that name
+        the topic among words its items do not use score lower. Returns the sample's learned log-odds
+        ([items, topics]; None when no topic could be trained).
         """
         v = len(self._idf)
         indptr, indices, data = [0], [], []
@@ -406,7 +445,7 @@ class TopicModel:
             kept[ti] = (top, w[top])
             intercepts[ti] = model.intercept_[0]
         if not kept:
-            return
+            return None
         # The kept weights become extra columns of the profile matrix: one gather and one product per item serve
         # profiles, examples and the learned models (a dense [V, topics] array would cost ~300 MB on 20,000 items).
         old_used = np.flatnonzero(self._row_of[:-1] >= 0)
@@ -419,6 +458,15 @@ class TopicModel:
         for ti, (top, w) in kept.items():
             matrix[row_of[top], cols + ti] = w
         self._matrix, self._row_of, self._learned_col, self._intercepts = matrix, row_of, cols, intercepts
+        self._trained = np.isin(np.arange(self._n_topics), list(kept))
+        # The sample's log-odds under the kept weights, as classify computes them for an item.
+        weights = sparse.csr_matrix(
+            (np.concatenate([w for _, w in kept.values()]),
+             (np.concatenate([top for top, _ in kept.values()]),
+              np.concatenate([np.full(len(top), ti) for ti, (top, _) in kept.items()]))),
+            shape=(v, self._n_topics),
+        )
+        return np.asarray((x @ weights).toarray() + intercepts, dtype=np.float32)
 
     # ------------------------------------------------------------------------------------------------ public API
     @property
@@ -426,13 +474,181 @@ class TopicModel:
         return tuple(s.id for s in self._specs)
 
     def with_labels(self, labelled: Sequence[tuple[Label, Item]]) -> TopicModel:
-        """A model that also learns from the analyst's labels (all of them: earlier labels are replaced)."""
-        return self  # the learning itself: issue 11
+        """A model that learns from the analyst's labels: all of them (any earlier labels are replaced).
+
+        This model stays usable (swap atomically). The background statistics, profiles and self-training are
+        shared, not copied; the cost is one evidence pass per item not labelled before on this model (~1 ms) and
+        a three-weight fit per labelled topic, so it can run after every label. A later label for the same item and
+        topic replaces the earlier one; labels of topics the model does not know are ignored.
+        """
+        index = {spec.id: ti for ti, spec in enumerate(self._specs)}
+        latest: dict[tuple[str, int], tuple[Label, Item]] = {}
+        for label, item in labelled:
+            ti = index.get(label.topic)
+            if ti is not None:
+                latest.pop((item.uid, ti), None)  # re-inserted: the last label wins and keeps its place in order
+                latest[(item.uid, ti)] = (label, item)
+        per_topic: dict[int, list[learn.Example]] = {}
+        for (uid, ti), (label, item) in latest.items():
+            z0, ids, vec = self._labelled_item(item)
+            ids, vec = self._topic_view(ti, ids, vec)
+            per_topic.setdefault(ti, []).append(learn.Example(uid, item.title, label.relevant, float(z0[ti]), ids, vec))
+        newer = copy.copy(self)  # shares everything read-only; the label state below is the new model's own
+        newer._labels = {ti: self._fit_labels(ti, examples) for ti, examples in per_topic.items()}
+        newer._labelled = tuple(latest.values())
+        posting: dict[int, list[int]] = {}
+        owners: list[tuple[int, int]] = []
+        for ti, fitted in newer._labels.items():
+            for j, example in enumerate(fitted.examples):
+                for term in _strongest(example.ids, example.vec):
+                    posting.setdefault(term, []).append(len(owners))
+                owners.append((ti, j))
+        newer._label_posting = {term: tuple(ids) for term, ids in posting.items()}
+        newer._label_owners = owners
+        newer._match_cache = {}
+        newer._set_correction()
+        newer._set_thresholds()
+        return newer
+
+    def _fit_labels(self, ti: int, examples: Sequence[learn.Example]) -> learn.TopicLabels:
+        """A topic's fitted correction; refitted only when its labels changed (the cache lives with the model's
+        background statistics, as the labelled items' evidence does)."""
+        key = tuple((e.uid, e.relevant, e.z0) for e in examples)
+        cached = self._fit_cache.get(ti)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        fitted = learn.fit_topic(examples)
+        self._fit_cache[ti] = (key, fitted)
+        return fitted
+
+    @property
+    def labels(self) -> tuple[tuple[Label, Item], ...]:
+        """The labels this model learned from (the last one per item and topic)."""
+        return self._labelled
+
+    def _labelled_item(self, item: Item) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """A labelled item's prior log-odds per topic and TF-IDF vector on this model (cached per model lineage)."""
+        key = (item.uid, item.title, item.text)
+        cached = self._example_cache.get(key)
+        if cached is None:
+            s = self._evidence(terms(strip_code(item.title)), terms(strip_code(item.text)))
+            ids, vec = self._item_vector(s)
+            cached = self._example_cache[key] = (self._log_odds(s), ids, vec)
+        return cached
+
+    def _item_vector(self, s: _Scores) -> tuple[np.ndarray, np.ndarray]:
+        """The whole item's L2-normalised TF-IDF vector (sorted ids), from its evidence, for the label kernel.
+
+        Terms outside the vocabulary (names, new words: often what tells two stories apart) get ids from a hash of
+        the term above the vocabulary (CRC-32: stable across processes), so two items with the same unseen term
+        share it; a collision of two unseen terms only adds a little similarity.
+        """
+        w = s.weights[0].astype(np.float64)
+        norm = float(np.sqrt(w @ w)) or 1.0
+        ids = s.uniq
+        if s.unseen:
+            ids = ids.copy()
+            base = self._oov + 1
+            unseen = ids > self._oov
+            ids[unseen] = [base + _term_hash(s.unseen[i - base]) for i in ids[unseen].tolist()]
+            order = np.argsort(ids, kind="stable")
+            return ids[order], w[order] / norm
+        return ids, w / norm
+
+    def _heavy_terms(self, s: _Scores) -> list[int]:
+        """The ids (as _item_vector gives them) of the item's LABEL_KEY_TERMS heaviest terms."""
+        w = s.weights[0]
+        top = np.argpartition(-w, LABEL_KEY_TERMS - 1)[:LABEL_KEY_TERMS] if len(w) > LABEL_KEY_TERMS else range(len(w))
+        ids: list[int] = s.uniq[top].tolist()
+        if s.unseen:
+            base = self._oov + 1
+            ids = [i if i < base else base + _term_hash(s.unseen[i - base]) for i in ids]
+        return ids
+
+    def _topic_view(self, ti: int, ids: np.ndarray, vec: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """An item vector without the terms that name topic `ti`, renormalised (what the kernel compares)."""
+        names = self._name_ids[ti]
+        if not len(names):
+            return ids, vec
+        keep = ~np.isin(ids, names)
+        vec = vec[keep]
+        norm = float(np.sqrt(vec @ vec)) or 1.0
+        return ids[keep], vec / norm
+
+    def _set_correction(self) -> None:
+        """Per-topic coefficients of the corrected log-odds (learn.py)."""
+        w = np.zeros((self._n_topics, 3))
+        for ti, fitted in self._labels.items():
+            w[ti] = fitted.w
+        self._w = w
+        self._w0 = w[:, 0].copy()
+
+    def _set_thresholds(self) -> None:
+        """Each topic's cut: its `threshold`, else the C_det-optimal one for its prevalence in the sample."""
+        z0 = self._sample_z0.astype(np.float64)
+        p = calibrate.probability(z0 + self._w0)
+        derived = np.round(calibrate.cost_threshold(calibrate.prevalence(p)), 4)
+        self._thresholds = [
+            spec.threshold if spec.threshold is not None else float(derived[ti]) for ti, spec in enumerate(self._specs)
+        ]
+        self._explain_from = EXPLAIN_FROM * np.asarray(self._thresholds, dtype=np.float64)
+
+    def _probabilities(self, s: _Scores, z0: np.ndarray) -> np.ndarray:
+        """The probability of relevance per topic: the prior log-odds corrected by the topic's labels (MAP)."""
+        z = z0 + self._w0
+        if self._label_posting and len(s.uniq) >= LABEL_KEY_SHARED:
+            # Most items share no heavy term with any labelled item: a partial sort and a few look-ups.
+            posting = self._label_posting
+            hits = [posting[t] for t in self._heavy_terms(s) if t in posting]
+            if len(hits) < LABEL_KEY_SHARED:
+                return calibrate.probability(z)
+            near: dict[int, list[int]] = {}
+            for g, count in Counter(chain.from_iterable(hits)).items():
+                if count >= LABEL_KEY_SHARED:
+                    ti, j = self._label_owners[g]
+                    near.setdefault(ti, []).append(j)
+            ids, vec = self._item_vector(s) if near else (s.uniq, s.uniq)
+            for ti, close in near.items():
+                fitted = self._labels[ti]
+                tids, tvec = self._topic_view(ti, ids, vec)
+                sims = np.zeros(len(fitted.examples))
+                for j in close:
+                    sims[j] = learn.dot(tids, tvec, fitted.examples[j].ids, fitted.examples[j].vec)
+                kp, kn = fitted.kernel(sims)
+                if kp or kn:
+                    z[ti] = z0[ti] + np.array([1.0, kp, kn]) @ self._w[ti]
+        return calibrate.probability(z)
+
+    def label_effects(self, title: str, text: str, lang: str | None = None, top: int = 3) -> dict[str, LabelEffect]:
+        """For each topic with labels: the score without and with them, and the labelled items that weighed most."""
+        if not self._labels:
+            return {}
+        s = self._evidence(terms(strip_code(title)), terms(strip_code(text)))
+        z0 = self._log_odds(s)
+        prior = calibrate.probability(z0)
+        score = self._probabilities(s, z0)
+        ids, vec = self._item_vector(s)
+        out: dict[str, LabelEffect] = {}
+        for ti, fitted in sorted(self._labels.items()):
+            moved = fitted.weights(fitted.similarities(*self._topic_view(ti, ids, vec)))
+            order = np.argsort(-np.abs(moved), kind="stable")[:top]
+            out[self._specs[ti].id] = LabelEffect(
+                relevant=fitted.n_relevant,
+                not_relevant=len(fitted.examples) - fitted.n_relevant,
+                prior_score=round(float(prior[ti]), 3),
+                score=round(float(score[ti]), 3),
+                weighed=tuple(
+                    (fitted.examples[j].title, fitted.examples[j].relevant, round(float(moved[j]), 2))
+                    for j in order.tolist()
+                ),
+            )
+        return out
 
     @staticmethod
     def is_near_miss(match: Match) -> bool:
-        """Just below the line: worth offering to the analyst for a label (never counted as an alert)."""
-        return not match.matched and match.vetoed_by is None and match.score >= 0.8 * match.threshold
+        """Just below the line: at least half the topic's threshold, not matched, not vetoed (offered for a label,
+        never counted as an alert; the daemon and `monitor eval` offer NEAR_MISSES_PER_TOPIC_DAY a topic a day)."""
+        return not match.matched and match.vetoed_by is None and match.score >= NEAR_MISS_FROM * match.threshold
 
     def classify(self, title: str, text: str, lang: str | None = None, *, explain_all: bool = False) -> list[Match]:
         """One Match per topic, in config order, with score, threshold and verdict (`lang` is not needed: each
@@ -443,16 +659,16 @@ class TopicModel:
         explanation (`monitor explain`).
         Leaving it out elsewhere keeps classify fast: most topics are nowhere near most items.
         """
-        return self.classify_text(AnalysedText(title, text), explain_all=explain_all)
+        return self.classify_text(analyse(title, text), explain_all=explain_all)
 
     def classify_text(self, analysed: AnalysedText, *, explain_all: bool = False) -> list[Match]:
-        """classify() of a text analysed once for both matching and story grouping (the pipeline's per-item path)."""
+        """classify() of a text analysed once (`analyse`) for both matching and story grouping (the pipeline's path)."""
         title_terms = analysed.title_scan.terms
         text = analysed.text
         scan = analysed.text_scan  # the text's terms, and their offsets later if a passage is shown
         text_terms = scan.terms
         s = self._evidence(title_terms, text_terms)
-        squashed = _squash(self._raw(s))
+        squashed = self._probabilities(s, self._log_odds(s))
         milli = np.rint(squashed * 1000.0)
         keys = (milli.astype(np.int64) + self._key_base).tolist()  # topic and score to 3 decimals as one int
         if explain_all:
@@ -581,9 +797,15 @@ def _sublinear(counts: np.ndarray) -> np.ndarray:
     return np.asarray(_SUBLINEAR[counts])
 
 
-def _squash(raw: np.ndarray) -> np.ndarray:
-    """Evidence E → score in (0, 1): logistic(E − E_ZERO), so the default threshold 0.5 means E ≥ E_ZERO."""
-    return np.asarray(1.0 / (1.0 + np.exp(-(raw.astype(np.float64) - E_ZERO))), dtype=np.float64)
+def _term_hash(term: str) -> int:
+    return zlib.crc32(term.encode("utf-8"))
+
+
+def _strongest(ids: np.ndarray, vec: np.ndarray) -> list[int]:
+    """The ids of an item's LABEL_KEY_TERMS heaviest terms."""
+    if len(ids) <= LABEL_KEY_TERMS:
+        return [int(i) for i in ids.tolist()]
+    return [int(i) for i in ids[np.argpartition(-vec, LABEL_KEY_TERMS - 1)[:LABEL_KEY_TERMS]].tolist()]
 
 
 def _passage(text: str, scan: TermScan, windows: Sequence[int], row: int) -> str:

@@ -7,6 +7,11 @@
       → per-topic tp/fp/fn, P/R/F1, TDT C_det = P_miss + 4.9·P_fa; macro/micro; items/s
       → alerts per day per topic (over the calendar days the scored items' `published` dates cover): the alert
         volume an analyst would get, the one figure a background stream without gold can give
+    with feedback K (the analyst simulated, prequentially; issue 11):
+      → each item is decided first; then every alert it raised for a topic reveals the item's gold label for that
+        topic with probability P, and so does each near miss the daemon would offer (TopicModel.is_near_miss, at
+        most NEAR_MISSES_PER_TOPIC_DAY per topic and calendar day of `published`), until the topic has K labels
+      → the labels reach the model as button presses do: model = base.with_labels(all labels so far)
 
 The scoring conventions are those of shared/tools/keyword_baseline.py (precision 0 without alerts; topics without
 scored positives are reported but left out of the averages), so both report the same figures for one decisions file.
@@ -16,20 +21,21 @@ from __future__ import annotations
 
 import gzip
 import json
+import random
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
 from ..config import Config
 from ..errors import ConfigError
-from ..models import Match
-from .classify import TopicModel
+from ..models import Item, Label, Match
+from .calibrate import FA_WEIGHT
+from .classify import NEAR_MISSES_PER_TOPIC_DAY, TopicModel
 
-C_MISS, C_FA, P_TARGET = 1.0, 0.1, 0.02
-FA_WEIGHT = C_FA * (1 - P_TARGET) / (C_MISS * P_TARGET)  # 4.9, TDT normalised detection cost
 # The daemon refits every settings.refit_every (6 h by default). At a watchlist's typical 1,500-2,500 new items a
 # day that is roughly 400-600 items, so the replay refits every 500 scored items.
 REFIT_EVERY = 500
@@ -52,6 +58,9 @@ class TopicStats:
     p_fa: float
     c_det: float | None
     alerts_per_day: float | None = None  # (tp + fp) / calendar days of the scored part; None without dates
+    labels_from_alerts: int = 0  # --feedback: labels revealed by the topic's alerts
+    labels_from_near_misses: int = 0  # ... and by the near misses offered for it
+    near_misses_offered: int = 0
 
 
 @dataclass(frozen=True)
@@ -78,6 +87,11 @@ class EvalReport:
     days: int  # distinct calendar days among the scored items' `published` dates (0: none dated)
     seconds: float  # wall time of the scored part, refits included
     items_per_second: float  # scored items / time spent in classify alone
+    feedback: int = 0  # labels per topic the simulated analyst gives at most (0: none)
+    feedback_rate: float = 1.0
+    seed: int = 0
+    label_updates: int = 0  # with_labels calls (one per scored item that brought new labels)
+    label_seconds: float = 0.0  # time spent in them
 
 
 def _div(a: float, b: float) -> float:
@@ -170,6 +184,70 @@ def score_topics(
     return stats, summary
 
 
+class SimulatedAnalyst:
+    """The analyst of `monitor eval --feedback`: labels alerts and offered near misses from the gold, K per topic.
+
+    Each alert for a topic reveals the item's gold label for it with probability `rate`; so does each near miss
+    the daemon would offer (TopicModel.is_near_miss, at most NEAR_MISSES_PER_TOPIC_DAY per topic and calendar day
+    of `published`), until the topic has `k` labels. Near misses are offered for labelling, never counted as alerts.
+    """
+
+    def __init__(self, topic_ids: Sequence[str], k: int, rate: float, seed: int) -> None:
+        self.k, self.rate = k, rate
+        self._rng = random.Random(seed)
+        self.labels: list[tuple[Label, Item]] = []
+        self.from_alerts = dict.fromkeys(topic_ids, 0)
+        self.from_near_misses = dict.fromkeys(topic_ids, 0)
+        self.offered = dict.fromkeys(topic_ids, 0)
+        self._offered_on: dict[tuple[str, str], int] = {}
+
+    def react(self, record: dict[str, Any], matches: Sequence[Match]) -> int:
+        """Labels the analyst gives for one decided item (appended to `labels`); returns how many."""
+        gold = set(record.get("topics") or ())
+        day = str(record.get("published") or "")[:10]
+        item: Item | None = None
+        given = 0
+        for near in (False, True):  # the alert's buttons first, then the "just below the line" list
+            for m in matches:
+                t = m.topic
+                if self.from_alerts[t] + self.from_near_misses[t] >= self.k:
+                    continue
+                if near:
+                    if not TopicModel.is_near_miss(m) or self._offered_on.get((t, day), 0) >= NEAR_MISSES_PER_TOPIC_DAY:
+                        continue
+                    self._offered_on[(t, day)] = self._offered_on.get((t, day), 0) + 1
+                    self.offered[t] += 1
+                elif not m.matched:
+                    continue
+                if self._rng.random() >= self.rate:
+                    continue
+                item = item or corpus_item(record)
+                self.labels.append((Label(item.uid, t, t in gold, "eval", at=item.published), item))
+                (self.from_near_misses if near else self.from_alerts)[t] += 1
+                given += 1
+        return given
+
+
+def corpus_item(record: dict[str, Any]) -> Item:
+    """A corpus line as the Item the daemon would have stored."""
+    raw = str(record.get("published") or "")
+    try:
+        published = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        published = datetime(1970, 1, 1, tzinfo=UTC)
+    if published.tzinfo is None:
+        published = published.replace(tzinfo=UTC)
+    return Item(
+        feed=str(record.get("source") or "corpus"),
+        key=str(record["id"]),
+        title=record.get("title") or "",
+        link=None,
+        published=published,
+        content=record.get("text") or "",
+        lang=record.get("lang") or "",
+    )
+
+
 def run_eval(
     config: Config,
     corpus: Path,
@@ -178,15 +256,28 @@ def run_eval(
     decisions: Path | None = None,
     refit_every: int = REFIT_EVERY,
     on_item: Callable[[dict[str, Any], list[Match]], None] | None = None,
+    feedback: int = 0,
+    feedback_rate: float = 1.0,
+    seed: int = 0,
 ) -> EvalReport:
-    """Replay `corpus` in file order through TopicModel as the daemon runs it, and score the decisions."""
+    """Replay `corpus` in file order through TopicModel as the daemon runs it, and score the decisions.
+
+    With `feedback` > 0 a simulated analyst labels alerts and near misses (SimulatedAnalyst) and the model learns
+    from the labels as the daemon does from button presses.
+    """
     if not 0 <= warmup < 1:
         raise ConfigError(f"--warmup must be in [0, 1), got {warmup}")
+    if feedback < 0:
+        raise ConfigError(f"--feedback must be 0 or more, got {feedback}")
+    if not 0 < feedback_rate <= 1:
+        raise ConfigError(f"--feedback-rate must be in (0, 1], got {feedback_rate}")
     items = list(read_corpus(corpus))
     n_warm = int(len(items) * warmup)
     window: deque[str] = deque((item_text(it) for it in items[:n_warm]), maxlen=config.settings.background_size)
     model = TopicModel.build(config.topics, config.example_texts, list(window))
     topic_ids = model.topic_ids
+    analyst = SimulatedAnalyst(topic_ids, feedback, feedback_rate, seed) if feedback else None
+    label_updates, label_seconds = 0, 0.0
     gold: list[set[str]] = []
     got: list[set[str]] = []
     dates: set[str] = set()
@@ -208,6 +299,11 @@ def run_eval(
                 out.write(json.dumps(line, ensure_ascii=False) + "\n")
             if on_item is not None:
                 on_item(item, matches)
+            if analyst is not None and analyst.react(item, matches):
+                t0 = time.perf_counter()
+                model = model.with_labels(analyst.labels)  # the path of a button press (the daemon swaps models)
+                label_seconds += time.perf_counter() - t0
+                label_updates += 1
             window.append(item_text(item))
             if refit_every > 0 and n % refit_every == 0:
                 model = model.refit(list(window))
@@ -218,6 +314,16 @@ def run_eval(
     seconds = time.perf_counter() - started
     days = len(dates - {""})
     stats, summary = score_topics(topic_ids, gold, got, days)
+    if analyst is not None:
+        stats = [
+            replace(
+                st,
+                labels_from_alerts=analyst.from_alerts[st.topic],
+                labels_from_near_misses=analyst.from_near_misses[st.topic],
+                near_misses_offered=analyst.offered[st.topic],
+            )
+            for st in stats
+        ]
     return EvalReport(
         corpus=str(corpus),
         items=len(items),
@@ -228,6 +334,11 @@ def run_eval(
         days=days,
         seconds=seconds,
         items_per_second=_div(len(items) - n_warm, classify_seconds),
+        feedback=feedback,
+        feedback_rate=feedback_rate,
+        seed=seed,
+        label_updates=label_updates,
+        label_seconds=label_seconds,
         **summary,  # type: ignore[arg-type]
     )
 
@@ -261,6 +372,21 @@ def format_report(report: EvalReport) -> str:
         )
     else:  # a background stream: nothing to be right or wrong about, only how many alerts it would raise
         lines.append("no gold topics in this corpus: tp/fp count alerts, not errors (see alerts/day)")
+    if report.feedback:
+        lines.append(
+            f"feedback: at most {report.feedback} labels per topic, each alert or offered near miss labelled with "
+            f"probability {report.feedback_rate:g} (seed {report.seed}); labels per topic (from alerts + from near "
+            "misses, near misses offered):"
+        )
+        lines.append(
+            "  "
+            + ", ".join(
+                f"{s.topic} {s.labels_from_alerts}+{s.labels_from_near_misses} ({s.near_misses_offered})"
+                for s in report.topics
+            )
+        )
+        per_call = _div(report.label_seconds, report.label_updates) * 1000
+        lines.append(f"  {report.label_updates} model updates (with_labels), {per_call:.1f} ms each on average")
     lines.append(
         f"{report.items_per_second:,.0f} items/s in classify; {report.seconds:.1f} s for the scored part "
         f"with {report.refits} refits" + (f"; {report.days} calendar days scored" if report.days else "")

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..config import Topic
+from .clean import strip_code
 from .text import adjectives_of, derived_from, terms
 
 KEYWORD_WEIGHT = 1.0
@@ -62,7 +63,7 @@ def topic_spec(topic: Topic, examples: Sequence[tuple[str, str]]) -> TopicSpec:
         keywords=_phrases(topic.keywords),
         exclude=_phrases(topic.exclude),
         description_terms=tuple(terms(f"{topic.name}\n{topic.description}")),
-        example_terms=tuple(tuple(terms(f"{title}\n{text}")) for title, text in examples),
+        example_terms=tuple(tuple(terms(strip_code(f"{title}\n{text}"))) for title, text in examples),
         threshold=topic.threshold,
         about=topic.scope == "about",
     )
@@ -89,24 +90,12 @@ def _add(acc: dict[int, float], vec: Mapping[int, float], weight: float) -> None
         acc[k] = acc.get(k, 0.0) + weight * v
 
 
-def _id_vector(ids: np.ndarray, idf: np.ndarray) -> dict[int, float]:
-    uniq, counts = np.unique(ids, return_counts=True)
-    weights = (1.0 + np.log(counts)) * idf[uniq]
-    norm = float(np.sqrt((weights * weights).sum()))
-    return {int(k): float(v) / norm for k, v in zip(uniq, weights, strict=True)} if norm > 0 else {}
-
-
 def profile_vectors(
-    spec: TopicSpec,
-    vocab: Mapping[str, int],
-    idf: np.ndarray,
-    feedback: Sequence[np.ndarray] = (),
-    feedback_weight: float = 0.0,
+    spec: TopicSpec, vocab: Mapping[str, int], idf: np.ndarray
 ) -> tuple[dict[int, float], list[dict[int, float]]]:
     """(profile centroid, one vector per example), all L2-normalised, as {term id: weight}.
 
-    `feedback` are further relevant items as term-id arrays (pseudo-relevant background items now, analysts'
-    feedback later); their centroid joins the profile with `feedback_weight`, scaled down while there are few.
+    The analyst's labels do not change the profile: they correct the topic's score (learn.py).
     """
     kw_counts: Counter[str] = Counter()
     for phrase in spec.keywords:
@@ -122,13 +111,6 @@ def profile_vectors(
         for vec in examples:
             _add(centroid, vec, 1.0 / len(examples))
         _add(acc, centroid, EXAMPLE_WEIGHT / math.sqrt(sum(v * v for v in centroid.values())))
-    fb_vectors = [v for v in (_id_vector(ids, idf) for ids in feedback if len(ids)) if v]
-    if fb_vectors and feedback_weight > 0:
-        fb: dict[int, float] = {}
-        for vec in fb_vectors:
-            _add(fb, vec, 1.0 / len(fb_vectors))
-        scale = feedback_weight * len(fb_vectors) / (len(fb_vectors) + 5)
-        _add(acc, fb, scale / math.sqrt(sum(v * v for v in fb.values())))
     norm = math.sqrt(sum(v * v for v in acc.values()))
     profile = {k: v / norm for k, v in acc.items()} if norm > 0 else {}
     return profile, examples

@@ -26,6 +26,8 @@ from itertools import accumulate
 import pymorphy3  # type: ignore[import-untyped]
 import Stemmer
 
+from .clean import strip_code
+
 _REPLACE = (("ё", "е"), ("‐", "-"), ("‑", "-"), ("‒", "-"), ("–", "-"), ("—", "-"), ("−", "-"))
 # A token is a run of word characters, optionally joined by "-" or "." to more word characters: "снв-3", "u.s".
 # Possessive quantifiers: the same tokens (nothing after a word run ever needs it shorter), ~10 % faster.
@@ -298,6 +300,11 @@ class AnalysedText:
     @cached_property
     def text_scan(self) -> TermScan:
         return TermScan(self.text)
+
+
+def analyse(title: str, text: str) -> AnalysedText:
+    """An item's title and text as the model and the grouper read them: page-script residue dropped (match/clean.py)."""
+    return AnalysedText(strip_code(title), strip_code(text))
 
 
 class TermScan:

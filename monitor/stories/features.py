@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import date
 from functools import cache
 
-from ..match.text import AnalysedText, TermScan, normalise, normalised_terms, normalised_tokens, terms
+from ..match.text import AnalysedText, TermScan, analyse, normalise, normalised_terms, normalised_tokens, terms
 from . import minhash
 
 TITLE_WEIGHT = 3  # a headline names the event; the body wanders
@@ -62,7 +62,7 @@ class ItemFeatures:
 
 def featurise(title: str, body: str) -> ItemFeatures:
     """Terms, MinHash and dates of one item (title and the first TEXT_CHARS characters of the body)."""
-    return features_of(AnalysedText(title, body))
+    return features_of(analyse(title, body))
 
 
 def features_of(analysed: AnalysedText) -> ItemFeatures:

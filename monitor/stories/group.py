@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from ..match.text import AnalysedText
+from ..match.text import AnalysedText, analyse
 from ..models import Item
 from . import minhash
 from .features import DocumentFrequencies, ItemFeatures, cosine, dates_conflict, features_of, featurise, tfidf
@@ -118,7 +118,7 @@ def _evidence(
 
 def item_features(item: Item, analysed: AnalysedText | None = None) -> ItemFeatures:
     """`featurise` of an Item's title and text; `analysed` is that text analysed already (by the topic model)."""
-    return features_of(analysed or AnalysedText(item.title, item.text))
+    return features_of(analysed or analyse(item.title, item.text))
 
 
 def pair_evidence(fa: ItemFeatures, fb: ItemFeatures, background: DocumentFrequencies | None = None) -> Evidence:

@@ -1,0 +1,224 @@
+"""Learning from the analyst's labels (match/learn.py through TopicModel.with_labels) and scores that rank."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime
+
+import numpy as np
+import pytest
+
+from monitor.config import Topic
+from monitor.match import learn
+from monitor.match.classify import TopicModel
+from monitor.match.explain import explanation_json, format_explanation
+from monitor.models import Item, Label, Match
+from tests.test_classify import BACKGROUND, EXAMPLES, TOPICS, by_id
+
+T0 = datetime(2024, 3, 1, tzinfo=UTC)
+
+
+def item(key: str, title: str, text: str) -> Item:
+    return Item(feed="test", key=key, title=title, link=None, published=T0, content=text)
+
+
+def label(it: Item, topic: str, relevant: bool) -> tuple[Label, Item]:
+    return Label(item=it.uid, topic=topic, relevant=relevant, source="cli"), it
+
+
+@pytest.fixture(scope="module")
+def model() -> TopicModel:
+    return TopicModel.build(TOPICS, EXAMPLES, BACKGROUND)
+
+
+LIBYA_TALKS = item(
+    "talks",
+    "Переговоры по Ливии",
+    "Правительство в Триполи и армия Хафтара договорились о прекращении огня, ООН продолжит переговоры по Ливии.",
+)
+# One story told twice: an agency wire and its slightly edited reprint.
+STORY = item(
+    "wire",
+    "Ливия закупит зерно",
+    "Государственная компания Ливии объявила тендер на закупку пшеницы, поставки начнутся весной, сообщили в порту.",
+)
+REPRINT = item(
+    "reprint",
+    "Ливия закупит зерно у поставщиков",
+    "Государственная компания Ливии объявила тендер на закупку пшеницы, поставки начнутся весной, сообщили в порту "
+    "агентству.",
+)
+
+
+def score(m: TopicModel, it: Item, topic: str) -> Match:
+    return by_id(m.classify(it.title, it.text))[topic]
+
+
+def test_no_labels_change_nothing(model: TopicModel) -> None:
+    same = model.with_labels([])
+    for it in (LIBYA_TALKS, STORY):
+        assert same.classify(it.title, it.text, explain_all=True) == model.classify(it.title, it.text, explain_all=True)
+    assert same.labels == () and same.label_effects(STORY.title, STORY.text) == {}
+
+
+def test_a_not_relevant_label_silences_the_same_story_and_leaves_the_topic_alone(model: TopicModel) -> None:
+    assert score(model, STORY, "libya").matched and score(model, REPRINT, "libya").matched
+    taught = model.with_labels([label(STORY, "libya", False)])
+    assert not score(taught, REPRINT, "libya").matched  # the reprint inherits the verdict
+    talks_before, talks_after = score(model, LIBYA_TALKS, "libya"), score(taught, LIBYA_TALKS, "libya")
+    assert talks_after.matched and talks_after.score == pytest.approx(talks_before.score, abs=0.05)
+    assert score(model, REPRINT, "libya").matched  # the old model is untouched (swapped, not mutated)
+
+
+def test_five_labels_cannot_wreck_a_topic(model: TopicModel) -> None:
+    # Five different passing mentions marked not relevant: the topic still alerts on an item about it.
+    passing = [
+        item(f"p{i}", title, text)
+        for i, (title, text) in enumerate(
+            [
+                ("Погода", "В Москве дождь. Синоптики напомнили, что в Ливии сейчас жарко."),
+                ("Театр", "Премьера спектакля собрала полный зал; среди гостей был посол Ливии."),
+                ("Метро", "Открылась новая станция метро. В Триполи метро пока нет."),
+                ("Банк", "Центральный банк сохранил ставку; экспорт нефти из Ливии не изменился."),
+                ("Выставка", "Художники из Ливии и Туниса показали инсталляции в галерее."),
+            ]
+        )
+    ]
+    taught = model.with_labels([label(it, "libya", False) for it in passing])
+    assert score(taught, LIBYA_TALKS, "libya").matched
+    fitted = taught._labels[1]
+    assert abs(fitted.w[0]) < 1.0  # a shift the prior keeps small
+
+
+def passing_mentions(n: int, seed: int) -> list[Item]:
+    """Items that name Libya once among other words, no two alike (so no label acts through the kernel)."""
+    words = sorted({w for text in BACKGROUND for w in text.replace(",", " ").replace(".", " ").split() if len(w) > 3})
+    rng = random.Random(seed)
+    return [item(f"{seed}-{i}", "", " ".join([*rng.sample(words, 6), "и Ливия."])) for i in range(n)]
+
+
+def test_many_labels_move_the_topic(model: TopicModel) -> None:
+    # Forty different items that mention Libya only in passing, all marked not relevant: the topic's own labels now
+    # dominate, and a new passing mention (not a copy of any of them) scores lower than before.
+    labelled = passing_mentions(41, seed=1)
+    taught = model.with_labels([label(it, "libya", False) for it in labelled[:40]])
+    assert np.mean(taught._labels[1].phi[:, 2] > 0) < 0.2  # few labelled items are near-duplicates of another
+    assert taught._labels[1].w[0] < -0.5  # the topic's calibration moved down
+    new = labelled[40]
+    assert score(taught, new, "libya").score < score(model, new, "libya").score - 0.05
+
+
+def test_a_relevant_label_on_a_missed_item_brings_its_copies(model: TopicModel) -> None:
+    missed = item("m", "Порт Мисураты", "Порт Мисураты принял танкер, власти Мисураты обещают новые рейсы.")
+    copy = item("c", "Порт Мисураты открыт", "Порт Мисураты принял танкер, власти Мисураты обещают новые рейсы судам.")
+    assert not score(model, copy, "libya").matched  # no Libya keyword: the model alone misses it
+    taught = model.with_labels([label(missed, "libya", True)])
+    assert score(taught, copy, "libya").matched
+
+
+def test_the_last_label_wins_unknown_topics_are_ignored_and_refit_keeps_labels(model: TopicModel) -> None:
+    taught = model.with_labels(
+        [label(STORY, "libya", True), label(STORY, "nosuch", False), label(STORY, "libya", False)]
+    )
+    assert [(lab.topic, lab.relevant) for lab, _ in taught.labels] == [("libya", False)]
+    assert not score(taught, REPRINT, "libya").matched
+    refitted = taught.refit([*BACKGROUND, "Ливия: переговоры в Триполи продолжаются."])
+    assert refitted.labels == taught.labels and not score(refitted, REPRINT, "libya").matched
+
+
+def test_explain_says_how_much_the_labels_moved_the_score_and_which_weighed_most(model: TopicModel) -> None:
+    taught = model.with_labels([label(STORY, "libya", False), label(LIBYA_TALKS, "libya", True)])
+    effect = taught.label_effects(REPRINT.title, REPRINT.text)["libya"]
+    assert (effect.relevant, effect.not_relevant) == (1, 1)
+    assert effect.prior_score > effect.score
+    title, relevant, moved = effect.weighed[0]
+    assert title == STORY.title and not relevant and moved < -1.0
+    effects = taught.label_effects(REPRINT.title, REPRINT.text)
+    assert set(effects) == {"libya"}
+    matches = taught.classify(REPRINT.title, REPRINT.text, explain_all=True)
+    text = format_explanation(matches, TOPICS, effects)
+    assert "labels: 1 relevant, 1 not; score without them" in text and f"✗ {moved:+.2f} log-odds  {STORY.title}" in text
+    data = explanation_json(matches, TOPICS, effects)["topics"]
+    assert data[1]["labels"]["weighed_most"][0]["title"] == STORY.title and "labels" not in data[0]
+
+
+def test_labels_threshold_follows_the_topic_calibration() -> None:
+    # Thirty passing mentions marked relevant: this analyst wants every mention, so more of the stream is expected to
+    # be relevant to Libya and its cut (the C_det-optimal one for that prevalence) moves; other topics keep theirs.
+    stream = BACKGROUND * 5 + [it.text for it in passing_mentions(30, seed=3)]  # the stream names Libya now and then
+    model = TopicModel.build(TOPICS, EXAMPLES, stream)
+    taught = model.with_labels([label(it, "libya", True) for it in passing_mentions(30, seed=2)])
+    before, after = model.classify("", ""), taught.classify("", "")
+    assert after[1].threshold > before[1].threshold
+    assert (after[0].threshold, after[2].threshold) == (before[0].threshold, before[2].threshold)
+
+
+def test_near_miss_rule() -> None:
+    assert TopicModel.is_near_miss(Match(topic="t", score=0.06, threshold=0.1, matched=False))
+    assert not TopicModel.is_near_miss(Match(topic="t", score=0.04, threshold=0.1, matched=False))
+    assert not TopicModel.is_near_miss(Match(topic="t", score=0.2, threshold=0.1, matched=True))
+    assert not TopicModel.is_near_miss(Match(topic="t", score=0.08, threshold=0.1, matched=False, vetoed_by="x"))
+
+
+def test_fit_weights_sum_to_the_move() -> None:
+    rng = np.random.default_rng(0)
+    examples = [
+        learn.Example(f"u{i}", f"t{i}", bool(i % 3 == 0), float(rng.normal()), np.array([i, 100 + i % 4]),
+                      np.array([0.8, 0.6]))
+        for i in range(12)
+    ]
+    fitted = learn.fit_topic(examples)
+    sims = fitted.similarities(np.array([3, 101]), np.array([0.6, 0.8]))
+    kp, kn = fitted.kernel(sims)
+    moved = fitted.weights(sims)
+    assert moved.sum() == pytest.approx(np.array([1.0, kp, kn]) @ fitted.w, abs=1e-6)
+
+
+# Scores that rank: an item about a topic above one that names it in passing, above one that does not (issue 11).
+RANKING_TOPICS = [
+    Topic(
+        id="syria",
+        name="Сирия",
+        description="Сирия: гражданская война, переговоры об урегулировании, Дамаск, оппозиция, гуманитарная помощь.",
+        keywords=["Сирия", "Дамаск", "Башар Асад", "Алеппо"],
+    ),
+    Topic(
+        id="grain",
+        name="Grain",
+        description="Grain markets: wheat and corn harvests, crop estimates, exports and tenders.",
+        keywords=["wheat", "corn", "grain"],
+    ),
+]
+RANKING_EXAMPLES = {
+    "syria": (("Переговоры по Сирии", "Делегации Дамаска и оппозиции обсудили перемирие и гуманитарные коридоры."),),
+    "grain": (("Wheat crop forecast", "Analysts raised the wheat crop forecast as exports and tenders picked up."),),
+}
+RU_ABOUT = (
+    "Путин и Эрдоган обсудили Сирию",
+    "Президенты обсудили положение в Сирии: прекращение огня в Идлибе, работу гуманитарных коридоров и переговоры "
+    "правительства в Дамаске с оппозицией. Стороны договорились продолжить консультации по сирийскому урегулированию "
+    "и возвращению беженцев в Сирию.",
+)
+RU_PASSING = ("Сборная Сирии по футболу сыграет с Россией в Казани", "Матч пройдёт в субботу, билеты уже в продаже.")
+RU_NONE = ("Сборная России сыграет в Казани", "Матч пройдёт в субботу, билеты уже в продаже.")
+EN_ABOUT = (
+    "Wheat exports climb as harvest beats forecasts",
+    "Wheat exports rose for a third month as the winter wheat harvest beat forecasts; corn and grain shipments "
+    "also climbed and Egypt bought wheat in a tender.",
+)
+EN_PASSING = (
+    "Stocks rally on bank earnings",
+    "Shares of technology companies rose on strong quarterly earnings and the index gained as traders cited "
+    "results of big banks; bond yields eased and the dollar was steady. Wheat futures were little changed.",
+)
+EN_NONE = ("Stocks rally on bank earnings", "Shares of technology companies rose on strong quarterly earnings.")
+
+
+@pytest.mark.parametrize("with_stream", [False, True])
+def test_an_item_about_a_topic_scores_above_a_passing_mention_in_both_languages(with_stream: bool) -> None:
+    background = BACKGROUND * 5 if with_stream else BACKGROUND  # with 240 items the model also self-trains
+    ranking = TopicModel.build(RANKING_TOPICS, RANKING_EXAMPLES, background)
+    for topic, cases in (("syria", (RU_ABOUT, RU_PASSING, RU_NONE)), ("grain", (EN_ABOUT, EN_PASSING, EN_NONE))):
+        scores = [by_id(ranking.classify(title, text))[topic].score for title, text in cases]
+        assert scores[0] > scores[1] > scores[2], (topic, scores)
+        assert scores[0] < 1.0  # a probability, not a saturated squash
