@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import copy
 import zlib
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -575,6 +574,15 @@ class TopicModel:
         norm = float(np.sqrt(vec @ vec)) or 1.0
         return ids[keep], vec / norm
 
+    def _view_norm(self, ti: int, ids: np.ndarray, vec: np.ndarray) -> float:
+        """The norm of a normalised item vector without the terms that name topic `ti`."""
+        names = self._name_ids[ti]
+        if not len(names) or not len(ids):
+            return 1.0
+        at = np.minimum(np.searchsorted(ids, names), len(ids) - 1)
+        named = vec[at][ids[at] == names]
+        return float(np.sqrt(max(1.0 - float(named @ named), 1e-12)))
+
     def _set_correction(self) -> None:
         """Per-topic coefficients of the corrected log-odds (learn.py)."""
         w = np.zeros((self._n_topics, 3))
@@ -597,26 +605,35 @@ class TopicModel:
         """The probability of relevance per topic: the prior log-odds corrected by the topic's labels (MAP)."""
         z = z0 + self._w0
         if self._label_posting and len(s.uniq) >= LABEL_KEY_SHARED:
-            # Most items share no heavy term with any labelled item: a partial sort and a few look-ups.
+            # Most items share no LABEL_KEY_SHARED heavy terms with any labelled item: a partial sort and a few
+            # dictionary operations (plain Python beats numpy calls on the ~25 entries).
             posting = self._label_posting
             hits = [posting[t] for t in self._heavy_terms(s) if t in posting]
             if len(hits) < LABEL_KEY_SHARED:
                 return calibrate.probability(z)
+            count: dict[int, int] = {}
             near: dict[int, list[int]] = {}
-            for g, count in Counter(chain.from_iterable(hits)).items():
-                if count >= LABEL_KEY_SHARED:
+            for g in chain.from_iterable(hits):
+                c = count[g] = count.get(g, 0) + 1
+                if c == LABEL_KEY_SHARED:
                     ti, j = self._label_owners[g]
                     near.setdefault(ti, []).append(j)
-            ids, vec = self._item_vector(s) if near else (s.uniq, s.uniq)
-            for ti, close in near.items():
+            if not near:
+                return calibrate.probability(z)
+            ids, vec = self._item_vector(s)
+            for ti, js in near.items():
                 fitted = self._labels[ti]
-                tids, tvec = self._topic_view(ti, ids, vec)
+                # The labelled vectors have no terms that name the topic, so the dot product with the whole item
+                # leaves them out too; only the item's norm needs them taken away (_topic_view).
+                norm = self._view_norm(ti, ids, vec)
                 sims = np.zeros(len(fitted.examples))
-                for j in close:
-                    sims[j] = learn.dot(tids, tvec, fitted.examples[j].ids, fitted.examples[j].vec)
+                for j in js:
+                    example = fitted.examples[j]
+                    sims[j] = learn.dot(ids, vec, example.ids, example.vec) / norm
                 kp, kn = fitted.kernel(sims)
                 if kp or kn:
-                    z[ti] = z0[ti] + np.array([1.0, kp, kn]) @ self._w[ti]
+                    w0, w1, w2 = self._w[ti].tolist()
+                    z[ti] = z0[ti] + w0 + w1 * kp + w2 * kn
         return calibrate.probability(z)
 
     def label_effects(self, title: str, text: str, lang: str | None = None, top: int = 3) -> dict[str, LabelEffect]:

@@ -58,8 +58,10 @@ def kernel(cos: np.ndarray) -> np.ndarray:
 
 def dot(ids: np.ndarray, vec: np.ndarray, other_ids: np.ndarray, other_vec: np.ndarray) -> float:
     """The dot product of two sparse vectors with sorted, unique ids."""
-    _, a, b = np.intersect1d(ids, other_ids, assume_unique=True, return_indices=True)
-    return float(vec[a] @ other_vec[b])
+    if not len(ids) or not len(other_ids):
+        return 0.0
+    at = np.minimum(np.searchsorted(ids, other_ids), len(ids) - 1)
+    return float(np.where(ids[at] == other_ids, vec[at] * other_vec, 0.0).sum())
 
 
 def cosines(
@@ -98,11 +100,10 @@ class TopicLabels:
 
     def kernel(self, sims: np.ndarray) -> tuple[float, float]:
         """(k⁺, k⁻) from the similarities to the labelled items."""
-        pos, neg = sims[self.relevant], sims[~self.relevant]
-        return (
-            float(kernel(pos.max(initial=0.0))),
-            float(kernel(neg.max(initial=0.0))),
-        )
+        pos = float(sims[self.relevant].max(initial=0.0))
+        neg = float(sims[~self.relevant].max(initial=0.0))
+        span = SAME_COSINE - NEAR_COSINE
+        return min(max((pos - NEAR_COSINE) / span, 0.0), 1.0), min(max((neg - NEAR_COSINE) / span, 0.0), 1.0)
 
     def weights(self, sims: np.ndarray) -> np.ndarray:
         """How much each labelled item moved this item's log-odds; the sum is the whole move w·φ.
