@@ -8,9 +8,11 @@ This is the only module that reads ``os.environ``.
 from __future__ import annotations
 
 import codecs
+import difflib
 import glob
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import time as dtime
 from pathlib import Path
@@ -32,6 +34,7 @@ from .errors import ConfigError
 
 DEFAULT_CONFIG = "config.yaml"
 CONFIG_ENV = "MONITOR_CONFIG"
+APP_DIR = "topic-monitor"  # the name of its directories under $XDG_CONFIG_HOME and /etc
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -485,6 +488,43 @@ def _describe(error: Any) -> str:
     return f"{message[:1].lower()}{message[1:]}, got {shown}"
 
 
+# --- YAML syntax errors in words --------------------------------------------------------------------
+
+# The parser's message says where it gave up, in its own terms; these say what the writer most likely did.
+_YAML_WORDS = (
+    ("found character '\\t'", "a tab character: YAML indents with spaces only"),
+    ("mapping values are not allowed", "a colon followed by a space inside a value: put the value in quotes, "
+     "or check that the line is indented like its neighbours"),
+    ("could not find expected ':'", "a key without its colon, or a line that is indented as if it continued "
+     "the line above"),
+    ("expected <block end>", "a line indented differently from the keys or list items beside it"),
+    ("did not find expected key", "a line indented differently from the keys beside it, or a list item (-) "
+     "among keys"),
+    ("did not find expected '-' indicator", "a key among the items of a list (-), or a list item indented "
+     "differently from the others"),
+    ("expected the node content", "a value is missing where one must be (after a [, a { or a comma)"),
+    ("expected ',' or ']'", "a list in [ ] that is not closed, or a missing comma between its items"),
+    ("expected ',' or '}'", "a mapping in { } that is not closed, or a missing comma between its keys"),
+    ("found unexpected end of stream", "a quote that is never closed"),
+    ("found unknown escape character", "a backslash inside double quotes: use single quotes, or write \\\\"),
+    ("found undefined alias", "a * at the start of a value: put the value in quotes"),
+    ("found character '@' that cannot start", "a value starting with @: put it in quotes"),
+    ("found character '`' that cannot start", "a value starting with `: put it in quotes"),
+    ("found character '%' that cannot start", "a value starting with %: put it in quotes"),
+)
+
+
+def yaml_in_words(exc: yaml.MarkedYAMLError) -> str:
+    """What is wrong, then the parser's own message (and where the construct it was reading began)."""
+    parser = str(exc.problem or exc)
+    started = ""
+    if exc.context and exc.context_mark and exc.problem_mark and exc.context_mark.line != exc.problem_mark.line:
+        started = f", {exc.context} on line {exc.context_mark.line + 1}"
+    text = f"{exc.context or ''} {parser}"
+    words = next((words for needle, words in _YAML_WORDS if needle in text), None)
+    return f"{words} (parser: {parser}{started})" if words else f"{parser}{started}"
+
+
 # --- environment ----------------------------------------------------------------------------------
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -519,22 +559,59 @@ def _expand(value: Any, env: dict[str, str], loc: tuple[str | int, ...], tree: A
 # --- loading --------------------------------------------------------------------------------------
 
 
-def config_path(explicit: str | None = None) -> str:
-    """--config, else $MONITOR_CONFIG, else ./config.yaml."""
-    return explicit or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG
+def config_dirs(env: Mapping[str, str] | None = None) -> list[Path]:
+    """Where a config lives when no path is given: systemd's $CONFIGURATION_DIRECTORY (a colon-separated list,
+    set by ConfigurationDirectory=), then $XDG_CONFIG_HOME/topic-monitor (default ~/.config/topic-monitor)."""
+    env = os.environ if env is None else env
+    dirs = [Path(d) for d in env.get("CONFIGURATION_DIRECTORY", "").split(":") if d]
+    xdg = env.get("XDG_CONFIG_HOME") or (str(Path(env["HOME"]) / ".config") if env.get("HOME") else "")
+    if xdg:
+        dirs.append(Path(xdg) / APP_DIR)
+    return dirs
+
+
+def default_config_dir(env: Mapping[str, str] | None = None) -> Path:
+    """Where `monitor init` writes by default: the first of config_dirs()."""
+    dirs = config_dirs(env)
+    if not dirs:
+        raise ConfigError("no config directory: set XDG_CONFIG_HOME or HOME, or give `monitor init` a DIR")
+    return dirs[0]
+
+
+def config_candidates(explicit: str | None = None, env: Mapping[str, str] | None = None) -> list[str]:
+    """The config files looked for, in order: --config, $MONITOR_CONFIG, ./config.yaml, the config directories."""
+    env = os.environ if env is None else env
+    if explicit:
+        return [explicit]
+    if env.get(CONFIG_ENV):
+        return [env[CONFIG_ENV]]
+    return [DEFAULT_CONFIG, *(str(d / DEFAULT_CONFIG) for d in config_dirs(env))]
+
+
+def config_path(explicit: str | None = None, env: Mapping[str, str] | None = None) -> str:
+    """The config file to read: the first of config_candidates() that exists, else the first of them."""
+    candidates = config_candidates(explicit, env)
+    return next((c for c in candidates if Path(c).is_file()), candidates[0])
 
 
 def load(path: str | None = None, *, env: dict[str, str] | None = None) -> Config:
     """Read, expand and validate a config file; raise ConfigError with file:line on any problem."""
-    path = config_path(path)
+    environ = dict(os.environ) if env is None else env
+    candidates = config_candidates(path, os.environ)
+    path = config_path(path, os.environ)
     name = path
     try:
         text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError as exc:
+        if len(candidates) > 1:
+            raise ConfigError(
+                f"{path}: no such file, nor {', '.join(candidates[1:])}; write one with `monitor init`, "
+                f"or use --config PATH or set {CONFIG_ENV}"
+            ) from exc
         raise ConfigError(f"{path}: no such file (use --config PATH or set {CONFIG_ENV})") from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read: {exc}") from exc
-    return loads(text, name=name, env=dict(os.environ) if env is None else env)
+    return loads(text, name=name, env=environ)
 
 
 def loads(text: str, *, name: str = DEFAULT_CONFIG, env: dict[str, str] | None = None) -> Config:
@@ -550,14 +627,14 @@ def loads(text: str, *, name: str = DEFAULT_CONFIG, env: dict[str, str] | None =
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 1
-        raise ConfigError(f"{name}:{line}: not valid YAML: {exc.problem or exc}") from exc
+        raise ConfigError(f"{name}:{line}: not valid YAML: {yaml_in_words(exc)}") from exc
     except yaml.YAMLError as exc:
         raise ConfigError(f"{name}: not valid YAML: {exc}") from exc
     if tree is None:
         tree = _Lined({}, {}, 1)
     if not isinstance(tree, dict):
         raise ConfigError(f"{name}:1: expected a mapping with settings, channels, feeds, topics")
-    tree = _expand(tree, env, (), tree, name)
+    tree = _with_state_directory(_expand(tree, env, (), tree, name), env)
     try:
         config = Config.model_validate({**tree, "path": name})
     except ValidationError as exc:
@@ -569,9 +646,59 @@ def loads(text: str, *, name: str = DEFAULT_CONFIG, env: dict[str, str] | None =
                 loc, message = located.loc, located.message
             else:
                 loc, message = _clean_loc(tuple(error["loc"]), tree), _describe(error)
+                if error["type"] == "extra_forbidden":
+                    message += _nearest_key(loc, tree)
             lines.append(f"{name}:{_line_of(tree, loc)}: {_path(loc)}: {message}")
         raise ConfigError("\n".join(dict.fromkeys(lines))) from exc
     return config.model_copy(update={"example_texts": _read_examples(config, tree, name)})
+
+
+def _with_state_directory(tree: Any, env: Mapping[str, str]) -> Any:
+    """settings.data_dir defaults to systemd's $STATE_DIRECTORY (StateDirectory=) when it is set and the file
+    names none: the unit's state directory is the one place a DynamicUser service may write."""
+    state = env.get("STATE_DIRECTORY", "").split(":")[0]
+    settings = tree.get("settings")
+    if not state or (not isinstance(settings, dict) and settings is not None) or "data_dir" in (settings or {}):
+        return tree
+    lines = getattr(settings, "lines", {})
+    line = getattr(settings, "line", tree.line)
+    new = _Lined({**(settings or {}), "data_dir": state}, {**lines, "data_dir": line}, line)
+    return _Lined({**tree, "settings": new}, {"settings": line, **tree.lines}, tree.line)
+
+
+def _keys_of(model: type[BaseModel]) -> list[str]:
+    return [field.alias or name for name, field in model.model_fields.items() if not field.exclude]
+
+
+def _nearest_key(loc: tuple[str | int, ...], tree: Any) -> str:
+    """"; did you mean threshold?" for a misspelt key, or the keys allowed there when none is near."""
+    if not loc or not isinstance(loc[-1], str):
+        return ""
+    parent = loc[:-1]
+    model: type[BaseModel] | None = None
+    if parent == ():
+        model = Config
+    elif parent == ("settings",):
+        model = Settings
+    elif len(parent) == 2 and parent[0] == "feeds":
+        model = Feed
+    elif len(parent) == 2 and parent[0] == "topics":
+        model = Topic
+    elif len(parent) == 4 and parent[0] == "topics" and parent[2] == "examples":
+        model = Example
+    elif len(parent) == 2 and parent[0] == "channels":
+        node = tree.get("channels", {}).get(parent[1]) if isinstance(tree.get("channels"), dict) else None
+        kind = node.get("type") if isinstance(node, dict) else None
+        kinds: dict[str, type[BaseModel]] = {"console": ConsoleChannel, "telegram": TelegramChannel,
+                                             "email": EmailChannel}  # fmt: skip
+        model = kinds.get(str(kind))
+    if model is None:
+        return ""
+    keys = _keys_of(model)
+    near = difflib.get_close_matches(loc[-1], keys, n=1, cutoff=0.6)
+    if near:
+        return f"; did you mean {near[0]}?"
+    return f"; expected one of: {', '.join(keys)}"
 
 
 def _read_examples(config: Config, tree: Any, name: str) -> dict[str, tuple[tuple[str, str], ...]]:

@@ -103,14 +103,18 @@ class Pipeline:
             old_config, old_model = self._current
             self._current = (old_config if config is None else config, old_model if model is None else model)
 
-    def poll(self, feed: cfg.Feed) -> PollReport:
-        """Ingest one feed, then match, group and enqueue its new and changed items."""
+    def poll(self, feed: cfg.Feed, *, alert: bool = True) -> PollReport:
+        """Ingest one feed, then match, group and enqueue its new and changed items.
+
+        `alert=False` (`monitor check --learn`): every item is processed silently, as a new feed's backlog is."""
         done_before = self.store.get_feed(feed.name)
         report, new, changed = self.ingest(feed, done_before)
         now = self.clock.now()
         matches: dict[str, tuple[Match, ...]] = {}
         alerts = 0
         todo = self._todo(new, changed, done_before, now)
+        if not alert:
+            todo = [replace(step, alert=False) for step in todo]
         for n, step in enumerate(todo):
             try:
                 done = self.process(step.item, update=step.update, alert=step.alert)

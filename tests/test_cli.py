@@ -112,6 +112,11 @@ Monitor = Callable[..., Result]
 @pytest.fixture
 def monitor(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Monitor:
     """`monitor ARGS...` in this process: exit status, stdout, stderr."""
+    return runner(capsys, monkeypatch)
+
+
+def runner(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Monitor:
+    """The `monitor` fixture, for other test modules' fixtures."""
     monkeypatch.delenv("MONITOR_CONFIG", raising=False)
 
     def run(*args: str) -> Result:

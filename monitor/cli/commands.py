@@ -11,6 +11,7 @@ import getpass
 import json
 import os
 import sys
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
@@ -26,6 +27,16 @@ from ..ports import SystemClock
 from ..redact import scrub
 from ..service.health import format_status
 from ..service.logs import setup_logging
+from .args import (
+    Parser,
+    add_globals,
+    count,
+    duration,
+    existing_file,
+    fraction,
+    seconds,
+    writable_file,
+)
 from .views import format_alerts, notify_test
 
 if TYPE_CHECKING:
@@ -88,27 +99,39 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    """Poll every enabled feed once, match and enqueue alerts, then deliver what is due (beside a daemon: preview)."""
+    """Poll every enabled feed once, match and enqueue alerts, then deliver what is due (beside a daemon: preview).
+
+    --learn: the same poll with every item silent (matched and grouped, its topics counted as told), so a
+    later report of those stories stays quiet; nothing is delivered. --dry-run: Pipeline.preview for every
+    feed, nothing stored or sent (on a data directory without a database yet, in a temporary one)."""
     config = _config(args)
+    if args.dry_run:
+        return _dry_run(config)
     app = _open_app(config)
     try:
         delivering = app.claim_delivery()
-        if delivering:
+        if args.learn and not delivering:
+            raise MonitorError(f"the daemon (pid {app.delivering_pid}) polls this data directory; stop it to "
+                               "--learn, or let it alert what is new")  # fmt: skip
+        if delivering and not args.learn:
             app.recover()
-        else:  # polling beside the daemon would take items from it and could split its stories (Pipeline.preview)
+        elif not delivering:  # polling beside the daemon would take items from it and could split its stories
             print(f"the daemon (pid {app.delivering_pid}) polls this data directory: previewing, nothing is stored\n")
-        poll = app.pipeline.poll if delivering else app.pipeline.preview
-        reports = poll_all(config.enabled_feeds, poll, workers=config.settings.workers)
+        if args.learn:
+            reports = poll_all(config.enabled_feeds, lambda feed: app.pipeline.poll(feed, alert=False),
+                               workers=config.settings.workers)  # fmt: skip
+        else:
+            poll = app.pipeline.poll if delivering else app.pipeline.preview
+            reports = poll_all(config.enabled_feeds, poll, workers=config.settings.workers)
         for report in reports:
             print(_feed_line(report))
-        names = {t.id: t.name for t in config.topics}
-        for report in reports:
-            for item in report.items:
-                print(f"\n[{item.feed}] {item.title}\n  {item.link or '(no link)'}")
-                for match in report.matches.get(item.uid, ()):
-                    why = ", ".join(match.terms[:5])
-                    print(f"  -> {names.get(match.topic, match.topic)}: {match.score:.2f} "
-                          f"(threshold {match.threshold:.2f}) {why}")
+        if args.learn:
+            seen = sum(len(r.items) for r in reports)
+            matched = sum(len(r.matches) for r in reports)
+            print(f"\nlearned {seen} items ({matched} matching a topic) from {len(reports)} feeds: marked as seen, "
+                  "nothing alerted; from now on only what is new alerts")  # fmt: skip
+            return EXIT_OK
+        _print_items(config, reports)
         if delivering:
             print(f"\ndelivery: {app.deliverer.deliver_until_idle(args.deliver_timeout)}")
             app.offer_near_misses()  # the day's near-miss message, when its time has come
@@ -117,6 +140,37 @@ def cmd_check(args: argparse.Namespace) -> int:
     finally:
         app.close()
     return EXIT_OK
+
+
+def _dry_run(config: cfg.Config) -> int:
+    """`check --dry-run`: what a check would store and alert, storing and sending nothing."""
+    with tempfile.TemporaryDirectory(prefix="monitor-dry-run-") as scratch:
+        fresh = not config.settings.database and not (config.data_dir / "monitor.db").exists()
+        if fresh:  # no database yet: one would be created, and the topic model saved; do both elsewhere
+            settings = config.settings.model_copy(update={"data_dir": scratch})
+            config = config.model_copy(update={"settings": settings})
+        app = _open_app(config)
+        try:
+            reports = poll_all(config.enabled_feeds, app.pipeline.preview, workers=config.settings.workers)
+        finally:
+            app.close()
+    for report in reports:
+        print(_feed_line(report))
+    _print_items(config, reports)
+    alerts = sum(r.alerts for r in reports)
+    print(f"\ndry run: {sum(r.new for r in reports)} new items, {alerts} would alert; nothing stored or sent")
+    return EXIT_OK
+
+
+def _print_items(config: cfg.Config, reports: Sequence[PollReport]) -> None:
+    names = {t.id: t.name for t in config.topics}
+    for report in reports:
+        for item in report.items:
+            print(f"\n[{item.feed}] {item.title}\n  {item.link or '(no link)'}")
+            for match in report.matches.get(item.uid, ()):
+                why = ", ".join(match.terms[:5])
+                print(f"  -> {names.get(match.topic, match.topic)}: {match.score:.2f} "
+                      f"(threshold {match.threshold:.2f}) {why}")
 
 
 def _feed_line(report: PollReport) -> str:
@@ -164,8 +218,9 @@ def cmd_explain(args: argparse.Namespace) -> int:
     if args.text is not None:
         title, text = "", args.text
     elif args.file is not None:
-        raw = Path(args.file).read_text(encoding="utf-8")
-        title, _, text = raw.strip().partition("\n")
+        from .textfile import read_text  # feedparser's module: the charset detection feeds get
+
+        title, _, text = read_text(Path(args.file)).strip().partition("\n")
     else:
         title, text = _fetch_url(config, args.url)
     app = _open_app(config)
@@ -227,7 +282,7 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     config = _config(args)
     store = _open_store(config)
     try:
-        since = SystemClock().now() - timedelta(seconds=cfg.parse_duration(args.since))
+        since = SystemClock().now() - timedelta(seconds=args.since)
         print(format_alerts(store.alerts_since(since), config))
     finally:
         store.close()
@@ -332,6 +387,24 @@ def _login() -> str:
         return ""
 
 
+def cmd_init(args: argparse.Namespace) -> int:
+    """Write a starter config.yaml with its example articles, or print the systemd unit (--systemd)."""
+    from .skeleton import unit_text, write_starter
+
+    if args.systemd:
+        print(unit_text(), end="")
+        return EXIT_OK
+    target = Path(args.dir) if args.dir else cfg.default_config_dir()
+    written = write_starter(target, force=args.force)
+    config = target / cfg.DEFAULT_CONFIG
+    print(f"wrote {config} and {len(written) - 1} files beside it (examples/, daemon.md)")
+    found = cfg.config_path(None)
+    hint = "" if Path(found).resolve() == config.resolve() else f" --config {config}"
+    print(f"next: edit its feeds and topics, then `monitor validate{hint}`, `monitor check --learn{hint}` "
+          f"(the feeds' backlog, seen and not alerted) and `monitor run{hint}`")
+    return EXIT_OK
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """Run the daemon in the foreground (systemd supervises it)."""
     from ..service.daemon import Daemon  # heavy: APScheduler and the whole application
@@ -350,43 +423,47 @@ def _table(rows: Sequence[Sequence[str]]) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="monitor", description=__doc__)
+    parser = Parser(prog="monitor", description=__doc__)
     parser.add_argument("--version", action="version", version=f"topic-monitor {__version__}")
-    parser.add_argument(
-        "--log-level", help="DEBUG, INFO, WARNING or ERROR (default: INFO for `run`, ERROR for the others)"
-    )
-    parser.add_argument("--log-format", choices=["text", "json"], default="text", help="log as text or JSON lines")
+    add_globals(parser, on_command=False)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name: str, handler: Handler, help_text: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=help_text)
-        p.add_argument("--config", help=f"config file (default: ${cfg.CONFIG_ENV} or ./config.yaml)")
+        add_globals(p, on_command=True)  # before or after the command: `monitor --config x.yaml validate`
         p.set_defaults(handler=handler)
         return p
 
     add("validate", cmd_validate, "check the config and print a summary of feeds, topics and channels")
     p = add("check", cmd_check, "poll every feed once, match, enqueue and deliver (beside a running daemon: preview)")
-    p.add_argument("--deliver-timeout", type=float, default=60.0, metavar="SECONDS",
+    p.add_argument("--deliver-timeout", type=seconds, default=60.0, metavar="SECONDS",
                    help="how long to wait for retries before exiting (default 60)")
+    first_run = p.add_mutually_exclusive_group()
+    first_run.add_argument("--learn", action="store_true",
+                           help="mark everything the feeds hold now as seen (matched and grouped), alert nothing: "
+                                "the first run on new feeds")
+    first_run.add_argument("--dry-run", action="store_true",
+                           help="fetch, match and print what would alert; store and send nothing")
     add("feeds", cmd_feeds, "show each feed's last fetch, status, items, errors and next poll")
     p = add("explain", cmd_explain, "score a text against every topic and show why it matched")
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--text", help="the text to score")
-    source.add_argument("--file", help="a file: title on line 1, then the text")
+    source.add_argument("--file", type=existing_file,
+                        help="a text file (UTF-8, windows-1251 or KOI8-R): title on line 1, then the text")
     source.add_argument("--url", help="a page to fetch; its article text is scored")
     p.add_argument("--json", action="store_true", help="print JSON")
     p = add("eval", cmd_eval, "replay a labelled corpus and report precision, recall, F1 and Cdet")
-    p.add_argument("--corpus", required=True, help="JSON lines, optionally gzipped")
-    p.add_argument("--warmup", type=float, default=0.2, help="fraction used as background only (default 0.2)")
-    p.add_argument("--decisions", help="write per-item decisions as JSON lines here")
-    p.add_argument("--feedback", type=int, default=0, metavar="K",
+    p.add_argument("--corpus", required=True, type=existing_file, help="JSON lines, optionally gzipped")
+    p.add_argument("--warmup", type=fraction, default=0.2, help="fraction used as background only (default 0.2)")
+    p.add_argument("--decisions", type=writable_file, help="write per-item decisions as JSON lines here")
+    p.add_argument("--feedback", type=count, default=0, metavar="K",
                    help="simulate an analyst who labels alerts and offered near misses, up to K per topic (default 0)")
-    p.add_argument("--feedback-rate", type=float, default=1.0, metavar="P",
+    p.add_argument("--feedback-rate", type=fraction, default=1.0, metavar="P",
                    help="chance that an alert or near miss gets labelled (default 1.0)")
     p.add_argument("--seed", type=int, default=0, help="random seed of the simulated analyst (default 0)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p = add("alerts", cmd_alerts, "list recent alerts and their delivery state per channel")
-    p.add_argument("--since", default="1d", help="how far back, e.g. 6h, 1d (default 1d)")
+    p.add_argument("--since", type=duration, default=86400.0, help="how far back, e.g. 6h, 1d (default 1d)")
     p = add("notify-test", cmd_notify_test, "send a test message to a channel and print the answer")
     p.add_argument("channel", help="channel id from config.yaml")
     p = add("label", cmd_label, "record a verdict on an alert's item (12 libya no), on a near miss from the daily "
@@ -398,9 +475,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--user", help="who gives the verdict (default: the login name)")
     p = add("labels", cmd_labels, "list the labels, or export / import them with their items as JSON lines")
     p.add_argument("--topic", help="only this topic's labels")
-    p.add_argument("--export", metavar="FILE", help="write the labels and their items to FILE (JSON lines)")
-    p.add_argument("--import", dest="import_file", metavar="FILE", help="read labels and items from FILE")
+    p.add_argument("--export", type=writable_file, metavar="FILE",
+                   help="write the labels and their items to FILE (JSON lines)")
+    p.add_argument("--import", dest="import_file", type=existing_file, metavar="FILE",
+                   help="read labels and items from FILE")
     add("status", cmd_status, "health: feeds, topics per day, labels, outbox depth and failures")
+    p = add("init", cmd_init, "write a starter config.yaml and its example articles (or print the systemd unit)")
+    p.add_argument("dir", nargs="?", metavar="DIR",
+                   help="where to write them (default: $CONFIGURATION_DIRECTORY under systemd, "
+                        "else $XDG_CONFIG_HOME/topic-monitor)")
+    p.add_argument("--systemd", action="store_true", help="print the systemd unit for this installation instead")
+    p.add_argument("--force", action="store_true", help="overwrite files that exist")
     add("run", cmd_run, "run the daemon in the foreground")
     return parser
 
@@ -428,6 +513,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # `monitor alerts | head`: the reader left; say nothing more (Python's documented way)
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
+    except OSError as exc:  # a file the command writes or reads (full disk, permissions): one line, not a traceback
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"monitor {args.command}: {where}{exc.strerror or exc}", file=sys.stderr)
+        return EXIT_FAILED
 
 
 __all__ = ["build_parser", "main"]
