@@ -379,3 +379,105 @@ def test_light_commands_import_no_model_machinery(tmp_path: Path, feed_server: F
         capture_output=True, text=True, timeout=60, cwd=ROOT, env=env, check=False,
     )
     assert result.stdout.split() == ["0"], result.stdout + result.stderr
+
+
+def test_check_learn_marks_the_backlog_seen_and_alerts_nothing(
+    monitor: Monitor, tmp_path: Path, feed_server: FeedServer
+) -> None:
+    # Flexget's --learn: adding feeds must not alert their backlog; what comes later does.
+    serve_feeds(feed_server)
+    config = str(write_config(tmp_path, feed_server))
+    learned = monitor("check", "--config", config, "--learn")
+    assert learned.returncode == 0, learned.stderr
+    assert re.search(r"^learned 3 items \([1-9] matching a topic\) from 3 feeds: marked as seen, nothing alerted",
+                     learned.stdout, re.M), learned.stdout  # fmt: skip
+    assert "delivery:" not in learned.stdout
+    assert monitor("alerts", "--config", config).stdout.strip() == "no alerts"
+    # Later: another outlet reports the learned story (quiet), and a new story comes in (alerts).
+    retold = ("libya-2", "Стороны ливийского конфликта договорились о прекращении огня в Ливии", LIBYA[2])
+    fresh = ("libya-3", "Нефтяные порты Ливии возобновили отгрузки",
+             "Национальная нефтяная корпорация Ливии сообщила, что порты на востоке страны возобновили отгрузки "
+             "нефти после снятия блокады сторонниками Хафтара.")  # fmt: skip
+    feed_server.route("/koi8.xml", rss([("koi-1", "Новости Ливии", "Перемирие в Ливии соблюдается."), retold, fresh],
+                                       encoding="koi8-r"), headers={"Content-Type": "text/xml; charset=koi8-r"})
+    later = monitor("check", "--config", config, "--deliver-timeout", "5")
+    assert later.returncode == 0, later.stderr
+    alerts = monitor("alerts", "--config", config).stdout
+    assert "Нефтяные порты Ливии" in alerts, later.stdout
+    assert "договорились о прекращении огня" not in alerts  # the learned story stays quiet
+
+
+def test_check_dry_run_stores_and_sends_nothing(monitor: Monitor, tmp_path: Path, feed_server: FeedServer) -> None:
+    serve_feeds(feed_server)
+    config = str(write_config(tmp_path, feed_server))
+    dry = monitor("check", "--config", config, "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert "Новости Ливии" in dry.stdout and "-> Ливия:" in dry.stdout
+    assert re.search(r"^dry run: 3 new items, [1-9] would alert; nothing stored or sent$", dry.stdout, re.M)
+    assert not (tmp_path / "data").exists()  # no database, no model file: the first real run starts from nothing
+    real = monitor("check", "--config", config, "--deliver-timeout", "5")
+    assert "Новости Ливии" in real.stdout and re.search(r"^delivery: sent [1-9]", real.stdout, re.M)
+    # On a data directory that has a database: read, never written.
+    feed_server.route("/koi8.xml", rss([("koi-2", "Ливия: новости", "Перемирие в Ливии соблюдается.")],
+                                       encoding="koi8-r"), headers={"Content-Type": "text/xml; charset=koi8-r"})
+    before = (tmp_path / "data" / "monitor.db").read_bytes()
+    again = monitor("check", "--config", config, "--dry-run")
+    assert "Ливия: новости" in again.stdout and "dry run: 1 new items" in again.stdout
+    assert (tmp_path / "data" / "monitor.db").read_bytes() == before
+
+
+def test_init_writes_a_starter_config_that_validates(
+    monitor: Monitor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    monkeypatch.delenv("CONFIGURATION_DIRECTORY", raising=False)
+    monkeypatch.chdir(tmp_path)  # no ./config.yaml here: the lookup goes on to the config directory
+    result = monitor("init")
+    home = tmp_path / "xdg" / "topic-monitor"
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"wrote {home / 'config.yaml'} and ")
+    topics = sorted(p.name for p in (ROOT / "examples").iterdir())
+    assert sorted(p.name for p in (home / "examples").iterdir()) == topics
+    assert (home / "daemon.md").read_text(encoding="utf-8") == (ROOT / "docs" / "daemon.md").read_text(encoding="utf-8")
+    assert "\n  data_dir:" not in (home / "config.yaml").read_text(encoding="utf-8")  # left to its default
+    valid = monitor("validate")  # found without --config
+    assert valid.returncode == 0, valid.stderr
+    assert valid.stdout.startswith(f"{home / 'config.yaml'}: OK") and f"data in {home / 'data'}" in valid.stdout
+    monkeypatch.setenv("STATE_DIRECTORY", str(tmp_path / "state"))  # as systemd's StateDirectory= sets it
+    assert f"data in {tmp_path / 'state'}," in monitor("validate").stdout
+    again = monitor("init")
+    assert again.returncode == 2 and "exists already; keep it, or write over it with --force" in again.stderr
+    assert monitor("init", "--force").returncode == 0
+    monkeypatch.setenv("CONFIGURATION_DIRECTORY", str(tmp_path / "etc"))
+    assert monitor("init").returncode == 0 and (tmp_path / "etc" / "config.yaml").exists()
+
+
+def test_init_systemd_prints_the_unit_of_this_installation(monitor: Monitor) -> None:
+    result = monitor("init", "--systemd")
+    assert result.returncode == 0, result.stderr
+    shipped = (ROOT / "systemd" / "topic-monitor.service").read_text(encoding="utf-8")
+    assert result.stdout.splitlines()[-1] == shipped.splitlines()[-1]
+    [doc] = [line for line in result.stdout.splitlines() if line.startswith("Documentation=")]
+    assert Path(doc.removeprefix("Documentation=file://")).is_file()
+    assert "/opt/topic-monitor/.venv/bin/monitor" not in result.stdout
+
+
+def test_the_config_is_looked_up_in_order(monitor: Monitor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    monkeypatch.delenv("CONFIGURATION_DIRECTORY", raising=False)
+    missing = monitor("validate")
+    assert missing.returncode == 2
+    assert missing.stderr.strip() == (
+        f"config.yaml: no such file, nor {tmp_path / 'xdg' / 'topic-monitor' / 'config.yaml'}; write one with "
+        "`monitor init`, or use --config PATH or set MONITOR_CONFIG"
+    )
+    for where in ("xdg/topic-monitor", "etc", "."):
+        (tmp_path / where).mkdir(parents=True, exist_ok=True)
+        (tmp_path / where / "config.yaml").write_text(f"settings:\n  data_dir: /tmp/{where.replace('/', '-')}\n")
+    monkeypatch.setenv("CONFIGURATION_DIRECTORY", str(tmp_path / "etc"))
+    assert monitor("validate").stdout.startswith("config.yaml: OK")  # ./config.yaml before the directories
+    (tmp_path / "config.yaml").unlink()
+    assert monitor("validate").stdout.startswith(f"{tmp_path / 'etc' / 'config.yaml'}: OK")
+    monkeypatch.setenv("MONITOR_CONFIG", str(tmp_path / "xdg" / "topic-monitor" / "config.yaml"))
+    assert monitor("validate").stdout.startswith(f"{tmp_path / 'xdg'}")

@@ -230,3 +230,58 @@ def test_an_email_digest_needs_a_schedule() -> None:
     assert error_of(text) == (
         'config.yaml:6: channels.mail: a digest channel needs `every` (e.g. 1h) or `at` (e.g. "08:00")'
     )
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (GOOD.replace("    name: Libya", "    name: Libya\n    treshold: 0.3"),
+         "config.yaml:11: topics[0].treshold: unknown key; did you mean threshold?"),
+        (GOOD.replace("interval: 5m}", "intervall: 5m}"), "config.yaml:7: feeds[0].intervall: unknown key; did you "
+         "mean interval?"),
+        (GOOD.replace("{type: console}", "{type: console, moed: digest}"),
+         "config.yaml:5: channels.console.moed: unknown key; did you mean mode?"),
+        (GOOD.replace("feeds:", "feed:"), "config.yaml:6: feed: unknown key; did you mean feeds?"),
+        (GOOD.replace("  default_interval", "  zzz: 1\n  default_interval"),
+         "config.yaml:3: settings.zzz: unknown key; expected one of: data_dir, database, timezone,"),
+    ],
+)
+def test_an_unknown_key_suggests_the_nearest_valid_one(text: str, expected: str) -> None:
+    assert error_of(text).startswith(expected)
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        (GOOD.replace("    name: Libya", "\tname: Libya"), "a tab character: YAML indents with spaces only"),
+        (GOOD.replace("    name: Libya", "    name: Libya: the war"), "a colon followed by a space inside a value"),
+        (GOOD.replace("keywords: [Ливия]", "keywords: [Ливия, Триполи"),
+         "a list in [ ] that is not closed, or a missing comma between its items"),
+        (GOOD.replace('text: "Переговоры в Триполи"}', 'text: "Переговоры в Триполи}'), "a quote that is never closed"),
+    ],
+)
+def test_yaml_syntax_errors_say_what_is_wrong_in_words(text: str, words: str) -> None:
+    error = error_of(text)
+    assert error.startswith("config.yaml:") and f"not valid YAML: {words}" in error
+    assert "(parser: " in error  # and the parser's own message
+
+
+def test_data_dir_defaults_to_the_state_directory_under_systemd(tmp_path: Path) -> None:
+    state = {"STATE_DIRECTORY": "/var/lib/topic-monitor"}
+    assert cfg.loads(GOOD, env=state).data_dir == Path("/var/lib/topic-monitor")
+    assert cfg.loads("", env=state).data_dir == Path("/var/lib/topic-monitor")
+    named = GOOD.replace("  timezone:", "  data_dir: /srv/monitor\n  timezone:")
+    assert cfg.loads(named, env=state).data_dir == Path("/srv/monitor")  # the file wins
+    assert cfg.loads(GOOD, name=str(tmp_path / "c.yaml")).data_dir == tmp_path / "data"  # without systemd
+
+
+def test_config_directories_follow_systemd_then_xdg() -> None:
+    env = {"CONFIGURATION_DIRECTORY": "/etc/topic-monitor:/etc/other", "HOME": "/home/a"}
+    dirs = [Path("/etc/topic-monitor"), Path("/etc/other"), Path("/home/a/.config/topic-monitor")]
+    assert cfg.config_dirs(env) == dirs
+    assert cfg.default_config_dir({"XDG_CONFIG_HOME": "/x", "HOME": "/home/a"}) == Path("/x/topic-monitor")
+    assert cfg.config_candidates("given.yaml", env) == ["given.yaml"]
+    assert cfg.config_candidates(None, {**env, "MONITOR_CONFIG": "m.yaml"}) == ["m.yaml"]
+    assert cfg.config_candidates(None, env)[0] == "config.yaml"
+    with pytest.raises(ConfigError, match="no config directory"):
+        cfg.default_config_dir({})

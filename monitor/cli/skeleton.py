@@ -68,5 +68,6 @@ def unit_text(executable: Path | None = None) -> str:
         beside = Path(sys.executable).parent / "monitor"
         script = beside if beside.exists() else script
     text = text.replace("/opt/topic-monitor/.venv/bin/monitor", str(script))
-    guide = SHIPPED / "daemon.md"
-    return re.sub(r"^Documentation=.*$", f"Documentation=file://{guide.resolve()}", text, count=1, flags=re.M)
+    guide = (SHIPPED / "daemon.md").resolve()
+    text = re.sub(r"^# Written by `monitor init.*\n", "", text, count=1, flags=re.M)
+    return re.sub(r"^Documentation=.*$", f"Documentation=file://{guide}", text, count=1, flags=re.M)
