@@ -48,6 +48,7 @@ from .metrics import Metrics
 from .ports import AppFactory, AppLike, Loader
 from .reload import MAX_DELAY, ConfigWatcher, ReloadNotices
 from .scheduler import Scheduler
+from .summary import WINDOW, PollTally, summary_line
 from .systemd import SdNotifier
 from .wakeup import Wakeup
 
@@ -103,6 +104,7 @@ class Daemon:
         self._deliver_again = threading.Event()
         self._delivering = False
         self._health = DeadFeedWatch(since=self._clock.now())
+        self._tally = PollTally(self._clock.now())  # the summary line's figures (service.summary)
         self._app: AppLike | None = None
         self._config: cfg.Config | None = None
         self._scheduler: Scheduler | None = None
@@ -325,6 +327,7 @@ class Daemon:
         self._guard.store_works()  # the poll stored its feed's state
         self.app.recover()  # items an earlier poll stored but could not match, if any
         self.metrics.record_poll(report)
+        self._tally.record(report, self._clock.now())
         if report.new:  # errors are logged by the pipeline, with the retry time
             log.info("feed %s: %d new, %d alerts", feed.name, report.new, report.alerts)
         if report.alerts:
@@ -363,6 +366,17 @@ class Daemon:
     def _stats(self) -> None:
         self.metrics.set_outbox(self.app.store.outbox_counts())
         self._sd.status(self._status_line())
+        self._summarise()
+
+    def _summarise(self) -> None:
+        """The summary line, once the start-up polls are in (spread over startup_spread, each bounded by
+        3 × timeout), then hourly: feeds reachable / failing, new items, alerts queued."""
+        now = self._clock.now()
+        if self._tally.due(now, self._startup_spread + 3 * self.config.settings.timeout):
+            names = [feed.name for feed in self._feeds.values()]
+            new = self._tally.new_since(now - timedelta(seconds=WINDOW))
+            counts = self.app.store.outbox_counts()
+            log.info("%s", summary_line(names, self._tally.last(), new, counts, now, self._tally.started))
 
     def _status_line(self) -> str:
         counts = self.app.store.outbox_counts()
