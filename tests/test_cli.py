@@ -481,3 +481,47 @@ def test_the_config_is_looked_up_in_order(monitor: Monitor, tmp_path: Path, monk
     assert monitor("validate").stdout.startswith(f"{tmp_path / 'etc' / 'config.yaml'}: OK")
     monkeypatch.setenv("MONITOR_CONFIG", str(tmp_path / "xdg" / "topic-monitor" / "config.yaml"))
     assert monitor("validate").stdout.startswith(f"{tmp_path / 'xdg'}")
+
+
+def test_status_says_whether_a_daemon_runs_on_the_data_directory(
+    monitor: Monitor, tmp_path: Path, feed_server: FeedServer
+) -> None:
+    serve_feeds(feed_server)
+    config = str(write_config(tmp_path, feed_server))
+    never = monitor("status", "--config", config)
+    assert never.returncode == 0, never.stderr
+    assert never.stdout.startswith(f"daemon: not running (no daemon has run on {tmp_path / 'data'}); never polled")
+    monitor("check", "--config", config, "--deliver-timeout", "1")  # takes and releases the lock; polls
+    stopped = monitor("status", "--config", config).stdout.splitlines()[0]
+    assert stopped.startswith(f"daemon: not running on {tmp_path / 'data'}: nothing is polled until it starts; "
+                              "last poll 20")  # fmt: skip
+    assert stopped.endswith("(Europe/Moscow)")
+    hold = (
+        "import sys, time; from pathlib import Path; from monitor.service.lock import ProcessLock; "
+        "assert ProcessLock(Path(sys.argv[1])).acquire(); print('held', flush=True); time.sleep(60)"
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", hold, str(tmp_path / "data" / "deliver.lock")], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        running = monitor("status", "--config", config).stdout.splitlines()[0]
+    finally:
+        holder.kill()
+        holder.wait(timeout=10)
+        if holder.stdout is not None:
+            holder.stdout.close()
+    assert re.fullmatch(rf"daemon: running, pid {holder.pid}, since 20\S+ \S+ \(Europe/Moscow\); last poll .*", running)
+
+
+def test_feeds_shows_the_whole_error(monitor: Monitor, tmp_path: Path, feed_server: FeedServer) -> None:
+    # Seen: "cannot connect while fetching https://www.interfax.ru/rss.as" — cut before the cause.
+    serve_feeds(feed_server)
+    long_path = "/" + "long-" * 20 + ".xml"
+    missing = f'  - {{name: Gone, url: "{feed_server.url(long_path)}"}}'
+    config = str(write_config(tmp_path, feed_server, missing))
+    monitor("check", "--config", config, "--deliver-timeout", "1")
+    feeds = monitor("feeds", "--config", config)
+    [gone] = [line for line in feeds.stdout.splitlines() if line.startswith("Gone")]
+    assert long_path in gone and "404" in gone
+    assert "last fetch (Europe/Moscow)" in feeds.stdout.splitlines()[0]

@@ -128,3 +128,20 @@ def test_scrub_leaves_ordinary_text_alone() -> None:
 def test_unknown_format_is_refused() -> None:
     with pytest.raises(ValueError, match="json"):
         setup_logging("xml")
+
+
+@pytest.mark.parametrize(("level", "shown"), [("INFO", False), ("DEBUG", True)])
+def test_pymorphy3s_start_up_lines_show_at_debug_only(level: str, shown: bool) -> None:
+    stream = io.StringIO()
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level, logging.getLogger("pymorphy3").level)
+    try:
+        setup_logging("text", level, stream=stream)
+        logging.getLogger("pymorphy3.opencorpora_dict.wrapper").info("Loading dictionaries from /x")
+        logging.getLogger("pymorphy3.opencorpora_dict.wrapper").warning("a real problem")
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+        logging.getLogger("pymorphy3").setLevel(saved[2])
+    assert ("Loading dictionaries" in stream.getvalue()) is shown
+    assert "a real problem" in stream.getvalue()

@@ -37,7 +37,7 @@ from .args import (
     seconds,
     writable_file,
 )
-from .views import format_alerts, notify_test
+from .views import daemon_line, format_alerts, notify_test
 
 if TYPE_CHECKING:
     from ..app import App
@@ -187,13 +187,14 @@ def cmd_feeds(args: argparse.Namespace) -> int:
     try:
         states = {s.name: s for s in store.feeds()}
         tz = config.settings.tz
-        rows = [("feed", "last fetch", "status", "items", "errors", "next poll", "last error")]
+        zone = config.settings.timezone  # one time zone in human output, labelled
+        rows = [("feed", f"last fetch ({zone})", "status", "items", "errors", f"next poll ({zone})", "last error")]
         for feed in config.feeds:
             s = states.get(feed.name)
             if s is None:
                 rows.append((feed.name, "never", "new", "0", "0", "now", ""))
                 continue
-            error = (s.last_error or "")[:60]
+            error = " ".join((s.last_error or "").split())  # whole: a cut error hides its cause
             if s.redirected_to:
                 error = f"moved permanently to {s.redirected_to}; {error}".rstrip("; ")
             rows.append((
@@ -309,6 +310,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     config = _config(args)
     store = _open_store(config)
     try:
+        polls = [s.last_fetch for s in store.feeds() if s.last_fetch is not None]
+        lock = config.data_dir / "deliver.lock"  # App's: the delivering process holds it
+        print(daemon_line(lock, max(polls, default=None), config.settings.tz, config.settings.timezone))
         print(format_status(_Records(config, store), SystemClock().now()))
     finally:
         store.close()

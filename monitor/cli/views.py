@@ -1,9 +1,13 @@
-"""What the CLI prints about delivery: `monitor alerts` and `monitor notify-test` (only cli.py imports this)."""
+"""What the CLI prints about delivery and the daemon: `monitor alerts`, `monitor notify-test`, the daemon line of
+`monitor status` (only cli.py imports this)."""
 
 from __future__ import annotations
 
+import fcntl
+import os
 from collections.abc import Mapping, Sequence
-from datetime import UTC, tzinfo
+from datetime import UTC, datetime, tzinfo
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from ..config import Config
@@ -70,3 +74,27 @@ def _state(d: Delivery, tz: tzinfo) -> str:
         return f"FAILED{tries}{error}"
     when = f", next attempt {d.next_attempt.astimezone(tz):%Y-%m-%d %H:%M}" if d.next_attempt else ""
     return f"{d.status}{when}{tries}" + (f", last error{error}" if error else "")
+
+
+def daemon_line(lock: Path, last_poll: datetime | None, tz: tzinfo, zone: str) -> str:
+    """`monitor status`: whether a daemon delivers from this data directory (it holds `lock`), since when, and
+    when a feed was last polled.
+
+    The lock is probed with a shared flock, which fails while the daemon holds it exclusively; the pid in the
+    file alone would outlive the daemon (it is not cleared at exit) and could name another process by now."""
+    polled = f"; last poll {last_poll.astimezone(tz):%Y-%m-%d %H:%M:%S} ({zone})" if last_poll else "; never polled"
+    try:
+        fd = os.open(lock, os.O_RDONLY)
+    except FileNotFoundError:
+        return f"daemon: not running (no daemon has run on {lock.parent}){polled}"
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pid = os.read(fd, 32).decode(errors="replace").strip() or "?"
+            since = datetime.fromtimestamp(os.fstat(fd).st_mtime, UTC).astimezone(tz)  # written when it took the lock
+            return f"daemon: running, pid {pid}, since {since:%Y-%m-%d %H:%M:%S} ({zone}){polled}"
+        fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+    return f"daemon: not running on {lock.parent}: nothing is polled until it starts{polled}"

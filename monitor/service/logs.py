@@ -59,4 +59,6 @@ def setup_logging(fmt: str = "text", level: str | int = "INFO", *, stream: IO[st
     # long paced delivery pass: counted as topic_monitor_jobs_skipped_total{job}, not logged.
     logging.getLogger("apscheduler").setLevel(max(logging.WARNING, root.level))
     logging.getLogger("apscheduler.scheduler").setLevel(max(logging.ERROR, root.level))
+    # pymorphy3 logs two INFO lines on every start (which dictionary it loaded, and where): shown at DEBUG only.
+    logging.getLogger("pymorphy3").setLevel(logging.DEBUG if root.level <= logging.DEBUG else logging.WARNING)
     return handler
