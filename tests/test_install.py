@@ -17,6 +17,7 @@ import site
 import subprocess
 import sys
 import sysconfig
+import tomllib
 import venv
 from pathlib import Path
 
@@ -28,14 +29,7 @@ from tests.test_cli import LIBYA, WEATHER, rss
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = ["pyproject.toml", "README.md", "config.yaml", "monitor", "examples", "systemd", "docs/daemon.md"]
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        importlib.util.find_spec("setuptools.command.bdist_wheel") is None,
-        reason="setuptools >= 70.1 (bdist_wheel built in) is needed to build the wheel offline; `pip install -e "
-        "'.[test]'` installs it",
-    ),
-]
+NO_OFFLINE_BUILD = importlib.util.find_spec("setuptools.command.bdist_wheel") is None
 
 
 def run(*argv: str | Path, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -45,6 +39,9 @@ def run(*argv: str | Path, cwd: Path, env: dict[str, str] | None = None) -> subp
     return result
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(NO_OFFLINE_BUILD, reason="setuptools >= 70.1 (bdist_wheel built in) is needed to build the "
+                    "wheel offline; `pip install -e '.[test]'` installs it")  # fmt: skip
 def test_the_wheel_installs_and_runs_without_the_checkout(tmp_path: Path, feed_server: FeedServer) -> None:
     source = tmp_path / "src"  # a copy: building in place would leave build/ in the checkout
     for name in SOURCES:
@@ -96,3 +93,17 @@ def test_the_wheel_installs_and_runs_without_the_checkout(tmp_path: Path, feed_s
     assert f"ExecStart={monitor} " in unit
     [doc] = re.findall(r"^Documentation=file://(.*)$", unit, re.M)
     assert Path(doc).is_file() and Path(doc).is_relative_to(purelib)
+
+
+def _name(requirement: str) -> str:
+    return re.split(r"[\s\[<>=!~;]", requirement, maxsplit=1)[0].lower().replace("_", "-")
+
+
+def test_the_constraints_file_pins_every_runtime_dependency() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    lines = [line for line in (ROOT / "constraints.txt").read_text(encoding="utf-8").splitlines()
+             if line and not line.startswith("#")]  # fmt: skip
+    pins = {_name(line): line for line in lines}
+    assert all("==" in line for line in lines), lines  # pins, not ranges
+    assert {_name(dep) for dep in project["dependencies"]} <= set(pins)
+    assert "topic-monitor" not in pins
