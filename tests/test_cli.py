@@ -525,3 +525,17 @@ def test_feeds_shows_the_whole_error(monitor: Monitor, tmp_path: Path, feed_serv
     [gone] = [line for line in feeds.stdout.splitlines() if line.startswith("Gone")]
     assert long_path in gone and "404" in gone
     assert "last fetch (Europe/Moscow)" in feeds.stdout.splitlines()[0]
+
+
+def test_alerts_lists_the_other_sources_of_a_story(monitor: Monitor, tmp_path: Path, feed_server: FeedServer) -> None:
+    serve_feeds(feed_server)
+    config = str(write_config(tmp_path, feed_server))
+    monitor("check", "--config", config, "--deliver-timeout", "5")
+    retold = ("libya-2", "Стороны ливийского конфликта договорились о прекращении огня в Ливии", LIBYA[2])
+    feed_server.route("/koi8.xml", rss([("koi-1", "Новости Ливии", "Перемирие в Ливии соблюдается."), retold],
+                                       encoding="koi8-r"), headers={"Content-Type": "text/xml; charset=koi8-r"})
+    monitor("check", "--config", config, "--deliver-timeout", "5")
+    alerts = monitor("alerts", "--config", config).stdout
+    block = next(b for b in alerts.split("\n#") if LIBYA[1] in b)
+    assert "\n    also: KOI\n" in block + "\n", alerts
+    assert alerts.rstrip().endswith("(times in Europe/Moscow)")

@@ -58,10 +58,14 @@ def format_alerts(
             f"{shorten(one_line(alert.item.title), 100)} ({alert.item.feed})"
         )
         lines = [head]
+        sources = list(dict.fromkeys(one_line(source) for source, _ in alert.also))
+        if sources:  # the story's later reports: sent as edits of the message, shown here too
+            lines.append(f"    also: {', '.join(sources)}")
         for d in sorted(deliveries, key=lambda d: (d.channel, d.id)):
             lines.append(f"    {d.channel}: {_state(d, tz)}")
         blocks.append("\n".join(lines))
-    return "\n".join(blocks)
+    zone = config.settings.timezone if config else str(tz)
+    return "\n".join([*blocks, f"(times in {zone})"])
 
 
 def _state(d: Delivery, tz: tzinfo) -> str:
