@@ -107,6 +107,8 @@ BAD = [
     ("status", ["--config", "{config}", "--json"]),
     ("init", ["{file}"]),
     ("init", ["{dir}", "{dir}"]),
+    ("completion", ["zsh"]),
+    ("man", ["--width", "80"]),
     ("run", ["--config", "{missing}"]),
     ("run", ["--config", "{unknown}"]),
 ]

@@ -454,6 +454,22 @@ def cmd_init(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_completion(args: argparse.Namespace) -> int:
+    """Print the bash completion script for `monitor`, generated from this parser."""
+    from .completion import bash_completion
+
+    print(bash_completion(build_parser()), end="")
+    return EXIT_OK
+
+
+def cmd_man(args: argparse.Namespace) -> int:
+    """Print the monitor(1) man page (roff), generated from this parser."""
+    from .completion import man_page
+
+    print(man_page(build_parser()), end="")
+    return EXIT_OK
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """Run the daemon in the foreground (systemd supervises it)."""
     from ..service.daemon import Daemon  # heavy: APScheduler and the whole application
@@ -535,6 +551,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "else $XDG_CONFIG_HOME/topic-monitor)")
     p.add_argument("--systemd", action="store_true", help="print the systemd unit for this installation instead")
     p.add_argument("--force", action="store_true", help="overwrite files that exist")
+    add("completion", cmd_completion, "print the bash completion script (zsh: after bashcompinit)")
+    add("man", cmd_man, "print the monitor(1) man page")
     add("run", cmd_run, "run the daemon in the foreground")
     return parser
 
