@@ -539,3 +539,22 @@ def test_alerts_lists_the_other_sources_of_a_story(monitor: Monitor, tmp_path: P
     block = next(b for b in alerts.split("\n#") if LIBYA[1] in b)
     assert "\n    also: KOI\n" in block + "\n", alerts
     assert alerts.rstrip().endswith("(times in Europe/Moscow)")
+
+
+def test_the_readme_walk_through_does_what_it_says(monitor: Monitor, tmp_path: Path, feed_server: FeedServer) -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    walk = readme.split("## Five minutes, locally", 1)[1].split("\n## ", 1)[0]
+    local = re.search(r"<<'EOF'\n(.*?)\nEOF\n", walk, re.S)
+    assert local is not None
+    assert monitor("init", str(tmp_path / "demo")).returncode == 0
+    feed_server.route("/feed.xml", (tmp_path / "demo" / "examples" / "feed.xml").read_bytes(),
+                      headers={"Content-Type": "application/rss+xml"})  # fmt: skip
+    config = tmp_path / "demo" / "local.yaml"
+    config.write_text(local.group(1).replace("http://127.0.0.1:8000/", feed_server.url("/")), encoding="utf-8")
+    dry = monitor("check", "--dry-run", "--config", str(config))
+    assert "dry run: 4 new items, 3 would alert; nothing stored or sent" in dry.stdout, dry.stdout + dry.stderr
+    assert "# 4 new items, 3 would alert" in walk
+    text = "Хафтар заявил о возобновлении наступления на Триполи"
+    assert text in walk
+    explained = monitor("explain", "--config", str(config), "--text", text)
+    assert re.search(r"^MATCH\s+\S+ / \S+\s+libya \(Libya\)", explained.stdout, re.M), explained.stdout

@@ -41,6 +41,8 @@ def write_starter(target: Path, *, force: bool = False) -> list[Path]:
     examples = shipped("examples")
     sources = {Path("config.yaml"): config, Path("daemon.md"): shipped("daemon.md")}
     sources.update({p.relative_to(examples.parent): p for p in sorted(examples.rglob("*.txt"))})
+    if (examples / "feed.xml").exists():  # the README walk-through's sample feed
+        sources[Path("examples/feed.xml")] = examples / "feed.xml"
     existing = [target / rel for rel in sources if (target / rel).exists()]
     if existing and not force:
         shown = ", ".join(str(p) for p in existing[:3]) + (" …" if len(existing) > 3 else "")
