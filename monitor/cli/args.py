@@ -9,6 +9,7 @@ accepted before or after the command (`monitor --config x.yaml validate`, `monit
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 from typing import NoReturn
@@ -119,4 +120,11 @@ def writable_file(value: str) -> str:
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise argparse.ArgumentTypeError(f"{value}: no directory {parent} to write it in")
+    return value
+
+
+def http_url(value: str) -> str:
+    """An http(s) URL with a host."""
+    if not re.match(r"^https?://[^\s/]+", value, re.IGNORECASE):
+        raise argparse.ArgumentTypeError(f"expected an http(s) URL like https://example.org/page, got {value!r}")
     return value

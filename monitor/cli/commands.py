@@ -35,6 +35,7 @@ from .args import (
     duration,
     existing_file,
     fraction,
+    http_url,
     seconds,
     writable_file,
 )
@@ -515,7 +516,7 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--text", help="the text to score")
     source.add_argument("--file", type=existing_file,
                         help="a text file (UTF-8, windows-1251 or KOI8-R): title on line 1, then the text")
-    source.add_argument("--url", help="a page to fetch; its article text is scored")
+    source.add_argument("--url", type=http_url, help="a page to fetch; its article text is scored")
     p.add_argument("--json", action="store_true", help="print JSON")
     p = add("eval", cmd_eval, "replay a labelled corpus and report precision, recall, F1 and Cdet")
     p.add_argument("--corpus", required=True, type=existing_file, help="JSON lines, optionally gzipped")
@@ -535,7 +536,7 @@ def build_parser() -> argparse.ArgumentParser:
             "message (n12 yes) or on a page found elsewhere (--url URL --topic libya yes)")  # fmt: skip
     p.add_argument("words", nargs="+", metavar="ARG",
                    help="ALERT_ID TOPIC yes|no; a near miss nID [TOPIC] yes|no; with --url only yes|no")  # fmt: skip
-    p.add_argument("--url", help="a page the monitor missed: fetched, stored as an item and labelled")
+    p.add_argument("--url", type=http_url, help="a page the monitor missed: fetched, stored as an item and labelled")
     p.add_argument("--topic", help="the topic (id or name), with --url")
     p.add_argument("--user", help="who gives the verdict (default: the login name)")
     p = add("labels", cmd_labels, "list the labels, or export / import them with their items as JSON lines")
