@@ -127,11 +127,25 @@ def test_highlight(term: str, text: str, found: list[str]) -> None:
     assert [text[s:e] for s, e in highlight_spans(text, [term])] == found
 
 
-def test_snippet_is_centred_on_the_first_hit() -> None:
+def test_snippet_starts_at_the_sentence_of_the_first_hit_and_ends_at_a_sentence() -> None:
+    # issue 14: passages start and end at sentence boundaries (they were cut mid-sentence, with "…")
     text = "Вступление. " * 100 + "Речь шла о стратегической стабильности. " + "Хвост. " * 100
     window, spans = snippet(text, ["стратегическ* стабильност*"], width=200)
-    assert window.startswith("…") and window.endswith("…") and len(window) <= 202
+    assert window.startswith("Речь шла о ") and window.endswith("Хвост.") and len(window) <= 200
     assert [window[s:e] for s, e in spans] == ["стратегической стабильности"]
+
+
+def test_snippet_of_one_long_sentence_is_a_window_of_words() -> None:
+    text = "слово " * 300 + "о стабильности " + "слово " * 300
+    window, spans = snippet(text, ["стабильност*"], width=200)
+    assert window.startswith("…слово") and window.endswith("…") and len(window) <= 202
+    assert [window[s:e] for s, e in spans] == ["стабильности"]
+
+
+def test_highlights_cover_whole_words_and_stop_at_quotes() -> None:
+    text = 'Переговоры в "нормандском" формате прошли на юго-западе; ДСНВ-3 и ДСНВ.'
+    found = [text[s:e] for s, e in highlight_spans(text, ["нормандск* формат*", "запад*", "ДСНВ"])]
+    assert found == ["нормандском", "формате", "юго-западе", "ДСНВ", "ДСНВ"]
 
 
 # --- hostile text ----------------------------------------------------------------------------------
