@@ -82,9 +82,36 @@ def test_alert_shows_every_part() -> None:
     )
     assert lines[1] == "<i>РИА Новости</i> · 25.11.2026 14:05 MSK"
     assert lines[2] == "🏷 Стратегическая стабильность 0.82 · Иран 0.41"  # unmatched topics are left out
+    assert lines[3].startswith("<b>Стратегическая стабильность: </b>")  # each topic's own passage (issue 14)
     assert "вопросы <b>стратегической стабильности</b> и продление <b>ДСНВ</b>" in lines[3]
-    assert lines[4] == "<i>why: ДСНВ, стратегическ* стабильност*, иран</i>"  # the analyst's keywords first
+    # the analyst's keywords first, then words as the text has them (no stems); "иран" is not in the text
+    assert lines[4] == "<i>why: ДСНВ, стратегической стабильности</i>"
     assert lines[5] == 'also: <a href="https://tass.ru/1">ТАСС</a>, РБК (+2)'
+    check_chunks([chunk])
+
+
+def test_each_matched_topic_shows_its_own_passage_and_why_line() -> None:
+    # issue 14 §3: a readout matching several topics showed one passage and one why-line for the first two
+    summary = (
+        "Путин и Макрон обсудили по телефону ход урегулирования на Украине и выполнение Минских договоренностей. "
+        "Отдельно президенты затронули иранскую ядерную программу и работу инспекторов МАГАТЭ в Иране. "
+        "Глава государства сообщил, что стороны договорились продолжить контакты."
+    )
+    first, second, _ = summary.split(". ")
+    matches = (
+        Match("ukraine", 0.9, 0.5, True, terms=("урегулирован*", "сообщ*", "defenc*"),
+              keyword_hits=("Минские договоренности",), passage=first + "."),
+        Match("iran", 0.7, 0.5, True, terms=("ядерн*", "магатэ", "глава"), passage=second + "."),
+    )  # fmt: skip
+    topics = {"ukraine": "Украина: урегулирование", "iran": "Иран"}
+    alert = make_alert(title="Путин и Макрон поговорили по телефону", summary=summary, matches=matches)
+    [chunk] = render_telegram(alert, topics=topics, tz=MSK, high={"iran"})
+    lines = chunk.split("\n")
+    assert lines[2] == "🏷 Украина: урегулирование 0.90 · ‼ Иран 0.70"  # a priority: high topic is marked
+    assert lines[3].startswith("<b>Украина: урегулирование: </b>Путин и Макрон")
+    assert lines[4] == "<i>why: Минские договоренности, урегулирования</i>"  # no stems, no generic words
+    assert lines[5].startswith("<b>‼ Иран: </b>Отдельно президенты") and "<b>МАГАТЭ</b>" in lines[5]
+    assert lines[6] == "<i>why: ядерную, МАГАТЭ</i>"
     check_chunks([chunk])
 
 
@@ -96,7 +123,7 @@ def test_text_and_html_carry_the_same_parts() -> None:
         "https://ria.ru/20261125/dsnv.html",
         "РИА Новости · 25.11.2026 14:05 MSK",
     ]
-    assert "*стратегической стабильности*" in text and "why: ДСНВ, стратегическ* стабильност*" in text
+    assert "*стратегической стабильности*" in text and "why: ДСНВ, стратегической стабильности" in text
     assert "also: ТАСС <https://tass.ru/1>" in text
     page = render_html(alert, topics=TOPICS, tz=MSK)
     assert '<meta charset="utf-8">' in page and "<b>ДСНВ</b>" in page

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import tzinfo
 from functools import lru_cache
@@ -223,6 +223,16 @@ def snippet(text: str, terms: Sequence[str], width: int = SNIPPET_WIDTH) -> tupl
 
 
 @dataclass(frozen=True)
+class Section:
+    """What one matched topic shows: its best passage, highlighted, and its own why-line."""
+
+    topic: str  # display name, "‼ " before it for a priority: high topic
+    snippet: str  # "" when the passage is the one the section before shows
+    spans: tuple[tuple[int, int], ...]
+    why: str
+
+
+@dataclass(frozen=True)
 class Parts:
     """An alert's content, cleaned and bounded, before any markup."""
 
@@ -231,11 +241,12 @@ class Parts:
     source: str
     when: str
     topics: tuple[tuple[str, float], ...]  # (display name, score), best first
-    snippet: str
+    snippet: str  # the best topic's passage (sections[0])
     spans: tuple[tuple[int, int], ...]
-    why: str
+    why: str  # the best topic's why-line
     also: tuple[tuple[str, str | None], ...]  # shown sources, link or None
     also_more: int
+    sections: tuple[Section, ...] = ()  # one per matched topic, best first
 
 
 def matched(alert: Alert) -> list[Match]:
@@ -259,6 +270,45 @@ def why_terms(matches: Iterable[Match], limit: int = WHY_SHOWN) -> list[str]:
     return list(seen.values())[:limit]
 
 
+# Words that name no event and no subject, whatever the topic: a why-line made of them tells the analyst nothing
+# (issue 14: "сообщить", "россия", "глава", "сторона"). Compared by their first five letters, as stems are.
+_GENERIC = frozenset(
+    w[:5]
+    for w in (
+        *("сообщить", "заявить", "отметить", "сказать", "рассказать", "говорить", "глава", "сторона", "россия"),
+        *("российский", "страна", "год", "время", "новость", "данные", "вопрос", "ситуация"),
+        *("said", "says", "told", "report", "year", "news", "official", "statement", "country"),
+    )
+)
+
+
+def _generic(term: str) -> bool:
+    return term.rstrip("*").lower()[:5] in _GENERIC
+
+
+def topic_why(match: Match, text: str, limit: int = WHY_SHOWN) -> list[str]:
+    """One topic's reasons in words the analyst typed or would type: its keyword phrases as written in the
+    config, then its distinctive terms as the words the text has ("defence", not the stem "defenc"), never
+    generic words; terms the text does not show are left out (a stem alone would say less than nothing)."""
+    seen: dict[str, str] = {}
+    hits = [one_line(hit) for hit in match.keyword_hits]
+    said = {word.lower()[:5] for hit in hits for word in hit.split()}
+    for hit in hits:
+        if hit and hit.lower() not in seen:
+            seen[hit.lower()] = hit
+    for term in match.terms:
+        term = one_line(term)
+        if not term or _generic(term) or term.lower()[:5] in said:
+            continue
+        spans = highlight_spans(text, [term])
+        if not spans:
+            continue
+        word = text[spans[0][0] : spans[0][1]]
+        if word.lower() not in seen and not _generic(word):
+            seen[word.lower()] = word
+    return list(seen.values())[:limit]
+
+
 def also_sources(
     also: Sequence[tuple[str, str | None]], shown: int = ALSO_SHOWN
 ) -> tuple[tuple[tuple[str, str | None], ...], int]:
@@ -276,25 +326,43 @@ def local_time(alert: Alert, tz: tzinfo, fmt: str = "%d.%m.%Y %H:%M %Z") -> str:
     return alert.item.published.astimezone(tz).strftime(fmt)
 
 
-def parts(alert: Alert, *, topics: Mapping[str, str], tz: tzinfo) -> Parts:
-    """Everything an alert shows, from an Alert; `topics` maps topic id to display name."""
+HIGH_MARK = "‼ "  # before the name of a `priority: high` topic
+
+
+def parts(alert: Alert, *, topics: Mapping[str, str], tz: tzinfo, high: Collection[str] = ()) -> Parts:
+    """Everything an alert shows, from an Alert; `topics` maps topic id to display name, `high` holds the ids of
+    `priority: high` topics (marked). Each matched topic gets its own passage and why-line (issue 14)."""
     item = alert.item
     best = matched(alert)
-    reasons = why_terms(best)
-    source_text = next((m.passage for m in best if m.passage.strip()), "") or item.text or item.title
-    text, spans = snippet(source_text, reasons)
+    whole = one_line(f"{item.title}\n{(item.text or '')[:SNIPPET_SCAN]}")
+    sections: list[Section] = []
+    shown_passages: set[str] = set()
+    for m in best:
+        reasons = topic_why(m, whole)
+        source_text = m.passage if m.passage.strip() else item.text or item.title
+        text, spans = snippet(source_text, reasons)
+        if text in shown_passages:  # two topics, one passage: shown once, each keeps its why-line
+            text, spans = "", []
+        shown_passages.add(text)
+        name = one_line(topics.get(m.topic, m.topic))
+        sections.append(Section((HIGH_MARK if m.topic in high else "") + name, text, tuple(spans),
+                                shorten(", ".join(reasons), WHY_MAX)))  # fmt: skip
     shown, more = also_sources(alert.also)
+    first = sections[0] if sections else Section("", *snippet(item.text or item.title, []), "")
     return Parts(
         title=shorten(one_line(item.title), TITLE_MAX) or "(untitled)",
         link=safe_link(item.link),
         source=shorten(one_line(item.feed), 80),
         when=local_time(alert, tz),
-        topics=tuple((one_line(topics.get(m.topic, m.topic)), m.score) for m in best),
-        snippet=text,
-        spans=tuple(spans),
-        why=shorten(", ".join(reasons), WHY_MAX),
+        topics=tuple(
+            ((HIGH_MARK if m.topic in high else "") + one_line(topics.get(m.topic, m.topic)), m.score) for m in best
+        ),
+        snippet=first.snippet,
+        spans=tuple(first.spans),
+        why=first.why,
         also=shown,
         also_more=more,
+        sections=tuple(sections) or (first,),
     )
 
 
@@ -309,16 +377,19 @@ def _lines(p: Parts) -> list[Line]:
     ]
     if p.topics:
         lines.append((Run("🏷 " + " · ".join(f"{name} {score:.2f}" for name, score in p.topics)),))
-    if p.snippet:
-        runs: list[Run] = []
-        pos = 0
-        for start, end in p.spans:
-            runs += [Run(p.snippet[pos:start]), Run(p.snippet[start:end], (BOLD,))]
-            pos = end
-        runs.append(Run(p.snippet[pos:]))
-        lines.append(tuple(r for r in runs if r.text))
-    if p.why:
-        lines.append((Run(f"why: {p.why}", (ITALIC,)),))
+    several = len(p.sections) > 1
+    for section in p.sections:
+        if section.snippet:
+            runs: list[Run] = [Run(f"{section.topic}: ", (BOLD,))] if several else []
+            pos = 0
+            for start, end in section.spans:
+                runs += [Run(section.snippet[pos:start]), Run(section.snippet[start:end], (BOLD,))]
+                pos = end
+            runs.append(Run(section.snippet[pos:]))
+            lines.append(tuple(r for r in runs if r.text))
+        if section.why:
+            label = f"why ({section.topic}): " if several and not section.snippet else "why: "
+            lines.append((Run(f"{label}{section.why}", (ITALIC,)),))
     also = also_line(p.also, p.also_more)
     if also:
         lines.append(also)
@@ -467,9 +538,16 @@ def split_html(lines: Sequence[Line], limit: int = TELEGRAM_LIMIT) -> list[str]:
 # --- one alert ------------------------------------------------------------------------------------
 
 
-def render_telegram(alert: Alert, *, topics: Mapping[str, str], tz: tzinfo, limit: int = TELEGRAM_LIMIT) -> list[str]:
+def render_telegram(
+    alert: Alert,
+    *,
+    topics: Mapping[str, str],
+    tz: tzinfo,
+    limit: int = TELEGRAM_LIMIT,
+    high: Collection[str] = (),
+) -> list[str]:
     """Telegram HTML (parse_mode=HTML) for one alert, as chunks of at most `limit` units."""
-    return split_html(_lines(parts(alert, topics=topics, tz=tz)), limit)
+    return split_html(_lines(parts(alert, topics=topics, tz=tz, high=high)), limit)
 
 
 def render_telegram_text(text: str, limit: int = TELEGRAM_LIMIT) -> list[str]:
@@ -483,28 +561,31 @@ def label_hint(alert: Alert) -> str:
     return f"alert #{alert.id} · to label it: monitor label {alert.id} {best[0].topic if best else 'TOPIC'} yes|no"
 
 
-def render_html(alert: Alert, *, topics: Mapping[str, str], tz: tzinfo) -> str:
+def render_html(alert: Alert, *, topics: Mapping[str, str], tz: tzinfo, high: Collection[str] = ()) -> str:
     """An HTML email body for one alert."""
-    return _html_document([[*_lines(parts(alert, topics=topics, tz=tz)), (Run(label_hint(alert), (ITALIC,)),)]])
+    lines = _lines(parts(alert, topics=topics, tz=tz, high=high))
+    return _html_document([[*lines, (Run(label_hint(alert), (ITALIC,)),)]])
 
 
-def render_text(alert: Alert, *, topics: Mapping[str, str], tz: tzinfo) -> str:
+def render_text(alert: Alert, *, topics: Mapping[str, str], tz: tzinfo, high: Collection[str] = ()) -> str:
     """A plain-text block for one alert (console, email text part); highlights as *term*."""
-    p = parts(alert, topics=topics, tz=tz)
+    p = parts(alert, topics=topics, tz=tz, high=high)
     out = [p.title]
     if p.link:
         out.append(p.link)
     out.append(f"{p.source} · {p.when}")
     if p.topics:
         out.append("topics: " + " · ".join(f"{name} {score:.2f}" for name, score in p.topics))
-    if p.snippet:
-        marked, pos = "", 0
-        for start, end in p.spans:
-            marked += p.snippet[pos:start] + "*" + p.snippet[start:end] + "*"
-            pos = end
-        out.append(marked + p.snippet[pos:])
-    if p.why:
-        out.append(f"why: {p.why}")
+    several = len(p.sections) > 1
+    for section in p.sections:
+        if section.snippet:
+            marked, pos = (f"{section.topic}: " if several else ""), 0
+            for start, end in section.spans:
+                marked += section.snippet[pos:start] + "*" + section.snippet[start:end] + "*"
+                pos = end
+            out.append(marked + section.snippet[pos:])
+        if section.why:
+            out.append((f"why ({section.topic}): " if several and not section.snippet else "why: ") + section.why)
     if p.also:
         shown = ", ".join(f"{name} <{link}>" if link else name for name, link in p.also)
         out.append(f"also: {shown}" + (f" (+{p.also_more})" if p.also_more else ""))
