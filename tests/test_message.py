@@ -315,3 +315,12 @@ def test_why_line_leads_with_keywords_and_skips_terms_they_already_say() -> None
     )  # fmt: skip
     libya = Match("libya", 0.8, 0.5, True, terms=("ливия", "огонь"), keyword_hits=("Ливия",))
     assert why_terms([match, libya]) == ["стратегическая стабильность", "вооружение", "Ливия", "огонь"]
+
+
+def test_an_edit_tells_the_topics_a_story_gained_and_a_later_alert_says_it_continues_one() -> None:
+    topics = {**TOPICS, "ukraine": "Ukraine settlement"}
+    [edited] = render_telegram(make_alert(also=(("ТАСС", None),)), topics=topics, tz=MSK, gained=["ukraine"])
+    assert edited.split("\n")[-2:] == ["<b>+ Ukraine settlement</b>", "also: ТАСС"]
+    [later] = render_telegram(make_alert(), topics=topics, tz=MSK, continues="Путин и Макрон поговорили по телефону")
+    assert later.split("\n")[2] == "<i>↪ continues a story already sent: Путин и Макрон поговорили по телефону</i>"
+    check_chunks([edited, later])

@@ -247,6 +247,8 @@ class Parts:
     also: tuple[tuple[str, str | None], ...]  # shown sources, link or None
     also_more: int
     sections: tuple[Section, ...] = ()  # one per matched topic, best first
+    gained: tuple[str, ...] = ()  # topics the story gained after this alert was sent, told by an edit (issue 14 §2)
+    continues: str = ""  # the title of the story's earlier alert, when this alert continues it
 
 
 def matched(alert: Alert) -> list[Match]:
@@ -329,9 +331,21 @@ def local_time(alert: Alert, tz: tzinfo, fmt: str = "%d.%m.%Y %H:%M %Z") -> str:
 HIGH_MARK = "‼ "  # before the name of a `priority: high` topic
 
 
-def parts(alert: Alert, *, topics: Mapping[str, str], tz: tzinfo, high: Collection[str] = ()) -> Parts:
+def parts(
+    alert: Alert,
+    *,
+    topics: Mapping[str, str],
+    tz: tzinfo,
+    high: Collection[str] = (),
+    gained: Sequence[str] = (),
+    continues: str | None = None,
+) -> Parts:
     """Everything an alert shows, from an Alert; `topics` maps topic id to display name, `high` holds the ids of
-    `priority: high` topics (marked). Each matched topic gets its own passage and why-line (issue 14)."""
+    `priority: high` topics (marked). Each matched topic gets its own passage and why-line (issue 14).
+
+    `gained`: topic ids the story matched after this alert was sent, shown as "+ Topic" (the edit of the story's
+    message that tells them); `continues`: the title of the story's earlier alert, when this one continues it.
+    """
     item = alert.item
     best = matched(alert)
     whole = one_line(f"{item.title}\n{(item.text or '')[:SNIPPET_SCAN]}")
@@ -348,7 +362,10 @@ def parts(alert: Alert, *, topics: Mapping[str, str], tz: tzinfo, high: Collecti
         sections.append(Section((HIGH_MARK if m.topic in high else "") + name, text, tuple(spans),
                                 shorten(", ".join(reasons), WHY_MAX)))  # fmt: skip
     shown, more = also_sources(alert.also)
-    first = sections[0] if sections else Section("", *snippet(item.text or item.title, []), "")
+    if not sections:  # no topic: the opening of the text
+        lead, lead_spans = snippet(item.text or item.title, [])
+        sections.append(Section("", lead, tuple(lead_spans), ""))
+    first = sections[0]
     return Parts(
         title=shorten(one_line(item.title), TITLE_MAX) or "(untitled)",
         link=safe_link(item.link),
@@ -362,7 +379,9 @@ def parts(alert: Alert, *, topics: Mapping[str, str], tz: tzinfo, high: Collecti
         why=first.why,
         also=shown,
         also_more=more,
-        sections=tuple(sections) or (first,),
+        sections=tuple(sections),
+        gained=tuple((HIGH_MARK if t in high else "") + one_line(topics.get(t, t)) for t in dict.fromkeys(gained)),
+        continues=shorten(one_line(continues or ""), DIGEST_TITLE_MAX),
     )
 
 
@@ -375,6 +394,8 @@ def _lines(p: Parts) -> list[Line]:
         (Run(p.title, title_tags),),
         (Run(p.source, (ITALIC,)), Run(f" · {p.when}")),
     ]
+    if p.continues:
+        lines.append((Run(f"↪ continues a story already sent: {p.continues}", (ITALIC,)),))
     if p.topics:
         lines.append((Run("🏷 " + " · ".join(f"{name} {score:.2f}" for name, score in p.topics)),))
     several = len(p.sections) > 1
@@ -390,6 +411,8 @@ def _lines(p: Parts) -> list[Line]:
         if section.why:
             label = f"why ({section.topic}): " if several and not section.snippet else "why: "
             lines.append((Run(f"{label}{section.why}", (ITALIC,)),))
+    if p.gained:  # near the tail: an edit that adds it changes the end of the message
+        lines.append((Run("+ " + ", ".join(p.gained), (BOLD,)),))
     also = also_line(p.also, p.also_more)
     if also:
         lines.append(also)
@@ -545,9 +568,12 @@ def render_telegram(
     tz: tzinfo,
     limit: int = TELEGRAM_LIMIT,
     high: Collection[str] = (),
+    gained: Sequence[str] = (),
+    continues: str | None = None,
 ) -> list[str]:
     """Telegram HTML (parse_mode=HTML) for one alert, as chunks of at most `limit` units."""
-    return split_html(_lines(parts(alert, topics=topics, tz=tz, high=high)), limit)
+    p = parts(alert, topics=topics, tz=tz, high=high, gained=gained, continues=continues)
+    return split_html(_lines(p), limit)
 
 
 def render_telegram_text(text: str, limit: int = TELEGRAM_LIMIT) -> list[str]:
@@ -574,6 +600,8 @@ def render_text(alert: Alert, *, topics: Mapping[str, str], tz: tzinfo, high: Co
     if p.link:
         out.append(p.link)
     out.append(f"{p.source} · {p.when}")
+    if p.continues:
+        out.append(f"↪ continues a story already sent: {p.continues}")
     if p.topics:
         out.append("topics: " + " · ".join(f"{name} {score:.2f}" for name, score in p.topics))
     several = len(p.sections) > 1
@@ -586,6 +614,8 @@ def render_text(alert: Alert, *, topics: Mapping[str, str], tz: tzinfo, high: Co
             out.append(marked + section.snippet[pos:])
         if section.why:
             out.append((f"why ({section.topic}): " if several and not section.snippet else "why: ") + section.why)
+    if p.gained:
+        out.append("+ " + ", ".join(p.gained))
     if p.also:
         shown = ", ".join(f"{name} <{link}>" if link else name for name, link in p.also)
         out.append(f"also: {shown}" + (f" (+{p.also_more})" if p.also_more else ""))

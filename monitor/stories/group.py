@@ -29,7 +29,6 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
-from urllib.parse import urlsplit
 
 from ..match.text import AnalysedText, adjectives_of, analyse, derived_from
 from ..models import Item
@@ -209,11 +208,8 @@ def _evidence(a: _Side, b: _Side, idf: Callable[[str], float], *, whole: bool = 
 
 
 def outlet_of(item: Item) -> str:
-    """The site an item comes from (its link's host, else its feed): one outlet's several feeds are one outlet."""
-    if item.link:
-        host = urlsplit(item.link).hostname
-        if host:
-            return host.removeprefix("www.")
+    """The outlet an item counts for: its feed. One feed carries one outlet's templates (weather, rates, release
+    notes); the link's host would not do, as aggregators and test fixtures serve many outlets from one host."""
     return item.feed
 
 
