@@ -10,7 +10,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from monitor import config as cfg
 from monitor.delivery import message
+from monitor.delivery.channels import build_notifiers
+from monitor.delivery.console import ConsoleNotifier
 from monitor.delivery.message import (
     BOLD,
     ITALIC,
@@ -324,3 +327,20 @@ def test_an_edit_tells_the_topics_a_story_gained_and_a_later_alert_says_it_conti
     [later] = render_telegram(make_alert(), topics=topics, tz=MSK, continues="Путин и Макрон поговорили по телефону")
     assert later.split("\n")[2] == "<i>↪ continues a story already sent: Путин и Макрон поговорили по телефону</i>"
     check_chunks([edited, later])
+
+
+def test_priority_high_topics_are_marked_in_every_channel() -> None:
+    config = cfg.Config.model_validate(
+        {
+            "topics": [{"id": "alarm", "name": "Тревога", "priority": "high"}, {"id": "iran", "name": "Иран"}],
+            "feeds": [{"name": "Interfax", "url": "https://interfax.example/rss"}],
+        }
+    )
+    notifiers = build_notifiers(config)
+    try:
+        console = notifiers["console"]
+        assert isinstance(console, ConsoleNotifier)
+        assert console.topics == {"alarm": "‼ Тревога", "iran": "Иран"}
+    finally:
+        for notifier in notifiers.values():
+            notifier.close()
