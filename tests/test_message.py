@@ -344,3 +344,9 @@ def test_priority_high_topics_are_marked_in_every_channel() -> None:
     finally:
         for notifier in notifiers.values():
             notifier.close()
+
+
+def test_a_digest_line_lists_the_storys_other_sources() -> None:
+    also = (("ТАСС", "https://tass.ru/1"), ("РБК", None), ("Интерфакс", None))
+    text = message.render_digest_text([make_alert(also=also)], "Digest", topics=TOPICS, tz=MSK)
+    assert "— РИА Новости, 25.11 14:05, also ТАСС, РБК (+1) · #1" in text

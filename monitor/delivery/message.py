@@ -656,12 +656,20 @@ def _digest_lines(alerts: Sequence[Alert], title: str, topics: Mapping[str, str]
                     Run(head, (("a", link),) if link else ()),
                     Run(
                         f" — {shorten(one_line(alert.item.feed), 80)}, {local_time(alert, tz, '%d.%m %H:%M')}"
-                        f" · #{alert.id}"
+                        f"{_also_tail(alert)} · #{alert.id}"
                     ),
                 )
             )
         sections.append(section)
     return sections
+
+
+def _also_tail(alert: Alert) -> str:
+    """", also TASS, RIA (+2)": the story's other sources, for a digest line (issue 14 §3)."""
+    shown, more = also_sources(alert.also)
+    if not shown:
+        return ""
+    return ", also " + ", ".join(name for name, _ in shown) + (f" (+{more})" if more else "")
 
 
 def render_digest_telegram(

@@ -1,13 +1,14 @@
 """Group items into stories online: one alert per story, however many outlets carry it.
 
     assign(item, analysed):
-        f = featurise(analysed)    # from the text the topic model analysed: stemmed terms (title ×3), MinHash of
-                                   # word 3-shingles, dates named in the lead
+        f = featurise(analysed)    # from the text the topic model analysed: stemmed terms (title ×3, and the title
+                                   # alone), MinHash of word 3-shingles, dates, names and numbers of the lead
         evict items older than (newest time seen - window)
         df += terms(item)          # document frequencies over the window: boilerplate ("МИД России") weighs little
         q = tfidf(f)               # L2-normalised, top MAX_TERMS terms
-        candidates = items sharing most of q's heaviest (rarest) terms, via an inverted index
-        best = the candidate that passes `decide` (near-duplicate first, then the highest cosine)
+        candidates = items sharing most of q's heaviest (rarest) terms, via an inverted index (each term's newest
+                     POSTING_SCAN entries)
+        best = the candidate that passes `decide` (near-duplicate first, then the highest logit of the learnt rule)
         join best's story, or start a new one; index the item
 
 `decide` is the one decision rule: `same_story` (pairwise, used by bench/story_pairs.py) and `StoryGrouper` both
