@@ -1,6 +1,6 @@
 """Speed and memory of story grouping against a full 48 h window.
 
-    python3 bench/stories.py [--window-items 20000] [--measure 2000] [--vocabulary 6000] [--seed 1]
+    python3 bench/stories.py [--window 20000] [--measure 2000] [--vocabulary 6000] [--seed 1]
 
 Synthetic stream, one core: Russian-like words made of Cyrillic syllables, Zipf-distributed (s = 1.1) over a
 vocabulary of several thousand words, ~1,000 characters and a 6-10 word title per item, 10 % of items rewriting
@@ -93,7 +93,7 @@ def rss_mb() -> float:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--window-items", type=int, default=20_000)
+    parser.add_argument("--window", "--window-items", dest="window_items", type=int, default=20_000)
     parser.add_argument("--measure", type=int, default=2_000)
     parser.add_argument("--vocabulary", type=int, default=6_000)
     parser.add_argument("--seed", type=int, default=1)

@@ -34,7 +34,6 @@ DATA = REPO.parent / "shared" / "data"
 DEFAULT_PAIRS = DATA / "dev" / "story_pairs.jsonl.gz"
 # Real news streams for IDF, as the grouper's window would give: Russian (Lenta headlines, Telegram news posts)
 # and English (Reuters-21578 texts of the EN DEV stream; only title and text are read).
-SMOOTH = 0.025
 STREAMS = (
     DATA / "background" / "ru_lenta_2024_headlines.jsonl.gz",
     DATA / "background" / "ru_telegram_posts.jsonl.gz",
@@ -132,27 +131,63 @@ def table(rows: Sequence[tuple[str, Counts]]) -> str:
     return "\n".join(out)
 
 
-def _rule(e: stories.Evidence, threshold: float) -> bool:
-    """`stories.decide` with another cosine threshold."""
-    return stories.decide(e, min_cosine=threshold)[0]
+def evidence_of(p: Pair, background: stories.DocumentFrequencies | None) -> stories.Evidence:
+    outlets = (stories.outlet_of(p.a), stories.outlet_of(p.b))
+    return stories.pair_evidence(stories.item_features(p.a), stories.item_features(p.b), background, outlets=outlets)
 
 
-def best_threshold(scored: Sequence[tuple[stories.Evidence, bool]]) -> float:
-    """The cosine threshold with the best F1 averaged over ±SMOOTH around it (grid step 0.005).
+def folds_of(pairs: Sequence[Pair]) -> list[int]:
+    """5 folds stratified by (language, label), deterministic."""
+    order = list(range(len(pairs)))
+    random.Random(0).shuffle(order)
+    order.sort(key=lambda i: (pairs[i].lang, pairs[i].same))
+    fold = [0] * len(pairs)
+    for k, i in enumerate(order):
+        fold[i] = k % 5
+    return fold
 
-    Plain F1-maximisation lands just below the lowest-scoring positive pair, i.e. on one pair's score; averaging
-    over a neighbourhood picks the middle of a plateau instead, which moves less from sample to sample.
+
+def fit(scored: Sequence[tuple[stories.Evidence, bool]]) -> tuple[tuple[float, ...], float]:
+    """Logistic regression of the label on `Evidence.features` (weak L2, C=100: the features lie in 0..1).
+
+    Fit on the pairs the rule does not settle (no dates conflict, not a near-duplicate), as `decide` applies it.
     """
-    grid = [i / 200 for i in range(10, 141)]  # 0.05 .. 0.70
-    f1 = {t: count((_rule(e, t), g) for e, g in scored).f1 for t in grid}
-    k = round(SMOOTH * 200)
+    from sklearn.linear_model import LogisticRegression  # bench only: the package ships the weights
 
-    def smoothed(i: int) -> float:
-        window = grid[max(0, i - k) : i + k + 1]
-        return sum(f1[t] for t in window) / len(window)
+    rows = [(e.features, g) for e, g in scored if not e.dates_conflict and not _near(e)]
+    model = LogisticRegression(C=100.0, max_iter=5000).fit([x for x, _ in rows], [g for _, g in rows])
+    return tuple(round(float(w), 2) for w in model.coef_[0]), round(float(model.intercept_[0]), 2)
 
-    best = max(range(len(grid)), key=lambda i: (round(smoothed(i), 6), grid[i]))
-    return grid[best]
+
+def _near(e: stories.Evidence) -> bool:
+    return e.resemblance is not None and e.resemblance >= stories.NEAR_DUP_MIN_JACCARD
+
+
+def _decide_with(e: stories.Evidence, weights: tuple[float, ...], intercept: float) -> bool:
+    if e.dates_conflict:
+        return False
+    if _near(e):
+        return True
+    return intercept + sum(w * x for w, x in zip(weights, e.features, strict=True)) > 0.0
+
+
+def cross_validate(pairs: Sequence[Pair], scored: Sequence[tuple[stories.Evidence, bool]]) -> None:
+    """5-fold CV: weights fit on four folds, decisions scored on the fifth; per fold and pooled, per language."""
+    fold_of = folds_of(pairs)
+    pooled: dict[int, bool] = {}
+    rows = []
+    for fold in range(5):
+        weights, intercept = fit([s for i, s in enumerate(scored) if fold_of[i] != fold])
+        held = [i for i in range(len(scored)) if fold_of[i] == fold]
+        for i in held:
+            pooled[i] = _decide_with(scored[i][0], weights, intercept)
+        name = f"fold {fold + 1} (weights {weights}, {intercept})"
+        rows.append((name, count((pooled[i], scored[i][1]) for i in held)))
+    for name, lang in (("ru", "ru"), ("en", "en"), ("all", None)):
+        chosen = [(pooled[i], scored[i][1]) for i in range(len(scored)) if lang in (None, pairs[i].lang)]
+        rows.append((f"{name}, 5-fold CV", count(chosen)))
+    print("\n5-fold cross-validation (stratified by language and label; never scored on the fold fit on):\n")
+    print(table(rows))
 
 
 def sweep(pairs: Sequence[Pair], scored: Sequence[tuple[stories.Evidence, bool]]) -> None:
@@ -162,36 +197,11 @@ def sweep(pairs: Sequence[Pair], scored: Sequence[tuple[stories.Evidence, bool]]
         print(f"  same={label}: n={len(rs)} largest={[round(r, 2) for r in rs[:8]]}")
     conflicts = [g for e, g in scored if e.dates_conflict]
     print(f"Dates conflict (veto): {len(conflicts)} pairs, {sum(conflicts)} of them gold-same")
-    print("\nCosine threshold sweep (with the near-duplicate rule and the dates veto):\n")
-    print("| threshold | tp | fp | fn | tn | precision | recall | F1 |\n|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for i in range(10, 61, 5):
-        t = i / 100
-        c = count((_rule(e, t), g) for e, g in scored)
-        print(f"| {t:.2f} | {c.tp} | {c.fp} | {c.fn} | {c.tn} | {c.precision:.3f} | {c.recall:.3f} | {c.f1:.3f} |")
-    print(f"\nThreshold with the best F1 smoothed over ±{SMOOTH}, all pairs: {best_threshold(scored)}")
-    # 5-fold CV, folds stratified by (lang, label); the threshold is picked on 4 folds and applied to the fifth.
-    order = list(range(len(scored)))
-    random.Random(0).shuffle(order)
-    order.sort(key=lambda i: (pairs[i].lang, scored[i][1]))
-    fold_of = {i: k % 5 for k, i in enumerate(order)}
-    pooled: list[tuple[bool, bool]] = []
-    chosen = []
-    for fold in range(5):
-        t = best_threshold([scored[i] for i in range(len(scored)) if fold_of[i] != fold])
-        chosen.append(t)
-        pooled += [(_rule(e, t), g) for i, (e, g) in enumerate(scored) if fold_of[i] == fold]
-    print(f"5-fold cross-validation: thresholds chosen per fold {chosen}; pooled held-out decisions:\n")
-    print(table([("all (CV)", count(pooled))]))
-    decisions = [(stories.decide(e)[0], g) for e, g in scored]
-    boot = random.Random(1)
-    samples = sorted(
-        (c.precision, c.recall, c.f1) for c in (count(boot.choice(decisions) for _ in decisions) for _ in range(1000))
-    )
-    lo, hi = ([sorted(x[k] for x in samples)[int(q * (len(samples) - 1))] for k in range(3)] for q in (0.025, 0.975))
-    print(
-        f"\nBootstrap (1000 resamples of the 245 pairs), 95 % intervals at the shipped threshold: precision "
-        f"{lo[0]:.2f}-{hi[0]:.2f}, recall {lo[1]:.2f}-{hi[1]:.2f}, F1 {lo[2]:.2f}-{hi[2]:.2f}"
-    )
+    print("\nLogit threshold sweep (shipped weights; near-duplicate rule and dates veto included; shipped: 0):\n")
+    print("| min logit | tp | fp | fn | tn | precision | recall | F1 |\n|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for t in (-2.0, -1.0, -0.5, 0.0, 0.5, 1.0, 2.0):
+        c = count((stories.decide(e, min_logit=t)[0], g) for e, g in scored)
+        print(f"| {t:+.1f} | {c.tp} | {c.fp} | {c.fn} | {c.tn} | {c.precision:.3f} | {c.recall:.3f} | {c.f1:.3f} |")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -200,7 +210,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--background", nargs="+", default=["streams"], help="streams | pairs | none | corpus .jsonl.gz files"
     )
-    parser.add_argument("--sweep", action="store_true", help="threshold sweep and cross-validation")
+    parser.add_argument("--sweep", action="store_true", help="logit threshold sweep")
+    parser.add_argument("--cv", action="store_true", help="5-fold cross-validation of the learnt weights")
+    parser.add_argument("--fit", action="store_true", help="fit the weights on all pairs (to ship in group.py)")
     parser.add_argument("--online", action="store_true", help="also group all articles with StoryGrouper")
     args = parser.parse_args(argv)
     pairs = load_pairs(args.pairs)
@@ -210,7 +222,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     scored: list[tuple[stories.Evidence, bool]] = []
     reasons: dict[str, int] = {}
     for p in pairs:
-        evidence = stories.pair_evidence(stories.item_features(p.a), stories.item_features(p.b), background)
+        evidence = evidence_of(p, background)
         scored.append((evidence, p.same))
         ok, reason = stories.decide(evidence)
         reasons[reason] = reasons.get(reason, 0) + 1
@@ -218,16 +230,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"pairs: {args.pairs} ({len(pairs)}); background IDF: {described} (built in {took:.0f} s)")
     print(
         f"rule: different if the title/lead dates conflict, else near-duplicate if shingle resemblance >= "
-        f"{stories.NEAR_DUP_MIN_JACCARD}, else same-event if cosine >= {stories.SAME_EVENT_MIN_COSINE}; "
-        f"decisions by reason: {reasons}\n"
+        f"{stories.NEAR_DUP_MIN_JACCARD}, else same-event if the logit of {stories.WEIGHTS}, {stories.INTERCEPT} "
+        f"> 0; decisions by reason: {reasons}\n"
     )
     rows = []
     for name, lang in (("ru", "ru"), ("en", "en"), ("all", None)):
         chosen = [(stories.decide(e)[0], g) for (e, g), p in zip(scored, pairs, strict=True) if lang in (None, p.lang)]
         rows.append((name, count(chosen)))
+    print("(the shipped weights were fit on these very pairs: the held-out figures are those of --cv)")
     print(table(rows))
     if args.sweep:
         sweep(pairs, scored)
+    if args.cv:
+        cross_validate(pairs, scored)
+    if args.fit:
+        weights, intercept = fit(scored)
+        print(f"\nweights fit on all {len(scored)} pairs: WEIGHTS = {weights}\nINTERCEPT = {intercept}")
     if args.online:
         online(pairs, background)
     return 0

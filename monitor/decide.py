@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
+from typing import Literal
 
 from . import config as cfg
 from .delivery.nearmiss import offer_day
@@ -46,6 +47,7 @@ def decide(
     alert: bool = True,
     near: Sequence[Match] = (),
     near_per_day: int = 0,
+    first_alert_at: datetime | None = None,
 ) -> ItemIntent:
     """What one classified and grouped item leads to.
 
@@ -59,9 +61,15 @@ def decide(
     at most `near_per_day` per topic and day, unless vetoed, already told for the story, routed to no channel, in
     a muted story or backfill, or offering is off. The store keys them by (item, topic), so an updated item
     already offered is not offered again.
+
+    A topic a story gains later (`topic_gain`, issue 14 §2), when the caller passes `first_alert_at` (when the
+    story's first alert was recorded): while that alert is less than TOPIC_GAIN_EDIT old, the topic is recorded
+    and told by an edit of its message, not a second message; later it is a new alert (rendered as continuing a
+    story already sent). Without `first_alert_at` every gained topic is a new alert, as before.
     """
     if story is None:
         story = Story(id=placement.story_id, first_item=item.uid, first_seen=now, last_seen=now)
+    told = story.topics
     fresh = tuple(m for m in matched if m.topic not in story.topics)
     if item.uid not in story.items:
         story = replace(story, items=(*story.items, item.uid), sources=(*story.sources, item.feed), last_seen=now)
@@ -70,6 +78,8 @@ def decide(
     if not alert or story.muted:
         return ItemIntent(item, story, now)
     offered = _near_misses(near, story, config, now, near_per_day)
+    if fresh and first_alert_at is not None and topic_gain(told, first_alert_at, now) == "edit":
+        return _gained_by_edit(item, story, now, fresh, told, config, offered)
     if fresh:
         topics = [m.topic for m in fresh]
         channels = config.channels_for(topics)
@@ -78,6 +88,38 @@ def decide(
     if update or placement.is_new:
         return ItemIntent(item, story, now, near=offered)
     return ItemIntent(item, story, now, edit=tuple(config.channels_for(story.topics)), near=offered)
+
+
+# Issue 14 §2: an analyst reading a story's alert should see a topic it gains soon after as part of that message
+# ("+ Ukraine settlement"); an hour later the first message has scrolled away, and an edit would go unseen.
+TOPIC_GAIN_EDIT = timedelta(hours=1)
+
+
+def topic_gain(told: Sequence[str], first_alert_at: datetime, now: datetime) -> Literal["first", "edit", "continues"]:
+    """How newly matched topics of a story are told: the story's first alert ("first": none told yet), an edit of
+    the first alert's message (it is less than TOPIC_GAIN_EDIT old), or a new message that continues the story."""
+    if not told:
+        return "first"
+    return "edit" if now - first_alert_at < TOPIC_GAIN_EDIT else "continues"
+
+
+def _gained_by_edit(
+    item: Item,
+    story: Story,
+    now: datetime,
+    fresh: Sequence[Match],
+    told: Sequence[str],
+    config: cfg.Config,
+    offered: NearMissIntent | None,
+) -> ItemIntent:
+    """The gained topics recorded as an alert (matches, labels, `monitor alerts`) that is sent nowhere itself:
+    the channels of the first alert get an edit of its message; a channel only the new topics go to, which has no
+    message to edit, gets the alert as a message of its own."""
+    before = config.channels_for(list(told))
+    own = tuple(c for c in config.channels_for([m.topic for m in fresh]) if c not in before)
+    held = hold_until(config, [m.topic for m in fresh], list(own), now) if own else {}
+    edit = tuple(config.channels_for(list(story.topics)))
+    return ItemIntent(item, story, now, alert=AlertIntent(tuple(fresh), own, held), edit=edit, near=offered)
 
 
 def _near_misses(

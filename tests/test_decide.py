@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from monitor import config as cfg
-from monitor.decide import decide, is_backfill, next_feed_state
+from monitor.decide import decide, is_backfill, next_feed_state, topic_gain
 from monitor.errors import FetchError
 from monitor.models import AlertIntent, FeedState, FetchResult, Item, ItemIntent, Match, Story
 from monitor.stories.group import StoryDecision
@@ -216,3 +216,30 @@ def test_next_feed_state_honours_retry_after() -> None:
     error = FetchError("HTTP 429", retry_after=7200.0)
     state = next_feed_state(FEED, CONFIG.settings, BEFORE, T0, "error", total=10, error=error)
     assert state.next_poll is not None and state.next_poll >= T0 + timedelta(hours=2)
+
+
+# --- issue 14 §2: a story that gains a topic ------------------------------------------------------------------
+
+
+def test_a_topic_gained_within_the_hour_edits_the_first_message() -> None:
+    at = STORY.first_seen
+    intent = decide(SECOND, [LIBYA, FRANCE], STORY, JOINED, CONFIG, at + timedelta(minutes=20), first_alert_at=at)
+    assert intent.alert is not None and [m.topic for m in intent.alert.matches] == ["france"]
+    # recorded (matches, labels, `monitor alerts`), sent as its own message only where the first alert never went
+    assert intent.alert.channels == tuple(c for c in CONFIG.channels_for(["france"]) if c not in ("tg",))
+    assert intent.edit is not None and "tg" in intent.edit
+    assert intent.story.topics == ("libya", "france")
+
+
+def test_a_topic_gained_after_the_hour_is_a_new_alert() -> None:
+    at = STORY.first_seen
+    intent = decide(SECOND, [LIBYA, FRANCE], STORY, JOINED, CONFIG, at + timedelta(minutes=61), first_alert_at=at)
+    assert intent.alert is not None and intent.alert.channels == tuple(CONFIG.channels_for(["france"]))
+    assert intent.edit is None
+
+
+def test_topic_gain() -> None:
+    t = STORY.first_seen
+    assert topic_gain((), t, t) == "first"
+    assert topic_gain(("libya",), t, t + timedelta(minutes=59)) == "edit"
+    assert topic_gain(("libya",), t, t + timedelta(hours=1)) == "continues"

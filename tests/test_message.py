@@ -10,7 +10,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from monitor import config as cfg
 from monitor.delivery import message
+from monitor.delivery.channels import build_notifiers
+from monitor.delivery.console import ConsoleNotifier
 from monitor.delivery.message import (
     BOLD,
     ITALIC,
@@ -82,9 +85,36 @@ def test_alert_shows_every_part() -> None:
     )
     assert lines[1] == "<i>РИА Новости</i> · 25.11.2026 14:05 MSK"
     assert lines[2] == "🏷 Стратегическая стабильность 0.82 · Иран 0.41"  # unmatched topics are left out
+    assert lines[3].startswith("<b>Стратегическая стабильность: </b>")  # each topic's own passage (issue 14)
     assert "вопросы <b>стратегической стабильности</b> и продление <b>ДСНВ</b>" in lines[3]
-    assert lines[4] == "<i>why: ДСНВ, стратегическ* стабильност*, иран</i>"  # the analyst's keywords first
+    # the analyst's keywords first, then words as the text has them (no stems); "иран" is not in the text
+    assert lines[4] == "<i>why: ДСНВ, стратегической стабильности</i>"
     assert lines[5] == 'also: <a href="https://tass.ru/1">ТАСС</a>, РБК (+2)'
+    check_chunks([chunk])
+
+
+def test_each_matched_topic_shows_its_own_passage_and_why_line() -> None:
+    # issue 14 §3: a readout matching several topics showed one passage and one why-line for the first two
+    summary = (
+        "Путин и Макрон обсудили по телефону ход урегулирования на Украине и выполнение Минских договоренностей. "
+        "Отдельно президенты затронули иранскую ядерную программу и работу инспекторов МАГАТЭ в Иране. "
+        "Глава государства сообщил, что стороны договорились продолжить контакты."
+    )
+    first, second, _ = summary.split(". ")
+    matches = (
+        Match("ukraine", 0.9, 0.5, True, terms=("урегулирован*", "сообщ*", "defenc*"),
+              keyword_hits=("Минские договоренности",), passage=first + "."),
+        Match("iran", 0.7, 0.5, True, terms=("ядерн*", "магатэ", "глава"), passage=second + "."),
+    )  # fmt: skip
+    topics = {"ukraine": "Украина: урегулирование", "iran": "Иран"}
+    alert = make_alert(title="Путин и Макрон поговорили по телефону", summary=summary, matches=matches)
+    [chunk] = render_telegram(alert, topics=topics, tz=MSK, high={"iran"})
+    lines = chunk.split("\n")
+    assert lines[2] == "🏷 Украина: урегулирование 0.90 · ‼ Иран 0.70"  # a priority: high topic is marked
+    assert lines[3].startswith("<b>Украина: урегулирование: </b>Путин и Макрон")
+    assert lines[4] == "<i>why: Минские договоренности, урегулирования</i>"  # no stems, no generic words
+    assert lines[5].startswith("<b>‼ Иран: </b>Отдельно президенты") and "<b>МАГАТЭ</b>" in lines[5]
+    assert lines[6] == "<i>why: ядерную, МАГАТЭ</i>"
     check_chunks([chunk])
 
 
@@ -96,7 +126,7 @@ def test_text_and_html_carry_the_same_parts() -> None:
         "https://ria.ru/20261125/dsnv.html",
         "РИА Новости · 25.11.2026 14:05 MSK",
     ]
-    assert "*стратегической стабильности*" in text and "why: ДСНВ, стратегическ* стабильност*" in text
+    assert "*стратегической стабильности*" in text and "why: ДСНВ, стратегической стабильности" in text
     assert "also: ТАСС <https://tass.ru/1>" in text
     page = render_html(alert, topics=TOPICS, tz=MSK)
     assert '<meta charset="utf-8">' in page and "<b>ДСНВ</b>" in page
@@ -127,11 +157,25 @@ def test_highlight(term: str, text: str, found: list[str]) -> None:
     assert [text[s:e] for s, e in highlight_spans(text, [term])] == found
 
 
-def test_snippet_is_centred_on_the_first_hit() -> None:
+def test_snippet_starts_at_the_sentence_of_the_first_hit_and_ends_at_a_sentence() -> None:
+    # issue 14: passages start and end at sentence boundaries (they were cut mid-sentence, with "…")
     text = "Вступление. " * 100 + "Речь шла о стратегической стабильности. " + "Хвост. " * 100
     window, spans = snippet(text, ["стратегическ* стабильност*"], width=200)
-    assert window.startswith("…") and window.endswith("…") and len(window) <= 202
+    assert window.startswith("Речь шла о ") and window.endswith("Хвост.") and len(window) <= 200
     assert [window[s:e] for s, e in spans] == ["стратегической стабильности"]
+
+
+def test_snippet_of_one_long_sentence_is_a_window_of_words() -> None:
+    text = "слово " * 300 + "о стабильности " + "слово " * 300
+    window, spans = snippet(text, ["стабильност*"], width=200)
+    assert window.startswith("…слово") and window.endswith("…") and len(window) <= 202
+    assert [window[s:e] for s, e in spans] == ["стабильности"]
+
+
+def test_highlights_cover_whole_words_and_stop_at_quotes() -> None:
+    text = 'Переговоры в "нормандском" формате прошли на юго-западе; ДСНВ-3 и ДСНВ.'
+    found = [text[s:e] for s, e in highlight_spans(text, ["нормандск* формат*", "запад*", "ДСНВ"])]
+    assert found == ["нормандском", "формате", "юго-западе", "ДСНВ", "ДСНВ"]
 
 
 # --- hostile text ----------------------------------------------------------------------------------
@@ -274,3 +318,35 @@ def test_why_line_leads_with_keywords_and_skips_terms_they_already_say() -> None
     )  # fmt: skip
     libya = Match("libya", 0.8, 0.5, True, terms=("ливия", "огонь"), keyword_hits=("Ливия",))
     assert why_terms([match, libya]) == ["стратегическая стабильность", "вооружение", "Ливия", "огонь"]
+
+
+def test_an_edit_tells_the_topics_a_story_gained_and_a_later_alert_says_it_continues_one() -> None:
+    topics = {**TOPICS, "ukraine": "Ukraine settlement"}
+    [edited] = render_telegram(make_alert(also=(("ТАСС", None),)), topics=topics, tz=MSK, gained=["ukraine"])
+    assert edited.split("\n")[-2:] == ["<b>+ Ukraine settlement</b>", "also: ТАСС"]
+    [later] = render_telegram(make_alert(), topics=topics, tz=MSK, continues="Путин и Макрон поговорили по телефону")
+    assert later.split("\n")[2] == "<i>↪ continues a story already sent: Путин и Макрон поговорили по телефону</i>"
+    check_chunks([edited, later])
+
+
+def test_priority_high_topics_are_marked_in_every_channel() -> None:
+    config = cfg.Config.model_validate(
+        {
+            "topics": [{"id": "alarm", "name": "Тревога", "priority": "high"}, {"id": "iran", "name": "Иран"}],
+            "feeds": [{"name": "Interfax", "url": "https://interfax.example/rss"}],
+        }
+    )
+    notifiers = build_notifiers(config)
+    try:
+        console = notifiers["console"]
+        assert isinstance(console, ConsoleNotifier)
+        assert console.topics == {"alarm": "‼ Тревога", "iran": "Иран"}
+    finally:
+        for notifier in notifiers.values():
+            notifier.close()
+
+
+def test_a_digest_line_lists_the_storys_other_sources() -> None:
+    also = (("ТАСС", "https://tass.ru/1"), ("РБК", None), ("Интерфакс", None))
+    text = message.render_digest_text([make_alert(also=also)], "Digest", topics=TOPICS, tz=MSK)
+    assert "— РИА Новости, 25.11 14:05, also ТАСС, РБК (+1) · #1" in text

@@ -6,12 +6,14 @@ from ..config import Config, ConsoleChannel, EmailChannel, TelegramChannel
 from ..ports import Notifier
 from .console import ConsoleNotifier
 from .email import EmailNotifier
+from .message import HIGH_MARK
 from .telegram import TelegramNotifier
 
 
 def build_notifiers(config: Config) -> dict[str, Notifier]:
     """One notifier per configured channel, keyed by channel name; close() each when done."""
-    topics = {t.id: t.name for t in config.topics}
+    # issue 14: a priority: high topic is marked wherever its name shows (alerts, digests, buttons)
+    topics = {t.id: (HIGH_MARK if t.priority == "high" else "") + t.name for t in config.topics}
     tz = config.settings.tz
     notifiers: dict[str, Notifier] = {}
     for name, channel in config.channels.items():

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import tzinfo
 from functools import lru_cache
@@ -134,36 +134,102 @@ def _highlighter(terms: tuple[str, ...]) -> re.Pattern[str] | None:
     return re.compile("|".join(patterns), re.IGNORECASE) if patterns else None
 
 
+_QUOTES = re.compile(r"\s*[«»\"“”„]+\s*")  # a phrase's words on either side of a quote are marked apart
+
+
 def highlight_spans(text: str, terms: Sequence[str]) -> list[tuple[int, int]]:
-    """Non-overlapping (start, end) spans of `text` where any of the terms occurs."""
+    """Non-overlapping (start, end) spans of `text` where any of the terms occurs, on whole words.
+
+    A hit inside a compound is widened to the whole word ("юго-западе", not "юго-*западе*"), and a phrase whose
+    words stand apart by punctuation is marked word by word ("*нормандском*" *формате*, not one run that takes the
+    closing quote in).
+    """
     pattern = _highlighter(tuple(terms[:40]))
     if pattern is None:
         return []
-    return [m.span() for m in pattern.finditer(text) if m.end() > m.start()]
+    spans: list[tuple[int, int]] = []
+    for m in pattern.finditer(text):
+        if m.end() <= m.start():
+            continue
+        pos = m.start()
+        cuts = [(q.start(), q.end()) for q in _QUOTES.finditer(text, m.start(), m.end())]
+        for cut_start, cut_end in [*cuts, (m.end(), m.end())]:
+            start, end = _whole_words(text, pos, cut_start)
+            if end > start and (not spans or start >= spans[-1][1]):
+                spans.append((start, end))
+            pos = cut_end
+    return spans
+
+
+def _whole_words(text: str, start: int, end: int) -> tuple[int, int]:
+    """(start, end) widened to the words they cut into: letters, and a compound's parts joined by a hyphen
+    ("юго-западе"); a code's digits after a hyphen stay out ("ДСНВ" in "ДСНВ-3")."""
+    if end <= start:
+        return start, start
+    while start > 0 and (
+        text[start - 1].isalpha() or (text[start - 1] == "-" and start > 1 and text[start - 2].isalpha())
+    ):
+        start -= 1
+    while end < len(text) and (
+        text[end].isalpha() or (text[end] == "-" and end + 1 < len(text) and text[end + 1].isalpha())
+    ):
+        end += 1
+    return start, end
+
+
+# A sentence ends at . ! ? … (and a closing quote or bracket after them) before a space and a capital, a digit or
+# an opening quote: "г. Москва" and "т. е." rarely meet the capital, and a passage cut there is still readable.
+_SENTENCE_BREAK = re.compile(r"(?<=[.!?…])[»\"”')\]]*\s+(?=[«\"“(\[]?[A-ZА-ЯЁ0-9])")
 
 
 def snippet(text: str, terms: Sequence[str], width: int = SNIPPET_WIDTH) -> tuple[str, list[tuple[int, int]]]:
-    """About `width` characters of `text` around the first matching term, and the spans to highlight."""
+    """About `width` characters of `text` around the first matching term, and the spans to highlight.
+
+    The passage starts and ends at sentence boundaries where the sentences allow it (the one holding the first hit,
+    and those after it while they fit in `width`; a first sentence may take half as much again); a sentence longer
+    than that is cut at words, with "…".
+    """
     text = one_line(text[:SNIPPET_SCAN])
     spans = highlight_spans(text, terms)
     if len(text) <= width:
         return text, spans
-    start = max(0, spans[0][0] - width // 3) if spans else 0
-    if start:
-        space = text.find(" ", start)
-        start = space + 1 if 0 <= space < start + 40 else start
-    end = min(len(text), start + width)
-    if end < len(text):
-        space = text.rfind(" ", start, end)
-        end = space if space > start + width // 2 else end
-    lead = "…" if start else ""
-    window = lead + text[start:end].rstrip() + ("…" if end < len(text) else "")
+    hit = spans[0][0] if spans else 0
+    breaks = list(_SENTENCE_BREAK.finditer(text))
+    starts = [0, *(m.end() for m in breaks)]
+    ends = [*(m.start() + len(m.group().rstrip()) for m in breaks), len(text)]  # after the closing quotes
+    start = max(at for at in starts if at <= hit)
+    limit = start + width + width // 2
+    after = [e for e in ends if e > max(start, hit)]
+    fitting = [e for e in after if e <= start + width]
+    end = fitting[-1] if fitting else next((e for e in after if e <= limit), None)
+    sentences = end is not None and hit - start <= width
+    if end is None or not sentences:  # one long sentence: a window of words around the hit
+        start = max(0, hit - width // 3)
+        if start:
+            space = text.find(" ", start)
+            start = space + 1 if 0 <= space < start + 40 else start
+        end = min(len(text), start + width)
+        if end < len(text):
+            space = text.rfind(" ", start, end)
+            end = space if space > start + width // 2 else end
+    lead = "…" if start and not sentences else ""
+    window = lead + text[start:end].rstrip() + ("…" if end < len(text) and not sentences else "")
     shift = len(lead) - start
     clipped = [(max(s, start) + shift, min(e, end) + shift) for s, e in spans if s < end and e > start]
     return window, [(s, e) for s, e in clipped if e > s and e <= len(window)]
 
 
 # --- the parts of an alert ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Section:
+    """What one matched topic shows: its best passage, highlighted, and its own why-line."""
+
+    topic: str  # display name, "‼ " before it for a priority: high topic
+    snippet: str  # "" when the passage is the one the section before shows
+    spans: tuple[tuple[int, int], ...]
+    why: str
 
 
 @dataclass(frozen=True)
@@ -175,11 +241,14 @@ class Parts:
     source: str
     when: str
     topics: tuple[tuple[str, float], ...]  # (display name, score), best first
-    snippet: str
+    snippet: str  # the best topic's passage (sections[0])
     spans: tuple[tuple[int, int], ...]
-    why: str
+    why: str  # the best topic's why-line
     also: tuple[tuple[str, str | None], ...]  # shown sources, link or None
     also_more: int
+    sections: tuple[Section, ...] = ()  # one per matched topic, best first
+    gained: tuple[str, ...] = ()  # topics the story gained after this alert was sent, told by an edit (issue 14 §2)
+    continues: str = ""  # the title of the story's earlier alert, when this alert continues it
 
 
 def matched(alert: Alert) -> list[Match]:
@@ -203,6 +272,45 @@ def why_terms(matches: Iterable[Match], limit: int = WHY_SHOWN) -> list[str]:
     return list(seen.values())[:limit]
 
 
+# Words that name no event and no subject, whatever the topic: a why-line made of them tells the analyst nothing
+# (issue 14: "сообщить", "россия", "глава", "сторона"). Compared by their first five letters, as stems are.
+_GENERIC = frozenset(
+    w[:5]
+    for w in (
+        *("сообщить", "заявить", "отметить", "сказать", "рассказать", "говорить", "глава", "сторона", "россия"),
+        *("российский", "страна", "год", "время", "новость", "данные", "вопрос", "ситуация"),
+        *("said", "says", "told", "report", "year", "news", "official", "statement", "country"),
+    )
+)
+
+
+def _generic(term: str) -> bool:
+    return term.rstrip("*").lower()[:5] in _GENERIC
+
+
+def topic_why(match: Match, text: str, limit: int = WHY_SHOWN) -> list[str]:
+    """One topic's reasons in words the analyst typed or would type: its keyword phrases as written in the
+    config, then its distinctive terms as the words the text has ("defence", not the stem "defenc"), never
+    generic words; terms the text does not show are left out (a stem alone would say less than nothing)."""
+    seen: dict[str, str] = {}
+    hits = [one_line(hit) for hit in match.keyword_hits]
+    said = {word.lower()[:5] for hit in hits for word in hit.split()}
+    for hit in hits:
+        if hit and hit.lower() not in seen:
+            seen[hit.lower()] = hit
+    for term in match.terms:
+        term = one_line(term)
+        if not term or _generic(term) or term.lower()[:5] in said:
+            continue
+        spans = highlight_spans(text, [term])
+        if not spans:
+            continue
+        word = text[spans[0][0] : spans[0][1]]
+        if word.lower() not in seen and not _generic(word):
+            seen[word.lower()] = word
+    return list(seen.values())[:limit]
+
+
 def also_sources(
     also: Sequence[tuple[str, str | None]], shown: int = ALSO_SHOWN
 ) -> tuple[tuple[tuple[str, str | None], ...], int]:
@@ -220,25 +328,60 @@ def local_time(alert: Alert, tz: tzinfo, fmt: str = "%d.%m.%Y %H:%M %Z") -> str:
     return alert.item.published.astimezone(tz).strftime(fmt)
 
 
-def parts(alert: Alert, *, topics: Mapping[str, str], tz: tzinfo) -> Parts:
-    """Everything an alert shows, from an Alert; `topics` maps topic id to display name."""
+HIGH_MARK = "‼ "  # before the name of a `priority: high` topic
+
+
+def parts(
+    alert: Alert,
+    *,
+    topics: Mapping[str, str],
+    tz: tzinfo,
+    high: Collection[str] = (),
+    gained: Sequence[str] = (),
+    continues: str | None = None,
+) -> Parts:
+    """Everything an alert shows, from an Alert; `topics` maps topic id to display name, `high` holds the ids of
+    `priority: high` topics (marked). Each matched topic gets its own passage and why-line (issue 14).
+
+    `gained`: topic ids the story matched after this alert was sent, shown as "+ Topic" (the edit of the story's
+    message that tells them); `continues`: the title of the story's earlier alert, when this one continues it.
+    """
     item = alert.item
     best = matched(alert)
-    reasons = why_terms(best)
-    source_text = next((m.passage for m in best if m.passage.strip()), "") or item.text or item.title
-    text, spans = snippet(source_text, reasons)
+    whole = one_line(f"{item.title}\n{(item.text or '')[:SNIPPET_SCAN]}")
+    sections: list[Section] = []
+    shown_passages: set[str] = set()
+    for m in best:
+        reasons = topic_why(m, whole)
+        source_text = m.passage if m.passage.strip() else item.text or item.title
+        text, spans = snippet(source_text, reasons)
+        if text in shown_passages:  # two topics, one passage: shown once, each keeps its why-line
+            text, spans = "", []
+        shown_passages.add(text)
+        name = one_line(topics.get(m.topic, m.topic))
+        sections.append(Section((HIGH_MARK if m.topic in high else "") + name, text, tuple(spans),
+                                shorten(", ".join(reasons), WHY_MAX)))  # fmt: skip
     shown, more = also_sources(alert.also)
+    if not sections:  # no topic: the opening of the text
+        lead, lead_spans = snippet(item.text or item.title, [])
+        sections.append(Section("", lead, tuple(lead_spans), ""))
+    first = sections[0]
     return Parts(
         title=shorten(one_line(item.title), TITLE_MAX) or "(untitled)",
         link=safe_link(item.link),
         source=shorten(one_line(item.feed), 80),
         when=local_time(alert, tz),
-        topics=tuple((one_line(topics.get(m.topic, m.topic)), m.score) for m in best),
-        snippet=text,
-        spans=tuple(spans),
-        why=shorten(", ".join(reasons), WHY_MAX),
+        topics=tuple(
+            ((HIGH_MARK if m.topic in high else "") + one_line(topics.get(m.topic, m.topic)), m.score) for m in best
+        ),
+        snippet=first.snippet,
+        spans=tuple(first.spans),
+        why=first.why,
         also=shown,
         also_more=more,
+        sections=tuple(sections),
+        gained=tuple((HIGH_MARK if t in high else "") + one_line(topics.get(t, t)) for t in dict.fromkeys(gained)),
+        continues=shorten(one_line(continues or ""), DIGEST_TITLE_MAX),
     )
 
 
@@ -251,18 +394,25 @@ def _lines(p: Parts) -> list[Line]:
         (Run(p.title, title_tags),),
         (Run(p.source, (ITALIC,)), Run(f" · {p.when}")),
     ]
+    if p.continues:
+        lines.append((Run(f"↪ continues a story already sent: {p.continues}", (ITALIC,)),))
     if p.topics:
         lines.append((Run("🏷 " + " · ".join(f"{name} {score:.2f}" for name, score in p.topics)),))
-    if p.snippet:
-        runs: list[Run] = []
-        pos = 0
-        for start, end in p.spans:
-            runs += [Run(p.snippet[pos:start]), Run(p.snippet[start:end], (BOLD,))]
-            pos = end
-        runs.append(Run(p.snippet[pos:]))
-        lines.append(tuple(r for r in runs if r.text))
-    if p.why:
-        lines.append((Run(f"why: {p.why}", (ITALIC,)),))
+    several = len(p.sections) > 1
+    for section in p.sections:
+        if section.snippet:
+            runs: list[Run] = [Run(f"{section.topic}: ", (BOLD,))] if several else []
+            pos = 0
+            for start, end in section.spans:
+                runs += [Run(section.snippet[pos:start]), Run(section.snippet[start:end], (BOLD,))]
+                pos = end
+            runs.append(Run(section.snippet[pos:]))
+            lines.append(tuple(r for r in runs if r.text))
+        if section.why:
+            label = f"why ({section.topic}): " if several and not section.snippet else "why: "
+            lines.append((Run(f"{label}{section.why}", (ITALIC,)),))
+    if p.gained:  # near the tail: an edit that adds it changes the end of the message
+        lines.append((Run("+ " + ", ".join(p.gained), (BOLD,)),))
     also = also_line(p.also, p.also_more)
     if also:
         lines.append(also)
@@ -411,9 +561,19 @@ def split_html(lines: Sequence[Line], limit: int = TELEGRAM_LIMIT) -> list[str]:
 # --- one alert ------------------------------------------------------------------------------------
 
 
-def render_telegram(alert: Alert, *, topics: Mapping[str, str], tz: tzinfo, limit: int = TELEGRAM_LIMIT) -> list[str]:
+def render_telegram(
+    alert: Alert,
+    *,
+    topics: Mapping[str, str],
+    tz: tzinfo,
+    limit: int = TELEGRAM_LIMIT,
+    high: Collection[str] = (),
+    gained: Sequence[str] = (),
+    continues: str | None = None,
+) -> list[str]:
     """Telegram HTML (parse_mode=HTML) for one alert, as chunks of at most `limit` units."""
-    return split_html(_lines(parts(alert, topics=topics, tz=tz)), limit)
+    p = parts(alert, topics=topics, tz=tz, high=high, gained=gained, continues=continues)
+    return split_html(_lines(p), limit)
 
 
 def render_telegram_text(text: str, limit: int = TELEGRAM_LIMIT) -> list[str]:
@@ -427,28 +587,35 @@ def label_hint(alert: Alert) -> str:
     return f"alert #{alert.id} · to label it: monitor label {alert.id} {best[0].topic if best else 'TOPIC'} yes|no"
 
 
-def render_html(alert: Alert, *, topics: Mapping[str, str], tz: tzinfo) -> str:
+def render_html(alert: Alert, *, topics: Mapping[str, str], tz: tzinfo, high: Collection[str] = ()) -> str:
     """An HTML email body for one alert."""
-    return _html_document([[*_lines(parts(alert, topics=topics, tz=tz)), (Run(label_hint(alert), (ITALIC,)),)]])
+    lines = _lines(parts(alert, topics=topics, tz=tz, high=high))
+    return _html_document([[*lines, (Run(label_hint(alert), (ITALIC,)),)]])
 
 
-def render_text(alert: Alert, *, topics: Mapping[str, str], tz: tzinfo) -> str:
+def render_text(alert: Alert, *, topics: Mapping[str, str], tz: tzinfo, high: Collection[str] = ()) -> str:
     """A plain-text block for one alert (console, email text part); highlights as *term*."""
-    p = parts(alert, topics=topics, tz=tz)
+    p = parts(alert, topics=topics, tz=tz, high=high)
     out = [p.title]
     if p.link:
         out.append(p.link)
     out.append(f"{p.source} · {p.when}")
+    if p.continues:
+        out.append(f"↪ continues a story already sent: {p.continues}")
     if p.topics:
         out.append("topics: " + " · ".join(f"{name} {score:.2f}" for name, score in p.topics))
-    if p.snippet:
-        marked, pos = "", 0
-        for start, end in p.spans:
-            marked += p.snippet[pos:start] + "*" + p.snippet[start:end] + "*"
-            pos = end
-        out.append(marked + p.snippet[pos:])
-    if p.why:
-        out.append(f"why: {p.why}")
+    several = len(p.sections) > 1
+    for section in p.sections:
+        if section.snippet:
+            marked, pos = (f"{section.topic}: " if several else ""), 0
+            for start, end in section.spans:
+                marked += section.snippet[pos:start] + "*" + section.snippet[start:end] + "*"
+                pos = end
+            out.append(marked + section.snippet[pos:])
+        if section.why:
+            out.append((f"why ({section.topic}): " if several and not section.snippet else "why: ") + section.why)
+    if p.gained:
+        out.append("+ " + ", ".join(p.gained))
     if p.also:
         shown = ", ".join(f"{name} <{link}>" if link else name for name, link in p.also)
         out.append(f"also: {shown}" + (f" (+{p.also_more})" if p.also_more else ""))
@@ -489,12 +656,20 @@ def _digest_lines(alerts: Sequence[Alert], title: str, topics: Mapping[str, str]
                     Run(head, (("a", link),) if link else ()),
                     Run(
                         f" — {shorten(one_line(alert.item.feed), 80)}, {local_time(alert, tz, '%d.%m %H:%M')}"
-                        f" · #{alert.id}"
+                        f"{_also_tail(alert)} · #{alert.id}"
                     ),
                 )
             )
         sections.append(section)
     return sections
+
+
+def _also_tail(alert: Alert) -> str:
+    """", also TASS, RIA (+2)": the story's other sources, for a digest line (issue 14 §3)."""
+    shown, more = also_sources(alert.also)
+    if not shown:
+        return ""
+    return ", also " + ", ".join(name for name, _ in shown) + (f" (+{more})" if more else "")
 
 
 def render_digest_telegram(

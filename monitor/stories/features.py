@@ -11,11 +11,20 @@ import math
 import re
 import sys
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from functools import cache
 
-from ..match.text import AnalysedText, TermScan, analyse, normalise, normalised_terms, normalised_tokens, terms
+from ..match.text import (
+    AnalysedText,
+    TermScan,
+    analyse,
+    normalise,
+    normalised_terms,
+    normalised_tokens,
+    terms,
+    word_term,
+)
 from . import minhash
 
 TITLE_WEIGHT = 3  # a headline names the event; the body wanders
@@ -23,6 +32,12 @@ TEXT_CHARS = 1500  # the lead carries the event; long bodies dilute the vector a
 LEAD_CHARS = 300  # where dates of the event are looked for (a body's later dates are background)
 MAX_TERMS = 50  # terms kept per vector (highest tf-idf): memory and time stay flat, F1 the same as with 100
 MIN_SHINGLES = 10  # resemblance of a few shingles (a headline) says little; such items use the cosine path only
+
+# A capitalised word: a name, a place, an organisation, in any alphabet the stream uses. Acronyms ("МИД", "NATO")
+# count wherever they stand; other capitalised words only when no sentence starts with them.
+_CAPITALISED = re.compile(r"(?<![\w-])[A-ZА-ЯЁ][\w]*(?:-\w+)*")
+_SENTENCE_END = frozenset(".!?…:;»\"“”«'|-—–([")
+_NUMBER = re.compile(r"\d+")  # digit runs: "$400m" and "400 million" both name 400, "16,5%" names 16 and 5
 
 # Links (Telegram footers, "read more") are per-outlet boilerplate with rare, heavy tokens.
 _URL = re.compile(r"(?:https?://|www\.|t\.me/)\S+", re.IGNORECASE)
@@ -58,6 +73,12 @@ class ItemFeatures:
     counts: Mapping[str, float]  # term -> frequency, title occurrences counted TITLE_WEIGHT times
     signature: minhash.Signature | None  # MinHash of word 3-shingles; None below MIN_SHINGLES shingles
     dates: frozenset[int]  # days of a leap year (1..366) named in the title and lead ("8 ноября", "Nov 14")
+    title_counts: Mapping[str, float] = field(
+        default_factory=dict
+    )  # the title's terms alone (for title-to-title similarity)
+    entities: frozenset[str] = frozenset()  # terms of capitalised words in the title and lead: who and where
+    numbers: frozenset[str] = frozenset()  # digit runs in the title and lead ("94"; "16,5" as "16" and "5"), dates too
+    title_numbers: frozenset[str] = frozenset()  # digit runs in the title
 
 
 def featurise(title: str, body: str) -> ItemFeatures:
@@ -77,10 +98,48 @@ def features_of(analysed: AnalysedText) -> ItemFeatures:
                 continue
             term = sys.intern(term)  # one copy per term across the window's vectors and postings
             counts[term] = counts.get(term, 0.0) + weight
+    title_counts: dict[str, float] = {}
+    for term in normalised_terms(title):
+        if term not in stop and len(term) >= 2:
+            term = sys.intern(term)
+            title_counts[term] = title_counts.get(term, 0.0) + 1.0
     title_words = normalised_tokens(title)
+    lead_words = normalised_tokens(lead)
     grams = minhash.shingles(title_words + normalised_tokens(body))
     signature = minhash.signature(grams) if len(grams) >= MIN_SHINGLES else None
-    return ItemFeatures(counts, signature, named_dates(title_words + normalised_tokens(lead)))
+    title_numbers = frozenset(_NUMBER.findall(title))
+    return ItemFeatures(
+        counts,
+        signature,
+        named_dates(title_words + lead_words),
+        title_counts,
+        entities_of(analysed.title) | entities_of(analysed.text[:LEAD_CHARS]),
+        title_numbers | frozenset(_NUMBER.findall(lead)),
+        title_numbers,
+    )
+
+
+def entities_of(raw: str) -> frozenset[str]:
+    """Terms of the names in a raw text: acronyms anywhere, other capitalised words not opening a sentence.
+
+    Cheap and language-general (no tagger): "Пушилин", "Петровского", "МИД", "Pyongyang", "NATO". A sentence's
+    first word is skipped because it is capitalised whatever it is ("Сегодня", "Police").
+    """
+    found: set[str] = set()
+    stop = _stop_terms()
+    for m in _CAPITALISED.finditer(raw):
+        word = m.group()
+        i = m.start() - 1
+        while i >= 0 and raw[i].isspace():
+            i -= 1
+        acronym = len(word) >= 2 and word.isupper()
+        if not acronym and (i < 0 or raw[i] in _SENTENCE_END):
+            continue
+        for part in normalised_tokens(normalise(word)):
+            term = word_term(part)
+            if term and len(term) >= 2 and term not in stop and not _NUMBER.search(term):
+                found.add(sys.intern(term))
+    return frozenset(found)
 
 
 def _without_links(scan: TermScan, raw: str) -> str:
@@ -176,6 +235,14 @@ def tfidf(
         weights = dict(sorted(weights.items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_TERMS])
     norm = math.sqrt(sum(w * w for w in weights.values())) or 1.0
     return {t: w / norm for t, w in weights.items()}
+
+
+def idf(term: str, window: DocumentFrequencies, background: DocumentFrequencies | None = None) -> float:
+    """The smoothed IDF `tfidf` weighs a term with."""
+    if background is None:
+        return math.log((window.docs + 1) / (window.counts.get(term, 0) + 1)) + 1.0
+    n = window.docs + background.docs + 1
+    return math.log(n / (window.counts.get(term, 0) + background.counts.get(term, 0) + 1)) + 1.0
 
 
 def cosine(a: Mapping[str, float], b: Mapping[str, float]) -> float:

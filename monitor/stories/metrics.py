@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -109,3 +109,27 @@ def _parse_time(value: object) -> datetime | None:
     except ValueError:
         return None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def bcubed(gold: Mapping[str, str], predicted: Mapping[str, str]) -> tuple[float, float]:
+    """B-cubed (precision, recall) of a clustering over the items both maps hold (Bagga & Baldwin, 1998).
+
+    Per item: precision is the share of its predicted cluster that shares its gold cluster, recall the share of its
+    gold cluster that shares its predicted cluster; both averaged over items. Singletons count, so a grouper that
+    merges nothing still scores full precision and a recall below 1 wherever gold clusters have several items.
+    """
+    uids = [uid for uid in gold if uid in predicted]
+    if not uids:
+        return 0.0, 0.0
+    by_gold: dict[str, set[str]] = {}
+    by_pred: dict[str, set[str]] = {}
+    for uid in uids:
+        by_gold.setdefault(gold[uid], set()).add(uid)
+        by_pred.setdefault(predicted[uid], set()).add(uid)
+    precision = recall = 0.0
+    for uid in uids:
+        g, p = by_gold[gold[uid]], by_pred[predicted[uid]]
+        shared = len(g & p)
+        precision += shared / len(p)
+        recall += shared / len(g)
+    return precision / len(uids), recall / len(uids)
