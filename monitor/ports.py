@@ -22,6 +22,7 @@ from .models import (
     Match,
     NearMiss,
     NearMissOffer,
+    Replica,
     Story,
 )
 
@@ -118,6 +119,10 @@ class Store(Protocol):
     @property
     def shared(self) -> bool:
         """Several replicas may use this database at once (PostgreSQL): see story_lock and service.leases."""
+        ...
+
+    def replicas(self) -> list[Replica]:
+        """The `monitor run` replicas a shared database knows, with their leases; [] otherwise."""
         ...
 
     def story_lock(self, known: Callable[[str], bool] | None = None) -> AbstractContextManager[list[tuple[Item, str]]]:

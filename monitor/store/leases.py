@@ -14,33 +14,18 @@ another means the same instant on both, whatever their clocks say.
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, and_, bindparam, delete, func, literal_column, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from ..models import Item
+from ..models import Item, Replica
 from .rows import chunks, to_item
 from .schema import items, leases, models, replicas, story_items, story_log
 
 # pg_advisory_xact_lock(key1, key2): key2 is the schema's hash, so tests in schemas of one database (and
 # monitors sharing a database in two schemas) do not serialise each other.
 STORY_LOCK_KEY = 0x6D6F6E01  # "mon" + 1
-
-
-@dataclass(frozen=True)
-class Replica:
-    """A `monitor run` process as the database sees it (`monitor status`)."""
-
-    id: str
-    host: str
-    pid: int
-    started: datetime
-    heartbeat: datetime
-    age: float  # seconds since its last heartbeat, by the database's clock
-    leases: int = 0
-    duties: tuple[str, ...] = ()  # its leases that are not feeds: deliver:<channel>, feedback, leader
 
 
 def heartbeat(conn: Connection, replica_id: str, host: str, pid: int, forget_after: timedelta) -> None:

@@ -21,7 +21,19 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from ..errors import StoreError
-from ..models import Alert, Delivery, FeedState, Item, ItemIntent, Label, Match, NearMiss, NearMissOffer, Story
+from ..models import (
+    Alert,
+    Delivery,
+    FeedState,
+    Item,
+    ItemIntent,
+    Label,
+    Match,
+    NearMiss,
+    NearMissOffer,
+    Replica,
+    Story,
+)
 from . import alerts as alert_queries
 from . import labels as label_queries
 from . import leases as lease_queries
@@ -206,7 +218,7 @@ class SqlStore:
                 lease_queries.forget(conn, holder)
             return count
 
-    def replicas(self) -> list[lease_queries.Replica]:
+    def replicas(self) -> list[Replica]:
         """The replicas the database knows, with their leases (`monitor status`); [] on SQLite."""
         if not self.shared:
             return []
