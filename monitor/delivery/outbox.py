@@ -39,6 +39,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol, runtime_checkable
@@ -181,6 +182,17 @@ class Deliverer:
 
         With replicas (service.leases): only the rows of `channels`, the channels this replica holds the lease
         of, and each sent only while `still(channel)` says the lease is held (it may run out during a pass)."""
+        held = getattr(self.store, "delivery_pass", None)  # SqlStore: one connection for the pass's marks
+        with held() if held is not None else nullcontext():
+            return self._deliver_due(max_rows, deadline, channels, still)
+
+    def _deliver_due(
+        self,
+        max_rows: int,
+        deadline: datetime | None,
+        channels: Collection[str] | None,
+        still: Callable[[str], bool] | None,
+    ) -> DeliveryReport:
         report = DeliveryReport()
         self._store_marks()
         now = self.clock.now()
