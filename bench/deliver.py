@@ -2,6 +2,9 @@
 
     python bench/deliver.py                  # 10,000 alerts, failure-free, then with 20 % of sends failing
     python bench/deliver.py --alerts 2000 --fail 0.3
+    python bench/deliver.py --database postgresql+psycopg://postgres@127.0.0.1:5432/test
+                                             # the same on PostgreSQL (a fresh schema per phase, dropped after),
+                                             # then on SQLite in the same run: the ratio of the two rates
 
 Setup (not timed): a fresh SQLite database in a temporary directory (monitor.store.sql.SqlStore), N items,
 N alerts with one pending 'send' row each for one Telegram channel (pace: false). The stand-in
@@ -23,14 +26,19 @@ import argparse
 import json
 import logging
 import resource
+import secrets
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import sqlalchemy as sa
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -93,7 +101,24 @@ def control(port: int, command: str, body: dict[str, Any]) -> Any:
         return json.loads(response.read())
 
 
-def run(n: int, port: int, tmp: Path, label: str) -> dict[str, Any]:
+def open_store(database: str | None, tmp: Path, label: str) -> tuple[SqlStore, Callable[[], None]]:
+    """A fresh database: a SQLite file in `tmp`, or a new schema in `database`; and how to drop it."""
+    if database is None:
+        return SqlStore(f"sqlite:///{tmp / f'{label}.db'}"), lambda: None
+    schema = f"bench_{label}_{secrets.token_hex(4)}"
+    admin = sa.create_engine(database)
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+
+    def drop() -> None:
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+        admin.dispose()
+
+    return SqlStore(database, schema=schema), drop
+
+
+def run(n: int, port: int, tmp: Path, label: str, database: str | None = None) -> dict[str, Any]:
     """Queue n alerts in a fresh database and deliver them all; the figures of that drain."""
     config = Config.model_validate(
         {
@@ -104,7 +129,7 @@ def run(n: int, port: int, tmp: Path, label: str) -> dict[str, Any]:
             "topics": [{"id": "strategic", "name": "Стратегическая стабильность"}],
         }
     )  # fmt: skip
-    store = SqlStore(f"sqlite:///{tmp / f'{label}.db'}")
+    store, drop = open_store(database, tmp, label)
     now = datetime.now(UTC)
     t0 = time.perf_counter()
     title = f"Новость {label}-{{}}: Лавров о стратегической стабильности"
@@ -130,6 +155,7 @@ def run(n: int, port: int, tmp: Path, label: str) -> dict[str, Any]:
     notifier.notifier.close()
     counts = store.outbox_counts()
     store.close()
+    drop()
     attempts: dict[int, int] = {}
     for _, alert_id, _ in notifier.calls:
         attempts[alert_id] = attempts.get(alert_id, 0) + 1
@@ -140,6 +166,7 @@ def run(n: int, port: int, tmp: Path, label: str) -> dict[str, Any]:
             first_done = at
     by_then = sum(ok and at <= first_done for at, _, ok in notifier.calls)
     accepted = [m["text"] for m in control(port, "messages", {}) if f"Новость {label}-" in m["text"]]
+    control(port, "reset", {})
     return {
         "setup": setup, "report": report, "wall": wall, "cpu": cpu, "peak_mb": peak_mb, "sent": counts.get("sent", 0),
         "calls": len(notifier.calls), "most_attempts": max(attempts.values(), default=0),
@@ -152,19 +179,37 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--alerts", type=int, default=10_000)
     parser.add_argument("--fail", type=float, default=0.2, help="share of sends failing in the second phase")
+    parser.add_argument("--database", help="a PostgreSQL URL: run there, and on SQLite in the same run for the ratio")
+    parser.add_argument("--rounds", type=int, default=1, help="with --database: SQLite and PostgreSQL drains, "
+                        "alternated this many times; the ratio is the median of the rounds' ratios")
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)  # the failing phase logs every failed attempt (rate-limited)
     proc, port = start_stub()
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            free = run(args.alerts, port, Path(tmp), "free")
+            ratios = []
+            lite = None
+            for r in range(args.rounds if args.database else 1):
+                lite = run(args.alerts, port, Path(tmp), f"lite{r}") if args.database else None
+                free = run(args.alerts, port, Path(tmp), f"free{r}", args.database)
+                if lite is not None:
+                    ratios.append((free["sent"] / free["wall"]) / (lite["sent"] / lite["wall"]))
+                    print(f"round {r + 1}: PostgreSQL / SQLite rate {ratios[-1]:.2f}", flush=True)
             control(port, "fail", {"rate": args.fail, "seed": 1})
-            failing = run(args.alerts, port, Path(tmp), "failing")
+            failing = run(args.alerts, port, Path(tmp), "failing", args.database)
     finally:
         proc.terminate()
         proc.wait(10)
     rate = free["sent"] / free["wall"]
-    print(f"setup {free['setup']:.1f}s; {free['report']}")
+    if lite is not None:
+        lite_rate = lite["sent"] / lite["wall"]
+        print(
+            f"SQLite in the same run: {lite['sent']} alerts in {lite['wall']:.2f}s = {lite_rate:.0f} alerts/s "
+            f"(cpu {lite['cpu']:.2f}s), {'OK' if lite['ok'] else 'INCOMPLETE'}"
+        )
+        print(f"PostgreSQL / SQLite rate: {statistics.median(ratios):.2f} (median of {len(ratios)} rounds: "
+              f"{', '.join(f'{x:.2f}' for x in ratios)})")  # fmt: skip
+    print(f"{'PostgreSQL' if args.database else 'SQLite'}: setup {free['setup']:.1f}s; {free['report']}")
     print(
         f"deliver: {free['sent']} alerts in {free['wall']:.2f}s = {rate:.0f} alerts/s "
         f"(cpu {free['cpu']:.2f}s), peak RSS {free['peak_mb']:.0f} MB, {'OK' if free['ok'] else 'INCOMPLETE'}"
@@ -178,7 +223,7 @@ def main() -> int:
         f"{failing['most_attempts']} for one alert), "
         f"{'OK' if failing['ok'] else 'INCOMPLETE'}"
     )
-    return 0 if free["ok"] and failing["ok"] else 1
+    return 0 if free["ok"] and failing["ok"] and (lite is None or lite["ok"]) else 1
 
 
 if __name__ == "__main__":

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -44,6 +45,7 @@ class App:
     notifiers: dict[str, Notifier]
 
     labels_seen: int = -1  # the labels revision the pipeline's model has learned from
+    model_seen: int | None = None  # the revision of the model stored in a shared database the pipeline uses
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()  # model swaps: reconfigure, refit, relearn
@@ -88,8 +90,36 @@ class App:
         in and persist it."""
         texts = background_texts(self.config, self.store)
         model, _ = self._swap_model(lambda base, labelled: base.refit(texts).with_labels(labelled))
-        model.save(self.config.data_dir / MODEL_FILE)
+        path = self.config.data_dir / MODEL_FILE
+        model.save(path)
+        if self.store.shared:  # the other replicas load it from there (reload_model)
+            self.model_seen = self.store.save_model_bytes(MODEL_FILE, path.read_bytes())
         log.info("topic model refit on %d stored items", len(texts))
+
+    def reload_model(self) -> bool:
+        """With replicas on a shared database: the leader refit and stored a new model? Load it, learn the labels,
+        swap it in. False when there is nothing new."""
+        if not self.store.shared:
+            return False
+        revision = self.store.model_revision(MODEL_FILE)
+        if revision is None or revision == self.model_seen:
+            return False
+        fetched = fetch_model(self.config, self.store)
+        if fetched is None:
+            return False
+        config = self.config
+        self._swap_model(lambda _, labelled: load_model(config, self.store).with_labels(labelled))
+        self.model_seen = fetched
+        log.info("topic model: loaded revision %d, refit by another replica", fetched)
+        return True
+
+    def adopt_unfinished(self, feeds: Collection[str]) -> int:
+        """Items of these feeds stored but never matched (a replica died between the two): matched by the next
+        recover(). Called when this replica takes the feeds over."""
+        since = self.clock.now() - timedelta(seconds=self.config.settings.story_window)
+        items = self.store.unfinished_items(feeds, since)
+        self.pipeline.keep_unfinished([Unfinished(item) for item in items])
+        return len(items)
 
     def relearn(self) -> bool:
         """If labels were written since the model last learned (by the Telegram job or by `monitor label`
@@ -156,6 +186,20 @@ def background_texts(config: Config, store: SqlStore) -> list[str]:
     return [f"{item.title}\n\n{item.text}" for item in items]
 
 
+def fetch_model(config: Config, store: SqlStore) -> int | None:
+    """Write the model stored in a shared database to the data directory (atomically); its revision, or None."""
+    stored = store.load_model_bytes(MODEL_FILE)
+    if stored is None:
+        return None
+    revision, data = stored
+    path = config.data_dir / MODEL_FILE
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}")
+    partial.write_bytes(data)
+    os.replace(partial, path)
+    return revision
+
+
 def load_model(config: Config, store: SqlStore) -> TopicModel:
     """The persisted model with this config's topics, or a fresh one bootstrapped from stored items."""
     path = config.data_dir / MODEL_FILE
@@ -183,11 +227,19 @@ def open_app(config: Config, *, clock: Clock | None = None) -> App:
     grouper.restore_in_background(stored)
     started = time.monotonic()
     labels_seen = store.labels_revision()
-    model = load_model(config, store).with_labels(store.labelled_items())
+    # Replicas share one model: the one in the database (the leader's last refit), or this one, stored for them.
+    model_seen = fetch_model(config, store) if store.shared else None
+    base = load_model(config, store)
+    if store.shared and model_seen is None:
+        model_seen = store.save_model_bytes(MODEL_FILE, (config.data_dir / MODEL_FILE).read_bytes())
+    model = base.with_labels(store.labelled_items())
     log.info("topic model ready in %.1fs (%d topics)", time.monotonic() - started, len(config.topics))
     notifiers = build_notifiers(config)
     parser = ParserPool()
     pipeline = Pipeline(config, store, fetcher, model, grouper, clock, parse=parser)
     deliverer = Deliverer(store, notifiers, config, clock)
     pipeline.keep_unfinished([Unfinished(item) for item, story_id in stored if story_id is None])
-    return App(config, clock, store, fetcher, parser, pipeline, deliverer, notifiers, labels_seen=labels_seen)
+    return App(
+        config, clock, store, fetcher, parser, pipeline, deliverer, notifiers,
+        labels_seen=labels_seen, model_seen=model_seen,
+    )  # fmt: skip

@@ -156,6 +156,8 @@ class Settings(_Strict):
     background_size: int = Field(default=20000, ge=0)
     # The daily "just below the line" message (delivery/offers.py), local time; "off": none, and none recorded.
     near_misses: Annotated[str, BeforeValidator(_near_miss_time)] = "17:00"
+    # Replicas on one PostgreSQL database (service/leases.py): a dead replica's feeds and duties move within this.
+    lease: Duration = 30.0
     allow_private_fetch: bool = False  # pages (full text, explain/label --url) may be on loopback/private addresses
 
     @field_validator("timezone")

@@ -247,3 +247,17 @@ class LabelEffect:
     prior_score: float  # the score without the labels
     score: float  # with them
     weighed: tuple[tuple[str, bool, float], ...]  # (title, relevant, log-odds it moved the item by), largest first
+
+
+@dataclass(frozen=True)
+class Replica:
+    """A `monitor run` process as the database sees it (`monitor status`)."""
+
+    id: str
+    host: str
+    pid: int
+    started: datetime
+    heartbeat: datetime
+    age: float  # seconds since its last heartbeat, by the database's clock
+    leases: int = 0
+    duties: tuple[str, ...] = ()  # its leases that are not feeds: deliver:<channel>, feedback, leader

@@ -26,6 +26,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -262,7 +263,12 @@ class Pipeline:
         scored = model.classify_text(analysed)
         matched = tuple(m for m in scored if m.matched)
         near = tuple(m for m in scored if not m.matched and model.is_near_miss(m))  # offered for a label
-        with self._story_lock:
+        # The store's story lock serialises grouping over every replica of a shared database, and hands over
+        # the items the others grouped meanwhile, so a story reported to two replicas alerts once.
+        shared = self.store.story_lock(known=self.grouper.knows) if self.store.shared else nullcontext([])
+        with self._story_lock, shared as others:
+            if others:
+                self.grouper.add_known(others)
             now = self.clock.now()
             placement = self.grouper.assign(item, now, analysed)
             story = self.store.get_story(placement.story_id)

@@ -6,7 +6,8 @@ ConsoleNotifier (delivery/), SystemClock (below). Tests pass small fakes that re
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
+from contextlib import AbstractContextManager
 from datetime import UTC, date, datetime
 from typing import Protocol
 
@@ -21,6 +22,7 @@ from .models import (
     Match,
     NearMiss,
     NearMissOffer,
+    Replica,
     Story,
 )
 
@@ -114,6 +116,20 @@ class Store(Protocol):
         count."""
         ...
 
+    @property
+    def shared(self) -> bool:
+        """Several replicas may use this database at once (PostgreSQL): see story_lock and service.leases."""
+        ...
+
+    def replicas(self) -> list[Replica]:
+        """The `monitor run` replicas a shared database knows, with their leases; [] otherwise."""
+        ...
+
+    def story_lock(self, known: Callable[[str], bool] | None = None) -> AbstractContextManager[list[tuple[Item, str]]]:
+        """Serialise story grouping with the other replicas of a shared database, yielding the (item, story id)
+        pairs they grouped since the last call that `known` does not hold (SqlStore.story_lock)."""
+        ...
+
     # alerts and outbox
     def apply(self, intent: ItemIntent) -> Alert | None:
         """In one transaction, what processing one item decided (monitor.decide): the alert with its matches and
@@ -147,7 +163,9 @@ class Store(Protocol):
         """Several alerts by id in a few queries; unknown ids are left out."""
         ...
 
-    def due_deliveries(self, now: datetime, limit: int = 100) -> list[tuple[Delivery, str]]:
+    def due_deliveries(
+        self, now: datetime, limit: int = 100, *, channels: Collection[str] | None = None
+    ) -> list[tuple[Delivery, str]]:
         """Pending rows whose next attempt is due, oldest first, with their kind ('send' or 'edit')."""
         ...
 

@@ -38,7 +38,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol, runtime_checkable
@@ -169,17 +170,43 @@ class Deliverer:
             monotonic=self._monotonic, unmarked=self._unmarked,
         )  # fmt: skip
 
-    def deliver_due(self, max_rows: int = 100, *, deadline: datetime | None = None) -> DeliveryReport:
-        """One pass over the rows due now (at most `max_rows`). Raises StoreError when the store fails."""
+    def deliver_due(
+        self,
+        max_rows: int = 100,
+        *,
+        deadline: datetime | None = None,
+        channels: Collection[str] | None = None,
+        still: Callable[[str], bool] | None = None,
+    ) -> DeliveryReport:
+        """One pass over the rows due now (at most `max_rows`). Raises StoreError when the store fails.
+
+        With replicas (service.leases): only the rows of `channels`, the channels this replica holds the lease
+        of, and each sent only while `still(channel)` says the lease is held (it may run out during a pass)."""
+        held = getattr(self.store, "delivery_pass", None)  # SqlStore: one connection for the pass's marks
+        with held() if held is not None else nullcontext():
+            return self._deliver_due(max_rows, deadline, channels, still)
+
+    def _deliver_due(
+        self,
+        max_rows: int,
+        deadline: datetime | None,
+        channels: Collection[str] | None,
+        still: Callable[[str], bool] | None,
+    ) -> DeliveryReport:
         report = DeliveryReport()
         self._store_marks()
         now = self.clock.now()
-        rows = self.store.due_deliveries(now, max_rows)
+        if channels is None:
+            rows = self.store.due_deliveries(now, max_rows)
+        else:
+            rows = self.store.due_deliveries(now, max_rows, channels=channels) if channels else []
         # One read for the pass: loading alerts one by one was a quarter of the time per message.
         alerts = self.store.get_alerts(sorted({row.alert_id for row, _ in rows}))
         digests: dict[str, list[Delivery]] = {}
         edited: set[tuple[int, str]] = set()
         for row, kind in rows:
+            if still is not None and not still(row.channel):
+                continue  # another replica delivers this channel now; the row stays pending for it
             channel = self.config.channels.get(row.channel)
             notifier = self.notifiers.get(row.channel)
             if channel is None or notifier is None:

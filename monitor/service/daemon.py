@@ -14,6 +14,9 @@
                         prune       hourly (settings.retention)
                         health      dead / recovered feeds -> admin channel
                         stats       outbox gauges, systemd STATUS=
+                        lease       with a shared (PostgreSQL) database only: heartbeat, renew, rebalance
+                                    (service.leases); a poll, a channel's delivery, getUpdates and the
+                                    leader's chores (refit, prune, health, nearmiss) run only under their lease
     poll pool           settings.workers threads; at most PER_HOST polls per host at once. A poll job only
                         queues its feed, so a slow host never holds a scheduler or pool thread waiting.
 
@@ -34,16 +37,30 @@ import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
+from typing import cast
 
 from .. import config as cfg
 from ..app import open_app
-from ..errors import MonitorError, NotifyError
+from ..errors import MonitorError, NotifyError, StoreError
 from ..feeds.concurrency import PER_HOST, HostLimiter, host_of
 from ..ports import Clock, SystemClock
 from ..redact import remember_secrets, secrets_of
 from .guard import JobGuard
 from .health import DeadFeedWatch
-from .jobs import STARTUP_SPREAD, plan_jobs
+from .jobs import (
+    LEADER_CHORES,
+    LEASE_JOB,
+    NEW_FEED_SPREAD,
+    STARTUP_SPREAD,
+    Housekeeping,
+    JobPlan,
+    duties,
+    fallback_interval,
+    feed_lease,
+    first_poll,
+    plan_jobs,
+)
+from .leases import LeaseChange, Leases, LeaseStore
 from .metrics import Metrics
 from .ports import AppFactory, AppLike, Loader
 from .reload import MAX_DELAY, ConfigWatcher, ReloadNotices
@@ -106,6 +123,8 @@ class Daemon:
         self._health = DeadFeedWatch(since=self._clock.now())
         self._tally = PollTally(self._clock.now())  # the summary line's figures (service.summary)
         self._app: AppLike | None = None
+        self._leases: Leases | None = None  # a shared database: replicas split the work (service.leases)
+        self._polling: set[str] = set()  # leases in use now (polls, a delivery pass): a rebalance keeps them
         self._config: cfg.Config | None = None
         self._scheduler: Scheduler | None = None
         self._pool: ThreadPoolExecutor | None = None
@@ -114,11 +133,12 @@ class Daemon:
             "deliver": self._deliver,
             "refit": lambda: self.app.refit(),
             "feedback": lambda: self.app.poll_feedback(),
-            "labels": lambda: self.app.relearn(),
+            "labels": self._relearn,
             "nearmiss": lambda: self.app.offer_near_misses(),
             "prune": self._prune,
             "health": self.check_health,
             "stats": self._stats,
+            LEASE_JOB: self._lease_tick,
         }
         self.ready = threading.Event()  # set once the first reconcile is done (tests wait on it)
         self.abandoned = 0  # in-flight jobs still running when the stop grace ran out
@@ -175,6 +195,8 @@ class Daemon:
             )
         app.recover()
         self._app = app
+        if getattr(app.store, "shared", False):
+            self._leases = Leases(cast(LeaseStore, app.store), config.settings.lease)
         self._wakeup = Wakeup()
         restore = self._wakeup.on_signals(
             {signal.SIGTERM: self._stop.set, signal.SIGINT: self._stop.set, signal.SIGHUP: self._reload_requested.set}
@@ -204,6 +226,16 @@ class Daemon:
         self._scheduler = Scheduler(self.metrics)
         self._scheduler.start()
         self._reconcile(config, startup=True)
+        if self._leases is not None:
+            # before the first polls (spread over the first seconds): each feed's job runs only under its lease
+            self._guard.run(LEASE_JOB, self._lease_tick, True)
+            every = self._leases.every
+            lease_job = Housekeeping(LEASE_JOB, every, self._clock.now() + timedelta(seconds=every))
+            self._scheduler.apply(JobPlan({}, housekeeping=(lease_job,)), self._fire_poll, self._housekeeping)
+            log.info(
+                "replica %s: %d live replicas, %d leases (lease %.0fs)",
+                self._leases.me, self._leases.live, len(self._leases.held()), self._leases.lease,
+            )  # fmt: skip
         self.ready.set()
         self._sd.ready(self._status_line())
         log.info(
@@ -246,13 +278,68 @@ class Daemon:
         if dropped:
             log.info("dropped %d queued polls", dropped)
         self.metrics.close()
+        if self._leases is not None and not self.abandoned:
+            # handed back now rather than left to expire: the others take over at their next tick
+            try:
+                self._leases.stop()
+            except StoreError as exc:
+                log.warning("leases not handed back (they expire in %.0fs): %s", self._leases.ttl, exc)
         if not self.abandoned and self._app is not None:
             self._app.close()
         if self._wakeup is not None:
             self._wakeup.close()
 
     def _housekeeping(self, job_id: str) -> None:
+        if job_id in LEADER_CHORES and not self._duty("leader"):
+            return
+        if job_id == "feedback" and not self._duty("feedback"):
+            return
         self._guard.run(job_id, self._chores[job_id], wait_on_stop=job_id not in NOT_WAITED_AT_STOP)
+
+    def _duty(self, name: str) -> bool:
+        """Does this process do `name`? Always without replicas; with them, while it holds the lease."""
+        return self._leases is None or self._leases.holds(name)
+
+    # --- leases (several replicas on one PostgreSQL database) ---
+
+    def _lease_tick(self, startup: bool = False) -> None:
+        leases = self._leases
+        if leases is None:
+            return
+        with self._lock:
+            feeds = dict(self._feeds)
+            busy = set(self._polling)
+        pools = [[feed_lease(job_id) for job_id in feeds], duties(self.config)]
+        change = leases.tick(pools, busy=busy)
+        if not startup:  # at a start the plan spreads the first polls, and open_app took the unmatched items
+            self._took(change, feeds)
+
+    def _took(self, change: LeaseChange, feeds: Mapping[str, cfg.Feed]) -> None:
+        """Poll the feeds just claimed soon (at their stored next poll when that is nearer than their interval),
+        and match what the previous holder stored but left unmatched."""
+        gained = [job_id for job_id in change.gained if job_id in feeds]
+        if change.gained or change.lost:
+            log.info(
+                "leases: +%d -%d, holding %d (%d live replicas)",
+                len(change.gained), len(change.lost), len(self._leases.held()) if self._leases else 0,
+                self._leases.live if self._leases else 1,
+            )  # fmt: skip
+        if not gained or self._scheduler is None:
+            return
+        now = self._clock.now()
+        stored = {state.name: state for state in self.app.store.feeds()}
+        for job_id in gained:
+            feed = feeds[job_id]
+            every = fallback_interval(feed, self.config.settings)
+            when = first_poll(
+                feed, every, now, stored.get(feed.name), startup=True, startup_spread=NEW_FEED_SPREAD
+            )  # fmt: skip
+            self._scheduler.run_at(job_id, when)
+        # Taken over from a dead holder, or handed back by one that stopped with items still in memory: either
+        # may have stored items it did not match.
+        adopted = self.app.adopt_unfinished([feeds[job_id].name for job_id in gained])
+        if adopted:
+            log.info("leases: %d items stored but not matched by the previous holder, matching them", adopted)
 
     # --- reconcile and reload ---
 
@@ -315,14 +402,23 @@ class Daemon:
     def _fire_poll(self, job_id: str) -> None:
         """The APScheduler job: hand the feed to the per-host-limited pool and return at once."""
         feed = self._feeds.get(job_id)
-        if feed is None or self._limiter is None:
+        if feed is None or self._limiter is None or not self._duty(feed_lease(job_id)):
             return
         self._limiter.submit(job_id, host_of(feed.url), lambda: self._guard.run(job_id, self._poll, job_id))
 
     def _poll(self, job_id: str) -> None:
         feed = self._feeds.get(job_id)
-        if feed is None or self._stop.is_set():
-            return  # removed by a reload while queued, or stopping
+        if feed is None or self._stop.is_set() or not self._duty(feed_lease(job_id)):
+            return  # removed by a reload while queued, stopping, or its lease went to another replica
+        with self._lock:
+            self._polling.add(job_id)
+        try:
+            self._polled(job_id, feed)
+        finally:
+            with self._lock:
+                self._polling.discard(job_id)
+
+    def _polled(self, job_id: str, feed: cfg.Feed) -> None:
         report = self.app.pipeline.poll(feed)  # a failed database write raises StoreError: the guard tells it
         self._guard.store_works()  # the poll stored its feed's state
         self.app.recover()  # items an earlier poll stored but could not match, if any
@@ -349,7 +445,18 @@ class Daemon:
         try:
             while not self._stop.is_set():
                 self._deliver_again.clear()
-                report = self.app.deliverer.deliver_due()  # each failed attempt is logged there
+                if self._leases is None:
+                    report = self.app.deliverer.deliver_due()  # each failed attempt is logged there
+                else:  # the channels this replica holds; a rebalance leaves them here while this pass runs
+                    held = self._leases.held()
+                    channels = [name for name in self.config.channels if f"deliver:{name}" in held]
+                    with self._lock:
+                        self._polling.update(f"deliver:{name}" for name in channels)
+                    try:
+                        report = self.app.deliverer.deliver_due(channels=channels, still=self._delivers)
+                    finally:
+                        with self._lock:
+                            self._polling.difference_update(f"deliver:{name}" for name in channels)
                 self.metrics.record_delivery(report.sent, sum(report.failures.values()), report.failures)
                 if report.sent or report.failed:
                     log.info("delivered %d, failed %d", report.sent, report.failed)
@@ -357,6 +464,14 @@ class Daemon:
                     break
         finally:
             self._delivering = False
+
+    def _delivers(self, channel: str) -> bool:
+        return self._duty(f"deliver:{channel}")
+
+    def _relearn(self) -> None:
+        if self._leases is not None:
+            self.app.reload_model()  # the leader refit and stored a model: load it
+        self.app.relearn()
 
     def _prune(self) -> None:
         removed = self.app.prune()

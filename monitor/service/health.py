@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Literal, Protocol
 
 from ..config import Config, Settings
-from ..models import FeedState
+from ..models import FeedState, Replica
 from ..ports import Store
 
 DAY = 86400.0
@@ -179,6 +179,8 @@ class Status:
     labels: Mapping[str, tuple[int, int]]  # topic -> (labelled relevant, labelled not relevant), all time
     outbox: Mapping[str, int]
     near_misses: Mapping[str, tuple[int, int]] = field(default_factory=dict)  # topic -> (offered, labelled)
+    replicas: tuple[Replica, ...] = ()  # several `monitor run` on one PostgreSQL database (service.leases)
+    lease: float = 30.0
 
 
 def gather_status(app: StatusSource, now: datetime, *, since: datetime | None = None) -> Status:
@@ -200,7 +202,10 @@ def gather_status(app: StatusSource, now: datetime, *, since: datetime | None = 
     matches = store.match_counts(day_ago)
     topics = tuple((t.id, t.name, matches.get(t.id, 0)) for t in config.topics)
     labels, outbox = store.label_counts(), dict(store.outbox_counts())
-    return Status(now, tuple(rows), topics, labels, outbox, store.near_miss_counts())
+    replicas = tuple(store.replicas()) if getattr(store, "shared", False) else ()
+    return Status(
+        now, tuple(rows), topics, labels, outbox, store.near_miss_counts(), replicas, config.settings.lease
+    )  # fmt: skip
 
 
 def _when(value: datetime | None, now: datetime) -> str:
@@ -243,6 +248,8 @@ def render_status(status: Status) -> str:
     near, labels = status.near_misses, status.labels
     topics = [(i, n, _near(near.get(i)), _labels(labels.get(i)), str(c)) for i, n, c in status.topics]
     lines += _table([header, *topics])
+    if status.replicas:
+        lines += ["", *render_replicas(status.replicas, status.lease)]
     box = status.outbox
     lines += [
         "",
@@ -250,6 +257,18 @@ def render_status(status: Status) -> str:
         + "".join(f", {box[k]} {k}" for k in sorted(box) if k not in ("pending", "failed", "sent")),
     ]
     return "\n".join(lines)
+
+
+def render_replicas(replicas: Sequence[Replica], lease: float) -> list[str]:
+    """The replicas sharing the database: live ones (a heartbeat within the lease) first, their leases."""
+    live = sum(r.age <= lease for r in replicas)
+    rows = [("replica", "state", "last heartbeat", "feeds", "duties")]
+    for r in sorted(replicas, key=lambda r: (r.age > lease, r.id)):
+        duties = [d for d in r.duties]
+        feeds = r.leases - len(duties)
+        state = "live" if r.age <= lease else "gone"
+        rows.append((r.id, state, f"{_ago(r.age)} ago", str(feeds), ", ".join(duties) or "-"))
+    return [f"replicas ({live} live; a dead one's leases move within settings.lease, {_ago(lease)}):", *_table(rows)]
 
 
 def _labels(counts: tuple[int, int] | None) -> str:

@@ -32,6 +32,18 @@ NEW_FEED_SPREAD = 1.0  # a feed added by a reload is polled within this
 FEEDBACK_EVERY = LONG_POLL + 1.0
 LABELS_EVERY = 5.0  # how soon labels written by another process (`monitor label`) reach the model
 HOUSEKEEPING = ("deliver", "feedback", "labels", "nearmiss", "refit", "prune", "health", "stats")
+LEASE_JOB = "lease"  # only with a shared (PostgreSQL) database: service.leases, added by the daemon itself
+LEADER_CHORES = frozenset({"refit", "prune", "health", "nearmiss"})  # one replica does these: the leader
+
+
+def feed_lease(job_id: str) -> str:
+    """A feed's lease is named after its poll job (`poll:<id>`): stable across reloads and replicas."""
+    return job_id
+
+
+def duties(config: cfg.Config) -> list[str]:
+    """The leases besides the feeds: each channel's delivery, Telegram's getUpdates loop, the leader's chores."""
+    return [*(f"deliver:{name}" for name in config.channels), "feedback", "leader"]
 
 
 def poll_job_id(feed: cfg.Feed) -> str:
@@ -42,7 +54,7 @@ def poll_job_id(feed: cfg.Feed) -> str:
 def job_kind(job_id: str) -> str:
     """The metrics label of a job: "poll" for every feed's job, the name of a housekeeping job, else "other"."""
     kind = job_id.split(":", 1)[0]
-    return kind if kind == "poll" or kind in HOUSEKEEPING else "other"
+    return kind if kind in ("poll", LEASE_JOB) or kind in HOUSEKEEPING else "other"
 
 
 def fallback_interval(feed: cfg.Feed, settings: cfg.Settings) -> float:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Protocol
 
 from .. import config as cfg
@@ -26,7 +26,9 @@ class DeliveryReport(Protocol):
 
 
 class Delivering(Protocol):
-    def deliver_due(self) -> DeliveryReport: ...
+    def deliver_due(
+        self, *, channels: Collection[str] | None = None, still: Callable[[str], bool] | None = None
+    ) -> DeliveryReport: ...
 
 
 class AppLike(Protocol):
@@ -58,6 +60,8 @@ class AppLike(Protocol):
     def poll_feedback(self) -> int: ...
     def offer_near_misses(self) -> object: ...
     def prune(self) -> int: ...
+    def adopt_unfinished(self, feeds: Collection[str]) -> int: ...
+    def reload_model(self) -> bool: ...
     def close(self) -> None: ...
 
 

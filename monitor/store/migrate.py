@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from sqlalchemy import Connection, func, insert, inspect, select, text, update
 
 from ..errors import StoreError
-from .schema import metadata, schema_version
+from .schema import STORY_LOG_DDL, metadata, schema_version
 
 Migration = Callable[[Connection], None]
 
@@ -28,8 +28,8 @@ _PG_LOCK_KEY = 0x6D6F6E69746F72  # "monitor"
 
 # Column types that differ between the two dialects, as version 1 spelled them (see v1.py).
 _TYPES = {
-    "sqlite": {"id": "INTEGER", "ref": "INTEGER", "time": "DATETIME"},
-    "postgresql": {"id": "BIGSERIAL", "ref": "BIGINT", "time": "TIMESTAMP WITH TIME ZONE"},
+    "sqlite": {"id": "INTEGER", "ref": "INTEGER", "time": "DATETIME", "blob": "BLOB"},
+    "postgresql": {"id": "BIGSERIAL", "ref": "BIGINT", "time": "TIMESTAMP WITH TIME ZONE", "blob": "BYTEA"},
 }
 
 
@@ -98,9 +98,56 @@ def _v3_near_misses(conn: Connection) -> None:
     conn.exec_driver_sql("CREATE INDEX ix_near_miss_offers_message ON near_miss_offers (channel, message_ref)")
 
 
+def _v4_replicas(conn: Connection) -> None:
+    """Replicas, leases and the stored topic model (several daemons on one PostgreSQL database)."""
+    t = _TYPES[conn.dialect.name]
+    conn.exec_driver_sql(
+        f"""CREATE TABLE replicas (
+            id TEXT NOT NULL,
+            host TEXT NOT NULL,
+            pid INTEGER NOT NULL,
+            started {t["time"]} NOT NULL,
+            heartbeat {t["time"]} NOT NULL,
+            PRIMARY KEY (id)
+        )"""
+    )
+    conn.exec_driver_sql(
+        f"""CREATE TABLE leases (
+            name TEXT NOT NULL,
+            holder TEXT NOT NULL,
+            expires {t["time"]} NOT NULL,
+            taken {t["time"]} NOT NULL,
+            PRIMARY KEY (name)
+        )"""
+    )
+    conn.exec_driver_sql("CREATE INDEX ix_leases_holder ON leases (holder)")
+    conn.exec_driver_sql(
+        f"""CREATE TABLE models (
+            name TEXT NOT NULL,
+            revision INTEGER NOT NULL,
+            data {t["blob"]} NOT NULL,
+            saved {t["time"]} NOT NULL,
+            PRIMARY KEY (name)
+        )"""
+    )
+    now = "CURRENT_TIMESTAMP" if conn.dialect.name == "sqlite" else "now()"
+    conn.exec_driver_sql(
+        f"""CREATE TABLE story_log (
+            seq {t["id"]} NOT NULL,
+            item_uid TEXT NOT NULL,
+            story_id TEXT NOT NULL,
+            logged {t["time"]} DEFAULT {now} NOT NULL,
+            PRIMARY KEY (seq)
+        )"""
+    )
+    if conn.dialect.name == "postgresql":
+        for statement in STORY_LOG_DDL:
+            conn.exec_driver_sql(statement)
+
+
 # Version n is reached by STEPS[n - 2] from version n - 1. Append only: a released step is never edited,
 # since databases out there already ran it.
-STEPS: tuple[Migration, ...] = (_v2_labels, _v3_near_misses)
+STEPS: tuple[Migration, ...] = (_v2_labels, _v3_near_misses, _v4_replicas)
 LATEST = 1 + len(STEPS)
 
 

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
+    DDL,
     BigInteger,
     Boolean,
     CheckConstraint,
@@ -25,11 +26,14 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     Table,
     Text,
     TypeDecorator,
     UniqueConstraint,
+    event,
+    func,
 )
 
 
@@ -272,3 +276,58 @@ near_miss_offers = Table(
     Index("ix_near_miss_offers_due", "status", "next_attempt"),
     Index("ix_near_miss_offers_message", "channel", "message_ref"),
 )
+
+# v4. Several daemons on one PostgreSQL database (store/leases.py): the live replicas, the leases they hold
+# (a feed's polls, a channel's delivery, the getUpdates loop, the leader's chores), and the fitted topic model
+# the leader refits, which the other replicas load when its revision changes. Times are the database's.
+replicas = Table(
+    "replicas",
+    metadata,
+    Column("id", SafeText, primary_key=True),  # host:pid:random, new at every start
+    Column("host", SafeText, nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("started", UTCDateTime, nullable=False),
+    Column("heartbeat", UTCDateTime, nullable=False),
+)
+
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", SafeText, primary_key=True),  # poll:<id> | deliver:<channel> | feedback | leader
+    Column("holder", SafeText, nullable=False),
+    Column("expires", UTCDateTime, nullable=False),
+    Column("taken", UTCDateTime, nullable=False),
+    Index("ix_leases_holder", "holder"),
+)
+
+models = Table(
+    "models",
+    metadata,
+    Column("name", SafeText, primary_key=True),
+    Column("revision", Integer, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+    Column("saved", UTCDateTime, nullable=False),
+)
+
+# v4. Every story membership written, in the order written: replicas catch up on the items the others grouped
+# (store.story_lock). Memberships are written under the story lock, so the sequence is their commit order. On
+# PostgreSQL a trigger on story_items fills it, in the writing transaction; SQLite (one process) leaves it empty.
+story_log = Table(
+    "story_log",
+    metadata,
+    Column("seq", Id, primary_key=True, autoincrement=True),
+    Column("item_uid", SafeText, nullable=False),
+    Column("story_id", SafeText, nullable=False),
+    Column("logged", UTCDateTime, nullable=False, server_default=func.now()),
+)
+
+STORY_LOG_DDL = (
+    """CREATE FUNCTION monitor_story_log() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        INSERT INTO story_log (item_uid, story_id) VALUES (NEW.item_uid, NEW.story_id);
+        RETURN NEW;
+    END $$""",
+    "CREATE TRIGGER story_items_log AFTER INSERT ON story_items FOR EACH ROW EXECUTE FUNCTION monitor_story_log()",
+)
+for _statement in STORY_LOG_DDL:  # after every table: the trigger is on story_items
+    event.listen(metadata, "after_create", DDL(_statement).execute_if(dialect="postgresql"))  # type: ignore[no-untyped-call]

@@ -9,10 +9,10 @@ StoreError("while <doing what>: ...").
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import replace
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, delete, func, select, update
@@ -21,9 +21,22 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from ..errors import StoreError
-from ..models import Alert, Delivery, FeedState, Item, ItemIntent, Label, Match, NearMiss, NearMissOffer, Story
+from ..models import (
+    Alert,
+    Delivery,
+    FeedState,
+    Item,
+    ItemIntent,
+    Label,
+    Match,
+    NearMiss,
+    NearMissOffer,
+    Replica,
+    Story,
+)
 from . import alerts as alert_queries
 from . import labels as label_queries
+from . import leases as lease_queries
 from . import nearmisses as near_queries
 from . import stories as story_queries
 from .engine import WRITE_OPTION, is_memory, make_engine
@@ -109,11 +122,18 @@ class SqlStore:
         # lock between them; the busy timeout still covers other processes. An in-memory database is one
         # shared connection, so there even readers take turns.
         lock = threading.Lock()
+        self.shared = self._engine.dialect.name == "postgresql"  # several replicas may run on it (leases)
+        self._story_mutex = threading.Lock()  # one thread of this process waits for the database's story lock
+        self._pinned = threading.local()  # delivery_pass: this thread's held connection
+        self._story_seq = 0  # the story_log rows up to this one are in this process's story window
         self._read_lock: AbstractContextManager[Any] = lock if memory else nullcontext()
         self._write_lock: AbstractContextManager[Any] = lock if single_writer else nullcontext()
         try:
             with self._tx("migrating the database schema", write=True) as conn:
                 self.schema_versions = migrate(conn, schema)
+            if self.shared:  # before the story window is read from the items: nothing falls in between
+                with self._tx("reading the story log") as conn:
+                    self._story_seq = lease_queries.story_seq(conn)
         except StoreError:
             self._engine.dispose()  # no half-open store keeps pooled connections alive
             raise
@@ -134,6 +154,100 @@ class SqlStore:
 
     def close(self) -> None:
         self._engine.dispose()
+
+    # --- several replicas on one PostgreSQL database (store/leases.py, service/leases.py) ------------
+
+    @contextmanager
+    def story_lock(self, known: Callable[[str], bool] | None = None) -> Iterator[list[tuple[Item, str]]]:
+        """Serialise story grouping with every other replica; yield the (item, story id) pairs they grouped
+        since the last call (not those `known` says this process holds), for the window to add first.
+
+        On PostgreSQL a transaction-scoped advisory lock, held until the block ends (a dying process's
+        connection releases it). On SQLite only this process's threads: one process per database.
+        Hold it around: catch up the window, assign, read the story, decide, apply."""
+        with self._story_mutex:
+            if not self.shared:
+                yield []
+                return
+            with self._tx("waiting for the story lock") as conn:
+                lease_queries.story_lock(conn)
+                others = self._story_catch_up(conn, known)
+                # The lock is this transaction's, so the caller's work runs inside it, on other connections.
+                yield others
+
+    def _story_catch_up(self, conn: Connection, known: Callable[[str], bool] | None) -> list[tuple[Item, str]]:
+        # Memberships are written under this lock, so the log's sequence is their commit order: everything
+        # after the last row read is new here (this process's own rows too, which `known` filters out).
+        rows = lease_queries.story_rows(conn, self._story_seq)
+        if not rows:
+            return []
+        self._story_seq = rows[-1][0]
+        wanted: dict[str, str] = {}
+        for _, uid, story_id in rows:
+            if known is None or not known(uid):
+                wanted[uid] = story_id  # the last membership of an item wins (an item moved to another story)
+        if not wanted:
+            return []
+        found = lease_queries.items_by_uid(conn, list(wanted))
+        return [(found[uid], story_id) for uid, story_id in wanted.items() if uid in found]
+
+    def heartbeat(self, replica_id: str, host: str, pid: int, forget_after: float) -> None:
+        with self._tx("recording this replica's heartbeat", write=True) as conn:
+            lease_queries.heartbeat(conn, replica_id, host, pid, timedelta(seconds=forget_after))
+
+    def live_replicas(self, within: float) -> list[str]:
+        with self._tx("listing live replicas") as conn:
+            return lease_queries.live_replicas(conn, timedelta(seconds=within))
+
+    def renew_leases(self, holder: str, ttl: float) -> set[str]:
+        with self._tx("renewing leases", write=True) as conn:
+            return lease_queries.renew(conn, holder, timedelta(seconds=ttl))
+
+    def taken_leases(self, names: Collection[str]) -> set[str]:
+        with self._tx("reading leases") as conn:
+            return lease_queries.taken(conn, names)
+
+    def claim_leases(self, holder: str, names: Sequence[str], ttl: float) -> dict[str, bool]:
+        with self._tx(f"claiming {len(names)} leases", write=True) as conn:
+            return lease_queries.claim(conn, holder, names, timedelta(seconds=ttl))
+
+    def release_leases(self, holder: str, names: Collection[str] | None = None, *, forget: bool = False) -> int:
+        """Free `holder`'s leases (all when `names` is None); `forget`: its replica row too (a clean stop)."""
+        with self._tx("releasing leases", write=True) as conn:
+            count = lease_queries.release(conn, holder, names)
+            if forget:
+                lease_queries.forget(conn, holder)
+            return count
+
+    def replicas(self) -> list[Replica]:
+        """The replicas the database knows, with their leases (`monitor status`); [] on SQLite."""
+        if not self.shared:
+            return []
+        with self._tx("listing replicas") as conn:
+            return lease_queries.all_replicas(conn)
+
+    def leases(self) -> list[tuple[str, str, float]]:
+        if not self.shared:
+            return []
+        with self._tx("listing leases") as conn:
+            return lease_queries.lease_rows(conn)
+
+    def unfinished_items(self, feeds: Collection[str], since: datetime) -> list[Item]:
+        """Items of these feeds stored since a time but in no story (their poll's process died first)."""
+        with self._tx("reading unfinished items") as conn:
+            return lease_queries.unfinished(conn, feeds, since)
+
+    def model_revision(self, name: str) -> int | None:
+        with self._tx("reading the stored model's revision") as conn:
+            return lease_queries.model_revision(conn, name)
+
+    def load_model_bytes(self, name: str) -> tuple[int, bytes] | None:
+        with self._tx("reading the stored model") as conn:
+            return lease_queries.load_model(conn, name)
+
+    def save_model_bytes(self, name: str, data: bytes) -> int:
+        with self._tx("storing the model", write=True) as conn:
+            return lease_queries.save_model(conn, name, data)
 
     # --- feeds ------------------------------------------------------------------------------------
 
@@ -324,15 +438,51 @@ class SqlStore:
         with self._tx(f"reading {len(alert_ids)} alerts") as conn:
             return alert_queries.get_alerts(conn, alert_ids)
 
-    def due_deliveries(self, now: datetime, limit: int = 100) -> list[tuple[Delivery, str]]:
+    def due_deliveries(
+        self, now: datetime, limit: int = 100, *, channels: Collection[str] | None = None
+    ) -> list[tuple[Delivery, str]]:
+        """Pending rows due by `now`, oldest first; of `channels` only, when given."""
+        query = _DUE if channels is None else _DUE.where(outbox.c.channel.in_(sorted(channels)))
         with self._tx("reading due deliveries") as conn:
-            return [(to_delivery(row), row.kind) for row in conn.execute(_DUE, {"now": now, "limit": limit})]
+            return [(to_delivery(row), row.kind) for row in conn.execute(query, {"now": now, "limit": limit})]
 
     def message_ref(self, alert_id: int, channel: str) -> str | None:
         with self._tx(f"reading the message reference of alert {alert_id}") as conn:
             return conn.execute(_MESSAGE_REF, {"alert": alert_id, "channel": channel}).scalar()
 
+    @contextmanager
+    def delivery_pass(self) -> Iterator[None]:
+        """Around a delivery pass: on PostgreSQL its outcome marks go over one connection held for the pass, each
+        one autocommitted UPDATE: one round trip per row where a transaction of its own took four (the pool's
+        ping, BEGIN, UPDATE, COMMIT). Each mark is still durable on its own before the next message is sent."""
+        if not self.shared or getattr(self._pinned, "conn", None) is not None:
+            yield
+            return
+        try:
+            conn = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        except SQLAlchemyError as exc:
+            reason = _describe(exc)
+            raise StoreError(f"while connecting for delivery: {reason}", reason=reason) from exc
+        self._pinned.conn = conn
+        try:
+            yield
+        finally:
+            self._pinned.conn = None
+            conn.close()
+
     def _update_delivery(self, delivery_id: int, doing: str, outcome: str, **values: Any) -> None:
+        pinned: Connection | None = getattr(self._pinned, "conn", None)
+        if pinned is not None:
+            try:
+                done = pinned.execute(_MARK[outcome], {"b_id": delivery_id, **values}).rowcount
+            except SQLAlchemyError as exc:
+                self._pinned.conn = None  # broken: the rest of the pass uses transactions of their own
+                pinned.invalidate()
+                reason = _describe(exc)
+                raise StoreError(f"while {doing} delivery {delivery_id}: {reason}", reason=reason) from exc
+            if done == 0:
+                raise StoreError(f"no delivery with id {delivery_id}")
+            return
         with self._tx(f"{doing} delivery {delivery_id}", write=True) as conn:
             if conn.execute(_MARK[outcome], {"b_id": delivery_id, **values}).rowcount == 0:
                 raise StoreError(f"no delivery with id {delivery_id}")

@@ -362,6 +362,22 @@ class StoryGrouper:
         with self._lock:
             return self._restore(pairs)
 
+    def knows(self, uid: str) -> bool:
+        """Is this item in the window?"""
+        with self._lock:
+            return uid in self._by_uid
+
+    def add_known(self, pairs: Iterable[tuple[Item, str]]) -> None:
+        """Index items another replica grouped (service/leases.py), in their stories, keeping the window."""
+        with self._lock:
+            for item, story_id in sorted(pairs, key=lambda pair: item_time(pair[0])):
+                t = item_time(item).timestamp()
+                self._advance(t)
+                previous = self._by_uid.get(item.uid)
+                if previous is not None:
+                    self._remove(previous)
+                self._insert(item.uid, story_id, t, item_features(item))
+
     def restore_in_background(self, pairs: Iterable[tuple[Item, str | None]]) -> threading.Thread:
         """`restore` in a thread of its own, so a start need not wait for it (re-analysing a 48 h window of full
         articles takes seconds): polls fetch, parse and store meanwhile, and `assign` and `place` wait until the

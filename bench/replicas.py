@@ -1,0 +1,228 @@
+"""Benchmark N `monitor run` replicas on one PostgreSQL database: 1, 2, 3 replicas on the same local feed farm.
+
+    python bench/replicas.py --database postgresql+psycopg://postgres@127.0.0.1:5432/test
+    python bench/replicas.py --database URL --feeds 1000 --interval 30 --warmup 60 --seconds 60 --replicas 1 3
+
+For each replica count, on a fresh database (CREATE DATABASE, dropped after): the feeds of bench/daemon.py's farm
+(--feeds on 20 loopback addresses, fixed --interval), the Telegram stand-in in this process, N replicas started
+with one config (data_dir from the environment). After --warmup seconds (the cold first cycle: every feed's
+first poll), matching items are added at --rate per second for --seconds, and this is measured over that window:
+
+- feeds polled per second: in total (the farm's request count), and per replica (the requests to the feeds
+  whose lease the replica holds at the end of the window)
+- database transactions per second (pg_stat_database: commits + rollbacks of the bench's database)
+- latency from an item appearing on the farm to the sendMessage that carries it: median, p90, p99
+- CPU of each replica (percent of one core, /proc/<pid>/stat over the window) and its RSS at the end
+
+On a 2-core machine the totals are bounded by the cores: read the per-replica CPU to see the scaling.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import secrets
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from daemon import TOKEN, Farm, Sampler, matching_item, pct, wait_ready  # noqa: E402
+
+from monitor.config import Feed  # noqa: E402
+from monitor.service.jobs import poll_job_id  # noqa: E402
+from tests.tgstub import TelegramStub  # noqa: E402
+
+
+def config_text(farm: Farm, stub: TelegramStub, database: str, args: argparse.Namespace) -> str:
+    feeds = "".join(
+        f'  - {{name: f{i}, url: "{farm.url(i)}", interval: {args.interval}s}}\n' for i in range(len(farm.docs))
+    )
+    return (
+        textwrap.dedent(f"""\
+            settings:
+              data_dir: "${{REPLICA_DIR}}"
+              database: "{database}"
+              workers: {args.workers}
+              lease: {args.lease}s
+              timeout: 10s
+            channels:
+              tg: {{type: telegram, bot_token: "{TOKEN}", chat_id: 1, api_url: "{stub.url}", pace: false}}
+            topics:
+              - id: libya
+                name: Ливия
+                description: "Ливия: конфликт между Триполи и армией Хафтара, прекращение огня, нефть."
+                keywords: [Ливия, Триполи, Хафтар]
+                examples:
+                  - title: "Переговоры по Ливии"
+                    text: "Стороны ливийского конфликта в Триполи и Бенгази обсудили перемирие и нефть."
+            feeds:
+            """)
+        + feeds
+    )
+
+
+def xacts(engine: sa.Engine, name: str) -> int:
+    with engine.connect() as conn:
+        row = conn.exec_driver_sql(
+            "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = %(n)s", {"n": name}
+        ).one()
+    return int(row[0])
+
+
+def run(count: int, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+    name = f"bench_r{count}_{secrets.token_hex(3)}"
+    admin = sa.create_engine(args.database, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    url = make_url(args.database).set(database=name).render_as_string(hide_password=False)
+    farm = Farm(args.feeds, 20)
+    procs: list[subprocess.Popen[bytes]] = []
+    socks: list[socket.socket] = []
+    try:
+        with TelegramStub(token=TOKEN) as stub:
+            config = tmp / f"config{count}.yaml"
+            config.write_text(config_text(farm, stub, url, args), encoding="utf-8")
+            for n in range(count):
+                home = tmp / f"r{count}-{n}"
+                home.mkdir()
+                sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+                sock.bind(str(home / "notify.sock"))
+                sock.settimeout(0.2)
+                socks.append(sock)
+                env = {**os.environ, "NOTIFY_SOCKET": str(home / "notify.sock"), "REPLICA_DIR": str(home / "data")}
+                command = [sys.executable, "-m", "monitor", "run", "--config", str(config)]
+                with open(home / "daemon.log", "ab") as log:
+                    procs.append(subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT))
+            for sock, proc in zip(socks, procs, strict=True):
+                wait_ready(sock, proc, 300)
+            time.sleep(args.warmup)  # the cold first cycle
+            engine = sa.create_engine(url)
+            samplers = [Sampler(proc.pid, 1.0) for proc in procs]
+            for sampler in samplers:
+                sampler.start()
+            before_x, before_req = xacts(engine, name), sum(farm.requests)
+            before_feed = list(farm.requests)
+            rng = random.Random(1)
+            added: dict[str, float] = {}
+            start = time.monotonic()
+            n = 0
+            while time.monotonic() - start < args.seconds:
+                guid, title, text = matching_item(n, rng)
+                farm.add(rng.randrange(args.feeds), guid, title, text)
+                added[guid] = time.monotonic()
+                n += 1
+                time.sleep(max(0.0, start + n / args.rate - time.monotonic()))
+            window = time.monotonic() - start
+            after_x, after_req = xacts(engine, name), sum(farm.requests)
+            per_feed = [a - b for a, b in zip(farm.requests, before_feed, strict=True)]
+            for sampler in samplers:
+                sampler.stopped.set()
+            deadline = time.monotonic() + 2 * args.interval + 30  # the last items' polls and deliveries
+
+            def delivered() -> dict[str, float]:
+                seen: dict[str, float] = {}
+                for call in stub.calls("sendMessage"):
+                    text = str(call.params.get("text"))
+                    for guid in added:
+                        if guid not in seen and f"/{guid}\"" in text:
+                            seen[guid] = call.at
+                return seen
+
+            while len(delivered()) < len(added) and time.monotonic() < deadline:
+                time.sleep(2)
+            with engine.connect() as conn:
+                holders = dict(conn.exec_driver_sql(
+                    "SELECT name, holder FROM leases WHERE name LIKE 'poll:%%' AND expires >= now()"
+                ).all())  # fmt: skip
+                pids = {str(h): int(p) for h, p in conn.exec_driver_sql("SELECT id, pid FROM replicas").all()}
+            engine.dispose()
+            seen = delivered()
+            latencies = [seen[g] - added[g] for g in added if g in seen]
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        for sock in socks:
+            sock.close()
+        farm.close()
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+    by_pid = {pid: holder for holder, pid in pids.items()}
+    # a feed's lease is named after its poll job: map it back to the farm's index
+    index = {poll_job_id(Feed(name=f"f{i}", url=farm.url(i))): i for i in range(args.feeds)}
+    replicas = []
+    for proc, sampler in zip(procs, samplers, strict=True):
+        holder = by_pid.get(proc.pid)
+        polls = sum(per_feed[index[job]] for job, h in holders.items() if h == holder and job in index)
+        cpu = statistics.mean(s.cpu for s in sampler.samples) if sampler.samples else float("nan")
+        rss = sampler.samples[-1].rss_mb if sampler.samples else float("nan")
+        replicas.append({"pid": proc.pid, "feeds": sum(h == holder for h in holders.values()),
+                         "polls_per_s": polls / window, "cpu_pct": cpu, "rss_mb": rss})  # fmt: skip
+    return {
+        "replicas": count, "window_s": window, "polls_per_s": (after_req - before_req) / window,
+        "xacts_per_s": (after_x - before_x) / window, "items": len(added), "delivered": len(latencies),
+        "latency_median": statistics.median(latencies) if latencies else float("nan"),
+        "latency_p90": pct(latencies, 0.9), "latency_p99": pct(latencies, 0.99), "per_replica": replicas,
+    }  # fmt: skip
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--database", required=True, help="a PostgreSQL URL; each run gets a database of its own")
+    parser.add_argument("--feeds", type=int, default=5000)
+    parser.add_argument("--interval", type=int, default=60, help="seconds between polls of a feed")
+    parser.add_argument("--lease", type=int, default=30)
+    parser.add_argument("--workers", type=int, default=16)
+    parser.add_argument("--warmup", type=float, default=120.0, help="seconds before the window: the cold cycle")
+    parser.add_argument("--seconds", type=float, default=60.0, help="the measured window")
+    parser.add_argument("--rate", type=float, default=2.0, help="new matching items per second in the window")
+    parser.add_argument("--replicas", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for count in args.replicas:
+            result = run(count, args, Path(tmp))
+            results.append(result)
+            print(
+                f"{count} replica(s): {result['polls_per_s']:.1f} polls/s in total, "
+                f"{result['xacts_per_s']:.0f} transactions/s, latency median {result['latency_median']:.1f}s "
+                f"p90 {result['latency_p90']:.1f}s p99 {result['latency_p99']:.1f}s "
+                f"({result['delivered']}/{result['items']} items delivered)",
+                flush=True,
+            )
+            for r in result["per_replica"]:
+                print(
+                    f"    pid {r['pid']}: {r['feeds']} feeds, {r['polls_per_s']:.1f} polls/s, "
+                    f"CPU {r['cpu_pct']:.0f} % of a core, RSS {r['rss_mb']:.0f} MB",
+                    flush=True,
+                )
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
