@@ -112,7 +112,11 @@ def cpu() -> float:
     tick = os.sysconf("SC_CLK_TCK")
     total = sum(resource.getrusage(resource.RUSAGE_SELF)[:2])
     for task in Path(f"/proc/{os.getpid()}/task").iterdir():
-        for child in (task / "children").read_text().split():
+        try:
+            children = (task / "children").read_text().split()
+        except FileNotFoundError:  # the thread ended meanwhile
+            continue
+        for child in children:
             try:
                 fields = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()
             except FileNotFoundError:

@@ -123,6 +123,10 @@ class Store(Protocol):
         Returns the alert recorded, None when there was none or the same was recorded before."""
         ...
 
+    def apply_all(self, intents: Sequence[ItemIntent]) -> list[Alert | None]:
+        """`apply` of several items (a poll's), in order, in one transaction; one result per intent."""
+        ...
+
     def record_alert(
         self,
         item: Item,
@@ -175,7 +179,15 @@ class Store(Protocol):
         ...
 
     # stories
-    def get_story(self, story_id: str) -> Story | None: ...
+    def get_story(self, story_id: str, *, members: Sequence[str] | None = None) -> Story | None:
+        """The story; with `members`, listing only those of its members (read at a cost that does not grow with
+        the story), which is what deciding those items needs and what `apply` accepts."""
+        ...
+
+    def get_stories(self, story_ids: Sequence[str], *, members: Sequence[str]) -> dict[str, Story]:
+        """`get_story(..., members=...)` of several stories, by id; unknown ids are left out."""
+        ...
+
     def stories_since(self, since: datetime) -> list[Story]: ...
 
     def mute_story(self, story_id: str) -> bool:

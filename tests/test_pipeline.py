@@ -214,6 +214,12 @@ class FullDisk:
                              reason="database or disk is full")  # fmt: skip
         return self.store.apply(intent)  # type: ignore[attr-defined, no-any-return]
 
+    def apply_all(self, intents: list[ItemIntent]) -> list[Alert | None]:
+        if self.full:
+            raise StoreError(f"while recording {len(intents)} items: database or disk is full",
+                             reason="database or disk is full")  # fmt: skip
+        return self.store.apply_all(intents)  # type: ignore[attr-defined, no-any-return]
+
     def __getattr__(self, name: str) -> object:
         return getattr(self.store, name)
 

@@ -98,9 +98,18 @@ def _v3_near_misses(conn: Connection) -> None:
     conn.exec_driver_sql("CREATE INDEX ix_near_miss_offers_message ON near_miss_offers (channel, message_ref)")
 
 
+def _v5_story_size(conn: Connection) -> None:
+    """The number of a story's members on its row: adding one appends, without reading the others (issue 16)."""
+    conn.exec_driver_sql("ALTER TABLE stories ADD COLUMN size INTEGER DEFAULT '0' NOT NULL")
+    conn.exec_driver_sql(
+        "UPDATE stories SET size = (SELECT count(*) FROM story_items WHERE story_items.story_id = stories.id)"
+    )
+
+
 # Version n is reached by STEPS[n - 2] from version n - 1. Append only: a released step is never edited,
-# since databases out there already ran it.
-STEPS: tuple[Migration, ...] = (_v2_labels, _v3_near_misses)
+# since databases out there already ran it. (_v5_story_size is named for its place after issue 15's v4 step,
+# which another branch adds; until both are merged it is this branch's fourth version.)
+STEPS: tuple[Migration, ...] = (_v2_labels, _v3_near_misses, _v5_story_size)
 LATEST = 1 + len(STEPS)
 
 
