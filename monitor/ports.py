@@ -117,7 +117,8 @@ class Store(Protocol):
     # alerts and outbox
     def apply(self, intent: ItemIntent) -> Alert | None:
         """In one transaction, what processing one item decided (monitor.decide): the alert with its matches and
-        outbox rows (as record_alert), the story, 'edit' rows so the sent messages of the story's first alert
+        outbox rows (as record_alert), the story (its row, and the item appended to its members, which are not
+        otherwise read or rewritten), 'edit' rows so the sent messages of the story's first alert
         show the item (keyed by alert, item and channel; only channels that alert went to), and its near misses
         (one per item and per story and topic, the best-scoring per topic and day up to the intent's cap).
         Returns the alert recorded, None when there was none or the same was recorded before."""
