@@ -2,6 +2,8 @@
 
     python bench/daemon.py                       # 1,000 feeds, 10 minutes, 30 s interval, 2 new items/s
     python bench/daemon.py --minutes 2 --feeds 300 --interval 10 --json bench/daemon-short.json
+    python bench/daemon.py --burst 5000 --minutes 3   # 5,000 new items at once, then the steady stream
+    python bench/daemon.py --memory                   # RSS: the polling process, and the daemon after a refit
 
 What it measures:
 - latency: from the moment an item is added to its feed on the local server to the moment the Telegram
@@ -15,6 +17,13 @@ Linux) because the daemon polls at most 2 feeds per host at once, as a polite cl
 on one host would measure that limit, not the daemon. Every feed starts with a few items that match no
 topic; each new item matches the topic (keywords plus random filler words, so no two items are the same
 story and every match is its own alert).
+
+--burst N adds N matching items at once (spread over the feeds) when measuring starts; their latencies are
+reported apart. --memory measures RSS instead (issue 16): (1) a fresh interpreter that polls the farm once
+(fetch, parse, store; Pipeline.ingest) with the topic model not loaded: what polling itself holds, and which
+heavy libraries it imported; then the same process after loading the model; (2) `monitor run` with --topics
+topics (default 50) and --stored items (default 100,000, first seen evenly over the 30-day retention) after
+its refit job has run (refit_every 60 s): RSS sampled until then and --settle seconds after.
 """
 
 from __future__ import annotations
@@ -34,7 +43,7 @@ import textwrap
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -43,6 +52,8 @@ from xml.sax.saxutils import escape
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from monitor.models import Item  # noqa: E402
+from monitor.store import SqlStore  # noqa: E402
 from tests.tgstub import TelegramStub  # noqa: E402
 
 TOKEN = "424242:bench-token"
@@ -145,16 +156,34 @@ class Farm:
             server.server_close()
 
 
+def extra_topics(n: int) -> str:
+    """Topics besides the Libya one, each with its own made-up keywords and description: they match nothing."""
+    rng = random.Random(7)
+    out = []
+    for i in range(n):
+        words = [pseudo_word(rng) for _ in range(3)]
+        about = " ".join(rng.sample(FILLER, 8))
+        out.append(
+            f"  - {{id: t{i}, name: Тема {i}, description: \"{words[0]} {words[1]}: {about}\", "
+            f"keywords: [{', '.join(words)}]}}\n"
+        )
+    return "".join(out)
+
+
 def write_config(path: Path, farm: Farm, stub: TelegramStub, args: argparse.Namespace) -> None:
     feeds = "".join(
         f'  - {{name: f{i}, url: "{farm.url(i)}", interval: {args.interval}s}}\n' for i in range(len(farm.docs))
     )
+    refit = "  refit_every: 60s\n" if args.memory else ""
     path.write_text(
         textwrap.dedent(f"""\
             settings:
               data_dir: {path.parent / "data"}
               workers: {args.workers}
               timeout: 10s
+            """)
+        + refit
+        + textwrap.dedent(f"""\
             channels:
               tg: {{type: telegram, bot_token: "{TOKEN}", chat_id: 1, api_url: "{stub.url}", pace: false}}
             topics:
@@ -165,8 +194,9 @@ def write_config(path: Path, farm: Farm, stub: TelegramStub, args: argparse.Name
                 examples:
                   - title: "Переговоры по Ливии"
                     text: "Стороны ливийского конфликта в Триполи и Бенгази обсудили перемирие и нефть."
-            feeds:
             """)
+        + (extra_topics(args.topics - 1) if args.memory else "")
+        + "feeds:\n"
         + feeds,
         encoding="utf-8",
     )
@@ -252,7 +282,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sample", type=float, default=10.0, help="seconds between CPU/RSS samples")
     parser.add_argument("--json", help="also write the results here")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (config, db, log)")
+    parser.add_argument("--burst", type=int, default=0, help="matching items added at once when measuring starts")
+    parser.add_argument("--memory", action="store_true", help="measure RSS (see above) instead of latency")
+    parser.add_argument("--topics", type=int, default=50, help="--memory: topics in the config (default 50)")
+    parser.add_argument("--stored", type=int, default=100_000, help="--memory: items stored beforehand")
+    parser.add_argument("--settle", type=float, default=30.0, help="--memory: seconds sampled after the refit")
     args = parser.parse_args(argv)
+    if args.memory:
+        return memory(args)
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-daemon-"))
     farm = Farm(args.feeds, args.hosts)
@@ -285,8 +322,14 @@ def main(argv: list[str] | None = None) -> int:
 
         rng = random.Random(1)
         appeared: dict[str, float] = {}
-        run_until = time.monotonic() + args.minutes * 60
         n = 0
+        for _ in range(args.burst):  # all at once: the next poll of each feed finds several new items
+            guid, title, text = matching_item(n, rng)
+            farm.add(n % args.feeds, guid, title, text)
+            appeared[guid] = time.monotonic()
+            n += 1
+        burst = set(appeared)
+        run_until = time.monotonic() + args.minutes * 60
         next_at = time.monotonic()
         while time.monotonic() < run_until:
             guid, title, text = matching_item(n, rng)
@@ -301,6 +344,7 @@ def main(argv: list[str] | None = None) -> int:
         sampler.stopped.set()
 
         latencies = []
+        burst_latencies = []
         seen: set[str] = set()
         edits = 0
         for call in stub.calls():  # the first sendMessage (or story edit) that carries each item
@@ -310,6 +354,8 @@ def main(argv: list[str] | None = None) -> int:
                 if guid in appeared and guid not in seen:
                     seen.add(guid)
                     latencies.append(call.at - appeared[guid])
+                    if guid in burst:
+                        burst_latencies.append(call.at - appeared[guid])
                     edits += call.method == "editMessageText"
         stop_at = time.monotonic()
         proc.send_signal(signal.SIGTERM)
@@ -335,6 +381,12 @@ def main(argv: list[str] | None = None) -> int:
         "workers": args.workers,
         "items_added": n,
         "items_delivered": len(latencies),
+        "burst": {
+            "items": args.burst,
+            "delivered": len(burst_latencies),
+            "p99_s": round(pct(burst_latencies, 0.99), 2) if burst_latencies else None,
+            "max_s": round(max(burst_latencies), 2) if burst_latencies else None,
+        },
         "of_which_by_story_edit": edits,
         "latency_s": {
             "median": round(statistics.median(latencies), 2) if latencies else None,
@@ -363,6 +415,146 @@ def main(argv: list[str] | None = None) -> int:
     if args.keep:
         print(f"kept {tmp}")
     return 0
+
+
+POLL_ONLY = """
+import json, resource, sys
+from monitor import config as cfg
+from monitor.feeds.concurrency import poll_all
+from monitor.feeds.http import HttpFetcher
+from monitor.feeds.pool import ParserPool
+from monitor.pipeline import Pipeline
+from monitor.ports import SystemClock
+from monitor.store import SqlStore
+from monitor.stories.group import StoryGrouper
+
+HEAVY = {"sklearn", "scipy", "numpy", "pymorphy3", "trafilatura", "apscheduler"}
+
+def state():
+    rss = int(open("/proc/self/status").read().split("VmRSS:")[1].split()[0]) / 1024
+    heavy = sorted({name.split(".")[0] for name in sys.modules} & HEAVY)
+    return {"rss_mb": round(rss, 1), "peak_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            "heavy_modules": heavy}
+
+config = cfg.load(sys.argv[1], env={})
+store = SqlStore(config.database_url)
+fetcher = HttpFetcher.from_settings(config.settings)
+parser = ParserPool()
+# Pipeline.ingest never reads the model: polling is measured before one is loaded.
+pipeline = Pipeline(config, store, fetcher, None, StoryGrouper(), SystemClock(), parse=parser)
+reports = poll_all(config.feeds, lambda feed: pipeline.ingest(feed)[0].status, workers=config.settings.workers)
+polled = {"polls_ok": sum(r == "ok" for r in reports), "items": store.count_items(), **state()}
+from monitor.app import load_model
+load_model(config, store)
+print(json.dumps({"polled, model not loaded": polled, "after loading the model": state()}))
+parser.close()
+"""
+
+
+def fill(url: str, stored: int, retention: float) -> None:
+    """`stored` items, first seen evenly over the retention window (most of them older than the story window)."""
+    rng = random.Random(3)
+    # A news-like vocabulary: a few thousand words, drawn Zipf-like (unique words per item would make the topic
+    # model's vocabulary, and its memory, grow with every item as no real stream does).
+    pool = sorted({pseudo_word(rng) for _ in range(12_000)})[:8000]
+    weights = [1 / (rank + 1) for rank in range(len(pool))]
+    store = SqlStore(url)
+    now = datetime.now(UTC)
+    days = max(1, int(retention // 86400))
+    per_day = stored // days
+    try:
+        for day in range(days):
+            seen = now - timedelta(days=days - day - 0.5)
+            batch = []
+            for j in range(per_day):
+                words = rng.sample(FILLER, 12) + rng.choices(pool, weights=weights, k=60)
+                batch.append(
+                    Item(
+                        feed=f"f{j % 1000}",
+                        key=f"old-{day}-{j}",
+                        title=" ".join(words[:8]).capitalize(),
+                        link=f"https://bench.example/old-{day}-{j}",
+                        published=seen,
+                        summary=" ".join(words),
+                    )
+                )
+            store.add_items(batch, seen)
+    finally:
+        store.close()
+
+
+def memory(args: argparse.Namespace) -> int:
+    """Issue 16's two memory figures: polling alone, and the daemon after a refit."""
+    tmp = Path(tempfile.mkdtemp(prefix="bench-memory-"))
+    farm = Farm(args.feeds, args.hosts)
+    stub = TelegramStub(token=TOKEN).start()
+    result: dict[str, object] = {"feeds": args.feeds, "topics": args.topics, "stored": args.stored}
+    try:
+        polling = tmp / "polling" / "config.yaml"
+        polling.parent.mkdir()
+        write_config(polling, farm, stub, args)
+        done = subprocess.run(
+            [sys.executable, "-c", POLL_ONLY, str(polling)], cwd=ROOT, capture_output=True, text=True, check=True
+        )
+        result["polling process"] = json.loads(done.stdout.strip().splitlines()[-1])
+        print(json.dumps(result["polling process"], indent=2), flush=True)
+
+        config = tmp / "daemon" / "config.yaml"
+        config.parent.mkdir()
+        write_config(config, farm, stub, args)
+        started = time.monotonic()
+        fill(f"sqlite:///{config.parent / 'data' / 'monitor.db'}", args.stored, 30 * 86400.0)
+        print(f"{args.stored} items stored in {time.monotonic() - started:.0f}s; starting the daemon", flush=True)
+        result["daemon"] = run_until_refit(config, args)
+        print(json.dumps(result["daemon"], indent=2))
+    finally:
+        stub.stop()
+        farm.close()
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    if args.keep:
+        print(f"kept {tmp}")
+    return 0
+
+
+def run_until_refit(config: Path, args: argparse.Namespace) -> dict[str, object]:
+    """Start `monitor run`, wait for its refit (refit_every 60 s), sample RSS until --settle seconds after it."""
+    log_path = config.parent / "daemon.log"
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(str(config.parent / "notify.sock"))
+    notify.settimeout(0.2)
+    env = {k: v for k, v in os.environ.items() if k not in ("MONITOR_CONFIG", "WATCHDOG_USEC")}
+    env["NOTIFY_SOCKET"] = str(config.parent / "notify.sock")
+    cmd = [sys.executable, "-m", "monitor", "--log-level", "INFO", "run", "--config", str(config)]
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            wait_ready(notify, proc, 600)
+            sampler = Sampler(proc.pid, 1.0)
+            ready_rss = sampler.rss_mb()
+            sampler.start()
+            deadline = time.monotonic() + 900
+            while "topic model refit on" not in log_path.read_text(errors="replace"):
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise SystemExit(f"no refit logged; see {log_path}")
+                time.sleep(1)
+            refit_rss = sampler.rss_mb()
+            time.sleep(args.settle)
+            sampler.stopped.set()
+            end_rss = sampler.rss_mb()
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            notify.close()
+    return {
+        "rss_mb_at_ready": round(ready_rss, 1),
+        "rss_mb_when_the_refit_was_logged": round(refit_rss, 1),
+        f"rss_mb_{args.settle:.0f}s_after_the_refit": round(end_rss, 1),
+        "rss_mb_max": round(max([s.rss_mb for s in sampler.samples] or [end_rss]), 1),
+    }
 
 
 if __name__ == "__main__":

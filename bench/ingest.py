@@ -2,13 +2,16 @@
 
     python bench/ingest.py                 # 1,000 feeds x 30 items
     python bench/ingest.py --feeds 200     # smaller
+    python bench/ingest.py --stage full    # the ingest cycle, then the whole pipeline's, in the same run: the ratio
+    python bench/ingest.py --stage full --feeds 100 --vocabulary 40   # one vocabulary: everything one story
 
 The feeds are served by ThreadingHTTPServers in another process on 20 loopback addresses (127.0.0.1-20).
 The poll cycle is the one `monitor check` runs (monitor.feeds.concurrency.poll_all over the pipeline) against a
 fresh SQLite database with the shipped config's topics: `--stage ingest` (default) times Pipeline.ingest
-(fetch, parse in worker processes, store), `--stage full` times Pipeline.poll (also match, group into
-stories, enqueue alerts). Prints wall time, CPU time of this process and its parser processes (not the
-server's), and peak RSS of this process.
+(fetch, parse in worker processes, store), `--stage full` times it and then Pipeline.poll (also match, group
+into stories, enqueue alerts) on a second fresh database, and prints full/ingest ratios of the two cold cycles
+(issue 16: ≤ 2× in wall time) and how many items were left without a story (must be 0). Prints wall time, CPU
+time of this process and its parser processes (not the server's), and peak RSS of this process.
 """
 
 from __future__ import annotations
@@ -67,9 +70,9 @@ def make_feed(index: int, items: int, rng: random.Random, words: list[str]) -> b
     return doc.encode("utf-8")
 
 
-def serve(port_queue: multiprocessing.Queue, feeds: int, items: int, hosts: int) -> None:  # type: ignore[type-arg]
+def serve(port_queue: multiprocessing.Queue, feeds: int, items: int, hosts: int, words_n: int) -> None:  # type: ignore[type-arg]
     rng = random.Random(42)
-    words = vocabulary(rng)
+    words = vocabulary(rng, words_n)
     docs = {f"/feed/{i}.xml": make_feed(i, items, rng, words) for i in range(feeds)}
 
     class Handler(BaseHTTPRequestHandler):
@@ -112,7 +115,11 @@ def cpu() -> float:
     tick = os.sysconf("SC_CLK_TCK")
     total = sum(resource.getrusage(resource.RUSAGE_SELF)[:2])
     for task in Path(f"/proc/{os.getpid()}/task").iterdir():
-        for child in (task / "children").read_text().split():
+        try:
+            children = (task / "children").read_text().split()
+        except FileNotFoundError:  # the thread ended meanwhile
+            continue
+        for child in children:
             try:
                 fields = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()
             except FileNotFoundError:
@@ -134,57 +141,84 @@ def main() -> None:
         "--stage",
         choices=["ingest", "full"],
         default="ingest",
-        help="ingest: fetch, parse, store (the foundation's cycle); full: also match, group and enqueue",
+        help="ingest: fetch, parse, store (the foundation's cycle); full: that, then also match, group and enqueue",
+    )
+    parser.add_argument(
+        "--vocabulary",
+        type=int,
+        default=6000,
+        help="distinct words the items are drawn from (a few dozen: every item shares them, one story)",
     )
     args = parser.parse_args()
 
     ctx = multiprocessing.get_context("spawn")
     ports: multiprocessing.Queue = ctx.Queue()  # type: ignore[type-arg]
-    server = ctx.Process(target=serve, args=(ports, args.feeds, args.items, args.hosts), daemon=True)
+    server = ctx.Process(
+        target=serve, args=(ports, args.feeds, args.items, args.hosts, args.vocabulary), daemon=True
+    )
     server.start()
     global server_pid
     server_pid = server.pid or 0
     port_of = ports.get(timeout=60)
+    stages = ["ingest", "full"] if args.stage == "full" else ["ingest"]
     try:
-        with tempfile.TemporaryDirectory() as tmp:
-            shipped = cfg.load(str(ROOT / "config.yaml"), env={})
-            hosts = [f"127.0.0.{h + 1}:{port}" for h, port in enumerate(port_of)]
-            feeds = [
-                cfg.Feed(name=f"feed-{i}", url=f"http://{hosts[i % len(hosts)]}/feed/{i}.xml")
-                for i in range(args.feeds)
-            ]
-            config = shipped.model_copy(
-                update={
-                    "feeds": feeds,
-                    "settings": shipped.settings.model_copy(update={"data_dir": tmp}),
-                    "path": str(ROOT / "config.yaml"),
-                }
-            )
-            app = open_app(config)
-            try:
-                for label in ("cold", "warm"):
-                    wall0, cpu0 = time.perf_counter(), cpu()
-                    step = app.pipeline.poll if args.stage == "full" else lambda f: app.pipeline.ingest(f)[0]
-
-                    def poll(feed: cfg.Feed) -> tuple[str, int]:
-                        # Keep what is counted, not the reports with every item, as the daemon does.
-                        report = step(feed)  # noqa: B023 - used within this iteration
-                        return report.status, report.new
-
-                    reports = poll_all(feeds, poll, workers=config.settings.workers)
-                    wall, used = time.perf_counter() - wall0, cpu() - cpu0
-                    statuses = {s: sum(status == s for status, _ in reports) for s in ("ok", "not_modified", "error")}
-                    new = sum(count for _, count in reports)
-                    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-                    print(
-                        f"{args.stage} {label}: {args.feeds} feeds x {args.items} items: "
-                        f"wall {wall:.2f} s, cpu {used:.2f} s, "
-                        f"new items {new}, statuses {statuses}, peak RSS {rss:.0f} MB"
-                    )
-            finally:
-                app.close()
+        hosts = [f"127.0.0.{h + 1}:{port}" for h, port in enumerate(port_of)]
+        cold = {stage: run(stage, hosts, args) for stage in stages}
     finally:
         server.terminate()
+    if "full" in cold:
+        (iw, ic), (fw, fc) = cold["ingest"], cold["full"]
+        print(f"full/ingest, cold cycle, same run: wall {fw / iw:.2f}x, cpu {fc / ic:.2f}x (target: wall <= 2x)")
+
+
+def run(stage: str, hosts: list[str], args: argparse.Namespace) -> tuple[float, float]:
+    """One stage's cold and warm cycles on a fresh database; the cold cycle's (wall, cpu)."""
+    cold = (0.0, 0.0)
+    with tempfile.TemporaryDirectory() as tmp:
+        shipped = cfg.load(str(ROOT / "config.yaml"), env={})
+        feeds = [
+            cfg.Feed(name=f"feed-{i}", url=f"http://{hosts[i % len(hosts)]}/feed/{i}.xml") for i in range(args.feeds)
+        ]
+        config = shipped.model_copy(
+            update={
+                "feeds": feeds,
+                "settings": shipped.settings.model_copy(update={"data_dir": tmp}),
+                "path": str(ROOT / "config.yaml"),
+            }
+        )
+        app = open_app(config)
+        try:
+            for label in ("cold", "warm"):
+                wall0, cpu0 = time.perf_counter(), cpu()
+                step = app.pipeline.poll if stage == "full" else lambda f: app.pipeline.ingest(f)[0]
+
+                def poll(feed: cfg.Feed) -> tuple[str, int]:
+                    # Keep what is counted, not the reports with every item, as the daemon does.
+                    report = step(feed)  # noqa: B023 - used within this iteration
+                    return report.status, report.new
+
+                reports = poll_all(feeds, poll, workers=config.settings.workers)
+                wall, used = time.perf_counter() - wall0, cpu() - cpu0
+                if label == "cold":
+                    cold = (wall, used)
+                statuses = {s: sum(status == s for status, _ in reports) for s in ("ok", "not_modified", "error")}
+                new = sum(count for _, count in reports)
+                rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+                print(
+                    f"{stage} {label}: {args.feeds} feeds x {args.items} items: "
+                    f"wall {wall:.2f} s, cpu {used:.2f} s, "
+                    f"new items {new}, statuses {statuses}, peak RSS {rss:.0f} MB",
+                    flush=True,
+                )
+            if stage == "full":
+                since = datetime(1970, 1, 1, tzinfo=UTC)
+                grouped = app.store.items_for_story_index(since)
+                alone = sum(story is None for _, story in grouped)
+                biggest = max((len(s.items) for s in app.store.stories_since(since)), default=0)
+                print(f"full: {len(grouped)} items stored, {alone} without a story; largest story {biggest} items")
+        finally:
+            app.close()
+    return cold
 
 
 if __name__ == "__main__":

@@ -52,10 +52,14 @@ def decide(
     """What one classified and grouped item leads to.
 
     `matched` are the item's matching topics, `placement` where the grouper put it, `story` that story as stored
-    (None: not stored yet). Per story and topic one alert: the first matching item alerts; later items of the story
-    edit the sent message ("also: …"); a later item matching a topic the story had not matched alerts for that topic
-    only. An updated item (same id, new text) alerts only for new topics and edits nothing. With `alert=False`
-    (backfill), or in a muted story, the item's topics count as told, silently.
+    (None: not stored yet); of its members it need list only the item, if the item is one (Store.get_stories reads
+    no more, so the decision costs the same for a story of any size). The returned story is what the store saves:
+    its row, and the item appended to its members.
+
+    Per story and topic one alert: the first matching item alerts; later items of the story edit the sent message
+    ("also: …"); a later item matching a topic the story had not matched alerts for that topic only. An updated item
+    (same id, new text) alerts only for new topics and edits nothing. With `alert=False` (backfill), or in a muted
+    story, the item's topics count as told, silently.
 
     `near` are the topics the model calls near misses (TopicModel.is_near_miss): kept to be offered for a label,
     at most `near_per_day` per topic and day, unless vetoed, already told for the story, routed to no channel, in

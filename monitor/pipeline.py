@@ -4,13 +4,14 @@
       | parse(bytes, content-type)  -> error: record on feed, back off, stop
       | store new/changed items     (new = (feed, key) never seen; no timestamp cutoff)
       | full text for new items     (feeds with full_text: true)
-      | per item:
-      |   analyse its text once     (match.text.AnalysedText: read by matching and by grouping)
-      |   classify                  (TopicModel.classify_text)
-      |   group into a story        (StoryGrouper.assign)
-      |   read the story            (store.get_story)
-      |   decide                    (decide.decide -> ItemIntent: story update, alert, edit, near misses; pure)
-      |   apply                     (store.apply: story + match + alert + outbox rows + near misses, one transaction)
+      | the poll's items, as one batch:
+      |   analyse each text once    (match.text.AnalysedText: read by matching and by grouping)
+      |   classify them together    (TopicModel.classify_texts)
+      |   group into stories        (StoryGrouper.assign, in order)           } under the grouping lock
+      |   read their stories        (store.get_stories: rows, not members)    } under the story lock, taken
+      |   decide, item by item      (decide.decide -> ItemIntent; pure)       } in grouping order
+      |   apply                     (store.apply_all: stories, matches, alerts, outbox rows, near misses;
+      |                              one transaction for the poll)
       | feed state, next poll time  (decide.next_feed_state; pure) -> store.put_feed
 
 Delivery of the outbox is separate (outbox.Deliverer), so a slow channel never holds up polling.
@@ -18,6 +19,7 @@ Delivery of the outbox is separate (outbox.Deliverer), so a slow channel never h
 A database write that fails while items are processed (disk full, database locked) raises StoreError out of
 the poll; the items it stored but did not finish are kept (`finish_unfinished`), and so are those a stopped
 process left (at start-up). They are no longer new to the next poll: without this their alerts would be lost.
+A poll's items are applied in one transaction, so a process killed at any point has recorded all of them or none.
 """
 
 from __future__ import annotations
@@ -36,12 +38,22 @@ from .errors import FetchError, MonitorError, ParseError, StoreError
 from .feeds.fulltext import extract_article
 from .feeds.parse import parse_feed
 from .match.classify import NEAR_MISSES_PER_TOPIC_DAY, TopicModel
-from .match.text import analyse
-from .models import FeedState, FetchResult, Item, Match, ParsedFeed, PollReport
+from .match.text import AnalysedText, analyse
+from .models import FeedState, FetchResult, Item, Match, ParsedFeed, PollReport, Story
 from .ports import Clock, Fetcher, Store
-from .stories.group import StoryGrouper
+from .stories.group import StoryDecision, StoryGrouper
 
 log = logging.getLogger(__name__)
+
+RECOVER_BATCH = 100  # unfinished items matched per transaction by finish_unfinished
+
+
+def classify_all(model: TopicModel, analysed: Sequence[AnalysedText]) -> list[list[Match]]:
+    """classify_text of each text, as one batch when the model can (TopicModel.classify_texts, the same results)."""
+    batch = getattr(model, "classify_texts", None)  # the batch method lands with issue 16's matching half
+    if batch is not None:
+        return list(batch(analysed))
+    return [model.classify_text(text) for text in analysed]
 
 
 @dataclass(frozen=True)
@@ -82,7 +94,10 @@ class Pipeline:
         self.fetcher = fetcher
         self.grouper = grouper
         self.clock = clock
-        # Grouping, reading the story and applying the decision read-modify-write story state: one item at a time.
+        # Grouping decides the order items enter stories; reading, deciding and applying read-modify-write stored
+        # story state. A batch takes the story lock before it lets go of the grouping lock, so stories are decided
+        # in the order their items were grouped, while the next batch groups as this one writes.
+        self._group_lock = threading.Lock()
         self._story_lock = threading.Lock()
         self._unfinished: list[Unfinished] = []
         self._unfinished_lock = threading.Lock()
@@ -116,15 +131,15 @@ class Pipeline:
         todo = self._todo(new, changed, done_before, now)
         if not alert:
             todo = [replace(step, alert=False) for step in todo]
-        for n, step in enumerate(todo):
-            try:
-                done = self.process(step.item, update=step.update, alert=step.alert)
-            except StoreError:
-                self.keep_unfinished(todo[n:])  # stored, not matched: App.recover matches them once writes work
-                raise
-            if done.matches:
-                matches[step.item.uid] = done.matches
-            alerts += done.alerted
+        try:
+            done = self.process_all(todo)
+        except StoreError:
+            self.keep_unfinished(todo)  # stored, not matched: App.recover matches them once writes work
+            raise
+        for step, enqueued in zip(todo, done, strict=True):
+            if enqueued.matches:
+                matches[step.item.uid] = enqueued.matches
+            alerts += enqueued.alerted
         return replace(report, matches=matches, alerts=alerts)
 
     def ingest(
@@ -203,7 +218,7 @@ class Pipeline:
             now = self.clock.now()
             placement = self.grouper.place(item, now, analysed)  # where assign() would put it; the window stays as is
             quiet = is_backfill(item, state, now, config.settings.backfill)
-            story = self.store.get_story(placement.story_id)
+            story = self.store.get_story(placement.story_id, members=(item.uid,))
             intent = decide(item, matched, story, placement, config, now, alert=not quiet)
             alerts += intent.alert is not None
         return PollReport(
@@ -234,50 +249,93 @@ class Pipeline:
             self._unfinished.extend(todo)
 
     def finish_unfinished(self) -> int:
-        """Process the items kept by `keep_unfinished`, oldest first; how many. A StoreError leaves the item it
-        happened on, and the rest, for the next call."""
+        """Process the items kept by `keep_unfinished`, oldest first, RECOVER_BATCH at a time; how many. A StoreError
+        leaves the batch it happened in, and the rest, for the next call."""
         done = 0
         while True:
             with self._unfinished_lock:
                 if not self._unfinished:
                     return done
-                todo = self._unfinished.pop(0)
+                todo = self._unfinished[:RECOVER_BATCH]
+                del self._unfinished[:RECOVER_BATCH]
             try:
-                self.process(todo.item, update=todo.update, alert=todo.alert)
+                self.process_all(todo)
             except StoreError:
                 with self._unfinished_lock:
-                    self._unfinished.insert(0, todo)
+                    self._unfinished[:0] = todo
                 raise
-            done += 1
+            done += len(todo)
 
     def process(self, item: Item, *, update: bool = False, alert: bool = True) -> Enqueued:
         """Classify one stored item, place it in a story, decide what the analyst should see, and apply it.
 
-        The decision is `decide.decide` (one alert per story and topic, later items edit it; see there), made on
-        the story as stored and applied by the store in one transaction: the story, the matches, the alert and
-        its outbox rows, the edits. `update`: the item is a changed version of one processed before. With
-        `alert=False` the item is matched and grouped, and its topics count as told, silently.
+        `process_all` of one item, with the one-item store calls (get_story, apply). `update`: the item is a
+        changed version of one processed before. With `alert=False` the item is matched and grouped, and its
+        topics count as told, silently.
         """
+        return self.process_all([Unfinished(item, update, alert)])[0]
+
+    def process_all(self, todo: Sequence[Unfinished]) -> list[Enqueued]:
+        """Classify stored items together, place them in stories in order, decide and apply, in one transaction.
+
+        The decision is `decide.decide` (one alert per story and topic, later items edit it; see there), made on
+        each story as stored and as the earlier items of the batch left it. The store applies all of them at once:
+        stories, matches, alerts and their outbox rows, edits, near misses. Analysing and classifying, most of
+        the work, run outside both locks.
+        """
+        if not todo:
+            return []
         config, model = self._current
-        analysed = analyse(item.title, item.text)  # analysed once, for matching and for grouping
-        scored = model.classify_text(analysed)
-        matched = tuple(m for m in scored if m.matched)
-        near = tuple(m for m in scored if not m.matched and model.is_near_miss(m))  # offered for a label
+        items = [step.item for step in todo]
+        analysed = [analyse(item.title, item.text) for item in items]  # analysed once, for matching and grouping
+        scored = classify_all(model, analysed)
+        matched = [tuple(m for m in s if m.matched) for s in scored]
+        near = [tuple(m for m in s if not m.matched and model.is_near_miss(m)) for s in scored]  # for a label
         # The store's story lock serialises grouping over every replica of a shared database, and hands over
         # the items the others grouped meanwhile, so a story reported to two replicas alerts once.
         shared = self.store.story_lock(known=self.grouper.knows) if self.store.shared else nullcontext([])
-        with self._story_lock, shared as others:
+        with shared as others:
             if others:
                 self.grouper.add_known(others)
+            return self._place_and_apply(todo, items, analysed, matched, near, config)
+
+    def _place_and_apply(
+        self,
+        todo: Sequence[Unfinished],
+        items: Sequence[Item],
+        analysed: Sequence[AnalysedText],
+        matched: Sequence[tuple[Match, ...]],
+        near: Sequence[tuple[Match, ...]],
+        config: cfg.Config,
+    ) -> list[Enqueued]:
+        """Group in order under the grouping lock, then read, decide and apply under the story lock."""
+        with self._group_lock:
             now = self.clock.now()
-            placement = self.grouper.assign(item, now, analysed)
-            story = self.store.get_story(placement.story_id)
-            intent = decide(
-                item, matched, story, placement, config, now, update=update, alert=alert,
-                near=near, near_per_day=NEAR_MISSES_PER_TOPIC_DAY,
-            )  # fmt: skip
-            recorded = self.store.apply(intent)
-        return Enqueued(matches=matched, alerted=recorded is not None)
+            placements = [self.grouper.assign(item, now, text) for item, text in zip(items, analysed, strict=True)]
+            self._story_lock.acquire()
+        try:
+            stories = self._read_stories(placements, items)
+            intents = []
+            for step, placement, hits, below in zip(todo, placements, matched, near, strict=True):
+                intent = decide(
+                    step.item, hits, stories.get(placement.story_id), placement, config, now,
+                    update=step.update, alert=step.alert, near=below, near_per_day=NEAR_MISSES_PER_TOPIC_DAY,
+                )  # fmt: skip
+                stories[placement.story_id] = intent.story  # what a later item of the batch in this story sees
+                intents.append(intent)
+            recorded = self.store.apply_all(intents) if len(intents) > 1 else [self.store.apply(intents[0])]
+        finally:
+            self._story_lock.release()
+        return [Enqueued(hits, alert is not None) for hits, alert in zip(matched, recorded, strict=True)]
+
+    def _read_stories(self, placements: Sequence[StoryDecision], items: Sequence[Item]) -> dict[str, Story]:
+        """The stories the items were placed in, with of their members only these items: a read that costs the
+        same whatever the stories' sizes."""
+        uids = [item.uid for item in items]
+        if len(placements) == 1:
+            story = self.store.get_story(placements[0].story_id, members=uids)
+            return {} if story is None else {story.id: story}
+        return self.store.get_stories([p.story_id for p in placements], members=uids)
 
     def _fetch(
         self, feed: cfg.Feed, etag: str | None, last_modified: str | None, now: datetime

@@ -133,10 +133,15 @@ class Store(Protocol):
     # alerts and outbox
     def apply(self, intent: ItemIntent) -> Alert | None:
         """In one transaction, what processing one item decided (monitor.decide): the alert with its matches and
-        outbox rows (as record_alert), the story, 'edit' rows so the sent messages of the story's first alert
+        outbox rows (as record_alert), the story (its row, and the item appended to its members, which are not
+        otherwise read or rewritten), 'edit' rows so the sent messages of the story's first alert
         show the item (keyed by alert, item and channel; only channels that alert went to), and its near misses
         (one per item and per story and topic, the best-scoring per topic and day up to the intent's cap).
         Returns the alert recorded, None when there was none or the same was recorded before."""
+        ...
+
+    def apply_all(self, intents: Sequence[ItemIntent]) -> list[Alert | None]:
+        """`apply` of several items (a poll's), in order, in one transaction; one result per intent."""
         ...
 
     def record_alert(
@@ -193,7 +198,15 @@ class Store(Protocol):
         ...
 
     # stories
-    def get_story(self, story_id: str) -> Story | None: ...
+    def get_story(self, story_id: str, *, members: Sequence[str] | None = None) -> Story | None:
+        """The story; with `members`, listing only those of its members (read at a cost that does not grow with
+        the story), which is what deciding those items needs and what `apply` accepts."""
+        ...
+
+    def get_stories(self, story_ids: Sequence[str], *, members: Sequence[str]) -> dict[str, Story]:
+        """`get_story(..., members=...)` of several stories, by id; unknown ids are left out."""
+        ...
+
     def stories_since(self, since: datetime) -> list[Story]: ...
 
     def mute_story(self, story_id: str) -> bool:

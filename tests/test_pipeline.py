@@ -3,6 +3,9 @@ outbox and the Telegram Bot API stand-in. Time comes from the fake clock."""
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 import textwrap
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -16,9 +19,12 @@ from monitor import config as cfg
 from monitor.app import App, open_app
 from monitor.errors import StoreError
 from monitor.models import Alert, Item, ItemIntent
+from monitor.pipeline import Unfinished
 from tests.fakes import T0, FakeClock
 from tests.feedserver import FeedServer, feed_server_fixture  # noqa: F401
 from tests.tgstub import TelegramStub, visible_text
+
+ROOT = Path(__file__).parent.parent
 
 
 def rss(items: list[tuple[str, str, str]], *, published: datetime = T0) -> bytes:
@@ -214,6 +220,12 @@ class FullDisk:
                              reason="database or disk is full")  # fmt: skip
         return self.store.apply(intent)  # type: ignore[attr-defined, no-any-return]
 
+    def apply_all(self, intents: list[ItemIntent]) -> list[Alert | None]:
+        if self.full:
+            raise StoreError(f"while recording {len(intents)} items: database or disk is full",
+                             reason="database or disk is full")  # fmt: skip
+        return self.store.apply_all(intents)  # type: ignore[attr-defined, no-any-return]
+
     def __getattr__(self, name: str) -> object:
         return getattr(self.store, name)
 
@@ -398,5 +410,82 @@ def test_use_swaps_the_config_and_model_for_the_next_items(
         assert app.pipeline.model.topic_ids == ("france",)
         report = app.pipeline.poll(app.config.feeds[0])
         assert [m.topic for m in report.matches[report.items[0].uid]] == ["france"]
+    finally:
+        app.close()
+
+
+# A process that stores a poll's items, then dies by SIGKILL inside the transaction that records them: after the
+# first item's alert, matches and message and the second's edit went in, as the third item's edit is written.
+KILLED_MID_BATCH = """
+import os, signal, sys
+from sqlalchemy import event
+from monitor import config as cfg
+from monitor.app import open_app
+from monitor.models import Item
+from monitor.pipeline import Unfinished
+from tests.fakes import T0, FakeClock
+from tests.test_pipeline import OTHER, READOUT
+
+app = open_app(cfg.load(sys.argv[1], env={}), clock=FakeClock(T0))
+items = [Item(feed=f"F{n}", key=g, title=t, link=None, published=T0, summary=b, lang="ru")
+         for n, (g, t, b) in enumerate([*READOUT, OTHER])]
+new, _ = app.store.add_items(items, T0)
+outbox_writes = []
+def die(conn, cursor, statement, *rest):
+    if statement.startswith("INSERT INTO outbox"):
+        outbox_writes.append(statement)
+        if len(outbox_writes) == 3:  # the last item's edit: the other items' rows are written by then
+            os.kill(os.getpid(), signal.SIGKILL)
+event.listen(app.store._engine, "before_cursor_execute", die)
+app.pipeline.process_all([Unfinished(item) for item in new])
+app.close()
+"""
+
+
+def console_config(tmp_path: Path) -> Path:
+    tmp_path.mkdir()
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        textwrap.dedent(f"""\
+            settings: {{data_dir: {tmp_path / "data"}}}
+            channels: {{out: {{type: console}}}}
+            feeds: [{{name: F0, url: "http://127.0.0.1:9/f.xml"}}]
+            topics:
+            """)
+        + textwrap.indent(LIBYA_TOPIC, "  "),
+        encoding="utf-8",
+    )
+    return path
+
+
+def outbox_rows(app: App) -> list[tuple[str, str]]:
+    return sorted((d.channel, kind) for d, kind in app.store.due_deliveries(T0 + timedelta(days=1), limit=1000))
+
+
+@pytest.mark.slow
+def test_a_kill_9_inside_a_polls_batched_write_loses_nothing_and_repeats_nothing(tmp_path: Path) -> None:
+    config = console_config(tmp_path / "killed")
+    done = subprocess.run([sys.executable, "-c", KILLED_MID_BATCH, str(config), "kill"], cwd=ROOT, timeout=120)
+    assert done.returncode == -signal.SIGKILL
+    app = open_app(cfg.load(str(config), env={}), clock=FakeClock(T0))
+    try:
+        # All or nothing: the items are stored, none of their stories, matches, alerts or outbox rows.
+        assert app.store.count_items() == 4 and sum(app.store.outbox_counts().values()) == 0
+        assert app.store.alerts_since(T0 - timedelta(days=1)) == [] and app.store.stories_since(T0) == []
+        assert app.recover() == 4  # what a restart does with them
+        recovered = outbox_rows(app)
+        assert app.recover() == 0 and outbox_rows(app) == recovered  # nothing twice
+    finally:
+        app.close()
+    # The same poll left to finish queues the same: one message for the story, an edit for each later report.
+    app = open_app(cfg.load(str(console_config(tmp_path / "finished")), env={}), clock=FakeClock(T0))
+    try:
+        items = [
+            Item(feed=f"F{n}", key=g, title=t, link=None, published=T0, summary=b, lang="ru")
+            for n, (g, t, b) in enumerate([*READOUT, OTHER])
+        ]
+        new, _ = app.store.add_items(items, T0)
+        app.pipeline.process_all([Unfinished(item) for item in new])
+        assert recovered == outbox_rows(app) == [("out", "edit"), ("out", "edit"), ("out", "send")]
     finally:
         app.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Callable
 from dataclasses import replace
@@ -9,9 +10,10 @@ from datetime import timedelta, timezone
 from pathlib import Path
 
 import pytest
+from sqlalchemy import event
 
 from monitor.errors import StoreError
-from monitor.models import AlertIntent, FeedState, ItemIntent, Match, Story
+from monitor.models import AlertIntent, FeedState, Item, ItemIntent, Match, Story
 from monitor.ports import Store
 from monitor.store import SqlStore
 from monitor.store.engine import make_engine
@@ -397,6 +399,92 @@ def test_apply_is_one_transaction(db: Db, store: SqlStore) -> None:
         store.apply(ItemIntent(it, naive, T0, alert=AlertIntent(MATCHES, ("tg",))))
     assert [db.scalar(f"SELECT count(*) FROM {t}") for t in ("alerts", "matches", "outbox", "story_items")] == [0] * 4
     assert store.apply(ItemIntent(it, story, T0, alert=AlertIntent(MATCHES, ("tg",)))) is not None
+
+
+class Statements:
+    """What the store sends the database: statements, rows written, and on SQLite the VM instructions run (a
+    measure of the work, reads included, that does not depend on the machine's speed)."""
+
+    def __init__(self, store: SqlStore) -> None:
+        self.engine = store._engine  # the store's own connections: one open store, one engine
+        self.sql: list[str] = []
+        self.written = 0
+        self.steps = 0
+        event.listen(self.engine, "before_cursor_execute", self._count)
+        event.listen(self.engine, "connect", self._watch)
+        self.engine.dispose()  # new connections, so each gets the progress handler
+
+    def _count(self, conn: object, cursor: object, statement: str, params: object, context: object, many: bool) -> None:
+        self.sql.append(statement.split("(")[0].split(" WHERE")[0])
+        if statement.lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE")):
+            self.written += len(params) if many and isinstance(params, list) else 1  # type: ignore[arg-type]
+
+    def _watch(self, dbapi_connection: object, record: object) -> None:
+        if isinstance(dbapi_connection, sqlite3.Connection):
+            dbapi_connection.set_progress_handler(self._step, 1)
+
+    def _step(self) -> int:
+        self.steps += 1
+        return 0  # 0: carry on
+
+    def during(self, work: Callable[[], object]) -> tuple[list[str], int, int]:
+        self.sql, self.written, self.steps = [], 0, 0
+        work()
+        return list(self.sql), self.written, self.steps
+
+
+def test_saving_an_item_into_a_story_costs_the_same_whatever_its_size(db: Db, store: SqlStore) -> None:
+    # Issue 16: each save re-read and rewrote every member, so a farm whose items all merge into one story went
+    # quadratic. Now a save appends the member and updates the story's row; reading for a decision reads the row.
+    members = [item(f"m{i}", feed=f"feed{i % 7}") for i in range(10_000)]
+    big = Story("big", members[0].uid, T0, T0)
+    store.apply_all([ItemIntent(m, replace(big, items=(m.uid,), sources=(m.feed,)), T0) for m in members])
+    small = Story("small", "ria\x1fs0", T0, T0)
+    store.apply(ItemIntent(item("s0"), replace(small, items=("ria\x1fs0",), sources=("ria",)), T0))
+    counter = Statements(store)
+    later = T0 + timedelta(minutes=1)
+    costs = []
+    for story, new in ((small, item("s1", feed="tass")), (big, item("m-new", feed="tass"))):
+        store.add_items([new], later)
+
+        def save(story: Story = story, new: Item = new) -> None:
+            head = store.get_stories([story.id], members=[new.uid])[story.id]
+            assert new.uid not in head.items
+            grown = replace(head, items=(*head.items, new.uid), sources=(*head.sources, "tass"), last_seen=later)
+            store.apply(ItemIntent(new, grown, later))
+
+        costs.append(counter.during(save))
+    (small_sql, small_rows, small_steps), (big_sql, big_rows, big_steps) = costs
+    assert big_sql == small_sql and big_rows == small_rows <= 2  # the story's row and the new member's
+    if db.kind == "sqlite":
+        assert big_steps <= 1.5 * small_steps, (small_steps, big_steps)  # a B-tree level at most, not 10,000 rows
+    stored = store.get_story("big")
+    assert stored is not None and len(stored.items) == 10_001 and stored.items[-1] == "tass\x1fm-new"
+    assert stored.items[:3] == tuple(m.uid for m in members[:3]) and stored.sources[-1] == "tass"
+    assert db.scalar("SELECT size FROM stories WHERE id = 'big'") == 10_001
+
+
+def test_a_batch_of_items_in_one_story_appends_each_once(store: SqlStore) -> None:
+    a, b = item("a", feed="ria"), item("b", feed="tass")
+    store.add_items([a, b], T0)
+    story = Story("s1", a.uid, T0, T0, (a.uid,), ("ria",), ("nuclear",))
+    grown = replace(story, items=(a.uid, b.uid), sources=("ria", "tass"))
+    alerts = store.apply_all(
+        [
+            ItemIntent(a, story, T0, alert=AlertIntent(MATCHES[:1], ("tg",))),
+            ItemIntent(b, grown, T0, edit=("tg",)),
+            ItemIntent(b, grown, T0, edit=("tg",)),  # the same item again (a retry): nothing more
+        ]
+    )
+    assert [alert is not None for alert in alerts] == [True, False, False]
+    assert store.get_story("s1") == grown
+    assert sorted(kind for _, kind in store.due_deliveries(T0)) == ["edit", "send"]
+    # A head lists only the members asked about; applying it appends and keeps the others.
+    head = store.get_story("s1", members=[b.uid])
+    assert head is not None and head.items == (b.uid,) and head.topics == ("nuclear",)
+    c = item("c", feed="rbc")
+    store.apply(ItemIntent(c, replace(head, items=(b.uid, c.uid), sources=("tass", "rbc")), T0))
+    assert store.get_story("s1") == replace(grown, items=(a.uid, b.uid, c.uid), sources=("ria", "tass", "rbc"))
 
 
 # --- concurrency ----------------------------------------------------------------------------------

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from sklearn.feature_extraction.text import TfidfVectorizer
 
 from ..errors import ModelError
 
@@ -43,6 +42,9 @@ class Background:
         docs = [d for d in docs if d]
         if not docs:
             docs = [["\x00"]]  # an empty model still has a well-defined (flat) IDF
+        # A heavy extra, needed only while fitting (issue 16: polling and classifying never import scikit-learn).
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
         vectorizer = TfidfVectorizer(analyzer=_distinct, sublinear_tf=True, dtype=np.float32)
         vectorizer.fit(docs)
         vocab: dict[str, int] = {str(k): int(v) for k, v in vectorizer.vocabulary_.items()}

@@ -26,8 +26,6 @@ from itertools import chain, repeat
 from pathlib import Path
 
 import numpy as np
-from scipy import sparse
-from sklearn.linear_model import LogisticRegression
 
 from ..config import Topic
 from ..errors import ModelError
@@ -416,6 +414,11 @@ class TopicModel:
         the topic among words its items do not use score lower. Returns the sample's learned log-odds
         ([items, topics]; None when no topic could be trained).
         """
+        # Heavy extras, needed only while fitting: a daemon that loads its model and polls never imports them
+        # (about 100 MB of RSS, issue 16).
+        from scipy import sparse
+        from sklearn.linear_model import LogisticRegression
+
         v = len(self._idf)
         indptr, indices, data = [0], [], []
         for ids in sample:

@@ -145,9 +145,17 @@ def _v4_replicas(conn: Connection) -> None:
             conn.exec_driver_sql(statement)
 
 
+def _v5_story_size(conn: Connection) -> None:
+    """The number of a story's members on its row: adding one appends, without reading the others (issue 16)."""
+    conn.exec_driver_sql("ALTER TABLE stories ADD COLUMN size INTEGER DEFAULT '0' NOT NULL")
+    conn.exec_driver_sql(
+        "UPDATE stories SET size = (SELECT count(*) FROM story_items WHERE story_items.story_id = stories.id)"
+    )
+
+
 # Version n is reached by STEPS[n - 2] from version n - 1. Append only: a released step is never edited,
 # since databases out there already ran it.
-STEPS: tuple[Migration, ...] = (_v2_labels, _v3_near_misses, _v4_replicas)
+STEPS: tuple[Migration, ...] = (_v2_labels, _v3_near_misses, _v4_replicas, _v5_story_size)
 LATEST = 1 + len(STEPS)
 
 

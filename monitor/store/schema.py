@@ -196,6 +196,8 @@ stories = Table(
     Column("last_seen", UTCDateTime, nullable=False),
     Column("topics", SafeText, nullable=False),  # JSON list
     Column("muted", Boolean, nullable=False, server_default="0"),  # v2: the analyst muted it (no alerts, no edits)
+    # v5: members in story_items, so a new member's position is known without counting them (issue 16)
+    Column("size", Integer, nullable=False, server_default="0"),
     Index("ix_stories_last_seen", "last_seen"),
 )
 

@@ -388,23 +388,38 @@ class SqlStore:
 
     def apply(self, intent: ItemIntent) -> Alert | None:
         """What processing one item decided, in one transaction: the alert with its matches and outbox rows, the
-        story, and the edits of the story's first alert. Returns the alert when one was recorded (None: none was
-        decided, or the same was recorded before)."""
+        story (its row, and the item appended to its members), and the edits of the story's first alert. Returns
+        the alert when one was recorded (None: none was decided, or the same was recorded before)."""
+        return self.apply_all([intent])[0]
+
+    def apply_all(self, intents: Sequence[ItemIntent]) -> list[Alert | None]:
+        """`apply` for a poll's items, in processing order, all in one transaction: a process killed meanwhile
+        leaves all of them recorded or none (those are matched again at start-up, their alerts keyed). One alert
+        or None per intent."""
+        if not intents:
+            return []
+        first = intents[0].item.uid
+        doing = f"recording item {first!r}" if len(intents) == 1 else f"recording {len(intents)} items ({first!r}, …)"
+        with self._tx(doing, write=True) as conn:
+            # The stories first: record_alert re-reads `muted` in this transaction (a mute pressed meanwhile
+            # stays), which the save keeps as it was (muted is only ever set).
+            story_queries.append_members(conn, [(intent.story, intent.item) for intent in intents])
+            return [self._apply_one(conn, intent) for intent in intents]
+
+    @staticmethod
+    def _apply_one(conn: Connection, intent: ItemIntent) -> Alert | None:
         item, story, now = intent.item, intent.story, intent.now
-        with self._tx(f"recording item {item.uid!r}", write=True) as conn:
-            recorded = None
-            if intent.alert is not None:
-                wanted = intent.alert
-                hold = dict(wanted.hold_until)
-                recorded = alert_queries.record_alert(conn, item, wanted.matches, wanted.channels, now, story.id, hold)
-            # After the alert, which stores the item if the caller skipped add_items: the story's row reads its link.
-            story_queries.put_story(conn, story)
-            if intent.edit is not None:
-                first = conn.execute(_FIRST_ALERT, {"story": story.id}).scalar()
-                if first is not None:
-                    alert_queries.record_story_update(conn, first, item, intent.edit, now)
-            if intent.near is not None:
-                near_queries.record(conn, item, story.id, intent.near, now)
+        recorded = None
+        if intent.alert is not None:
+            wanted = intent.alert
+            hold = dict(wanted.hold_until)
+            recorded = alert_queries.record_alert(conn, item, wanted.matches, wanted.channels, now, story.id, hold)
+        if intent.edit is not None:
+            first = conn.execute(_FIRST_ALERT, {"story": story.id}).scalar()
+            if first is not None:
+                alert_queries.record_story_update(conn, first, item, intent.edit, now)
+        if intent.near is not None:
+            near_queries.record(conn, item, story.id, intent.near, now)
         return recorded
 
     def record_alert(
@@ -533,9 +548,18 @@ class SqlStore:
         with self._tx(f"saving story {story.id!r}", write=True) as conn:
             story_queries.put_story(conn, story)
 
-    def get_story(self, story_id: str) -> Story | None:
+    def get_story(self, story_id: str, *, members: Sequence[str] | None = None) -> Story | None:
+        """The story with all its members; with `members`, only those of them (the cost of reading it then does
+        not grow with its size: what deciding an item needs)."""
         with self._tx(f"reading story {story_id!r}") as conn:
-            return story_queries.get_story(conn, story_id)
+            if members is None:
+                return story_queries.get_story(conn, story_id)
+            return story_queries.story_heads(conn, [story_id], members).get(story_id)
+
+    def get_stories(self, story_ids: Sequence[str], *, members: Sequence[str]) -> dict[str, Story]:
+        """`get_story(id, members=...)` of several stories in one transaction, by id; unknown ids are left out."""
+        with self._tx(f"reading {len(story_ids)} stories") as conn:
+            return story_queries.story_heads(conn, story_ids, members)
 
     def stories_since(self, since: datetime) -> list[Story]:
         """Stories last seen since a time, oldest first."""
