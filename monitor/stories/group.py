@@ -376,7 +376,7 @@ class StoryGrouper:
                 previous = self._by_uid.get(item.uid)
                 if previous is not None:
                     self._remove(previous)
-                self._insert(item.uid, story_id, t, item_features(item))
+                self._insert(item.uid, story_id, t, item_features(item), outlet_of(item))
 
     def restore_in_background(self, pairs: Iterable[tuple[Item, str | None]]) -> threading.Thread:
         """`restore` in a thread of its own, so a start need not wait for it (re-analysing a 48 h window of full
