@@ -114,6 +114,7 @@ class Story:
     sources: tuple[str, ...] = ()  # feed names, in arrival order
     topics: tuple[str, ...] = ()  # topics already alerted for this story
     muted: bool = False  # the analyst muted it: later items raise no alerts and no edits
+    first_alert_at: datetime | None = None  # when its first alert was recorded (read, not stored on the row)
 
 
 @dataclass(frozen=True)
@@ -177,6 +178,8 @@ class Alert:
     also: tuple[tuple[str, str | None], ...] = field(default=())  # (source, link) of later items of the story
     labels: tuple[Label, ...] = ()  # the analyst's verdicts on the item, any topic (the buttons show them)
     muted: bool = False  # its story is muted
+    gained: tuple[str, ...] = ()  # topics later alerts of its story added: an edit of this message tells them
+    continues: str = ""  # the title of its story's first alert, when this alert is a later one
 
 
 @dataclass(frozen=True)

@@ -317,11 +317,15 @@ class Pipeline:
             stories = self._read_stories(placements, items)
             intents = []
             for step, placement, hits, below in zip(todo, placements, matched, near, strict=True):
+                story = stories.get(placement.story_id)
                 intent = decide(
-                    step.item, hits, stories.get(placement.story_id), placement, config, now,
+                    step.item, hits, story, placement, config, now,
                     update=step.update, alert=step.alert, near=below, near_per_day=NEAR_MISSES_PER_TOPIC_DAY,
+                    first_alert_at=story.first_alert_at if story else None,
                 )  # fmt: skip
-                stories[placement.story_id] = intent.story  # what a later item of the batch in this story sees
+                # What a later item of the batch in this story sees, its first alert included.
+                first = intent.story.first_alert_at or (now if intent.alert else None)
+                stories[placement.story_id] = replace(intent.story, first_alert_at=first)
                 intents.append(intent)
             recorded = self.store.apply_all(intents) if len(intents) > 1 else [self.store.apply(intents[0])]
         finally:

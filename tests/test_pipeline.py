@@ -137,9 +137,11 @@ def test_three_outlets_one_story_one_message_then_edits(
         app.close()
 
 
-def test_a_later_item_matching_a_new_topic_alerts_for_that_topic(
-    tmp_path: Path, feed_server: FeedServer, stub: TelegramStub
-) -> None:
+def gain_a_topic(
+    tmp_path: Path, feed_server: FeedServer, stub: TelegramStub, after: timedelta
+) -> list[Alert]:
+    """The first report alerts Libya; the analyst adds France and restarts; `after` the first alert a second
+    outlet's report of the same story matches both. The story's alerts as stored."""
     clock = FakeClock(T0)
     app = open_with(tmp_path, config_text(tmp_path, feed_server, stub, LIBYA_TOPIC), clock)
     feed_server.route("/interfax.xml", rss([READOUT[0]]))
@@ -152,20 +154,38 @@ def test_a_later_item_matching_a_new_topic_alerts_for_that_topic(
         app.close()
     assert len(stub.calls("sendMessage")) == 1
     # The analyst adds a topic; a restart in the middle of the story keeps grouping.
-    clock.t += timedelta(minutes=5)
+    clock.t += after
     app = open_with(tmp_path, config_text(tmp_path, feed_server, stub, LIBYA_TOPIC + FRANCE_TOPIC), clock)
-    feed_server.set_body("/tass.xml", rss([READOUT[1]]))
+    feed_server.set_body("/tass.xml", rss([READOUT[1]], published=clock.t))
     try:
         poll_all(app)
         app.deliverer.deliver_due()
         alerts = [a for a, _ in app.store.alerts_since(T0 - timedelta(days=1))]
     finally:
         app.close()
-    sent = stub.calls("sendMessage")
-    assert len(sent) == 2
-    assert "Франция" in sent[-1].params["text"]
     assert sorted(tuple(m.topic for m in a.matches) for a in alerts) == [("france",), ("libya",)]
     assert len({a.story_id for a in alerts}) == 1
+    return alerts
+
+
+def test_a_topic_a_story_gains_within_the_hour_edits_its_message(
+    tmp_path: Path, feed_server: FeedServer, stub: TelegramStub
+) -> None:
+    gain_a_topic(tmp_path, feed_server, stub, timedelta(minutes=20))
+    assert len(stub.calls("sendMessage")) == 1, "a topic gained within the hour is told by an edit, not a message"
+    edits = stub.calls("editMessageText")
+    assert edits and "+ Франция" in visible_text(edits[-1].params["text"])
+
+
+def test_a_topic_a_story_gains_later_alerts_as_a_continuation(
+    tmp_path: Path, feed_server: FeedServer, stub: TelegramStub
+) -> None:
+    gain_a_topic(tmp_path, feed_server, stub, timedelta(minutes=90))
+    sent = stub.calls("sendMessage")
+    assert len(sent) == 2
+    text = visible_text(sent[-1].params["text"])
+    assert "Франция" in text
+    assert "continues a story already sent: Путин и Макрон призвали" in text
 
 
 def test_an_updated_item_does_not_alert_again(tmp_path: Path, feed_server: FeedServer, stub: TelegramStub) -> None:

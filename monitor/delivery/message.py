@@ -347,6 +347,8 @@ def parts(
     message that tells them); `continues`: the title of the story's earlier alert, when this one continues it.
     """
     item = alert.item
+    gained = gained or alert.gained
+    continues = continues or alert.continues
     best = matched(alert)
     whole = one_line(f"{item.title}\n{(item.text or '')[:SNIPPET_SCAN]}")
     sections: list[Section] = []

@@ -152,10 +152,15 @@ def build_alerts(conn: Connection, rows: Sequence[Row[Any]]) -> list[Alert]:
         )
         for srow in conn.execute(query):
             by_story[srow.story_id].append((srow.item_uid, srow.feed, srow.link))
+    told = _story_alerts(conn, story_ids)
     verdicts = labels_of(conn, [row.id for row in rows])
     result = []
     for row in rows:
         also = tuple((feed, link) for uid, feed, link in by_story.get(row.story_id or "", []) if uid != row.uid)
+        earlier = told.get(row.story_id or "", [])
+        own = {topic for alert_id, _, topic in earlier if alert_id == row.alert_id}
+        gained = tuple(dict.fromkeys(t for a, _, t in earlier if a > row.alert_id and t not in own))
+        continues = next((title for a, title, _ in earlier if a < row.alert_id), "")
         result.append(
             Alert(
                 id=row.alert_id,
@@ -166,9 +171,27 @@ def build_alerts(conn: Connection, rows: Sequence[Row[Any]]) -> list[Alert]:
                 also=also,
                 labels=verdicts.get(row.id, ()),
                 muted=bool(row.muted),
+                gained=gained,
+                continues=continues,
             )
         )
     return result
+
+
+def _story_alerts(conn: Connection, story_ids: Sequence[str]) -> dict[str, list[tuple[int, str, str]]]:
+    """Per story, (alert id, item title, topic) of each of its alerts' matched topics, oldest alert first: what
+    a story's later alerts added to an earlier one (issue 14 §2) and the title a later one continues."""
+    told: dict[str, list[tuple[int, str, str]]] = defaultdict(list)
+    query = (
+        select(alerts.c.story_id, alerts.c.id, items.c.title, matches.c.topic)
+        .select_from(alerts.join(items, alerts.c.item_id == items.c.id))
+        .join(matches, matches.c.alert_id == alerts.c.id)
+        .order_by(alerts.c.story_id, alerts.c.id, matches.c.position)
+    )
+    for chunk in chunks(list(story_ids)):
+        for srow in conn.execute(query.where(alerts.c.story_id.in_(chunk))):
+            told[srow.story_id].append((srow.id, srow.title, srow.topic))
+    return told
 
 
 def get_alerts(conn: Connection, alert_ids: Sequence[int]) -> dict[int, Alert]:

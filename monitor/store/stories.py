@@ -5,15 +5,16 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, delete, select, update
+from sqlalchemy import Connection, Row, bindparam, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..models import Item, Story
 from .rows import chunks
-from .schema import items, stories, story_items
+from .schema import alerts, items, stories, story_items
 
 # Built once: saving stories runs for every new item, and building statements per call cost more than running them.
 _STORY_FIELDS = ("first_item", "first_seen", "last_seen", "topics")
@@ -53,6 +54,11 @@ _MEMBERSHIPS = (
 _ROWS = select(stories).where(stories.c.id.in_(bindparam("ids", expanding=True)))
 _SIZES = select(stories.c.id, stories.c.size).where(stories.c.id.in_(bindparam("ids", expanding=True)))
 _ADD_MEMBERS = story_items.insert()
+_FIRST_ALERTS = (
+    select(alerts.c.story_id, func.min(alerts.c.created, type_=alerts.c.created.type))
+    .where(alerts.c.story_id.in_(bindparam("ids", expanding=True)))
+    .group_by(alerts.c.story_id)
+)
 
 
 def _row(story: Story, size: int) -> dict[str, Any]:
@@ -154,7 +160,10 @@ def story_heads(conn: Connection, story_ids: Sequence[str], members: Sequence[st
         for row in conn.execute(_MEMBERSHIPS, {"uids": list(chunk)}):
             if row.story_id in wanted:
                 held[row.story_id].append((row.item_uid, row.feed))
-    return {row.id: _story(row, held.get(row.id, [])) for row in rows}
+    first: dict[str, datetime] = {}
+    for chunk in chunks(ids):
+        first.update((sid, at) for sid, at in conn.execute(_FIRST_ALERTS, {"ids": list(chunk)}))
+    return {row.id: replace(_story(row, held.get(row.id, [])), first_alert_at=first.get(row.id)) for row in rows}
 
 
 def _story(row: Row[Any], members: Sequence[tuple[str, str]]) -> Story:
