@@ -291,15 +291,19 @@ def evidence(t: Tables, seqs: Sequence[tuple[Sequence[str], Sequence[str]]]) -> 
     # item's run of rows in the stacked cosines (max and min are exact: the same as over the item alone).
     first_rows = np.asarray(row0[:-1], dtype=np.int64)
     prof = cos[:, :n_topics]
-    passage = np.maximum.reduceat(prof, first_rows, axis=0) if b else np.zeros((0, n_topics), np.float32)
-    owner_row = np.repeat(np.arange(b), n_rows)
-    local_row = np.arange(len(cos)) - first_rows[owner_row]
-    is_best = prof == passage[owner_row]
-    marked = np.where(is_best, local_row[:, None], len(cos))
-    best_row = np.minimum.reduceat(marked, first_rows, axis=0) if b else np.zeros((0, n_topics), np.int64)
     lc = t.learned_col
-    if t.per_topic and b:
-        best_col = np.maximum.reduceat(cos[:, n_topics : lc or None], first_rows, axis=0)
+    if b == 1:  # a batch of one (classify_text): the same reductions without the segment bookkeeping
+        passage = prof.max(axis=0)[None]
+        best_row = prof.argmax(axis=0)[None]
+        best_col = cos[:, n_topics : lc or None].max(axis=0)[None] if t.per_topic else None
+    else:
+        passage = np.maximum.reduceat(prof, first_rows, axis=0)
+        owner_row = np.repeat(np.arange(b), n_rows)
+        local_row = np.arange(len(cos)) - first_rows[owner_row]
+        marked = np.where(prof == passage[owner_row], local_row[:, None], len(cos))  # first best row per item
+        best_row = np.minimum.reduceat(marked, first_rows, axis=0)
+        best_col = np.maximum.reduceat(cos[:, n_topics : lc or None], first_rows, axis=0) if t.per_topic else None
+    if best_col is not None:
         example = best_col.reshape(b, n_topics, t.per_topic).max(axis=2)
     else:
         example = np.zeros((b, n_topics), dtype=np.float32)
