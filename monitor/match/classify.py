@@ -38,7 +38,7 @@ from .passages import passage as _passage
 from .profile import PhraseIndex, TopicSpec, profile_vectors, spec_documents, topic_spec
 from .score import ItemEvidence as _Scores
 from .score import sublinear as _sublinear
-from .text import AnalysedText, adjectives_of, analyse, terms
+from .text import AnalysedText, adjectives_of, analyse, readable, terms
 
 __all__ = ["NEAR_MISSES_PER_TOPIC_DAY", "PASSAGE_CHARS", "WINDOW", "TopicModel", "_passage"]
 
@@ -148,7 +148,7 @@ class TopicModel:
     ) -> TopicModel:
         """Fit IDF on the background items plus the topics' own texts; calibrate on the background."""
         specs = [topic_spec(t, examples.get(t.id, ())) for t in topics]
-        return cls._fit(specs, [terms(strip_code(text)) for text in background])
+        return cls._fit(specs, [terms(readable(text)) for text in background])
 
     @classmethod
     def _fit(cls, specs: Sequence[TopicSpec], bg_terms: Sequence[list[str]]) -> TopicModel:
@@ -163,7 +163,7 @@ class TopicModel:
     def refit(self, background: Sequence[str]) -> TopicModel:
         """A new model with IDF and calibration from `background` (the rolling window) and the same labels (refitted
         on the new statistics); this one stays usable."""
-        newer = self._fit(self._specs, [terms(strip_code(text)) for text in background])
+        newer = self._fit(self._specs, [terms(readable(text)) for text in background])
         return newer.with_labels(self._labelled) if self._labelled else newer
 
     def _build_matrix(self) -> None:
