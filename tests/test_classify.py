@@ -348,4 +348,4 @@ def test_a_huge_item_is_read_up_to_the_cap(model: TopicModel) -> None:
     finally:
         tracemalloc.stop()
     assert m.keyword_hits and len(text) > 20 * READ_CHARS
-    assert peak < 60e6  # the cap: what a 100,000-character item takes (all of it: 7 GB of windows × hits before)
+    assert peak < 60e6  # the cap: what a 100,000-character item takes (all of it: ~2 GB of windows × hits before)
