@@ -17,7 +17,7 @@ is the same dense BLAS call on the same arrays as before; everything around it (
 most of the time) is done once per batch, where a per-element result does not depend on the batch.
 
 Memory is linear in the item: an item whose dense rows × terms block would exceed DENSE_LIMIT entries (only
-beyond ~40,000 characters of varied text) is computed in chunks of rows, its passage rows' weights recomputed when
+beyond ~50,000 characters of varied text) is computed in chunks of rows, its passage rows' weights recomputed when
 one is shown.
 """
 
