@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from itertools import accumulate, chain, repeat
 
 import numpy as np
@@ -370,6 +371,12 @@ def _chunked(
     return first_weights
 
 
+@lru_cache(maxsize=64)
+def _nothing_found(n_topics: int) -> tuple[list[str | None], list[list[str]]]:
+    """The vetoes and hits of an item without any phrase: shared by all such items, only read."""
+    return [None] * n_topics, [[] for _ in range(n_topics)]
+
+
 def _phrases(
     index: PhraseIndex, seqs: Sequence[tuple[Sequence[str], Sequence[str]]], ns: Sequence[int], n_topics: int
 ) -> tuple[
@@ -389,8 +396,7 @@ def _phrases(
     kw_text = np.zeros((b, n_topics), dtype=np.float32)
     kw_first = np.ones((b, n_topics), dtype=np.float32)
     distinct = np.zeros((b, n_topics), dtype=np.float32)
-    no_veto: list[str | None] = [None] * n_topics  # shared by the items without a phrase, only read
-    no_hits: list[list[str]] = [[] for _ in range(n_topics)]
+    no_veto, no_hits = _nothing_found(n_topics)
     vetoes: list[list[str | None]] = [no_veto] * b
     hits_of: list[list[list[str]]] = [no_hits] * b
     noted: list[tuple[int, ...]] = [()] * b
