@@ -1,7 +1,8 @@
 """Speed and memory of the topic model, on one core.
 
     python bench/classify.py [--items 5000] [--topics 50] [--background 20000] [--chars 1500] [--dev ru|en]
-                             [--labels 50]
+                             [--labels 50] [--batch 30] [--runs 5]
+    python bench/classify.py --huge [1 5 10]        # peak RSS of one item of 1, 5 and 10 MB, a fresh process each
 
 Synthetic by default (needs no data files): Russian items of about 1,500 characters drawn with a Zipf law from the
 inflected forms of a few hundred news lemmas (pymorphy3 generates the forms) plus made-up names, 50 topics with
@@ -12,6 +13,19 @@ memory of the process before and after loading the saved model. `--dev ru` uses 
 gets N analyst labels (half relevant on items of its story, half not relevant on other stories) and the classify loop is
 timed with and without them, in alternating runs; the time of `with_labels` is printed too (issue 11: labels must
 not slow classification by more than 10 %).
+
+Batches and the scikit-learn reference (issue 11 §5): the items, analysed once beforehand (as the daemon shares the
+analysis with story grouping), are classified in batches of --batch (a poll's new items) with
+`TopicModel.classify_texts`, alternating --runs times with a plain scikit-learn reference on the same analysed
+terms: `TfidfVectorizer` (sublinear TF, fitted on the background's terms; analyzer = the item's terms), one
+batched `transform` of each batch's items (title twice, text) and their 40-term passages (stride 20, as ours),
+cosines (`linear_kernel` of the L2-normalised rows) against 50 topic centroids (the mean of each topic's
+description-and-keywords and example vectors) and the best passage per item. Printed: items/s of both and their
+ratio per run, CPU time on one core.
+
+`--huge`: a fresh process per size builds a model (the synthetic topics, 2,000 background items) and classifies
+one item of that many MB whose text names a topic all along; prints its peak RSS (ru_maxrss) after the build and
+after the item (`MONITOR_CODE=/path/to/checkout` and that checkout's interpreter: the figures before a change).
 """
 
 from __future__ import annotations
@@ -36,12 +50,24 @@ import time  # noqa: E402
 from datetime import UTC, datetime  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+import numpy as np  # noqa: E402
 import pymorphy3  # noqa: E402
+from sklearn.feature_extraction.text import TfidfVectorizer  # noqa: E402
+from sklearn.metrics.pairwise import linear_kernel  # noqa: E402
+from sklearn.preprocessing import normalize  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+# MONITOR_CODE=/path/to/another/checkout: measure that checkout's code (its interpreter, e.g. for the figures before
+# a change); by default the checkout this script is in.
+sys.path.insert(0, os.environ.get("MONITOR_CODE") or str(Path(__file__).resolve().parent.parent))
 
 from monitor.config import Topic, loads  # noqa: E402
 from monitor.match.classify import TopicModel  # noqa: E402
+from monitor.match.text import analyse, terms  # noqa: E402
+
+try:  # older checkouts (run with their interpreter for the --huge figures before the cap) have no `readable`
+    from monitor.match.text import readable
+except ImportError:  # pragma: no cover
+    from monitor.match.clean import strip_code as readable
 from monitor.models import Item, Label  # noqa: E402
 
 T0 = datetime(2024, 3, 1, tzinfo=UTC)
@@ -206,10 +232,22 @@ def main() -> int:
     ap.add_argument("--chars", type=int, default=1500)
     ap.add_argument("--dev", choices=["ru", "en"], help="use the dev stream instead of synthetic text")
     ap.add_argument("--labels", type=int, default=50, help="analyst labels per topic for the labelled run (0: none)")
+    ap.add_argument("--batch", type=int, default=30, help="items per classify_texts call (a poll's new items)")
+    ap.add_argument("--runs", type=int, default=5, help="alternating runs of ours and the scikit-learn reference")
+    ap.add_argument("--huge", type=float, nargs="*", metavar="MB", help="peak RSS for items of these sizes")
+    ap.add_argument("--huge-one", type=float, help=argparse.SUPPRESS)
     ap.add_argument("--measure-load", nargs=2, metavar=("MODEL", "TOPICS"), help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.measure_load:
         measure_load(Path(a.measure_load[0]), Path(a.measure_load[1]))
+        return 0
+    if a.huge_one:
+        huge_one(a.huge_one)
+        return 0
+    if a.huge is not None:
+        for mb in a.huge or [1, 5, 10]:
+            out = subprocess.run([sys.executable, __file__, "--huge-one", str(mb)], capture_output=True, text=True)
+            print(out.stdout.strip() or f"{mb:g} MB item: failed ({out.stderr.strip().splitlines()[-1:]})", flush=True)
         return 0
     os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
     t0 = time.perf_counter()
@@ -235,6 +273,7 @@ def main() -> int:
 
     for title, text in items[:200]:  # warm the word cache, as a running daemon has it
         model.classify(title, text)
+    against_reference(model, topics, examples, items, background, a.batch, a.runs)
     runs = {"no labels": model}
     if a.labels:
         labelled = labels_for(topics, a.labels, story_item)
@@ -286,6 +325,101 @@ def main() -> int:
         )
         print(f"saved model {size:.1f} MB; {out.stdout.strip()}")
     return 0
+
+
+class Reference:
+    """Plain scikit-learn: TF-IDF of the analysed terms, cosines to topic centroids at item and passage level."""
+
+    WINDOW, STRIDE = 40, 20  # as the topic model's passages
+
+    def __init__(self, topics: list[Topic], examples, background: list[str]) -> None:  # type: ignore[no-untyped-def]
+        self.vectorizer = TfidfVectorizer(analyzer=_same, sublinear_tf=True, dtype=np.float32)
+        self.vectorizer.fit([terms(readable(text)) for text in background])
+        rows = []
+        for topic in topics:
+            docs = [terms(f"{topic.name}\n{topic.description}\n" + "\n".join(topic.keywords))]
+            docs += [terms(readable(f"{title}\n{text}")) for title, text in examples.get(topic.id, ())]
+            rows.append(np.asarray(self.vectorizer.transform(docs).mean(axis=0)).ravel())
+        self.centroids = normalize(np.vstack(rows)).astype(np.float32)
+
+    def score(self, batch) -> tuple[np.ndarray, np.ndarray]:  # type: ignore[no-untyped-def]
+        """([items, topics] cosine of each item, [items, topics] of its best passage) for analysed items."""
+        docs, passages, owner = [], [], []
+        for i, analysed in enumerate(batch):
+            title, text = analysed.title_scan.terms, analysed.text_scan.terms
+            docs.append(title + title + text)
+            n = len(text)
+            if n > self.WINDOW:
+                starts = list(range(0, n - self.WINDOW + 1, self.STRIDE))
+                if starts[-1] + self.WINDOW < n:
+                    starts.append(n - self.WINDOW)
+                passages.extend(text[s : s + self.WINDOW] for s in starts)
+                owner.extend([i] * len(starts))
+        cos = linear_kernel(self.vectorizer.transform(docs + passages), self.centroids)
+        best = np.zeros((len(batch), cos.shape[1]), dtype=cos.dtype)
+        if passages:
+            rows = np.asarray(owner)
+            first = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
+            best[rows[first]] = np.maximum.reduceat(cos[len(batch) :], first, axis=0)
+        return cos[: len(batch)], best
+
+
+def _same(terms: list[str]) -> list[str]:
+    return terms
+
+
+def against_reference(model, topics, examples, items, background, batch: int, runs: int) -> None:  # type: ignore[no-untyped-def]
+    """Items/s of classify_texts in batches against the scikit-learn reference, alternating, CPU time."""
+    reference = Reference(topics, examples, background)
+    analysed = [analyse(title, text) for title, text in items]
+    # analysed before, for both (the daemon shares the analysis with story grouping)
+    n_terms = sum(len(it.title_scan.terms) + len(it.text_scan.terms) for it in analysed)
+    print(f"{len(analysed)} items analysed beforehand ({n_terms / len(analysed):.0f} terms each)")
+    chunks = [analysed[i : i + batch] for i in range(0, len(analysed), batch)]
+    ratios = []
+    for run in range(runs):
+        c0 = time.process_time()
+        for chunk in chunks:
+            model.classify_texts(chunk)
+        ours = len(analysed) / (time.process_time() - c0)
+        c0 = time.process_time()
+        for chunk in chunks:
+            reference.score(chunk)
+        ref = len(analysed) / (time.process_time() - c0)
+        ratios.append(ours / ref)
+        print(
+            f"run {run + 1}: classify_texts in batches of {batch}: {ours:,.0f} items/s; scikit-learn reference: "
+            f"{ref:,.0f} items/s; ratio {ours / ref:.2f}",
+            flush=True,
+        )
+    c0 = time.process_time()
+    for it in analysed:
+        model.classify_text(it)
+    one = len(analysed) / (time.process_time() - c0)
+    print(
+        f"ratio ours / reference over {runs} runs: median {sorted(ratios)[len(ratios) // 2]:.2f}, "
+        f"range {min(ratios):.2f}-{max(ratios):.2f}; one item at a time (classify_text): {one:,.0f} items/s"
+    )
+
+
+def huge_one(mb: float) -> None:
+    topics, examples, _, background, story_item = synthetic(50, 1, 2000, 1500)
+    model = TopicModel.build(topics, examples, background)
+    built = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    title, _ = story_item(0)
+    parts, size = [], 0
+    while size < mb * 1e6:  # topic t00's story, written anew paragraph after paragraph: its keywords all along
+        parts.append(story_item(0)[1])
+        size += len(parts[-1]) + 1
+    text = "\n".join(parts)
+    del parts
+    t0 = time.process_time()
+    matches = model.classify(title, text)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(
+        f"{len(text) / 1e6:.1f} MB item: peak RSS {peak:,.0f} MB ({built:,.0f} MB after building the model), "
+        f"{time.process_time() - t0:.2f} s CPU to classify, {sum(m.matched for m in matches)} topics matched"
+    )
 
 
 def measure_load(path: Path, spec: Path) -> None:

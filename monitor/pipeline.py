@@ -48,14 +48,6 @@ log = logging.getLogger(__name__)
 RECOVER_BATCH = 100  # unfinished items matched per transaction by finish_unfinished
 
 
-def classify_all(model: TopicModel, analysed: Sequence[AnalysedText]) -> list[list[Match]]:
-    """classify_text of each text, as one batch when the model can (TopicModel.classify_texts, the same results)."""
-    batch = getattr(model, "classify_texts", None)  # the batch method lands with issue 16's matching half
-    if batch is not None:
-        return list(batch(analysed))
-    return [model.classify_text(text) for text in analysed]
-
-
 @dataclass(frozen=True)
 class Unfinished:
     """An item stored but not yet matched, with how it was to be processed."""
@@ -288,7 +280,7 @@ class Pipeline:
         config, model = self._current
         items = [step.item for step in todo]
         analysed = [analyse(item.title, item.text) for item in items]  # analysed once, for matching and grouping
-        scored = classify_all(model, analysed)
+        scored = model.classify_texts(analysed)
         matched = [tuple(m for m in s if m.matched) for s in scored]
         near = [tuple(m for m in s if not m.matched and model.is_near_miss(m)) for s in scored]  # for a label
         # The store's story lock serialises grouping over every replica of a shared database, and hands over

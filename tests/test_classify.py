@@ -258,3 +258,94 @@ def test_the_opening_as_a_passage_is_trimmed_with_an_ellipsis() -> None:
     assert PASSAGE_CHARS - 2 <= len(opening) <= PASSAGE_CHARS and opening.endswith("…") and "  " not in opening
     short = "Перемирие в Ливии соблюдается."
     assert _passage(short, TermScan(short), [], 0) == short
+
+
+def _varied() -> list[tuple[str, str]]:
+    """Hand-written items of every kind the batch must score as one item alone does: Russian and English, keyword
+    hits in the title or the text, vetoes, a long multi-topic readout, unseen names, empty and title-only items."""
+    culture = " ".join(FILLER[2:6] * 6)
+    return [
+        ("Армия Хафтара у Триполи", "Армия Хафтара возобновила наступление на Триполи."),
+        ("Футбол", "Сборная Ливии по футболу сыграла вничью, матч прошёл в Триполи."),  # vetoed
+        ("Итоги переговоров", f"{culture} Лидеры обсудили положение в Ливии и договор ДСНВ. {culture}"),
+        ("", ""),
+        ("Wheat tender", "Egypt bought wheat in a tender; corn prices were steady."),
+        ("Кремль", "Стороны обсудили вопросы стратегической стабильности и контроля над вооружениями."),
+        ("Погода", ""),
+        ("", "Зыхвуртский Кламбертон посетил Шмоглодию и Ливию; wheat, Хафтар, Квирдл."),  # unseen names
+        ("Grain", " ".join(["Wheat and corn exports rose as the harvest beat forecasts."] * 80)),  # long
+        ("Новости дня", " ".join(FILLER[:6] * 4) + " Ливия."),
+        ("Ъыъ", "зщшщз ъыъ 12345"),
+        ("ДСНВ", "New START: the treaty on strategic arms, стратегическая стабильность, wheat."),
+    ]
+
+
+@pytest.mark.parametrize("explain_all", [False, True])
+def test_a_batch_scores_as_each_item_alone(model: TopicModel, explain_all: bool) -> None:
+    from monitor.match.text import analyse
+
+    items = _varied()
+    alone = [model.classify(title, text, explain_all=explain_all) for title, text in items]
+    batch = model.classify_texts([analyse(title, text) for title, text in items], explain_all=explain_all)
+    assert batch == alone
+    assert model.classify_texts([]) == []
+    # any batch: reversed, and in twos
+    again = model.classify_texts([analyse(t, x) for t, x in reversed(items)], explain_all=explain_all)[::-1]
+    assert again == alone
+    pairs = [model.classify_texts([analyse(*it) for it in items[i : i + 2]]) for i in range(0, len(items), 2)]
+    assert [m for pair in pairs for m in pair] == [model.classify(t, x) for t, x in items]
+
+
+def test_a_batch_with_labels_scores_as_each_item_alone(model: TopicModel) -> None:
+    from monitor.match.text import analyse
+    from monitor.models import Item, Label
+    from tests.test_learn import T0
+
+    items = _varied()
+    labelled = []
+    for n, (title, text) in enumerate(items[:3]):
+        it = Item(feed="f", key=f"k{n}", title=title, link=None, published=T0, content=text)
+        labelled.append((Label(item=it.uid, topic="libya", relevant=n != 1, source="cli"), it))
+    taught = model.with_labels(labelled)
+    alone = [taught.classify(title, text) for title, text in items]
+    assert taught.classify_texts([analyse(t, x) for t, x in items]) == alone
+
+
+def test_memory_is_linear_in_the_text(model: TopicModel) -> None:
+    # Issue 12: a 5 MB description took 3.2 GB (dense passages × terms and passages × keyword hits). Read without
+    # the cap (an AnalysedText made directly), an item of 40,000 words, 2,800 of them distinct, with a keyword hit
+    # every 50 words: the dense blocks took 94 MB at their peak (2,000 passages × 2,800 terms); linear, ~30 MB.
+    import random
+    import tracemalloc
+
+    from monitor.match.text import AnalysedText
+
+    rng = random.Random(5)
+    words = [f"слово{chr(1072 + i % 32)}{chr(1072 + i // 32 % 32)}{chr(1072 + i // 1024)}" for i in range(3000)]
+    text = " ".join(rng.choice(words) if i % 50 else "Ливия" for i in range(40_000))
+    analysed = AnalysedText("Ливия", text)
+    assert len(analysed.text_scan.terms) == 40_000  # the text's terms, made before: not what is measured
+    tracemalloc.start()
+    try:
+        matches = by_id(model.classify_texts([analysed])[0])
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert matches["libya"].keyword_hits == ("Ливия",) and matches["libya"].passage
+    assert peak < 50e6
+
+
+def test_a_huge_item_is_read_up_to_the_cap(model: TopicModel) -> None:
+    import tracemalloc
+
+    from monitor.match.text import READ_CHARS
+
+    text = "Армия Хафтара у Триполи. Переговоры о перемирии продолжаются. " * 36_000  # ~2.2 MB, hits all along
+    tracemalloc.start()
+    try:
+        m = by_id(model.classify("Ливия", text))["libya"]
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert m.keyword_hits and len(text) > 20 * READ_CHARS
+    assert peak < 60e6  # the cap: what a 100,000-character item takes (all of it: ~2 GB of windows × hits before)

@@ -56,3 +56,14 @@ def test_term_spans_point_into_the_original_text() -> None:
     got, starts = term_spans(text)
     assert got == terms(text)
     assert text[starts[got.index("ливия")] :].startswith("Ливии")
+
+
+def test_the_model_reads_the_first_read_chars_of_a_title_and_a_text() -> None:
+    from monitor.match.text import READ_CHARS, analyse, readable
+
+    long = "Ливия " * (READ_CHARS // 3)
+    assert readable(long) == long[:READ_CHARS]
+    analysed = analyse(long, long + "Триполи")
+    assert len(analysed.title) == len(analysed.text) == READ_CHARS
+    assert "триполи" not in analysed.text_scan.terms  # past the cap: not read
+    assert readable("Перемирие в Ливии.") == "Перемирие в Ливии."

@@ -20,9 +20,7 @@ from __future__ import annotations
 import copy
 import zlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from functools import lru_cache
-from itertools import chain, repeat
+from itertools import chain
 from pathlib import Path
 
 import numpy as np
@@ -30,21 +28,24 @@ import numpy as np
 from ..config import Topic
 from ..errors import ModelError
 from ..models import Item, Label, LabelEffect, Match
-from . import calibrate, learn
+from . import calibrate, learn, passages, score
 from .background import Background
 from .clean import strip_code
+from .passages import PASSAGE_CHARS, WINDOW
+from .passages import passage as _passage
 from .profile import PhraseIndex, TopicSpec, profile_vectors, spec_documents, topic_spec
-from .text import AnalysedText, TermScan, adjectives_of, analyse, terms
+from .score import ItemEvidence as _Scores
+from .score import sublinear as _sublinear
+from .text import AnalysedText, adjectives_of, analyse, readable, terms
 
-WINDOW = 40  # content terms per passage, about 60-70 running words
-STRIDE = 20
+__all__ = ["NEAR_MISSES_PER_TOPIC_DAY", "PASSAGE_CHARS", "WINDOW", "TopicModel", "_passage"]
+
 CALIBRATION_SAMPLE = 3000  # most recent background items kept (as term ids) to calibrate scores
+CALIBRATION_BATCH = 64  # sample items scored at once
 PRIOR_WEIGHT = 200  # pseudo-items: how much the cold-start calibration prior counts against the sample
-TOP_TERMS = 6
 MATCH_CACHE = 50_000  # (topic, score to 3 decimals) → Match; 50 topics × ≤1,000 scores
 EXPLAIN_FROM = 0.5  # terms and passage are computed for topics scoring at least this fraction of their threshold
 NEAR_MISS_FROM = 0.5  # an item scoring at least half its topic's threshold is "just below the line"
-PASSAGE_CHARS = 600
 PRIOR_MEDIAN = 0.02  # cold start: a typical median cosine of a news item to an unrelated profile
 # Self-training (docs/matching.md): per topic, a logistic regression on the background sample's TF-IDF vectors,
 # labelled by the model's own prior probability without the self-trained part (≥ PSEUDO_POSITIVE: positive;
@@ -67,32 +68,6 @@ NEAR_MISSES_PER_TOPIC_DAY = 3  # near misses offered for labelling per topic and
 # and the check costs a few dictionary look-ups instead of a product with every labelled item (50 topics with 50
 # labels each would otherwise cost several times the rest of classify).
 LABEL_KEY_TERMS, LABEL_KEY_SHARED = 8, 3
-
-
-@dataclass(frozen=True)
-class _Scores:
-    """Raw evidence for every topic on one item (arrays over topics)."""
-
-    doc: np.ndarray  # cosine of the whole item to the profile
-    passage: np.ndarray  # best passage's cosine to the profile
-    example: np.ndarray  # best cosine of the item or a passage to a single example
-    best_row: np.ndarray  # row of the best passage (0 = whole item)
-    prof: np.ndarray  # [rows, topics] cosines of the item (row 0) and each passage to the profiles
-    kw_title: np.ndarray  # keyword phrase occurrences in the title
-    kw_text: np.ndarray  # ... in the text
-    kw_distinct: np.ndarray  # distinct keyword phrases found
-    veto: list[str | None]
-    hits: list[list[str]]
-    window_starts: list[int]  # first text term of each passage (row r ↔ window_starts[r - 1])
-    weights: np.ndarray  # [rows, distinct terms] TF-IDF weights of the item (row 0) and its passages
-    gathered: np.ndarray  # [distinct terms, columns] profile and example weights of those terms
-    uniq: np.ndarray  # the distinct term ids
-    kw_first: np.ndarray  # where the first keyword phrase occurs: 0 = title or start of text .. 1 = end / none
-    n_terms: int  # terms in title and text
-    noted: tuple[int, ...] = ()  # topics with a keyword or exclude phrase found
-    hit_at: Mapping[int, list[int]] | None = None  # topic → text positions of its keyword phrases
-    learned: np.ndarray | None = None  # self-trained model's log-odds per topic (None: no model yet)
-    unseen: tuple[str, ...] = ()  # out-of-vocabulary terms, by private id (uniq above the vocabulary)
 
 
 class TopicModel:
@@ -171,7 +146,7 @@ class TopicModel:
     ) -> TopicModel:
         """Fit IDF on the background items plus the topics' own texts; calibrate on the background."""
         specs = [topic_spec(t, examples.get(t.id, ())) for t in topics]
-        return cls._fit(specs, [terms(strip_code(text)) for text in background])
+        return cls._fit(specs, [terms(readable(text)) for text in background])
 
     @classmethod
     def _fit(cls, specs: Sequence[TopicSpec], bg_terms: Sequence[list[str]]) -> TopicModel:
@@ -186,7 +161,7 @@ class TopicModel:
     def refit(self, background: Sequence[str]) -> TopicModel:
         """A new model with IDF and calibration from `background` (the rolling window) and the same labels (refitted
         on the new statistics); this one stays usable."""
-        newer = self._fit(self._specs, [terms(strip_code(text)) for text in background])
+        newer = self._fit(self._specs, [terms(readable(text)) for text in background])
         return newer.with_labels(self._labelled) if self._labelled else newer
 
     def _build_matrix(self) -> None:
@@ -218,129 +193,36 @@ class TopicModel:
         self._terms_by_id = {i: t for t, i in vocab.items() if row_of[i] >= 0}
 
     # ----------------------------------------------------------------------------------------------- scoring core
-    def _evidence(self, title_terms: Sequence[str], text_terms: Sequence[str]) -> _Scores:
-        n_topics = self._n_topics
-        nt, n = len(title_terms), len(text_terms)
-        if nt + n == 0:
-            zeros = np.zeros(n_topics, dtype=np.float32)
-            cols = self._matrix.shape[1]
-            return _Scores(
-                zeros,
-                zeros,
-                zeros,
-                np.zeros(n_topics, dtype=np.int64),
-                np.zeros((1, n_topics), dtype=np.float32),
-                zeros,
-                zeros,
-                zeros,
-                [None] * n_topics,
-                [[] for _ in range(n_topics)],
-                [],
-                np.zeros((1, 0), dtype=np.float32),
-                np.zeros((0, cols), dtype=np.float32),
-                np.zeros(0, dtype=np.int64),
-                np.ones(n_topics, dtype=np.float32),
-                0,
-            )
-        # Each position's term id, laid out as text, title, title: the whole item's row counts every position (so
-        # the title twice) and the passage windows index the text directly. dict.get with a default, at C speed.
-        oov = self._oov
-        ids = np.fromiter(
-            map(self._vocab_get, chain(text_terms, title_terms, title_terms), repeat(oov)),
-            dtype=np.int64,
-            count=n + 2 * nt,
+    def _tables(self) -> score.Tables:
+        """What scoring reads of this model (the self-training may have widened the matrix since the build)."""
+        return score.Tables(
+            self._vocab_get,
+            self._oov,
+            self._idf_ext,
+            self._matrix,
+            self._row_of,
+            self._n_topics,
+            self._per_topic,
+            self._learned_col,
+            self._intercepts,
+            self._phrases,
         )
-        unseen = ids.max() == oov
-        private: dict[str, int]
-        if unseen:
-            # Distinct out-of-vocabulary terms must stay distinct for the vector norm: private ids above the
-            # vocabulary, in order of first occurrence in title then text (the title's first copy comes first).
-            seq = [*text_terms, *title_terms, *title_terms]
-            private = {}
-            at = (ids == oov).nonzero()[0].tolist()
-            for i in sorted(at, key=lambda i: i - n - nt if n <= i < n + nt else i):
-                ids[i] = oov + 1 + private.setdefault(seq[i], len(private))
-        else:
-            private = {}
-        uniq, inv = np.unique(ids, return_inverse=True)
-        u = len(uniq)
-        clipped = np.minimum(uniq, oov) if unseen else uniq  # private out-of-vocabulary ids → the shared OOV slot
-        starts, pos, rows = _windows(n)
-        if starts:  # one bincount for the whole item (row 0) and every passage window (rows 1..k)
-            k = len(starts)
-            keys = np.concatenate((inv, rows * u + inv[pos]))
-            counts = np.bincount(keys, minlength=(k + 1) * u).reshape(k + 1, u)
-        else:
-            counts = np.bincount(inv, minlength=u).reshape(1, u)
-        # sublinear tf, 1 + log(count) where count > 0, else 0: one table look-up instead of four array operations
-        # (a count is at most twice the item's term count: the title counts twice)
-        tf = _SUBLINEAR[counts] if 2 * (nt + n) < len(_SUBLINEAR) else _sublinear(counts)
-        weights = tf * self._idf_ext[clipped]
-        norms = np.maximum(np.sqrt(np.einsum("ij,ij->i", weights, weights)), 1e-12)
-        gathered = self._matrix[self._row_of[clipped]]
-        cos = (weights @ gathered) / norms[:, None]
-        learned = None
-        lc = self._learned_col
-        if lc:  # on the whole item's L2-normalised TF-IDF vector (row 0), as trained
-            learned = cos[0, lc:] + self._intercepts
-        prof = cos[:, :n_topics]
-        best_row = prof.argmax(axis=0)
-        passage = prof.max(axis=0)
-        if self._per_topic:
-            example = cos[:, n_topics : lc or None].max(axis=0).reshape(n_topics, self._per_topic).max(axis=1)
-        else:
-            example = np.zeros(n_topics, dtype=np.float32)
-        found = self._phrases.find((title_terms, text_terms))
-        if found:
-            veto: list[str | None] = [None] * n_topics
-            hits: list[list[str]] = [[] for _ in range(n_topics)]
-            in_title, in_text, first = [0] * n_topics, [0] * n_topics, [1.0] * n_topics
-            hit_at: dict[int, list[int]] = {}
-            for si, at, ti, exclude, phrase in found:
-                if exclude:
-                    veto[ti] = veto[ti] or phrase.text
-                    continue
-                if si == 0:
-                    in_title[ti] += 1
-                    first[ti] = 0.0
-                else:
-                    in_text[ti] += 1
-                    first[ti] = min(first[ti], at / max(n, 1))
-                    hit_at.setdefault(ti, []).append(at)
-                if phrase.text not in hits[ti]:
-                    hits[ti].append(phrase.text)
-            kw_title = np.array(in_title, dtype=np.float32)
-            kw_text = np.array(in_text, dtype=np.float32)
-            kw_first = np.array(first, dtype=np.float32)
-            distinct = np.array([len(h) for h in hits], dtype=np.float32)
-            noted = tuple(sorted({f[2] for f in found}))
-        else:
-            kw_title = kw_text = distinct = self._zeros
-            kw_first = self._ones
-            veto, hits = self._no_veto, self._no_hits  # shared, only read
-            noted = ()
-            hit_at = {}
-        return _Scores(
-            prof[0],
-            passage,
-            example,
-            best_row,
-            prof,
-            kw_title,
-            kw_text,
-            distinct,
-            veto,
-            hits,
-            starts,
-            weights,
-            gathered,
-            uniq,
-            kw_first,
-            nt + n,
-            noted,
-            hit_at,
-            learned,
-            tuple(private),
+
+    def _evidence(self, title_terms: Sequence[str], text_terms: Sequence[str]) -> _Scores:
+        """One item's raw evidence (a batch of one: score.evidence)."""
+        return score.evidence(self._tables(), [(title_terms, text_terms)]).item(0)
+
+    def _log_odds_batch(self, ev: score.Evidence) -> np.ndarray:
+        """The prior log-odds [items, topics], as _log_odds gives them item by item.
+
+        The keyword part is added for every item when one has a phrase (for an item without one it adds exact
+        zeros), and an item without any term has no self-trained log-odds, as on its own.
+        """
+        trained = self._trained if ev.has_terms.all() else self._trained & ev.has_terms[:, None]
+        med_doc, med_passage, med_example = self._med_rows
+        near = np.maximum(ev.passage - med_passage, ev.example - med_example)
+        return calibrate.log_odds(
+            ev.doc - med_doc, near, ev.learned, trained, ev.kw_title, ev.kw_text, ev.kw_first, ev.n_terms, any(ev.noted)
         )
 
     def _log_odds(self, s: _Scores) -> np.ndarray:
@@ -378,10 +260,12 @@ class TopicModel:
         # Only the arrays the score needs are kept per item (keeping each item's evidence would cost ~60 MB).
         arr = np.empty((n, 6, t), dtype=np.float32)
         n_terms = np.empty((n, 1), dtype=np.float32)
-        for i, (seq, _) in enumerate(sample):
-            e = self._evidence((), seq)
-            arr[i] = e.doc, e.passage, e.example, e.kw_title, e.kw_text, e.kw_first
-            n_terms[i] = e.n_terms
+        tables = self._tables()
+        for i in range(0, n, CALIBRATION_BATCH):  # in batches: the same evidence as item by item, faster
+            e = score.evidence(tables, [((), seq) for seq, _ in sample[i : i + CALIBRATION_BATCH]])
+            evidence = (e.doc, e.passage, e.example, e.kw_title, e.kw_text, e.kw_first)
+            arr[i : i + CALIBRATION_BATCH] = np.stack(evidence, 1)
+            n_terms[i : i + CALIBRATION_BATCH] = e.n_terms
         if n:
             med = np.median(arr[:, :3], axis=0)
         w = n / (n + PRIOR_WEIGHT)
@@ -679,31 +563,70 @@ class TopicModel:
         explanation (`monitor explain`).
         Leaving it out elsewhere keeps classify fast: most topics are nowhere near most items.
         """
-        return self.classify_text(analyse(title, text), explain_all=explain_all)
+        return self.classify_texts([analyse(title, text)], explain_all=explain_all)[0]
 
     def classify_text(self, analysed: AnalysedText, *, explain_all: bool = False) -> list[Match]:
-        """classify() of a text analysed once (`analyse`) for both matching and story grouping (the pipeline's path)."""
-        title_terms = analysed.title_scan.terms
-        text = analysed.text
-        scan = analysed.text_scan  # the text's terms, and their offsets later if a passage is shown
-        text_terms = scan.terms
-        s = self._evidence(title_terms, text_terms)
-        squashed = self._probabilities(s, self._log_odds(s))
-        milli = np.rint(squashed * 1000.0)
+        """classify() of a text analysed once (`analyse`) for both matching and story grouping: a batch of one."""
+        return self.classify_texts([analysed], explain_all=explain_all)[0]
+
+    def classify_texts(self, analysed: Sequence[AnalysedText], *, explain_all: bool = False) -> list[list[Match]]:
+        """classify_text of each item, computed for the batch at once (a poll's new items): the same matches as one
+        at a time, whatever the batch (score.py says how)."""
+        if not analysed:
+            return []
+        ev = score.evidence(self._tables(), [(a.title_scan.terms, a.text_scan.terms) for a in analysed])
+        probs = self._label_probabilities(ev, self._log_odds_batch(ev))
+        milli = np.rint(probs * 1000.0)
         keys = (milli.astype(np.int64) + self._key_base).tolist()  # topic and score to 3 decimals as one int
+        n_topics = self._n_topics
         if explain_all:
-            wanted = list(range(self._n_topics))
+            wanted_of = [list(range(n_topics)) for _ in analysed]
         else:
-            wanted = (squashed >= self._explain_from).nonzero()[0].tolist()
-            wanted.extend(ti for ti in s.noted if s.veto[ti] is not None and ti not in wanted)
-        # Most items explain no topic: the arrays below are made only for the topics that need them.
-        rows = self._shown_rows(s, wanted) if wanted else {}
-        top_terms = self._top_terms(s, wanted, rows) if wanted else {}
+            wanted_of = [[] for _ in analysed]
+            at_item, at_topic = (probs >= self._explain_from).nonzero()
+            for i, ti in zip(at_item.tolist(), at_topic.tolist(), strict=True):
+                wanted_of[i].append(ti)
+        rounded: list[list[float]] | None = None  # scores to 6 decimals, made once the first item needs them
+        out = []
+        for i, item in enumerate(analysed):
+            wanted, noted, veto = wanted_of[i], ev.noted[i], ev.veto[i]
+            if not explain_all:
+                wanted.extend(ti for ti in noted if veto[ti] is not None and ti not in wanted)
+            if rounded is None and (wanted or noted):
+                rounded = np.round(probs, 6).tolist()
+            out.append(self._matches(ev, i, item, keys[i], milli[i], wanted, rounded[i] if rounded else []))
+        return out
+
+    def _label_probabilities(self, ev: score.Evidence, z0: np.ndarray) -> np.ndarray:
+        """The probability of relevance [items, topics] from the prior log-odds: the seam where the analyst's labels
+        correct a batch (today `_probabilities` item by item; without labels, one array operation)."""
+        if not self._label_posting:
+            return calibrate.probability(z0 + self._w0)
+        return np.stack([self._probabilities(ev.item(i), z0[i]) for i in range(len(z0))])
+
+    def _matches(
+        self,
+        ev: score.Evidence,
+        i: int,
+        item: AnalysedText,
+        keys: list[int],
+        milli: np.ndarray,
+        wanted: list[int],
+        scores: list[float],
+    ) -> list[Match]:
+        """Item i's Match per topic: explained for `wanted`, with keyword hits for the topics that have one."""
+        noted, veto, hits = ev.noted[i], ev.veto[i], ev.hits[i]
+        rows: dict[int, int] = {}
+        top: dict[int, tuple[str, ...]] = {}
+        if wanted:  # most items explain no topic: the arrays below are read only for the topics that need them
+            r = ev.rows(i)
+            rows = passages.shown_rows(ev.best_row[i].tolist(), ev.prof(i), r.starts, ev.hit_at[i], wanted)
+            top = passages.top_terms(r.row_weights, r.gathered, r.uniq, self._terms_by_id, rows)
         # Far below the threshold with nothing to explain: a shared Match per topic and score to 3 decimals
         # (creating 50 frozen dataclasses per item would cost a quarter of the classify time).
         cache = self._match_cache
         out = list(map(cache.get, keys))
-        special = set(top_terms).union(s.noted)
+        special = set(top).union(noted)
         missing = [ti for ti, match in enumerate(out) if match is None and ti not in special]
         if missing:
             coarse = (milli / 1000.0).tolist()
@@ -712,72 +635,29 @@ class TopicModel:
                 out[ti] = match = Match(topic=spec.id, score=coarse[ti], threshold=self._thresholds[ti], matched=False)
                 if len(cache) < MATCH_CACHE:
                     cache[keys[ti]] = match
-        scores = np.round(squashed, 6).tolist() if special else []
-        passages: dict[int, str] = {}
+        shown: dict[int, str] = {}
         for ti in sorted(special):
-            spec, threshold, score, veto = self._specs[ti], self._thresholds[ti], scores[ti], s.veto[ti]
-            if ti in top_terms:
+            spec, threshold, score_, vetoed = self._specs[ti], self._thresholds[ti], scores[ti], veto[ti]
+            if ti in top:
                 row = rows[ti]
-                passage = passages.get(row)
-                if passage is None:
-                    passage = passages[row] = _passage(text, scan, s.window_starts, row)
+                text = shown.get(row)
+                if text is None:
+                    text = shown[row] = passages.passage(item.text, item.text_scan, ev.starts[i], row)
                 out[ti] = Match(
                     topic=spec.id,
-                    score=score,
+                    score=score_,
                     threshold=threshold,
-                    matched=score >= threshold and veto is None,
-                    terms=top_terms[ti],
-                    passage=passage,
-                    keyword_hits=tuple(s.hits[ti]),
-                    vetoed_by=veto,
+                    matched=score_ >= threshold and vetoed is None,
+                    terms=top[ti],
+                    passage=text,
+                    keyword_hits=tuple(hits[ti]),
+                    vetoed_by=vetoed,
                 )
             else:  # a keyword hit, far below the threshold
                 out[ti] = Match(
-                    topic=spec.id, score=score, threshold=threshold, matched=False, keyword_hits=tuple(s.hits[ti])
+                    topic=spec.id, score=score_, threshold=threshold, matched=False, keyword_hits=tuple(hits[ti])
                 )
         return [m for m in out if m is not None]
-
-    @staticmethod
-    def _shown_rows(s: _Scores, topics: Sequence[int]) -> dict[int, int]:
-        """The row (0 = whole item, r = passage r) whose text explains each of `topics` to the analyst.
-
-        The best-scoring row, except when the topic's keyword phrases sit in the text: then the best-scoring passage
-        that holds one. Otherwise a topic that matched through one paragraph of a short multi-topic item, where the
-        whole item happens to score a little higher than any passage, would show the item's opening, which says
-        nothing about why it matched (a readout whose Libya paragraph comes last).
-        """
-        best = s.best_row.tolist()
-        rows = {ti: best[ti] for ti in topics}
-        if not s.hit_at or not s.window_starts:
-            return rows
-        starts = np.asarray(s.window_starts)
-        for ti in topics:
-            at = s.hit_at.get(ti)
-            if not at:
-                continue
-            pos = np.asarray(at)
-            holds = ((starts[:, None] <= pos[None, :]) & (pos[None, :] < starts[:, None] + WINDOW)).any(axis=1)
-            candidates = np.flatnonzero(holds) + 1
-            if rows[ti] not in candidates.tolist():
-                rows[ti] = int(candidates[s.prof[candidates, ti].argmax()])
-        return rows
-
-    def _top_terms(self, s: _Scores, topics: Sequence[int], rows: Mapping[int, int]) -> dict[int, tuple[str, ...]]:
-        """For `topics`: the terms with the largest weight × profile weight in the row shown (`_shown_rows`)."""
-        u = len(s.uniq)
-        if u == 0 or not topics:
-            return {ti: () for ti in topics}
-        weights, gathered, uniq, names = s.weights, s.gathered, s.uniq, self._terms_by_id
-        k = min(TOP_TERMS, u)
-        out: dict[int, tuple[str, ...]] = {}
-        for ti in topics:  # one topic at a time: an item explains one or two, and 1-D calls are fewer and cheaper
-            contrib = weights[rows[ti]] * gathered[:, ti]
-            top = np.argpartition(-contrib, k - 1)[:k] if u > k else np.arange(u)
-            vals = contrib[top]
-            order = np.argsort(-vals, kind="stable")
-            best = zip(uniq[top[order]].tolist(), vals[order].tolist(), strict=True)
-            out[ti] = tuple(names.get(i, "?") for i, v in best if v > 0)
-        return out
 
     # ------------------------------------------------------------------------------------------------ persistence
     def save(self, path: Path) -> None:
@@ -791,32 +671,6 @@ class TopicModel:
         return cls(specs, Background.load(path))
 
 
-@lru_cache(maxsize=4096)
-def _windows(n: int) -> tuple[list[int], np.ndarray, np.ndarray]:
-    """Passage windows over n text terms: first terms, flat positions, and each position's count row (window + 1)."""
-    if n <= WINDOW:
-        return [], np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    starts = list(range(0, n - WINDOW + 1, STRIDE))
-    if starts[-1] + WINDOW < n:
-        starts.append(n - WINDOW)
-    pos = (np.asarray(starts)[:, None] + np.arange(WINDOW)[None, :]).ravel()
-    rows = np.repeat(np.arange(1, len(starts) + 1), WINDOW)
-    pos.flags.writeable = False
-    rows.flags.writeable = False
-    return starts, pos, rows
-
-
-_SUBLINEAR = np.concatenate([[0.0], 1.0 + np.log(np.arange(1, 4096))]).astype(np.float32)
-
-
-def _sublinear(counts: np.ndarray) -> np.ndarray:
-    """1 + log(count) for count > 0, 0 for 0 (a table for the usual counts, computed above it)."""
-    if counts.size and int(counts.max()) >= len(_SUBLINEAR):
-        c = counts.astype(np.float32)
-        return np.asarray((np.log(np.maximum(c, 1.0)) + (c > 0)).astype(np.float32))
-    return np.asarray(_SUBLINEAR[counts])
-
-
 def _term_hash(term: str) -> int:
     return zlib.crc32(term.encode("utf-8"))
 
@@ -826,18 +680,3 @@ def _strongest(ids: np.ndarray, vec: np.ndarray) -> list[int]:
     if len(ids) <= LABEL_KEY_TERMS:
         return [int(i) for i in ids.tolist()]
     return [int(i) for i in ids[np.argpartition(-vec, LABEL_KEY_TERMS - 1)[:LABEL_KEY_TERMS]].tolist()]
-
-
-def _passage(text: str, scan: TermScan, windows: Sequence[int], row: int) -> str:
-    """The text of passage `row` (0 = the whole item: its opening), trimmed to PASSAGE_CHARS with "…" when cut.
-
-    Only a passage other than row 0 asks `scan` where its terms start (it finds those offsets on demand).
-    """
-    begin, end = 0, len(text)
-    if row > 0 and windows and scan.terms:
-        first = windows[row - 1]
-        begin = scan.start(first)
-        if first + WINDOW < len(scan.terms):
-            end = scan.start(first + WINDOW)
-    snippet = " ".join(text[begin:end].split())
-    return snippet if len(snippet) <= PASSAGE_CHARS else snippet[: PASSAGE_CHARS - 1].rstrip() + "…"

@@ -4,6 +4,8 @@
     tokens(text)     word tokens; codes and abbreviations stay whole (снв-3, с-400, f-16, u.s)
     terms(text)      content terms: Russian dictionary words → pymorphy3 lemma, other Cyrillic words → Snowball stem,
                      Latin words → English Snowball stem; stop words dropped
+    readable(text)   what the model reads of a title or text: the first READ_CHARS (100,000) characters, page-script
+                     residue dropped
     AnalysedText     an item's title and text analysed once, read by both the topic model and story grouping
 
 Why lemmas for Russian: Snowball over-stems names ("Ливия" → "лив", "Ливан" → "лива"), which merges countries in
@@ -66,6 +68,10 @@ STOP_WORDS = frozenset((_RU_STOP_WORDS + _EN_STOP_WORDS).split())
 _RU_STEMMER = Stemmer.Stemmer("russian")
 _EN_STEMMER = Stemmer.Stemmer("english")
 _MORPH_LOCK = threading.Lock()
+# How much of an item's title and of its text the model reads (issue 12: a 5 MB description took 3.2 GB to match).
+# News articles are a few thousand characters (the longest of both dev sets: 37,272); a text ten times longer says
+# what it is about well before its end, and reading all of a hostile 10 MB one would cost seconds and hundreds of MB.
+READ_CHARS = 100_000
 _CACHE_LIMIT = 200_000  # entries; RU dev (4,467 articles) needs 48k. pymorphy3 re-parses after a clear
 # Word → term cache, filled lazily, read without a lock (dict reads and single writes are atomic in CPython). It also
 # maps whitespace-separated chunks ("ливии,", "«снв-3»") to their tokens' terms: a chunk that is one token maps to
@@ -302,9 +308,15 @@ class AnalysedText:
         return TermScan(self.text)
 
 
+def readable(text: str) -> str:
+    """The part of a title or text the model reads: its first READ_CHARS characters, page-script residue dropped
+    (match/clean.py). The item itself keeps all of it, for storage and display."""
+    return strip_code(text[:READ_CHARS])
+
+
 def analyse(title: str, text: str) -> AnalysedText:
-    """An item's title and text as the model and the grouper read them: page-script residue dropped (match/clean.py)."""
-    return AnalysedText(strip_code(title), strip_code(text))
+    """An item's title and text as the model and the grouper read them (`readable`)."""
+    return AnalysedText(readable(title), readable(text))
 
 
 class TermScan:
