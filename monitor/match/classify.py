@@ -637,11 +637,16 @@ class TopicModel:
             # The labelled vectors have no terms that name the topic, so the dot product with the whole item
             # leaves them out too; only the item's norm needs them taken away (_topic_view).
             norm = self._view_norm(ti, ids, vec)
-            sims = np.zeros(len(fitted.examples))
+            # Only the candidates can reach the kernel's cosine: the others count as 0 (fitted.kernel's rule).
+            pos = neg = 0.0
             for j in js:
                 example = fitted.examples[j]
-                sims[j] = learn.dot(ids, vec, example.ids, example.vec) / norm
-            kp, kn = fitted.kernel(sims)
+                cos = learn.dot(ids, vec, example.ids, example.vec) / norm
+                if example.relevant:
+                    pos = max(pos, cos)
+                else:
+                    neg = max(neg, cos)
+            kp, kn = learn.kernel_pair(pos, neg)
             if kp or kn:
                 w0, w1, w2 = self._w[ti].tolist()
                 z[ti] = z0[ti] + w0 + w1 * kp + w2 * kn
@@ -659,9 +664,12 @@ class TopicModel:
         hits = [h for h in map(get, self._heavy_terms(s)) if h is not None]
         if len(hits) < LABEL_KEY_SHARED:
             return {}
+        count = Counter(chain.from_iterable(hits))
+        if max(count.values()) < LABEL_KEY_SHARED:  # most items: no labelled item shares enough
+            return {}
         near: dict[int, list[int]] = {}
         owners = self._label_owners
-        for g, c in Counter(chain.from_iterable(hits)).items():
+        for g, c in count.items():
             if c >= LABEL_KEY_SHARED:
                 ti, j = owners[g]
                 near.setdefault(ti, []).append(j)
