@@ -12,6 +12,7 @@ from monitor.config import Topic
 from monitor.match import learn
 from monitor.match.classify import TopicModel
 from monitor.match.explain import explanation_json, format_explanation
+from monitor.match.text import terms
 from monitor.models import Item, Label, Match
 from tests.test_classify import BACKGROUND, EXAMPLES, TOPICS, by_id
 
@@ -222,3 +223,15 @@ def test_an_item_about_a_topic_scores_above_a_passing_mention_in_both_languages(
         scores = [by_id(ranking.classify(title, text))[topic].score for title, text in cases]
         assert scores[0] > scores[1] > scores[2], (topic, scores)
         assert scores[0] < 1.0  # a probability, not a saturated squash
+
+
+def test_the_batch_form_of_the_label_correction_matches_the_per_item_one(model: TopicModel) -> None:
+    # The batch classification path corrects a poll's items at once (_label_logits_batch): the same log-odds as one
+    # item at a time, the kernel included (the reprint is close to a labelled item, the talks are not).
+    taught = model.with_labels([label(STORY, "libya", False), label(LIBYA_TALKS, "libya", True)])
+    evidence = [taught._evidence(*(terms(t) for t in (it.title, it.text))) for it in (REPRINT, LIBYA_TALKS, STORY)]
+    z0 = np.stack([taught._log_odds(s) for s in evidence])
+    one_by_one = np.stack([taught._label_logits(s, z) for s, z in zip(evidence, z0, strict=True)])
+    assert np.array_equal(taught._label_logits_batch(evidence, z0), one_by_one)
+    assert one_by_one[0, 1] < z0[0, 1] - 3  # the reprint's Libya log-odds went down through the kernel
+    assert np.array_equal(model._label_logits_batch(evidence, z0), z0)  # no labels: the prior as it is

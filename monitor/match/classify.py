@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import zlib
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from itertools import chain
 from pathlib import Path
@@ -30,7 +31,6 @@ from ..errors import ModelError
 from ..models import Item, Label, LabelEffect, Match
 from . import calibrate, learn, passages, score
 from .background import Background
-from .clean import strip_code
 from .passages import PASSAGE_CHARS, WINDOW
 from .passages import passage as _passage
 from .profile import PhraseIndex, TopicSpec, profile_vectors, spec_documents, topic_spec
@@ -417,7 +417,7 @@ class TopicModel:
         key = (item.uid, item.title, item.text)
         cached = self._example_cache.get(key)
         if cached is None:
-            s = self._evidence(terms(strip_code(item.title)), terms(strip_code(item.text)))
+            s = self._evidence(terms(readable(item.title)), terms(readable(item.text)))
             ids, vec = self._item_vector(s)
             cached = self._example_cache[key] = (self._log_odds(s), ids, vec)
         return cached
@@ -490,44 +490,82 @@ class TopicModel:
 
     def _probabilities(self, s: _Scores, z0: np.ndarray) -> np.ndarray:
         """The probability of relevance per topic: the prior log-odds corrected by the topic's labels (MAP)."""
+        return calibrate.probability(self._label_logits(s, z0))
+
+    def _label_logits(self, s: _Scores, z0: np.ndarray) -> np.ndarray:
+        """The corrected log-odds per topic ([topics]): z0 + the topic's shift, plus the kernel terms where the item
+        is close to a labelled item of the topic (learn.py)."""
         z = z0 + self._w0
-        if self._label_posting and len(s.uniq) >= LABEL_KEY_SHARED:
-            # Most items share no LABEL_KEY_SHARED heavy terms with any labelled item: a partial sort and a few
-            # dictionary operations (plain Python beats numpy calls on the ~25 entries).
-            posting = self._label_posting
-            hits = [posting[t] for t in self._heavy_terms(s) if t in posting]
-            if len(hits) < LABEL_KEY_SHARED:
-                return calibrate.probability(z)
-            count: dict[int, int] = {}
-            near: dict[int, list[int]] = {}
-            for g in chain.from_iterable(hits):
-                c = count[g] = count.get(g, 0) + 1
-                if c == LABEL_KEY_SHARED:
-                    ti, j = self._label_owners[g]
-                    near.setdefault(ti, []).append(j)
-            if not near:
-                return calibrate.probability(z)
-            ids, vec = self._item_vector(s)
-            for ti, js in near.items():
-                fitted = self._labels[ti]
-                # The labelled vectors have no terms that name the topic, so the dot product with the whole item
-                # leaves them out too; only the item's norm needs them taken away (_topic_view).
-                norm = self._view_norm(ti, ids, vec)
-                sims = np.zeros(len(fitted.examples))
-                for j in js:
-                    example = fitted.examples[j]
-                    sims[j] = learn.dot(ids, vec, example.ids, example.vec) / norm
-                kp, kn = fitted.kernel(sims)
-                if kp or kn:
-                    w0, w1, w2 = self._w[ti].tolist()
-                    z[ti] = z0[ti] + w0 + w1 * kp + w2 * kn
-        return calibrate.probability(z)
+        near = self._label_candidates(s)
+        if near:
+            self._apply_kernel(s, z0, z, near)
+        return z
+
+    def _label_logits_batch(self, scores: Sequence[_Scores], z0: np.ndarray) -> np.ndarray:
+        """The batch form of _label_logits: `scores` of B items, their prior log-odds z0 [B, topics] → [B, topics].
+
+        The shift is one broadcast add; the kernel is applied only to the rows whose heavy terms meet a labelled
+        item's (`_label_candidates`, most rows have none), so a batch costs one add plus the look-ups.
+        """
+        z = z0 + self._w0[None, :]
+        if self._label_posting:
+            for row, s in enumerate(scores):
+                near = self._label_candidates(s)
+                if near:
+                    self._apply_kernel(s, z0[row], z[row], near)
+        return z
+
+    def _apply_kernel(self, s: _Scores, z0: np.ndarray, z: np.ndarray, near: Mapping[int, Sequence[int]]) -> None:
+        """Write into z ([topics]) the kernel-corrected log-odds of the topics in `near` (topic → labelled items)."""
+        ids, vec = self._item_vector(s)
+        for ti, js in near.items():
+            fitted = self._labels[ti]
+            # The labelled vectors have no terms that name the topic, so the dot product with the whole item
+            # leaves them out too; only the item's norm needs them taken away (_topic_view).
+            norm = self._view_norm(ti, ids, vec)
+            # Only the candidates can reach the kernel's cosine: the others count as 0 (fitted.kernel's rule).
+            pos = neg = 0.0
+            for j in js:
+                example = fitted.examples[j]
+                cos = learn.dot(ids, vec, example.ids, example.vec) / norm
+                if example.relevant:
+                    pos = max(pos, cos)
+                else:
+                    neg = max(neg, cos)
+            kp, kn = learn.kernel_pair(pos, neg)
+            if kp or kn:
+                w0, w1, w2 = self._w[ti].tolist()
+                z[ti] = z0[ti] + w0 + w1 * kp + w2 * kn
+
+    def _label_candidates(self, s: _Scores) -> dict[int, list[int]]:
+        """topic → its labelled items (indices) that share at least LABEL_KEY_SHARED of the item's heavy terms.
+
+        Plain Python: a partial sort and a few dictionary operations on ~25 entries beat numpy calls, and
+        Counter counts in C.
+        """
+        posting = self._label_posting
+        if not posting or len(s.uniq) < LABEL_KEY_SHARED:
+            return {}
+        get = posting.get
+        hits = [h for h in map(get, self._heavy_terms(s)) if h is not None]
+        if len(hits) < LABEL_KEY_SHARED:
+            return {}
+        count = Counter(chain.from_iterable(hits))
+        if max(count.values()) < LABEL_KEY_SHARED:  # most items: no labelled item shares enough
+            return {}
+        near: dict[int, list[int]] = {}
+        owners = self._label_owners
+        for g, c in count.items():
+            if c >= LABEL_KEY_SHARED:
+                ti, j = owners[g]
+                near.setdefault(ti, []).append(j)
+        return near
 
     def label_effects(self, title: str, text: str, lang: str | None = None, top: int = 3) -> dict[str, LabelEffect]:
         """For each topic with labels: the score without and with them, and the labelled items that weighed most."""
         if not self._labels:
             return {}
-        s = self._evidence(terms(strip_code(title)), terms(strip_code(text)))
+        s = self._evidence(terms(readable(title)), terms(readable(text)))
         z0 = self._log_odds(s)
         prior = calibrate.probability(z0)
         score = self._probabilities(s, z0)
@@ -599,10 +637,10 @@ class TopicModel:
 
     def _label_probabilities(self, ev: score.Evidence, z0: np.ndarray) -> np.ndarray:
         """The probability of relevance [items, topics] from the prior log-odds: the seam where the analyst's labels
-        correct a batch (today `_probabilities` item by item; without labels, one array operation)."""
+        correct a batch (`_label_logits_batch`; without labelled near-duplicates to look up, one array operation)."""
         if not self._label_posting:
             return calibrate.probability(z0 + self._w0)
-        return np.stack([self._probabilities(ev.item(i), z0[i]) for i in range(len(z0))])
+        return calibrate.probability(self._label_logits_batch([ev.item(i) for i in range(len(z0))], z0))
 
     def _matches(
         self,

@@ -77,6 +77,12 @@ def cosines(
     return np.asarray(np.where(sizes > 0, sums, 0.0), dtype=np.float64)
 
 
+def kernel_pair(pos: float, neg: float) -> tuple[float, float]:
+    """(k⁺, k⁻) from the largest cosine to a labelled relevant / not-relevant item (0 when there is none)."""
+    span = SAME_COSINE - NEAR_COSINE
+    return min(max((pos - NEAR_COSINE) / span, 0.0), 1.0), min(max((neg - NEAR_COSINE) / span, 0.0), 1.0)
+
+
 @dataclass(frozen=True)
 class TopicLabels:
     """The fitted correction of one topic: weights, covariance and what is needed to explain and apply it."""
@@ -100,10 +106,7 @@ class TopicLabels:
 
     def kernel(self, sims: np.ndarray) -> tuple[float, float]:
         """(k⁺, k⁻) from the similarities to the labelled items."""
-        pos = float(sims[self.relevant].max(initial=0.0))
-        neg = float(sims[~self.relevant].max(initial=0.0))
-        span = SAME_COSINE - NEAR_COSINE
-        return min(max((pos - NEAR_COSINE) / span, 0.0), 1.0), min(max((neg - NEAR_COSINE) / span, 0.0), 1.0)
+        return kernel_pair(float(sims[self.relevant].max(initial=0.0)), float(sims[~self.relevant].max(initial=0.0)))
 
     def weights(self, sims: np.ndarray) -> np.ndarray:
         """How much each labelled item moved this item's log-odds; the sum is the whole move w·φ.
