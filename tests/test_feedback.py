@@ -309,6 +309,9 @@ class Learner:
         found = self.model.classify_text(analysed, explain_all=explain_all)
         return [replace(m, matched=False) if m.topic in self.silenced else m for m in found]
 
+    def classify_texts(self, analysed: Sequence[Any], *, explain_all: bool = False) -> list[list[Match]]:
+        return [self.classify_text(a, explain_all=explain_all) for a in analysed]
+
     def is_near_miss(self, match: Match) -> bool:
         return bool(self.model.is_near_miss(match))
 

@@ -350,6 +350,9 @@ class Below:
     def classify(self, title: str, text: str, lang: str | None = None, *, explain_all: bool = False) -> list[Match]:
         return list(self.model.classify(title, text, lang, explain_all=explain_all))
 
+    def classify_texts(self, analysed: Sequence[Any], *, explain_all: bool = False) -> list[list[Match]]:
+        return [self.classify_text(a, explain_all=explain_all) for a in analysed]
+
     def is_near_miss(self, match: Match) -> bool:
         return bool(self.model.is_near_miss(match))
 
