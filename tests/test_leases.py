@@ -102,3 +102,15 @@ def test_the_story_lock_hands_over_what_other_replicas_grouped(db: Db) -> None:
         assert [(i.uid, story) for i, story in others] == [(first.uid, "s1"), (second.uid, "s2")]
     with a.story_lock() as others:
         assert others == []  # each membership once
+
+
+@pytest.mark.postgres
+def test_the_leaders_model_is_stored_with_a_revision_the_others_compare(db: Db) -> None:
+    if db.kind != "postgresql":
+        pytest.skip("the model is shared through the database on PostgreSQL only")
+    leader, other = db.open(), db.open()
+    assert other.model_revision("topic_model.npz") is None
+    assert leader.save_model_bytes("topic_model.npz", b"first") == 1
+    assert leader.save_model_bytes("topic_model.npz", b"refit") == 2
+    assert other.model_revision("topic_model.npz") == 2
+    assert other.load_model_bytes("topic_model.npz") == (2, b"refit")

@@ -111,6 +111,10 @@ def _postgres_engine(url: URL, schema: str | None) -> Engine:
     # seen again as new or a message sent twice; waiting for a flush per delivery capped the outbox at a few
     # hundred rows per second on a busy disk.
     options = ["-csynchronous_commit=off"]
+    given = url.query.get("options")  # e.g. ?options=-csearch_path%3Dmonitor: kept, not replaced by ours
+    if given:
+        options.extend(given if isinstance(given, tuple) else [given])
+        url = url.difference_update_query(["options"])
     if schema is not None:
         if not _SCHEMA_NAME.match(schema):
             raise StoreError(f"schema name {schema!r}: expected lowercase letters, digits and _")
