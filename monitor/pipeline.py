@@ -397,7 +397,8 @@ class Pipeline:
         when = state.next_poll
         assert when is not None  # next_feed_state always schedules the next poll
         if error is not None:
-            log.warning("%s: %s (retry at %s)", feed.name, error, when.isoformat(timespec="seconds"))
+            at = when.astimezone(self.config.settings.tz)  # human output in settings.timezone, labelled
+            log.warning("%s: %s (retry at %s)", feed.name, error, f"{at:%Y-%m-%d %H:%M:%S %Z}")
         elif warning:
             log.info("%s: %s", feed.name, warning)
         self.store.put_feed(state)

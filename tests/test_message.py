@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import random
 import re
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
@@ -350,3 +352,16 @@ def test_a_digest_line_lists_the_storys_other_sources() -> None:
     also = (("ТАСС", "https://tass.ru/1"), ("РБК", None), ("Интерфакс", None))
     text = message.render_digest_text([make_alert(also=also)], "Digest", topics=TOPICS, tz=MSK)
     assert "— РИА Новости, 25.11 14:05, also ТАСС, РБК (+1) · #1" in text
+
+
+def test_the_console_shows_a_story_update_as_one_short_line() -> None:
+    out = io.StringIO()
+    console = ConsoleNotifier(stream=out, topics={"strategic": "Стратегическая стабильность", "iran": "Иран"})
+    alert = make_alert(also=(("TASS", "https://tass.example/1"), ("RIA", None), ("KOI", None)), alert_id=7)
+    console.edit("", replace(alert, gained=("iran",)))
+    line = out.getvalue()
+    assert line.count("\n") == 1
+    assert line.startswith("↺ Лавров: Россия готова")
+    assert "+ Иран" in line
+    assert "also: TASS, RIA (+1)" in line
+    assert "alert #7" in line

@@ -362,7 +362,7 @@ def test_each_failed_attempt_is_logged_once_rate_limited_per_channel(
         assert report.failures == {"a": 8, "b": 1} and (report.retried, report.failed) == (8, 1)
         shown = [r.getMessage() for r in caplog.records]
         assert len(shown) == 6  # channel a: 5 lines in a minute, the rest counted; channel b: its own line
-        assert shown[0] == "a: alert 1, attempt 1 failed, retry at 09:00:05Z: a: no answer within 10s (call 0)"
+        assert shown[0] == "a: alert 1, attempt 1 failed, retry at 12:00:05 MSK: a: no answer within 10s (call 0)"
         assert "b: alert 1 failed for good (attempt 1): b: 403 Forbidden" in shown[1]
         caplog.clear()
         clock.advance(60)

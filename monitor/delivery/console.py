@@ -36,7 +36,8 @@ class ConsoleNotifier:
         return None
 
     def edit(self, ref: str, alert: Alert) -> None:
-        """A printed block cannot change; story updates show in `monitor alerts` instead."""
+        """A printed block cannot change: a story update is one short line (its other sources, a gained topic)."""
+        self._write_line(message.render_update_text(alert, topics=self.topics))
 
     def send_digest(self, alerts: Sequence[Alert], title: str) -> None:
         self._write(message.render_digest_text(alerts, title, topics=self.topics, tz=self.tz))
@@ -49,10 +50,13 @@ class ConsoleNotifier:
         """Nothing to release: the stream belongs to the caller."""
 
     def _write(self, block: str) -> None:
+        self._write_line(f"{RULE}\n{block}")
+
+    def _write_line(self, text: str) -> None:
         # Resolved at each write, not at construction, so a redirected sys.stdout is honoured.
         stream = self._stream or sys.stdout
         try:
-            stream.write(f"{RULE}\n{block}\n")
+            stream.write(f"{text}\n")
             stream.flush()
         except (OSError, ValueError) as exc:  # broken pipe, closed stream
             raise NotifyError(f"{self.name}: cannot write to the console: {exc}") from exc

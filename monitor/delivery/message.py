@@ -625,6 +625,20 @@ def render_text(alert: Alert, *, topics: Mapping[str, str], tz: tzinfo, high: Co
     return "\n".join(out)
 
 
+def render_update_text(alert: Alert, *, topics: Mapping[str, str]) -> str:
+    """One short line for a story update where the sent block cannot change (the console): the alert's title and
+    what the story has now ("↺ Title — also: TASS, RIA (+2)", "+ Topic" for a topic it gained)."""
+    shown, more = also_sources(alert.also)
+    gained = [one_line(topics.get(t, t)) for t in dict.fromkeys(alert.gained)]
+    tail = []
+    if gained:
+        tail.append("+ " + ", ".join(gained))
+    if shown:
+        tail.append("also: " + ", ".join(name for name, _ in shown) + (f" (+{more})" if more else ""))
+    title = shorten(one_line(alert.item.title), TITLE_MAX) or "(untitled)"
+    return f"↺ {title} — " + "; ".join(tail or ["updated"]) + f" (alert #{alert.id})"
+
+
 def render_subject(alert: Alert, *, topics: Mapping[str, str], limit: int = 160) -> str:
     """An email subject on one line: "[Topic, Topic] Title"; feed text can never add a header line."""
     names = ", ".join(one_line(topics.get(m.topic, m.topic)) for m in matched(alert))

@@ -417,7 +417,7 @@ class Deliverer:
             self._block(name, now + timedelta(seconds=pause))
         report.retried += 1
         report.later(retry_at)
-        report.errors.append(f"{name}: alert {row.alert_id} will retry at {retry_at:%H:%M:%S}Z: {error}")
+        report.errors.append(f"{name}: alert {row.alert_id} will retry at {retry_at.astimezone(self.tz):%H:%M:%S %Z}: {error}")
         self._tell(row, retry_at, error, paused=pause)
 
     def _block(self, name: str, until: datetime) -> None:
@@ -437,8 +437,8 @@ class Deliverer:
             return
         pause = f"; the channel pauses {paused:.0f}s" if paused is not None else ""
         log.warning(
-            "%s: alert %d, attempt %d failed, retry at %sZ%s: %s%s",
-            row.channel, row.alert_id, attempt, f"{retry_at:%H:%M:%S}", pause, error, more,
+            "%s: alert %d, attempt %d failed, retry at %s%s: %s%s",
+            row.channel, row.alert_id, attempt, f"{retry_at.astimezone(self.tz):%H:%M:%S %Z}", pause, error, more,
         )  # fmt: skip
 
 
