@@ -141,7 +141,9 @@ def append_members(conn: Connection, saves: Sequence[tuple[Story, Item]]) -> Non
             }
         )
         added[story.id] += 1
-    conn.execute(_GROW[conn.dialect.name], [_row(story, added[story.id]) for story in last.values()])
+    # In id order: two writers saving the same stories lock their rows in the same order (no deadlock on PostgreSQL).
+    rows_by_id = [_row(last[story_id], added[story_id]) for story_id in sorted(last)]
+    conn.execute(_GROW[conn.dialect.name], rows_by_id)
     if rows:
         conn.execute(_ADD_MEMBERS, rows)
 
