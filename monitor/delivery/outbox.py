@@ -417,7 +417,8 @@ class Deliverer:
             self._block(name, now + timedelta(seconds=pause))
         report.retried += 1
         report.later(retry_at)
-        report.errors.append(f"{name}: alert {row.alert_id} will retry at {retry_at.astimezone(self.tz):%H:%M:%S %Z}: {error}")
+        at = retry_at.astimezone(self.tz)
+        report.errors.append(f"{name}: alert {row.alert_id} will retry at {at:%H:%M:%S %Z}: {error}")
         self._tell(row, retry_at, error, paused=pause)
 
     def _block(self, name: str, until: datetime) -> None:
