@@ -173,11 +173,12 @@ topics:
         last_success=NOW - timedelta(minutes=3),
         next_poll=NOW + timedelta(minutes=2),
     )
-    store = StatusStore([failing(13), tass], items=[item, item, stale])
+    store = StatusStore([failing(13, next_poll=NOW - timedelta(minutes=15)), tass], items=[item, item, stale])
     text = format_status(Source(config, store), NOW)  # type: ignore[arg-type]
     lines = text.splitlines()
     lenta = next(line for line in lines if line.strip().startswith("lenta"))
     assert "DEAD" in lenta and "13.0h ago" in lenta
+    assert "overdue 15m" in lenta and "15m ago" not in lenta  # a poll time that passed is not "next poll … ago"
     tass_line = next(line for line in lines if line.strip().startswith("tass "))
     assert "ok" in tass_line and "3m ago" in tass_line and "in 2m" in tass_line and tass_line.endswith("2")
     assert "disabled" in next(line for line in lines if line.strip().startswith("old"))

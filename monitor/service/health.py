@@ -215,6 +215,14 @@ def _when(value: datetime | None, now: datetime) -> str:
     return f"in {_ago(seconds)}" if seconds >= 0 else f"{_ago(-seconds)} ago"
 
 
+def _due(value: datetime | None, now: datetime) -> str:
+    """When the next poll is: "in 5m", or "overdue 15m" when that time has passed (no daemon polled it then)."""
+    if value is None:
+        return "-"
+    seconds = (value - now).total_seconds()
+    return f"in {_ago(seconds)}" if seconds >= 0 else f"overdue {_ago(-seconds)}"
+
+
 def render_status(status: Status) -> str:
     """The `monitor status` text: one table of feeds, one of topics, the outbox."""
     now = status.now
@@ -235,7 +243,7 @@ def render_status(status: Status) -> str:
                 state,
                 _when(s.last_success if s else None, now),
                 _when(s.last_error_at if s else None, now),
-                _when(s.next_poll if s else None, now) if row.enabled else "-",
+                _due(s.next_poll if s else None, now) if row.enabled else "-",
                 f"{row.items_per_day:g}",
             )
         )
