@@ -66,13 +66,14 @@ def decide(
     a muted story or backfill, or offering is off. The store keys them by (item, topic), so an updated item
     already offered is not offered again.
 
-    A topic a story gains later (`topic_gain`, issue 14 §2), when the caller passes `first_alert_at` (when the
-    story's first alert was recorded): while that alert is less than TOPIC_GAIN_EDIT old, the topic is recorded
-    and told by an edit of its message, not a second message; later it is a new alert (rendered as continuing a
-    story already sent). Without `first_alert_at` every gained topic is a new alert, as before.
+    A topic a story gains later (`topic_gain`, issue 14 §2), when the story's first alert time is known
+    (`story.first_alert_at` as the store reads it, or `first_alert_at`): while that alert is less than
+    TOPIC_GAIN_EDIT old, the topic is recorded and told by an edit of its message, not a second message; later it
+    is a new alert (rendered as continuing a story already sent). Without either, a gained topic is a new alert.
     """
     if story is None:
         story = Story(id=placement.story_id, first_item=item.uid, first_seen=now, last_seen=now)
+    first_alert_at = first_alert_at or story.first_alert_at  # as the store read it, unless the caller says
     told = story.topics
     fresh = tuple(m for m in matched if m.topic not in story.topics)
     if item.uid not in story.items:

@@ -313,7 +313,6 @@ class Pipeline:
                 intent = decide(
                     step.item, hits, story, placement, config, now,
                     update=step.update, alert=step.alert, near=below, near_per_day=NEAR_MISSES_PER_TOPIC_DAY,
-                    first_alert_at=story.first_alert_at if story else None,
                 )  # fmt: skip
                 # What a later item of the batch in this story sees, its first alert included.
                 first = intent.story.first_alert_at or (now if intent.alert else None)
