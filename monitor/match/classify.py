@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import copy
 import zlib
-from collections import Counter
 from collections.abc import Mapping, Sequence
-from itertools import chain
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +35,8 @@ from .profile import PhraseIndex, TopicSpec, profile_vectors, spec_documents, to
 from .score import ItemEvidence as _Scores
 from .score import sublinear as _sublinear
 from .text import AnalysedText, adjectives_of, analyse, readable, terms
+
+_Terms = _Scores | score.ItemTerms  # what the label look-up reads: a whole item's evidence, or its terms alone
 
 __all__ = ["NEAR_MISSES_PER_TOPIC_DAY", "PASSAGE_CHARS", "WINDOW", "TopicModel", "_passage"]
 
@@ -102,7 +102,8 @@ class TopicModel:
         # terms for an item close to a labelled one; without labels w = 0.
         self._labels: dict[int, learn.TopicLabels] = {}
         self._labelled: tuple[tuple[Label, Item], ...] = ()
-        self._label_posting: dict[int, tuple[int, ...]] = {}  # heavy term id → labelled items (ids in _label_owners)
+        # heavy term id → the labelled items it is heavy in, as a bit mask (bit g: item g of _label_owners)
+        self._label_posting: dict[int, int] = {}
         self._label_owners: list[tuple[int, int]] = []  # labelled item id → (topic, index in its examples)
         # The terms that name each topic (its keyword phrases, and the place adjectives that stand for them): every
         # item of a topic shares them, so they are left out when the kernel compares an item with labelled ones.
@@ -389,7 +390,7 @@ class TopicModel:
                 for term in _strongest(example.ids, example.vec):
                     posting.setdefault(term, []).append(len(owners))
                 owners.append((ti, j))
-        newer._label_posting = {term: tuple(ids) for term, ids in posting.items()}
+        newer._label_posting = {term: sum(1 << g for g in ids) for term, ids in posting.items()}
         newer._label_owners = owners
         newer._match_cache = {}
         newer._set_correction()
@@ -422,7 +423,7 @@ class TopicModel:
             cached = self._example_cache[key] = (self._log_odds(s), ids, vec)
         return cached
 
-    def _item_vector(self, s: _Scores) -> tuple[np.ndarray, np.ndarray]:
+    def _item_vector(self, s: _Terms) -> tuple[np.ndarray, np.ndarray]:
         """The whole item's L2-normalised TF-IDF vector (sorted ids), from its evidence, for the label kernel.
 
         Terms outside the vocabulary (names, new words: often what tells two stories apart) get ids from a hash of
@@ -441,7 +442,7 @@ class TopicModel:
             return ids[order], w[order] / norm
         return ids, w / norm
 
-    def _heavy_terms(self, s: _Scores) -> list[int]:
+    def _heavy_terms(self, s: _Terms) -> list[int]:
         """The ids (as _item_vector gives them) of the item's LABEL_KEY_TERMS heaviest terms."""
         w = s.weights[0]
         top = np.argpartition(-w, LABEL_KEY_TERMS - 1)[:LABEL_KEY_TERMS] if len(w) > LABEL_KEY_TERMS else range(len(w))
@@ -501,7 +502,7 @@ class TopicModel:
             self._apply_kernel(s, z0, z, near)
         return z
 
-    def _label_logits_batch(self, scores: Sequence[_Scores], z0: np.ndarray) -> np.ndarray:
+    def _label_logits_batch(self, scores: Sequence[_Terms], z0: np.ndarray) -> np.ndarray:
         """The batch form of _label_logits: `scores` of B items, their prior log-odds z0 [B, topics] → [B, topics].
 
         The shift is one broadcast add; the kernel is applied only to the rows whose heavy terms meet a labelled
@@ -515,7 +516,7 @@ class TopicModel:
                     self._apply_kernel(s, z0[row], z[row], near)
         return z
 
-    def _apply_kernel(self, s: _Scores, z0: np.ndarray, z: np.ndarray, near: Mapping[int, Sequence[int]]) -> None:
+    def _apply_kernel(self, s: _Terms, z0: np.ndarray, z: np.ndarray, near: Mapping[int, Sequence[int]]) -> None:
         """Write into z ([topics]) the kernel-corrected log-odds of the topics in `near` (topic → labelled items)."""
         ids, vec = self._item_vector(s)
         for ti, js in near.items():
@@ -537,28 +538,32 @@ class TopicModel:
                 w0, w1, w2 = self._w[ti].tolist()
                 z[ti] = z0[ti] + w0 + w1 * kp + w2 * kn
 
-    def _label_candidates(self, s: _Scores) -> dict[int, list[int]]:
+    def _label_candidates(self, s: _Terms) -> dict[int, list[int]]:
         """topic → its labelled items (indices) that share at least LABEL_KEY_SHARED of the item's heavy terms.
 
-        Plain Python: a partial sort and a few dictionary operations on ~25 entries beat numpy calls, and
-        Counter counts in C.
+        Counted on bit masks, one bit per labelled item: `levels[c]` has the bits of the items that share more than
+        c of the heavy terms seen so far, so a look-up is a few big-integer operations per heavy term whatever the
+        number of labels (most items: no bit reaches the last level).
         """
         posting = self._label_posting
         if not posting or len(s.uniq) < LABEL_KEY_SHARED:
             return {}
-        get = posting.get
-        hits = [h for h in map(get, self._heavy_terms(s)) if h is not None]
-        if len(hits) < LABEL_KEY_SHARED:
+        masks = [m for m in map(posting.get, self._heavy_terms(s)) if m is not None]
+        if len(masks) < LABEL_KEY_SHARED:
             return {}
-        count = Counter(chain.from_iterable(hits))
-        if max(count.values()) < LABEL_KEY_SHARED:  # most items: no labelled item shares enough
-            return {}
+        levels = [0] * LABEL_KEY_SHARED
+        for mask in masks:
+            for c in range(LABEL_KEY_SHARED - 1, 0, -1):
+                levels[c] |= levels[c - 1] & mask
+            levels[0] |= mask
+        shared = levels[-1]
         near: dict[int, list[int]] = {}
         owners = self._label_owners
-        for g, c in count.items():
-            if c >= LABEL_KEY_SHARED:
-                ti, j = owners[g]
-                near.setdefault(ti, []).append(j)
+        while shared:
+            low = shared & -shared
+            ti, j = owners[low.bit_length() - 1]
+            near.setdefault(ti, []).append(j)
+            shared ^= low
         return near
 
     def label_effects(self, title: str, text: str, lang: str | None = None, top: int = 3) -> dict[str, LabelEffect]:
@@ -640,7 +645,7 @@ class TopicModel:
         correct a batch (`_label_logits_batch`; without labelled near-duplicates to look up, one array operation)."""
         if not self._label_posting:
             return calibrate.probability(z0 + self._w0)
-        return calibrate.probability(self._label_logits_batch([ev.item(i) for i in range(len(z0))], z0))
+        return calibrate.probability(self._label_logits_batch([ev.terms(i) for i in range(len(z0))], z0))
 
     def _matches(
         self,

@@ -102,6 +102,16 @@ class Rows:
 
 
 @dataclass(frozen=True)
+class ItemTerms:
+    """What the label look-up reads of an item (ItemEvidence has the same fields): its distinct term ids, their
+    weights (row 0: the whole item) and its out-of-vocabulary terms."""
+
+    uniq: np.ndarray
+    weights: np.ndarray
+    unseen: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Evidence:
     """Raw evidence of a batch of items for every topic ([items, topics] arrays, in batch order)."""
 
@@ -149,6 +159,10 @@ class Evidence:
     def prof(self, i: int) -> np.ndarray:
         """[rows, topics] profile cosines of item i."""
         return self.cos[self.row0[i] : self.row0[i + 1], : self.doc.shape[1]]
+
+    def terms(self, i: int) -> ItemTerms:
+        """Item i's terms and weights alone: what label look-ups read, far cheaper to make than `item(i)`."""
+        return ItemTerms(self.uniq[int(self.col0[i]) : int(self.col0[i + 1])], self.weights[i], self.unseen[i])
 
     def item(self, i: int) -> ItemEvidence:
         """Item i's evidence on its own."""
