@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -231,17 +232,81 @@ def test_feedback_caps_rate_and_seed(tmp_path: Path) -> None:
             run_eval(config, corpus, **bad)  # type: ignore[arg-type]
 
 
-def test_near_misses_are_offered_at_most_three_a_day_per_topic() -> None:
+def test_near_misses_are_the_days_best_three_and_answered_at_the_offer_time() -> None:
+    # As the daemon: per topic and day the best NEAR_MISSES_PER_TOPIC_DAY scores are kept, whatever their order,
+    # and offered once a day at settings.near_misses (17:00 by default): the labels come in then, not before.
     from monitor.match.evaluate import SimulatedAnalyst
 
     analyst = SimulatedAnalyst(["libya"], k=50, rate=1.0, seed=0)
-    near = [Match(topic="libya", score=0.06, threshold=0.1, matched=False)]
-    for n in range(5):
-        gold = ["libya"] if n == 0 else []
-        analyst.react({"id": f"d1-{n}", "topics": gold, "published": "2024-03-01T10:00:00Z"}, near)
-    analyst.react({"id": "d2", "topics": [], "published": "2024-03-02T10:00:00Z"}, near)
-    analyst.react({"id": "a", "topics": [], "published": "2024-03-02T11:00:00Z"},
-                  [Match(topic="libya", score=0.5, threshold=0.1, matched=True)])
+
+    def seen(uid: str, at: str, score: float, *, gold: bool = False, matched: bool = False) -> int:
+        record = {"id": uid, "topics": ["libya"] if gold else [], "published": f"2024-03-{at}Z"}
+        given = analyst.tick(record)  # run_eval's order: the offer due by the item's time, then the item
+        return given + analyst.react(record, [Match(topic="libya", score=score, threshold=0.1, matched=matched)])
+
+    # Five near misses on 1 March before 17:00; the 4th and 5th score best; the first three came first.
+    for n, score in enumerate((0.06, 0.07, 0.055, 0.09, 0.08)):
+        assert seen(f"d1-{n}", f"01T1{n}:00:00", score, gold=n == 3) == 0
+    assert seen("a", "01T16:59:00", 0.5, matched=True) == 1  # an alert's label comes at once
+    assert analyst.offered["libya"] == analyst.from_near_misses["libya"] == 0  # the offer time has not come
+    # After 17:00 a near miss waits for 2 March's offer; the stream passing 17:00 brings 1 March's answers.
+    assert seen("late", "01T17:30:00", 0.2) == 3
+    assert [(lab.item, lab.relevant) for lab, _ in analyst.labels] == [
+        ("corpus\x1fa", False), ("corpus\x1fd1-3", True), ("corpus\x1fd1-4", False), ("corpus\x1fd1-1", False)]
+    assert seen("d2", "02T16:00:00", 0.0) == 0  # below the near-miss floor, and 2 March's offer is not yet due
+    assert seen("d2b", "02T17:00:00", 0.0) == 1 and analyst.labels[-1][0].item == "corpus\x1flate"
     assert (analyst.offered["libya"], analyst.from_near_misses["libya"], analyst.from_alerts["libya"]) == (4, 4, 1)
-    assert [(lab.item, lab.relevant, lab.source) for lab, _ in analyst.labels][:2] == [
-        ("corpus\x1fd1-0", True, "eval"), ("corpus\x1fd1-1", False, "eval")]
+
+
+def test_the_offer_time_is_local_and_offering_can_be_off() -> None:
+    from datetime import time
+    from zoneinfo import ZoneInfo
+
+    from monitor.match.evaluate import SimulatedAnalyst
+
+    near = [Match(topic="libya", score=0.06, threshold=0.1, matched=False)]
+    moscow = SimulatedAnalyst(["libya"], k=5, rate=1.0, seed=0, tz=ZoneInfo("Europe/Moscow"))  # 17:00 = 14:00 UTC
+    moscow.react({"id": "x", "topics": [], "published": "2024-03-01T10:00:00Z"}, near)
+    assert moscow.tick({"id": "y", "published": "2024-03-01T13:59:00Z"}) == 0
+    assert moscow.tick({"id": "z", "published": "2024-03-01T14:00:00Z"}) == 1
+    off = SimulatedAnalyst(["libya"], k=5, rate=1.0, seed=0, offer_at=None)  # settings.near_misses: off
+    off.react({"id": "x", "topics": [], "published": "2024-03-01T10:00:00Z"}, near)
+    assert off.tick({"id": "z", "published": "2024-03-05T10:00:00Z"}) == 0 and off.offered["libya"] == 0
+    capped = SimulatedAnalyst(["libya"], k=1, rate=1.0, seed=0, offer_at=time(9))
+    capped.react({"id": "x", "topics": [], "published": "2024-03-01T08:00:00Z"}, near)
+    capped.react({"id": "a", "topics": [], "published": "2024-03-01T08:30:00Z"},
+                 [Match(topic="libya", score=0.5, threshold=0.1, matched=True)])
+    assert capped.tick({"id": "z", "published": "2024-03-01T09:00:00Z"}) == 0  # K reached by the alert
+    assert capped.offered["libya"] == 0
+
+
+def test_replayed_near_miss_labels_reach_the_model_only_after_the_offer(tmp_path: Path) -> None:
+    # f2, a reprint of the false alarm f1, is a Libya near miss at noon; its copies come at 13:00 (before that
+    # day's 17:00 offer) and at 18:00 (after it). Against a replay with offering off, only the later copy may
+    # score differently: the near miss's label reaches the model at the offer, by with_labels, not at once.
+    _, f2_title, f2_text, _, _ = FEEDBACK_ITEMS[3]
+    rows = [(i, t, x, g, f"{d}T12:00:00Z") for i, t, x, g, d in FEEDBACK_ITEMS[:4]]
+    rows += [("c1", f2_title, f2_text, ["wheat"], "2024-03-02T13:00:00Z")]
+    rows += [("c2", f2_title, f2_text, ["wheat"], "2024-03-02T18:00:00Z")]
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text(
+        "".join(
+            json.dumps({"id": i, "title": t, "text": x, "topics": g, "published": p}, ensure_ascii=False) + "\n"
+            for i, t, x, g, p in rows
+        ),
+        encoding="utf-8",
+    )
+
+    def libya_scores(settings: str) -> tuple[dict[str, float], Any]:
+        config = loads(CONFIG + settings, name=str(tmp_path / "topics.yaml"))
+        scores: dict[str, float] = {}
+        report = run_eval(config, corpus, warmup=0.25, feedback=5,
+                          on_item=lambda item, matches: scores.update({item["id"]: matches[0].score}))
+        return scores, report
+
+    offered, report = libya_scores("")
+    quiet, _ = libya_scores('settings:\n  near_misses: "off"\n')
+    assert quiet["f2"] == offered["f2"] > 0 and offered["c1"] == quiet["c1"]  # decided before any offer
+    assert offered["c2"] != quiet["c2"]  # 2 March's offer (f2 and c1: "not Libya") came before c2
+    libya = report.topics[0]
+    assert (libya.near_misses_offered, libya.labels_from_near_misses) == (2, 2)

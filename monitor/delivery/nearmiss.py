@@ -16,6 +16,8 @@ Console and e-mail show each item's id instead ("n12"), which `monitor label n12
     offer_day(now, at, tz)          the day whose message a near miss found now waits for: today before the
                                     offer time, tomorrow from it on; the cap per topic counts per that day
     due_day(now, at, tz)            the latest day whose offer time has come
+    place(score, story, day, cap)   whether a new near miss is kept, and which kept ones it takes the place of
+                                    (the store's rule; `monitor eval --feedback` applies the same one)
     plan_offers(waiting, stories)   per channel and day, the near misses to show (topic order, best first) and
                                     those to drop: their story was muted, or alerted the topic, meanwhile
     render_text / render_telegram / keyboard
@@ -57,6 +59,44 @@ def due_day(now: datetime, at: dtime, tz: tzinfo) -> date:
     """The latest day whose offer time has come by `now`: near misses of that day and before are offered."""
     local = now.astimezone(tz)
     return local.date() if local.time().replace(tzinfo=None) >= at else local.date() - timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class Held:
+    """A near miss already kept for a topic, as `place` weighs it."""
+
+    id: int
+    score: float
+    waiting: bool  # still waiting for its message: a better one may take its place
+
+
+def place(
+    score: float, same_story: Held | None, same_day: Sequence[Held], per_topic_day: int
+) -> tuple[bool, tuple[int, ...]]:
+    """(keep the new near miss?, ids of the kept ones to drop) for a near miss scoring `score` for a topic.
+
+    `same_story` is the story's near miss for the topic, if it has one; `same_day` the topic's near misses of the
+    offer day, lowest score first (then id). One per story and topic, at most `per_topic_day` per topic and day;
+    within those caps the best score stays: the new one takes the place of the story's, or of the day's lowest
+    waiting one, only if it scores higher and that one still waits. The story's is dropped even when the day
+    then turns the new one away (as the store always did: a better copy of the story came, and the day is full)."""
+    drop: tuple[int, ...] = ()
+    day = list(same_day)
+    if same_story is not None:
+        if not _replaceable(same_story, score):
+            return False, ()
+        drop = (same_story.id,)
+        day = [h for h in day if h.id != same_story.id]
+    if len(day) >= per_topic_day:
+        lowest = next((h for h in day if h.waiting), None)
+        if lowest is None or not _replaceable(lowest, score):
+            return False, drop
+        drop = (*drop, lowest.id)
+    return True, drop
+
+
+def _replaceable(held: Held, score: float) -> bool:
+    return held.waiting and held.score < score
 
 
 @dataclass(frozen=True)

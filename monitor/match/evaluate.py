@@ -9,8 +9,11 @@
         volume an analyst would get, the one figure a background stream without gold can give
     with feedback K (the analyst simulated, prequentially; issue 11):
       → each item is decided first; then every alert it raised for a topic reveals the item's gold label for that
-        topic with probability P, and so does each near miss the daemon would offer (TopicModel.is_near_miss, at
-        most NEAR_MISSES_PER_TOPIC_DAY per topic and calendar day of `published`), until the topic has K labels
+        topic with probability P, until the topic has K labels
+      → its near misses (TopicModel.is_near_miss) are kept as the daemon keeps them (delivery.nearmiss.place: the
+        best NEAR_MISSES_PER_TOPIC_DAY per topic and offer day) and offered at settings.near_misses in
+        settings.timezone: their labels (probability P, same cap) are revealed when the stream's item time
+        (`published`) passes that offer, before the next item is decided
       → the labels reach the model as button presses do: model = base.with_labels(all labels so far)
 
 The scoring conventions are those of shared/tools/keyword_baseline.py (precision 0 without alerts; topics without
@@ -26,11 +29,13 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, tzinfo
+from datetime import time as dtime
 from pathlib import Path
 from typing import Any, TextIO
 
 from ..config import Config
+from ..delivery.nearmiss import Held, due_day, offer_day, place
 from ..errors import ConfigError
 from ..models import Item, Label, Match
 from .calibrate import FA_WEIGHT
@@ -184,47 +189,108 @@ def score_topics(
     return stats, summary
 
 
+@dataclass(frozen=True)
+class _Waiting:
+    """A near miss the simulated daemon keeps for its day's offer."""
+
+    held: Held
+    topic: str
+    day: date
+    item: Item
+    relevant: bool
+
+
 class SimulatedAnalyst:
     """The analyst of `monitor eval --feedback`: labels alerts and offered near misses from the gold, K per topic.
 
-    Each alert for a topic reveals the item's gold label for it with probability `rate`; so does each near miss
-    the daemon would offer (TopicModel.is_near_miss, at most NEAR_MISSES_PER_TOPIC_DAY per topic and calendar day
-    of `published`), until the topic has `k` labels. Near misses are offered for labelling, never counted as alerts.
+    Each alert for a topic reveals the item's gold label for it with probability `rate`, at once (its buttons).
+    Near misses go the daemon's way: kept per topic and offer day by delivery.nearmiss.place (the best
+    `per_topic_day` scores; the corpus has no stories, so each item is its own), offered once a day at
+    `offer_at` in `tz` (settings.near_misses, settings.timezone; None: offering off), and their labels revealed,
+    with probability `rate`, only once the stream's item time passes that offer (`offer_due`). A topic stops at
+    `k` labels. Near misses are offered for labelling, never counted as alerts.
     """
 
-    def __init__(self, topic_ids: Sequence[str], k: int, rate: float, seed: int) -> None:
+    def __init__(
+        self,
+        topic_ids: Sequence[str],
+        k: int,
+        rate: float,
+        seed: int,
+        *,
+        offer_at: dtime | None = dtime(17),
+        tz: tzinfo = UTC,
+        per_topic_day: int = NEAR_MISSES_PER_TOPIC_DAY,
+        routed: Callable[[str], bool] = lambda topic: True,
+    ) -> None:
         self.k, self.rate = k, rate
+        self.offer_at, self.tz, self.per_topic_day, self.routed = offer_at, tz, per_topic_day, routed
         self._rng = random.Random(seed)
+        self._order = {t: i for i, t in enumerate(topic_ids)}
         self.labels: list[tuple[Label, Item]] = []
         self.from_alerts = dict.fromkeys(topic_ids, 0)
         self.from_near_misses = dict.fromkeys(topic_ids, 0)
         self.offered = dict.fromkeys(topic_ids, 0)
-        self._offered_on: dict[tuple[str, str], int] = {}
+        self._waiting: dict[tuple[str, date], list[_Waiting]] = {}
+        self._ids = 0
+        self.clock: datetime | None = None  # the latest item time seen: the stream's "now"
+
+    def _full(self, topic: str) -> bool:
+        return self.from_alerts[topic] + self.from_near_misses[topic] >= self.k
+
+    def _give(self, topic: str, item: Item, relevant: bool, near: bool) -> bool:
+        if self._rng.random() >= self.rate:
+            return False
+        self.labels.append((Label(item.uid, topic, relevant, "eval", at=item.published), item))
+        (self.from_near_misses if near else self.from_alerts)[topic] += 1
+        return True
+
+    def tick(self, record: dict[str, Any]) -> int:
+        """Move the stream's clock to `record`'s time (never back) and reveal the labels of the near misses whose
+        offer time has come by then; returns how many labels that gave."""
+        published = corpus_item(record).published
+        self.clock = published if self.clock is None else max(self.clock, published)
+        if self.offer_at is None or not self._waiting:
+            return 0
+        due = due_day(self.clock, self.offer_at, self.tz)
+        ready = [w for key, held in self._waiting.items() if key[1] <= due for w in held]
+        if not ready:
+            return 0
+        self._waiting = {key: held for key, held in self._waiting.items() if key[1] > due}
+        ready.sort(key=lambda w: (w.day, self._order[w.topic], -w.held.score, w.held.id))  # as plan_offers shows them
+        given = 0
+        for w in ready:
+            if self._full(w.topic):
+                continue
+            self.offered[w.topic] += 1
+            given += self._give(w.topic, w.item, w.relevant, near=True)
+        return given
 
     def react(self, record: dict[str, Any], matches: Sequence[Match]) -> int:
-        """Labels the analyst gives for one decided item (appended to `labels`); returns how many."""
+        """The labels one decided item's alerts bring at once (appended to `labels`; returns how many); its near
+        misses are kept for their day's offer (`tick`)."""
         gold = set(record.get("topics") or ())
-        day = str(record.get("published") or "")[:10]
-        item: Item | None = None
+        item = corpus_item(record)
+        now = self.clock or item.published
         given = 0
-        for near in (False, True):  # the alert's buttons first, then the "just below the line" list
-            for m in matches:
-                t = m.topic
-                if self.from_alerts[t] + self.from_near_misses[t] >= self.k:
-                    continue
-                if near:
-                    if not TopicModel.is_near_miss(m) or self._offered_on.get((t, day), 0) >= NEAR_MISSES_PER_TOPIC_DAY:
-                        continue
-                    self._offered_on[(t, day)] = self._offered_on.get((t, day), 0) + 1
-                    self.offered[t] += 1
-                elif not m.matched:
-                    continue
-                if self._rng.random() >= self.rate:
-                    continue
-                item = item or corpus_item(record)
-                self.labels.append((Label(item.uid, t, t in gold, "eval", at=item.published), item))
-                (self.from_near_misses if near else self.from_alerts)[t] += 1
-                given += 1
+        for m in matches:
+            if m.matched and not self._full(m.topic):
+                given += self._give(m.topic, item, m.topic in gold, near=False)
+        if self.offer_at is None:
+            return given
+        day = offer_day(now, self.offer_at, self.tz)
+        for m in matches:
+            # decide._near_misses' filter: below the line, not vetoed, a topic the item (its own story) did not
+            # alert, routed to a channel
+            if m.matched or m.vetoed_by is not None or not TopicModel.is_near_miss(m) or not self.routed(m.topic):
+                continue
+            held = self._waiting.setdefault((m.topic, day), [])
+            lowest_first = sorted((w.held for w in held), key=lambda h: (h.score, h.id))
+            keep, drop = place(m.score, None, lowest_first, self.per_topic_day)
+            held[:] = [w for w in held if w.held.id not in drop]
+            if keep:
+                self._ids += 1
+                held.append(_Waiting(Held(self._ids, m.score, True), m.topic, day, item, m.topic in gold))
         return given
 
 
@@ -276,8 +342,21 @@ def run_eval(
     window: deque[str] = deque((item_text(it) for it in items[:n_warm]), maxlen=config.settings.background_size)
     model = TopicModel.build(config.topics, config.example_texts, list(window))
     topic_ids = model.topic_ids
-    analyst = SimulatedAnalyst(topic_ids, feedback, feedback_rate, seed) if feedback else None
-    label_updates, label_seconds = 0, 0.0
+    analyst = (
+        SimulatedAnalyst(
+            topic_ids,
+            feedback,
+            feedback_rate,
+            seed,
+            offer_at=config.settings.near_miss_time,
+            tz=config.settings.tz,
+            # a topics file for eval routes nowhere; the analyst reading it is taken to get every topic
+            routed=(lambda t: bool(config.channels_for([t]))) if config.channels else (lambda t: True),
+        )
+        if feedback
+        else None
+    )
+    timing: list[float] = [0, 0.0]  # with_labels calls, seconds in them
     gold: list[set[str]] = []
     got: list[set[str]] = []
     dates: set[str] = set()
@@ -287,6 +366,8 @@ def run_eval(
     out = decisions.open("w", encoding="utf-8") if decisions is not None else None
     try:
         for n, item in enumerate(items[n_warm:], 1):
+            if analyst is not None and analyst.tick(item):  # the day's near-miss offer, answered before this item
+                model = _learn(model, analyst, timing)
             t0 = time.perf_counter()
             matches = model.classify(item.get("title") or "", item.get("text") or "", item.get("lang") or None)
             classify_seconds += time.perf_counter() - t0
@@ -300,10 +381,7 @@ def run_eval(
             if on_item is not None:
                 on_item(item, matches)
             if analyst is not None and analyst.react(item, matches):
-                t0 = time.perf_counter()
-                model = model.with_labels(analyst.labels)  # the path of a button press (the daemon swaps models)
-                label_seconds += time.perf_counter() - t0
-                label_updates += 1
+                model = _learn(model, analyst, timing)
             window.append(item_text(item))
             if refit_every > 0 and n % refit_every == 0:
                 model = model.refit(list(window))
@@ -337,10 +415,19 @@ def run_eval(
         feedback=feedback,
         feedback_rate=feedback_rate,
         seed=seed,
-        label_updates=label_updates,
-        label_seconds=label_seconds,
+        label_updates=int(timing[0]),
+        label_seconds=timing[1],
         **summary,  # type: ignore[arg-type]
     )
+
+
+def _learn(model: TopicModel, analyst: SimulatedAnalyst, timing: list[float]) -> TopicModel:
+    """The model after the analyst's labels so far, by the path of a button press (the daemon swaps models)."""
+    t0 = time.perf_counter()
+    model = model.with_labels(analyst.labels)
+    timing[0] += 1
+    timing[1] += time.perf_counter() - t0
+    return model
 
 
 def _fmt(x: float | None) -> str:

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, and_, bindparam, delete, func, select, update
 
+from ..delivery.nearmiss import Held, place
 from ..models import Item, NearMiss, NearMissIntent, NearMissOffer
 from .alerts import item_id
 from .labels import is_muted
@@ -46,7 +47,8 @@ def record(conn: Connection, item: Item, story_id: str, wanted: NearMissIntent, 
     One per item and topic (an updated item offered before is not offered again), one per story and topic (three
     outlets' copies of one story are one question), none for a topic the item is labelled for already, and at most
     `wanted.per_topic_day` per topic and day. Within those caps the best score stays: a better near miss takes the
-    place of the story's, or of the day's lowest, as long as that one still waits for its message."""
+    place of the story's, or of the day's lowest, as long as that one still waits for its message (the pure rule
+    is delivery.nearmiss.place, which `monitor eval --feedback` applies too)."""
     if is_muted(conn, story_id):
         return 0  # checked in the transaction too: a mute pressed while the item was processed
     item_pk, _ = item_id(conn, item, now)
@@ -57,16 +59,13 @@ def record(conn: Connection, item: Item, story_id: str, wanted: NearMissIntent, 
         if conn.execute(_LABELLED, key).first() or conn.execute(_SAME_ITEM, key).first():
             continue
         same = conn.execute(_SAME_STORY, {"story": story_id, "topic": match.topic}).first()
-        if same is not None:
-            if not _replaceable(same, match.score):
-                continue
-            conn.execute(_DROP, {"b_id": same.id})
         rows = conn.execute(_SAME_DAY, {"topic": match.topic, "day": day}).all()
-        if len(rows) >= wanted.per_topic_day:
-            lowest = next((row for row in rows if row.status == "waiting"), None)
-            if lowest is None or not _replaceable(lowest, match.score):
-                continue
-            conn.execute(_DROP, {"b_id": lowest.id})
+        story = None if same is None else _held(same)
+        keep, drop = place(match.score, story, [_held(r) for r in rows], wanted.per_topic_day)
+        for b_id in drop:
+            conn.execute(_DROP, {"b_id": b_id})
+        if not keep:
+            continue
         values = {
             "item_id": item_pk,
             "topic": match.topic,
@@ -82,8 +81,8 @@ def record(conn: Connection, item: Item, story_id: str, wanted: NearMissIntent, 
     return kept
 
 
-def _replaceable(row: Row[Any, Any, Any], score: float) -> bool:
-    return bool(row.status == "waiting" and row.score < score)
+def _held(row: Row[Any, Any, Any]) -> Held:
+    return Held(row.id, row.score, row.status == "waiting")
 
 
 def _near_miss(row: Row[Any]) -> NearMiss:
