@@ -47,7 +47,6 @@ def decide(
     alert: bool = True,
     near: Sequence[Match] = (),
     near_per_day: int = 0,
-    first_alert_at: datetime | None = None,
 ) -> ItemIntent:
     """What one classified and grouped item leads to.
 
@@ -67,13 +66,13 @@ def decide(
     already offered is not offered again.
 
     A topic a story gains later (`topic_gain`, issue 14 §2), when the story's first alert time is known
-    (`story.first_alert_at` as the store reads it, or `first_alert_at`): while that alert is less than
-    TOPIC_GAIN_EDIT old, the topic is recorded and told by an edit of its message, not a second message; later it
-    is a new alert (rendered as continuing a story already sent). Without either, a gained topic is a new alert.
+    (`story.first_alert_at`, as the store reads it): while that alert is less than TOPIC_GAIN_EDIT old, the topic
+    is recorded and told by an edit of its message, not a second message; later it is a new alert (rendered as
+    continuing a story already sent). The returned story carries its first alert's time, so a later item of the
+    same poll decides on it too.
     """
     if story is None:
         story = Story(id=placement.story_id, first_item=item.uid, first_seen=now, last_seen=now)
-    first_alert_at = first_alert_at or story.first_alert_at  # as the store read it, unless the caller says
     told = story.topics
     fresh = tuple(m for m in matched if m.topic not in story.topics)
     if item.uid not in story.items:
@@ -83,9 +82,11 @@ def decide(
     if not alert or story.muted:
         return ItemIntent(item, story, now)
     offered = _near_misses(near, story, config, now, near_per_day)
+    first_alert_at = story.first_alert_at
     if fresh and first_alert_at is not None and topic_gain(told, first_alert_at, now) == "edit":
         return _gained_by_edit(item, story, now, fresh, told, config, offered)
     if fresh:
+        story = replace(story, first_alert_at=first_alert_at or now)
         topics = [m.topic for m in fresh]
         channels = config.channels_for(topics)
         held = hold_until(config, topics, channels, now)

@@ -314,9 +314,7 @@ class Pipeline:
                     step.item, hits, story, placement, config, now,
                     update=step.update, alert=step.alert, near=below, near_per_day=NEAR_MISSES_PER_TOPIC_DAY,
                 )  # fmt: skip
-                # What a later item of the batch in this story sees, its first alert included.
-                first = intent.story.first_alert_at or (now if intent.alert else None)
-                stories[placement.story_id] = replace(intent.story, first_alert_at=first)
+                stories[placement.story_id] = intent.story  # what a later item of the batch in this story sees
                 intents.append(intent)
             recorded = self.store.apply_all(intents) if len(intents) > 1 else [self.store.apply(intents[0])]
         finally:

@@ -103,7 +103,8 @@ def test_decide(case: str) -> None:
 
 def test_a_new_story_starts_with_the_item_and_a_stored_one_keeps_its_history() -> None:
     first = decide(FIRST, [LIBYA], None, NEW, CONFIG, T0)
-    assert first.story == Story("s1", FIRST.uid, T0, T0, (FIRST.uid,), ("Interfax",), ("libya",))
+    # the story as saved, with the time of its first alert: a later item of the same poll decides on it
+    assert first.story == Story("s1", FIRST.uid, T0, T0, (FIRST.uid,), ("Interfax",), ("libya",), first_alert_at=T0)
     later = decide(SECOND, [], first.story, JOINED, CONFIG, LATER)
     grown = replace(first.story, items=(FIRST.uid, SECOND.uid), sources=("Interfax", "TASS"), last_seen=LATER)
     assert later.story == grown
@@ -223,7 +224,8 @@ def test_next_feed_state_honours_retry_after() -> None:
 
 def test_a_topic_gained_within_the_hour_edits_the_first_message() -> None:
     at = STORY.first_seen
-    intent = decide(SECOND, [LIBYA, FRANCE], STORY, JOINED, CONFIG, at + timedelta(minutes=20), first_alert_at=at)
+    story = replace(STORY, first_alert_at=at)
+    intent = decide(SECOND, [LIBYA, FRANCE], story, JOINED, CONFIG, at + timedelta(minutes=20))
     assert intent.alert is not None and [m.topic for m in intent.alert.matches] == ["france"]
     # recorded (matches, labels, `monitor alerts`), sent as its own message only where the first alert never went
     assert intent.alert.channels == tuple(c for c in CONFIG.channels_for(["france"]) if c not in ("tg",))
@@ -233,7 +235,8 @@ def test_a_topic_gained_within_the_hour_edits_the_first_message() -> None:
 
 def test_a_topic_gained_after_the_hour_is_a_new_alert() -> None:
     at = STORY.first_seen
-    intent = decide(SECOND, [LIBYA, FRANCE], STORY, JOINED, CONFIG, at + timedelta(minutes=61), first_alert_at=at)
+    story = replace(STORY, first_alert_at=at)
+    intent = decide(SECOND, [LIBYA, FRANCE], story, JOINED, CONFIG, at + timedelta(minutes=61))
     assert intent.alert is not None and intent.alert.channels == tuple(CONFIG.channels_for(["france"]))
     assert intent.edit is None
 

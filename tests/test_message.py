@@ -324,9 +324,10 @@ def test_why_line_leads_with_keywords_and_skips_terms_they_already_say() -> None
 
 def test_an_edit_tells_the_topics_a_story_gained_and_a_later_alert_says_it_continues_one() -> None:
     topics = {**TOPICS, "ukraine": "Ukraine settlement"}
-    [edited] = render_telegram(make_alert(also=(("ТАСС", None),)), topics=topics, tz=MSK, gained=["ukraine"])
+    [edited] = render_telegram(replace(make_alert(also=(("ТАСС", None),)), gained=("ukraine",)), topics=topics, tz=MSK)
     assert edited.split("\n")[-2:] == ["<b>+ Ukraine settlement</b>", "also: ТАСС"]
-    [later] = render_telegram(make_alert(), topics=topics, tz=MSK, continues="Путин и Макрон поговорили по телефону")
+    later_alert = replace(make_alert(), continues="Путин и Макрон поговорили по телефону")
+    [later] = render_telegram(later_alert, topics=topics, tz=MSK)
     assert later.split("\n")[2] == "<i>↪ continues a story already sent: Путин и Макрон поговорили по телефону</i>"
     check_chunks([edited, later])
 

@@ -324,6 +324,12 @@ def also_sources(
     return tuple(items[:shown]), max(0, len(items) - shown)
 
 
+def also_names(alert: Alert) -> str:
+    """"TASS, RIA (+2)": the story's other sources as plain text, "" when it has none."""
+    shown, more = also_sources(alert.also)
+    return ", ".join(name for name, _ in shown) + (f" (+{more})" if more else "") if shown else ""
+
+
 def local_time(alert: Alert, tz: tzinfo, fmt: str = "%d.%m.%Y %H:%M %Z") -> str:
     return alert.item.published.astimezone(tz).strftime(fmt)
 
@@ -331,24 +337,13 @@ def local_time(alert: Alert, tz: tzinfo, fmt: str = "%d.%m.%Y %H:%M %Z") -> str:
 HIGH_MARK = "‼ "  # before the name of a `priority: high` topic
 
 
-def parts(
-    alert: Alert,
-    *,
-    topics: Mapping[str, str],
-    tz: tzinfo,
-    high: Collection[str] = (),
-    gained: Sequence[str] = (),
-    continues: str | None = None,
-) -> Parts:
+def parts(alert: Alert, *, topics: Mapping[str, str], tz: tzinfo, high: Collection[str] = ()) -> Parts:
     """Everything an alert shows, from an Alert; `topics` maps topic id to display name, `high` holds the ids of
-    `priority: high` topics (marked). Each matched topic gets its own passage and why-line (issue 14).
-
-    `gained`: topic ids the story matched after this alert was sent, shown as "+ Topic" (the edit of the story's
-    message that tells them); `continues`: the title of the story's earlier alert, when this one continues it.
+    `priority: high` topics (marked). Each matched topic gets its own passage and why-line (issue 14); the topics
+    its story gained later show as "+ Topic" (the edit that tells them), and a later alert of a story names the
+    first one's title ("continues").
     """
     item = alert.item
-    gained = gained or alert.gained
-    continues = continues or alert.continues
     best = matched(alert)
     whole = one_line(f"{item.title}\n{(item.text or '')[:SNIPPET_SCAN]}")
     sections: list[Section] = []
@@ -368,6 +363,7 @@ def parts(
         lead, lead_spans = snippet(item.text or item.title, [])
         sections.append(Section("", lead, tuple(lead_spans), ""))
     first = sections[0]
+    gain = alert.gained
     return Parts(
         title=shorten(one_line(item.title), TITLE_MAX) or "(untitled)",
         link=safe_link(item.link),
@@ -382,8 +378,8 @@ def parts(
         also=shown,
         also_more=more,
         sections=tuple(sections),
-        gained=tuple((HIGH_MARK if t in high else "") + one_line(topics.get(t, t)) for t in dict.fromkeys(gained)),
-        continues=shorten(one_line(continues or ""), DIGEST_TITLE_MAX),
+        gained=tuple((HIGH_MARK if t in high else "") + one_line(topics.get(t, t)) for t in dict.fromkeys(gain)),
+        continues=shorten(one_line(alert.continues), DIGEST_TITLE_MAX),
     )
 
 
@@ -570,11 +566,9 @@ def render_telegram(
     tz: tzinfo,
     limit: int = TELEGRAM_LIMIT,
     high: Collection[str] = (),
-    gained: Sequence[str] = (),
-    continues: str | None = None,
 ) -> list[str]:
     """Telegram HTML (parse_mode=HTML) for one alert, as chunks of at most `limit` units."""
-    p = parts(alert, topics=topics, tz=tz, high=high, gained=gained, continues=continues)
+    p = parts(alert, topics=topics, tz=tz, high=high)
     return split_html(_lines(p), limit)
 
 
@@ -628,13 +622,13 @@ def render_text(alert: Alert, *, topics: Mapping[str, str], tz: tzinfo, high: Co
 def render_update_text(alert: Alert, *, topics: Mapping[str, str]) -> str:
     """One short line for a story update where the sent block cannot change (the console): the alert's title and
     what the story has now ("↺ Title — also: TASS, RIA (+2)", "+ Topic" for a topic it gained)."""
-    shown, more = also_sources(alert.also)
     gained = [one_line(topics.get(t, t)) for t in dict.fromkeys(alert.gained)]
+    names = also_names(alert)
     tail = []
     if gained:
         tail.append("+ " + ", ".join(gained))
-    if shown:
-        tail.append("also: " + ", ".join(name for name, _ in shown) + (f" (+{more})" if more else ""))
+    if names:
+        tail.append(f"also: {names}")
     title = shorten(one_line(alert.item.title), TITLE_MAX) or "(untitled)"
     return f"↺ {title} — " + "; ".join(tail or ["updated"]) + f" (alert #{alert.id})"
 
@@ -682,10 +676,8 @@ def _digest_lines(alerts: Sequence[Alert], title: str, topics: Mapping[str, str]
 
 def _also_tail(alert: Alert) -> str:
     """", also TASS, RIA (+2)": the story's other sources, for a digest line (issue 14 §3)."""
-    shown, more = also_sources(alert.also)
-    if not shown:
-        return ""
-    return ", also " + ", ".join(name for name, _ in shown) + (f" (+{more})" if more else "")
+    names = also_names(alert)
+    return f", also {names}" if names else ""
 
 
 def render_digest_telegram(
