@@ -211,6 +211,7 @@ def run(count: int, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             samplers = [Sampler(proc.pid, 1.0) for proc in procs]
             for sampler in samplers:
                 sampler.start()
+            load = [os.getloadavg()[0]]  # the machine's 1-minute load average: other jobs share the cores
             before_x, before_req = xacts(engine, name), sum(farm.requests)
             before_feed = list(farm.requests)
             rng = random.Random(1)
@@ -225,6 +226,7 @@ def run(count: int, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                 n += 1
                 time.sleep(max(0.0, start + n / args.rate - time.monotonic()))
             window = time.monotonic() - start
+            load.append(os.getloadavg()[0])
             after_x, after_req = xacts(engine, name), sum(farm.requests)
             per_feed = [a - b for a, b in zip(farm.requests, before_feed, strict=True)]
             for sampler in samplers:
@@ -286,7 +288,7 @@ def run(count: int, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         "xacts_per_s": (after_x - before_x) / window, "items": len(added), "delivered": len(latencies),
         "latency_median": statistics.median(latencies) if latencies else float("nan"),
         "latency_p95": pct(latencies, 0.95), "latency_p99": pct(latencies, 0.99), "per_replica": replicas,
-        "cold_cycle_s": cold, "fate": fate, "cpu_total": sum(r["cpu_pct"] for r in replicas),
+        "cold_cycle_s": cold, "fate": fate, "load_avg": load, "cpu_total": sum(r["cpu_pct"] for r in replicas),
     }  # fmt: skip
 
 
@@ -322,7 +324,8 @@ def main() -> int:
                 f"{result['polls_per_s']:.1f} polls/s in total, "
                 f"{result['xacts_per_s']:.0f} transactions/s, latency median {result['latency_median']:.1f}s "
                 f"p95 {result['latency_p95']:.1f}s p99 {result['latency_p99']:.1f}s "
-                f"({result['delivered']}/{result['items']} items delivered)",
+                f"({result['delivered']}/{result['items']} items delivered); load average "
+                f"{result['load_avg'][0]:.1f} at the window's start, {result['load_avg'][1]:.1f} at its end",
                 flush=True,
             )
             for why, count_ in sorted(result["fate"].items(), key=lambda kv: -kv[1]):
