@@ -116,13 +116,14 @@ def first_polled(engine: sa.Engine) -> int:
 
 def account(
     engine: sa.Engine, added: Mapping[str, float], timed: Collection[str]
-) -> tuple[dict[str, int], dict[str, float]]:
+) -> tuple[dict[str, int], dict[str, float], dict[str, int]]:
     """What became of each item added in the window (guid -> its wall-clock time), from the database: the
     count of each fate, and the latency of the items that joined another item's story as a later member.
 
     A story's message shows its first item and ALSO_SHOWN other sources (one per feed), then "(+N)": a 4th
     member's link is in no request's text, though the story's edit for it went out. Its latency is read from
-    that edit's outbox row (sent_at, marked right after Telegram answered)."""
+    that edit's outbox row (sent_at, marked right after Telegram answered). Also: story -> how many of the items
+    are in it."""
     with engine.connect() as conn:
         stored = dict(conn.exec_driver_sql(
             "SELECT link, uid FROM items WHERE link LIKE 'https://bench.example/bench-%%'"
@@ -158,7 +159,12 @@ def account(
             else:
                 why = f"joined another item's story as member {position}, edit {status}, not in the text"
         fate[why] = fate.get(why, 0) + 1
-    return fate, late
+    sizes: dict[str, int] = {}
+    for uid in stored.values():
+        if uid in member:
+            sizes[member[uid][0]] = sizes.get(member[uid][0], 0) + 1
+    # every item was meant as its own story: how far the grouper merged them (story -> items of the window)
+    return fate, late, sizes
 
 
 def warm_up(engine: sa.Engine, farm: Farm, procs: list[subprocess.Popen[bytes]], args: argparse.Namespace) -> float:
@@ -246,7 +252,7 @@ def run(count: int, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
 
             while True:
                 seen = delivered()
-                fate, joined = account(engine, added_wall, seen)
+                fate, joined, sizes = account(engine, added_wall, seen)
                 if len(seen) + len(joined) == len(added) or time.monotonic() > deadline:
                     break
                 time.sleep(2)
@@ -288,7 +294,8 @@ def run(count: int, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         "xacts_per_s": (after_x - before_x) / window, "items": len(added), "delivered": len(latencies),
         "latency_median": statistics.median(latencies) if latencies else float("nan"),
         "latency_p95": pct(latencies, 0.95), "latency_p99": pct(latencies, 0.99), "per_replica": replicas,
-        "cold_cycle_s": cold, "fate": fate, "load_avg": load, "cpu_total": sum(r["cpu_pct"] for r in replicas),
+        "cold_cycle_s": cold, "fate": fate, "stories": sorted(sizes.values(), reverse=True), "load_avg": load,
+        "cpu_total": sum(r["cpu_pct"] for r in replicas),
     }  # fmt: skip
 
 
@@ -330,6 +337,12 @@ def main() -> int:
             )
             for why, count_ in sorted(result["fate"].items(), key=lambda kv: -kv[1]):
                 print(f"    items {why}: {count_}", flush=True)
+            merged = [n for n in result["stories"] if n > 1]
+            print(
+                f"    {result['items']} items in {len(result['stories'])} stories, {len(merged)} of them with "
+                f"several (sizes {merged[:10]}{' …' if len(merged) > 10 else ''})",
+                flush=True,
+            )
             for r in result["per_replica"]:
                 print(
                     f"    pid {r['pid']}: {r['feeds']} feeds, {r['polls_per_s']:.1f} polls/s, "
