@@ -21,6 +21,7 @@ from .delivery.outbox import Deliverer
 from .errors import ModelError
 from .feeds.http import HttpFetcher
 from .feeds.pool import ParserPool
+from .match import worker
 from .match.classify import TopicModel
 from .models import Item, Label
 from .pipeline import Pipeline, Unfinished
@@ -97,7 +98,7 @@ class App:
 
     def _refit(self) -> int:
         texts = background_texts(self.config, self.store)
-        model, _ = self._swap_model(lambda base, labelled: base.refit(texts).with_labels(labelled))
+        model, _ = self._swap_model(lambda base, labelled: base.refit(texts, fit=worker.fit).with_labels(labelled))
         path = self.config.data_dir / MODEL_FILE
         model.save(path)
         if self.store.shared:  # the other replicas load it from there (reload_model)
@@ -237,10 +238,10 @@ def load_model(config: Config, store: SqlStore) -> TopicModel:
     path = config.data_dir / MODEL_FILE
     if path.exists():
         try:
-            return TopicModel.load(path, config.topics, config.example_texts)
+            return worker.load(path, config.topics, config.example_texts)
         except ModelError as exc:
             log.warning("%s; rebuilding the topic model", exc)
-    model = TopicModel.build(config.topics, config.example_texts, background_texts(config, store))
+    model = worker.build(config.topics, config.example_texts, background_texts(config, store))
     config.data_dir.mkdir(parents=True, exist_ok=True)
     model.save(path)
     return model
