@@ -306,8 +306,8 @@ class TopicModel:
         the topic among words its items do not use score lower. Returns the sample's learned log-odds
         ([items, topics]; None when no topic could be trained).
         """
-        # Heavy extras, needed only while fitting: a daemon that loads its model and polls never imports them
-        # (about 100 MB of RSS, issue 16).
+        # Heavy extras, needed only while fitting, which the daemon does in a worker process (match/worker.py): it
+        # never imports them (about 70 MB of RSS, issue 16).
         from scipy import sparse
         from sklearn.linear_model import LogisticRegression
 
