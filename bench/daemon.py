@@ -23,7 +23,11 @@ reported apart. --memory measures RSS instead (issue 16): (1) a fresh interprete
 (fetch, parse, store; Pipeline.ingest) with the topic model not loaded: what polling itself holds, and which
 heavy libraries it imported; then the same process after loading the model; (2) `monitor run` with --topics
 topics (default 50) and --stored items (default 100,000, first seen evenly over the 30-day retention) after
-its refit job has run (refit_every 60 s): RSS sampled until then and --settle seconds after.
+its refit job has run (refit_every 60 s): RSS sampled until then and --settle seconds after, with the summed
+RSS of its child processes beside it (the parser workers, and the model-fitting worker while a fit runs).
+
+Every mode runs the daemon with the Environment= of systemd/topic-monitor.service (PYTHONUNBUFFERED=1,
+MALLOC_ARENA_MAX=2), as systemd would; --no-unit-env leaves it out.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ import json
 import os
 import random
 import re
+import shlex
 import signal
 import socket
 import statistics
@@ -50,6 +55,7 @@ from pathlib import Path
 from xml.sax.saxutils import escape
 
 ROOT = Path(__file__).resolve().parent.parent
+UNIT = ROOT / "systemd" / "topic-monitor.service"  # its Environment= is the daemon's (unit_environment)
 sys.path.insert(0, str(ROOT))
 
 from monitor.models import Item  # noqa: E402
@@ -221,6 +227,7 @@ class Sample:
     t: float
     cpu: float  # percent of one core since the previous sample
     rss_mb: float
+    children_mb: float = 0.0  # the daemon's child processes: parser workers, the model-fitting worker while it fits
 
 
 class Sampler(threading.Thread):
@@ -235,11 +242,22 @@ class Sampler(threading.Thread):
         fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / self.tick  # utime, stime
 
-    def rss_mb(self) -> float:
-        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+    def rss_mb(self, pid: int | None = None) -> float:
+        for line in Path(f"/proc/{pid or self.pid}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
         return 0.0
+
+    def children_mb(self) -> float:
+        """The summed RSS of the daemon's child processes."""
+        total = 0.0
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == self.pid:  # its parent
+                    total += self.rss_mb(int(stat.parent.name))
+            except (OSError, IndexError, ValueError):  # gone meanwhile
+                continue
+        return total
 
     def run(self) -> None:
         start = time.monotonic()
@@ -247,10 +265,33 @@ class Sampler(threading.Thread):
         while not self.stopped.wait(self.every):
             try:
                 now, cpu = time.monotonic(), self.cpu_seconds()
-                self.samples.append(Sample(now - start, 100 * (cpu - last_cpu) / (now - last_t), self.rss_mb()))
+                cpu_pct = 100 * (cpu - last_cpu) / (now - last_t)
+                self.samples.append(Sample(now - start, cpu_pct, self.rss_mb(), self.children_mb()))
             except (FileNotFoundError, ProcessLookupError):
                 return
             last_t, last_cpu = now, cpu
+
+
+def unit_environment() -> dict[str, str]:
+    """The Environment= assignments of the shipped systemd unit (systemd.exec(5); KEY=VALUE, shell-like quoting)."""
+    found: dict[str, str] = {}
+    for line in UNIT.read_text(encoding="utf-8").splitlines():
+        if line.startswith("Environment="):
+            for assignment in shlex.split(line.partition("=")[2]):
+                key, _, value = assignment.partition("=")
+                found[key] = value
+    return found
+
+
+def daemon_env(args: argparse.Namespace, notify_socket: Path | None) -> dict[str, str]:
+    """This process's environment, plus the unit's Environment= (the daemon runs as systemd would run it) unless
+    --no-unit-env, and the notify socket."""
+    env = {k: v for k, v in os.environ.items() if k not in ("MONITOR_CONFIG", "WATCHDOG_USEC")}
+    if args.unit_env:
+        env.update(unit_environment())
+    if notify_socket is not None:
+        env["NOTIFY_SOCKET"] = str(notify_socket)
+    return env
 
 
 def wait_ready(sock: socket.socket, proc: subprocess.Popen[bytes], timeout: float) -> None:
@@ -281,6 +322,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=16, help="settings.workers (default 16)")
     parser.add_argument("--sample", type=float, default=10.0, help="seconds between CPU/RSS samples")
     parser.add_argument("--json", help="also write the results here")
+    parser.add_argument(
+        "--no-unit-env", dest="unit_env", action="store_false",
+        help="run the daemon without the Environment= of systemd/topic-monitor.service (MALLOC_ARENA_MAX=2)",
+    )  # fmt: skip
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (config, db, log)")
     parser.add_argument("--burst", type=int, default=0, help="matching items added at once when measuring starts")
     parser.add_argument("--memory", action="store_true", help="measure RSS (see above) instead of latency")
@@ -300,8 +345,7 @@ def main(argv: list[str] | None = None) -> int:
     notify.bind(str(tmp / "notify.sock"))
     notify.settimeout(0.2)
     log = open(tmp / "daemon.log", "wb")  # noqa: SIM115
-    env = {k: v for k, v in os.environ.items() if k not in ("MONITOR_CONFIG", "WATCHDOG_USEC")}
-    env["NOTIFY_SOCKET"] = str(tmp / "notify.sock")
+    env = daemon_env(args, tmp / "notify.sock")
     cmd = [sys.executable, "-m", "monitor", "--log-level", "WARNING", "run", "--config", str(config)]
     started = time.monotonic()
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -494,8 +538,9 @@ def memory(args: argparse.Namespace) -> int:
         polling.parent.mkdir()
         write_config(polling, farm, stub, args)
         done = subprocess.run(
-            [sys.executable, "-c", POLL_ONLY, str(polling)], cwd=ROOT, capture_output=True, text=True, check=True
-        )
+            [sys.executable, "-c", POLL_ONLY, str(polling)],
+            cwd=ROOT, env=daemon_env(args, None), capture_output=True, text=True, check=True,
+        )  # fmt: skip
         result["polling process"] = json.loads(done.stdout.strip().splitlines()[-1])
         print(json.dumps(result["polling process"], indent=2), flush=True)
 
@@ -523,8 +568,7 @@ def run_until_refit(config: Path, args: argparse.Namespace) -> dict[str, object]
     notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     notify.bind(str(config.parent / "notify.sock"))
     notify.settimeout(0.2)
-    env = {k: v for k, v in os.environ.items() if k not in ("MONITOR_CONFIG", "WATCHDOG_USEC")}
-    env["NOTIFY_SOCKET"] = str(config.parent / "notify.sock")
+    env = daemon_env(args, config.parent / "notify.sock")
     cmd = [sys.executable, "-m", "monitor", "--log-level", "INFO", "run", "--config", str(config)]
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -538,10 +582,10 @@ def run_until_refit(config: Path, args: argparse.Namespace) -> dict[str, object]
                 if time.monotonic() > deadline or proc.poll() is not None:
                     raise SystemExit(f"no refit logged; see {log_path}")
                 time.sleep(1)
-            refit_rss = sampler.rss_mb()
+            refit_rss, refit_at = sampler.rss_mb(), len(sampler.samples)
             time.sleep(args.settle)
             sampler.stopped.set()
-            end_rss = sampler.rss_mb()
+            end_rss, end_children = sampler.rss_mb(), sampler.children_mb()
         finally:
             proc.send_signal(signal.SIGTERM)
             try:
@@ -554,6 +598,13 @@ def run_until_refit(config: Path, args: argparse.Namespace) -> dict[str, object]
         "rss_mb_when_the_refit_was_logged": round(refit_rss, 1),
         f"rss_mb_{args.settle:.0f}s_after_the_refit": round(end_rss, 1),
         "rss_mb_max": round(max([s.rss_mb for s in sampler.samples] or [end_rss]), 1),
+        # parser workers, plus the model-fitting worker while the refit runs
+        "children_rss_mb_max": round(max([s.children_mb for s in sampler.samples] or [0.0]), 1),
+        "children_rss_mb_at_the_end": round(end_children, 1),
+        "environment_from_the_unit": unit_environment() if args.unit_env else {},
+        "samples_before_the_refit_was_logged": refit_at,
+        "samples (t s, rss MB, children MB)": [(round(s.t), round(s.rss_mb, 1), round(s.children_mb, 1))
+                                               for s in sampler.samples],
     }
 
 

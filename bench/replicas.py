@@ -12,7 +12,10 @@ matching items are added at --rate per second for --seconds, and this is measure
 - feeds polled per second: in total (the farm's request count), and per replica (the requests to the feeds
   whose lease the replica holds at the end of the window)
 - database transactions per second (pg_stat_database: commits + rollbacks of the bench's database)
-- latency from an item appearing on the farm to the first sendMessage (or story edit) that carries it: median, p95, p99
+- latency from an item appearing on the farm to the first sendMessage (or story edit) that carries it: median, p95, p99;
+  an item that joined another's story as a 4th or later member is not in the message's text (it shows two other
+  sources and "(+N)"): its story edit's outbox row (sent_at) times it
+- what became of every item (`account`): timed, joined a story, still queued, not polled yet, below the line
 - CPU of each replica (percent of one core, /proc/<pid>/stat over the window) and its RSS at the end
 
 On a 2-core machine the totals are bounded by the cores: read the per-replica CPU to see the scaling.
@@ -36,6 +39,7 @@ import sys
 import tempfile
 import textwrap
 import time
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +53,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from daemon import FILLER, TOKEN, Farm, Sampler, pct, pseudo_word, wait_ready  # noqa: E402
 
 from monitor.config import Feed  # noqa: E402
+from monitor.delivery.message import ALSO_SHOWN  # noqa: E402
 from monitor.service.jobs import poll_job_id  # noqa: E402
 from tests.tgstub import TelegramStub  # noqa: E402
 
@@ -109,6 +114,59 @@ def first_polled(engine: sa.Engine) -> int:
         return int(conn.exec_driver_sql("SELECT count(*) FROM feeds WHERE last_success IS NOT NULL").scalar_one())
 
 
+def account(
+    engine: sa.Engine, added: Mapping[str, float], timed: Collection[str]
+) -> tuple[dict[str, int], dict[str, float], dict[str, int]]:
+    """What became of each item added in the window (guid -> its wall-clock time), from the database: the
+    count of each fate, and the latency of the items that joined another item's story as a later member.
+
+    A story's message shows its first item and ALSO_SHOWN other sources (one per feed), then "(+N)": a 4th
+    member's link is in no request's text, though the story's edit for it went out. Its latency is read from
+    that edit's outbox row (sent_at, marked right after Telegram answered). Also: story -> how many of the items
+    are in it."""
+    with engine.connect() as conn:
+        stored = dict(conn.exec_driver_sql(
+            "SELECT link, uid FROM items WHERE link LIKE 'https://bench.example/bench-%%'"
+        ).all())  # fmt: skip
+        member = {u: (s, p) for u, s, p in conn.exec_driver_sql("SELECT item_uid, story_id, position FROM story_items")}
+        # oldest last, so the story's first alert is the one kept
+        alerts = {s: (a, u) for a, s, u in conn.exec_driver_sql(
+            "SELECT a.id, a.story_id, i.uid FROM alerts a JOIN items i ON i.id = a.item_id ORDER BY a.id DESC"
+        )}  # fmt: skip
+        rows = {(a, k, u): (st, at) for a, k, u, st, at in conn.exec_driver_sql(
+            "SELECT alert_id, kind, item_uid, status, extract(epoch from sent_at) FROM outbox"
+        )}  # fmt: skip
+    fate: dict[str, int] = {}
+    late: dict[str, float] = {}
+    for guid, at in added.items():
+        uid = stored.get(f"https://bench.example/{guid}")
+        if guid in timed:
+            why = "timed: a sendMessage or edit carries its link"
+        elif uid is None:
+            why = "not stored (its feed not polled since)"
+        elif uid not in member:
+            why = "stored, not grouped yet"
+        elif (story := member[uid][0]) not in alerts:
+            why = "in a story with no alert (below the topic's line)"
+        elif alerts[story][1] == uid:
+            why = f"its own alert, send {rows.get((alerts[story][0], 'send', ''), ('not queued',))[0]}"
+        else:
+            status, sent = rows.get((alerts[story][0], "edit", uid), ("not queued", None))
+            position = member[uid][1] + 1
+            if status == "sent" and sent is not None and position > ALSO_SHOWN + 1:
+                why = f"timed by its story's edit: joined another item's story as member {ALSO_SHOWN + 2}+"
+                late[guid] = float(sent) - at
+            else:
+                why = f"joined another item's story as member {position}, edit {status}, not in the text"
+        fate[why] = fate.get(why, 0) + 1
+    sizes: dict[str, int] = {}
+    for uid in stored.values():
+        if uid in member:
+            sizes[member[uid][0]] = sizes.get(member[uid][0], 0) + 1
+    # every item was meant as its own story: how far the grouper merged them (story -> items of the window)
+    return fate, late, sizes
+
+
 def warm_up(engine: sa.Engine, farm: Farm, procs: list[subprocess.Popen[bytes]], args: argparse.Namespace) -> float:
     """Wait out the cold first cycle: until every feed's first poll is stored, then --settle seconds more.
 
@@ -159,19 +217,22 @@ def run(count: int, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             samplers = [Sampler(proc.pid, 1.0) for proc in procs]
             for sampler in samplers:
                 sampler.start()
+            load = [os.getloadavg()[0]]  # the machine's 1-minute load average: other jobs share the cores
             before_x, before_req = xacts(engine, name), sum(farm.requests)
             before_feed = list(farm.requests)
             rng = random.Random(1)
             added: dict[str, float] = {}
+            added_wall: dict[str, float] = {}  # the outbox's times are wall-clock
             start = time.monotonic()
             n = 0
             while time.monotonic() - start < args.seconds:
                 guid, title, text = own_story_item(n, rng)
                 farm.add(rng.randrange(args.feeds), guid, title, text)
-                added[guid] = time.monotonic()
+                added[guid], added_wall[guid] = time.monotonic(), time.time()
                 n += 1
                 time.sleep(max(0.0, start + n / args.rate - time.monotonic()))
             window = time.monotonic() - start
+            load.append(os.getloadavg()[0])
             after_x, after_req = xacts(engine, name), sum(farm.requests)
             per_feed = [a - b for a, b in zip(farm.requests, before_feed, strict=True)]
             for sampler in samplers:
@@ -189,7 +250,11 @@ def run(count: int, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                             seen[guid] = call.at
                 return seen
 
-            while len(delivered()) < len(added) and time.monotonic() < deadline:
+            while True:
+                seen = delivered()
+                fate, joined, sizes = account(engine, added_wall, seen)
+                if len(seen) + len(joined) == len(added) or time.monotonic() > deadline:
+                    break
                 time.sleep(2)
             with engine.connect() as conn:
                 holders = dict(conn.exec_driver_sql(
@@ -197,8 +262,7 @@ def run(count: int, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                 ).all())  # fmt: skip
                 pids = {str(h): int(p) for h, p in conn.exec_driver_sql("SELECT id, pid FROM replicas").all()}
             engine.dispose()
-            seen = delivered()
-            latencies = [seen[g] - added[g] for g in added if g in seen]
+            latencies = [seen[g] - added[g] for g in added if g in seen] + list(joined.values())
     finally:
         for proc in procs:
             if proc.poll() is None:
@@ -230,7 +294,8 @@ def run(count: int, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         "xacts_per_s": (after_x - before_x) / window, "items": len(added), "delivered": len(latencies),
         "latency_median": statistics.median(latencies) if latencies else float("nan"),
         "latency_p95": pct(latencies, 0.95), "latency_p99": pct(latencies, 0.99), "per_replica": replicas,
-        "cold_cycle_s": cold, "cpu_total": sum(r["cpu_pct"] for r in replicas),
+        "cold_cycle_s": cold, "fate": fate, "stories": sorted(sizes.values(), reverse=True), "load_avg": load,
+        "cpu_total": sum(r["cpu_pct"] for r in replicas),
     }  # fmt: skip
 
 
@@ -266,7 +331,16 @@ def main() -> int:
                 f"{result['polls_per_s']:.1f} polls/s in total, "
                 f"{result['xacts_per_s']:.0f} transactions/s, latency median {result['latency_median']:.1f}s "
                 f"p95 {result['latency_p95']:.1f}s p99 {result['latency_p99']:.1f}s "
-                f"({result['delivered']}/{result['items']} items delivered)",
+                f"({result['delivered']}/{result['items']} items delivered); load average "
+                f"{result['load_avg'][0]:.1f} at the window's start, {result['load_avg'][1]:.1f} at its end",
+                flush=True,
+            )
+            for why, count_ in sorted(result["fate"].items(), key=lambda kv: -kv[1]):
+                print(f"    items {why}: {count_}", flush=True)
+            merged = [n for n in result["stories"] if n > 1]
+            print(
+                f"    {result['items']} items in {len(result['stories'])} stories, {len(merged)} of them with "
+                f"several (sizes {merged[:10]}{' …' if len(merged) > 10 else ''})",
                 flush=True,
             )
             for r in result["per_replica"]:

@@ -21,6 +21,7 @@ from .delivery.outbox import Deliverer
 from .errors import ModelError
 from .feeds.http import HttpFetcher
 from .feeds.pool import ParserPool
+from .match import worker
 from .match.classify import TopicModel
 from .models import Item, Label
 from .pipeline import Pipeline, Unfinished
@@ -97,7 +98,7 @@ class App:
 
     def _refit(self) -> int:
         texts = background_texts(self.config, self.store)
-        model, _ = self._swap_model(lambda base, labelled: base.refit(texts).with_labels(labelled))
+        model, _ = self._swap_model(lambda base, labelled: base.refit(texts, fit=worker.fit).with_labels(labelled))
         path = self.config.data_dir / MODEL_FILE
         model.save(path)
         if self.store.shared:  # the other replicas load it from there (reload_model)
@@ -203,9 +204,10 @@ _TRIM = _malloc_trim()
 def release_memory() -> None:
     """Hand the memory a refit or a model build used for a while back to the system.
 
-    Fitting allocates tens of MB of short-lived objects (20,000 texts, their terms, the vectoriser's tables).
-    Python frees them, but glibc keeps the freed heap mapped, so the daemon's RSS stayed at its peak (60 MB
-    above what it holds, issue 16). malloc_trim(3) returns it; elsewhere (musl, macOS) this does nothing.
+    A refit reads 20,000 stored texts and sends them to the fitting worker (match/worker.py), and the fitted model
+    comes back pickled: tens of MB of short-lived objects. Python frees them, but glibc keeps the freed heap
+    mapped, so the daemon's RSS stayed at its peak (issue 16). malloc_trim(3) returns it; elsewhere (musl, macOS)
+    this does nothing.
     """
     gc.collect()
     if _TRIM is not None:
@@ -237,10 +239,10 @@ def load_model(config: Config, store: SqlStore) -> TopicModel:
     path = config.data_dir / MODEL_FILE
     if path.exists():
         try:
-            return TopicModel.load(path, config.topics, config.example_texts)
+            return worker.load(path, config.topics, config.example_texts)
         except ModelError as exc:
             log.warning("%s; rebuilding the topic model", exc)
-    model = TopicModel.build(config.topics, config.example_texts, background_texts(config, store))
+    model = worker.build(config.topics, config.example_texts, background_texts(config, store))
     config.data_dir.mkdir(parents=True, exist_ok=True)
     model.save(path)
     return model

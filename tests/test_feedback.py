@@ -318,8 +318,8 @@ class Learner:
     def with_labels(self, labelled: Sequence[tuple[Label, Item]]) -> Learner:
         return Learner(self.model, labelled)
 
-    def refit(self, background: Sequence[str]) -> Learner:
-        return Learner(self.model.refit(background))  # forgets the labels: App.refit must re-apply them
+    def refit(self, background: Sequence[str], *, fit: Any = None) -> Learner:
+        return Learner(self.model.refit(background, fit=fit))  # forgets the labels: App.refit must re-apply them
 
     def save(self, path: Path) -> None:
         self.model.save(path)

@@ -359,8 +359,8 @@ class Below:
     def with_labels(self, labelled: Sequence[tuple[Label, Item]]) -> Below:
         return Below(self.model, labelled)
 
-    def refit(self, background: Sequence[str]) -> Below:
-        return Below(self.model.refit(background), self.labelled)
+    def refit(self, background: Sequence[str], *, fit: Any = None) -> Below:
+        return Below(self.model.refit(background, fit=fit), self.labelled)
 
     def save(self, path: Path) -> None:
         self.model.save(path)

@@ -59,6 +59,9 @@ def test_unit_has_the_required_keys(unit: dict[str, dict[str, list[str]]]) -> No
     assert service["DynamicUser"] == "yes"
     assert service["StateDirectory"] == "topic-monitor"
     assert service["EnvironmentFile"] == "-/etc/topic-monitor/env"
+    # glibc's malloc arenas: at most 2 for the daemon's poll threads (docs/daemon.md, Memory; bench/daemon.py runs
+    # the daemon with the unit's Environment=).
+    assert "MALLOC_ARENA_MAX=2" in unit["Service"]["Environment"]
     for key in ("NoNewPrivileges", "ProtectHome", "PrivateTmp", "PrivateDevices", "RestrictRealtime"):
         assert service[key] == "yes", key
     assert service["ProtectSystem"] == "strict"

@@ -20,7 +20,7 @@ from __future__ import annotations
 import copy
 import itertools
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +37,7 @@ from .score import ItemEvidence as _Scores
 from .score import sublinear as _sublinear
 from .text import AnalysedText, adjectives_of, analyse, readable, terms
 
+Fit = Callable[[Sequence[TopicSpec], Sequence[str]], "TopicModel"]  # TopicModel.fit, or worker.fit
 _Terms = _Scores | score.ItemTerms  # what the label look-up reads: a whole item's evidence, or its terms alone
 
 __all__ = ["NEAR_MISSES_PER_TOPIC_DAY", "PASSAGE_CHARS", "WINDOW", "TopicModel", "_passage"]
@@ -163,10 +164,16 @@ class TopicModel:
             raise ModelError(f"while fitting the background IDF: {exc}") from exc
         return cls(specs, background)
 
-    def refit(self, background: Sequence[str]) -> TopicModel:
+    @classmethod
+    def fit(cls, specs: Sequence[TopicSpec], background: Sequence[str]) -> TopicModel:
+        """A model of `specs` with IDF and calibration from the `background` texts, without labels (refit's fit)."""
+        return cls._fit(specs, [terms(readable(text)) for text in background])
+
+    def refit(self, background: Sequence[str], *, fit: Fit | None = None) -> TopicModel:
         """A new model with IDF and calibration from `background` (the rolling window) and the same labels (refitted
-        on the new statistics); this one stays usable."""
-        newer = self._fit(self._specs, [terms(readable(text)) for text in background])
+        on the new statistics); this one stays usable. `fit` fits it instead of TopicModel.fit (worker.fit: in a
+        worker process)."""
+        newer = (fit or self.fit)(self._specs, background)
         return newer.with_labels(self._labelled) if self._labelled else newer
 
     def _build_matrix(self) -> None:
@@ -303,8 +310,8 @@ class TopicModel:
         the topic among words its items do not use score lower. Returns the sample's learned log-odds
         ([items, topics]; None when no topic could be trained).
         """
-        # Heavy extras, needed only while fitting: a daemon that loads its model and polls never imports them
-        # (about 100 MB of RSS, issue 16).
+        # Heavy extras, needed only while fitting, which the daemon does in a worker process (match/worker.py): it
+        # never imports them (about 70 MB of RSS, issue 16).
         from scipy import sparse
         from sklearn.linear_model import LogisticRegression
 
@@ -363,6 +370,11 @@ class TopicModel:
     @property
     def topic_ids(self) -> tuple[str, ...]:
         return tuple(s.id for s in self._specs)
+
+    @property
+    def specs(self) -> tuple[TopicSpec, ...]:
+        """The topics as the model was built for them (what a refit fits again)."""
+        return self._specs
 
     def with_labels(self, labelled: Sequence[tuple[Label, Item]]) -> TopicModel:
         """A model that learns from the analyst's labels: all of them (any earlier labels are replaced).
