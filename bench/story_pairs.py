@@ -224,14 +224,13 @@ def cross_validate(pairs: Sequence[Pair], scored: Sequence[tuple[stories.Evidenc
 def errors(pairs: Sequence[Pair], scored: Sequence[tuple[stories.Evidence, bool]]) -> None:
     """Every pair the 5-fold CV (seed 0) decides wrongly: its evidence, titles and leads, to read for causes."""
     pooled, _, fold_of = cv_decisions(pairs, scored)
-    names = ("cos", "title_cos", "names_min", "names_max", "numbers_conflict", "same_outlet", "same_outlet*cos")
     for lang in ("ru", "en"):
         wrong = [i for i in range(len(pairs)) if pairs[i].lang == lang and pooled[i] != scored[i][1]]
         print(f"\n{lang}: {len(wrong)} pairs decided wrongly under 5-fold CV")
         for i in wrong:
             e, p = scored[i][0], pairs[i]
             kind = "FALSE MERGE" if pooled[i] else "SPLIT"
-            values = ", ".join(f"{n}={v:.2f}" for n, v in zip(names, e.features, strict=True))
+            values = ", ".join(f"{n}={v:.2f}" for n, v in zip(stories.FEATURES, e.features, strict=True))
             print(f"- pair {i} ({kind}, fold {fold_of[i] + 1}; {p.a.feed} | {p.b.feed}): {values}")
             for it in (p.a, p.b):
                 lead = " ".join(it.text.split())[:160]

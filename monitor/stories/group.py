@@ -54,7 +54,8 @@ __all__ = [
 NEAR_DUP_MIN_JACCARD = 0.5
 # Same event: a logistic regression over the pair's evidence (`Evidence.logit`), fit on all 245 labelled pairs by
 # `python3 bench/story_pairs.py --fit` (IDF from ~57k real news texts); the figures reported for it are 5-fold
-# cross-validated (never scored on the fold it was fit on): docs/stories.md. Order: see `Evidence.features`.
+# cross-validated (never scored on the fold it was fit on): docs/stories.md. FEATURES names `Evidence.features`.
+FEATURES = ("cosine", "title_cosine", "names_min", "names_max", "numbers_conflict", "same_outlet")
 WEIGHTS = (6.35, 0.9, 2.12, 1.17, -0.33, -2.92)
 INTERCEPT = -4.12
 # Not in the pairs (they carry no times), so a stated prior rather than a fit: the time between two reports costs
