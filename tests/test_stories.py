@@ -473,5 +473,5 @@ def test_the_shortcut_that_skips_evidence_never_changes_a_decision() -> None:
             same_outlet=rng.random() < 0.5,
             gap_hours=rng.choice((0.0, rng.random() * 48)),
         )
-        assert evidence.logit <= group._best_logit(cos) + 1e-12
+        assert evidence.logit <= group._best_logit(cos, evidence.same_outlet, evidence.gap_hours) + 1e-12
     assert len(Evidence(0.5, None, False).features) == len(group.WEIGHTS) == len(group.FEATURES)

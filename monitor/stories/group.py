@@ -142,9 +142,11 @@ def decide(evidence: Evidence, min_logit: float = 0.0) -> tuple[bool, Reason]:
     return False, "new"
 
 
-def _best_logit(cos: float) -> float:
-    """The highest logit a pair with this cosine could reach whatever its other evidence: below 0, skip the rest."""
-    return INTERCEPT + WEIGHTS[0] * cos + sum(max(0.0, w) for w in WEIGHTS[1:])  # the other features lie in 0..1
+def _best_logit(cos: float, same_outlet: bool, gap_hours: float) -> float:
+    """The highest logit a pair with this cosine, outlet and time gap (all cheap to know) could reach whatever its
+    other evidence (features in 0..1): below 0, skip computing the rest."""
+    rest = sum(max(0.0, w) for w in WEIGHTS[1:5]) + WEIGHTS[5] * same_outlet
+    return INTERCEPT + WEIGHTS[0] * cos + rest - GAP_PENALTY * min(gap_hours, 24.0) / 24.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,8 +190,10 @@ def _evidence(a: _Side, b: _Side, idf: Callable[[str], float], *, whole: bool = 
     resemblance = None if a.signature is None or b.signature is None else minhash.similarity(a.signature, b.signature)
     conflict = dates_conflict(a.dates, b.dates)
     near = resemblance is not None and resemblance >= NEAR_DUP_MIN_JACCARD
-    if not whole and (conflict or near or _best_logit(cos) <= 0.0):  # decided already: most candidates, time
-        return Evidence(cos, resemblance, conflict, same_outlet=a.outlet == b.outlet)
+    same = a.outlet == b.outlet
+    gap = abs(a.time - b.time) / 3600.0
+    if not whole and (conflict or near or _best_logit(cos, same, gap) <= 0.0):  # decided already: most candidates
+        return Evidence(cos, resemblance, conflict, same_outlet=same, gap_hours=gap)
     ca, cb = _cover(a, b, idf), _cover(b, a, idf)
     numbers = bool(
         a.title_numbers and b.title_numbers and not (a.title_numbers & b.numbers) and not (b.title_numbers & a.numbers)
@@ -202,8 +206,8 @@ def _evidence(a: _Side, b: _Side, idf: Callable[[str], float], *, whole: bool = 
         entities_min=min(ca, cb),
         entities_max=max(ca, cb),
         numbers_conflict=numbers,
-        same_outlet=a.outlet == b.outlet,
-        gap_hours=abs(a.time - b.time) / 3600.0,
+        same_outlet=same,
+        gap_hours=gap,
     )
 
 
