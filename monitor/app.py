@@ -50,6 +50,7 @@ class App:
 
     labels_seen: int = -1  # the labels revision the pipeline's model has learned from
     model_seen: int | None = None  # the revision of the model stored in a shared database the pipeline uses
+    fit_in_worker: bool = False  # the daemon's choice: load, build and refit the model in a worker (load_model)
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()  # model swaps: reconfigure, refit, relearn
@@ -79,7 +80,7 @@ class App:
         """Apply a new, already validated config: topics, channels and settings take effect for the next items."""
         with self._lock:
             self.labels_seen = self.store.labels_revision()
-            model = load_model(config, self.store).with_labels(self.store.labelled_items())
+            model = load_model(config, self.store, self.fit_in_worker).with_labels(self.store.labelled_items())
             notifiers = build_notifiers(config)
             old = self.notifiers
             self.config = config
@@ -98,7 +99,8 @@ class App:
 
     def _refit(self) -> int:
         texts = background_texts(self.config, self.store)
-        model, _ = self._swap_model(lambda base, labelled: base.refit(texts, fit=worker.fit).with_labels(labelled))
+        fit = worker.fit if self.fit_in_worker else TopicModel.fit
+        model, _ = self._swap_model(lambda base, labelled: base.refit(texts, fit=fit).with_labels(labelled))
         path = self.config.data_dir / MODEL_FILE
         model.save(path)
         if self.store.shared:  # the other replicas load it from there (reload_model)
@@ -117,7 +119,7 @@ class App:
         if fetched is None:
             return False
         config = self.config
-        self._swap_model(lambda _, labelled: load_model(config, self.store).with_labels(labelled))
+        self._swap_model(lambda _, labelled: load_model(config, self.store, self.fit_in_worker).with_labels(labelled))
         self.model_seen = fetched
         log.info("topic model: loaded revision %d, refit by another replica", fetched)
         return True
@@ -234,22 +236,32 @@ def fetch_model(config: Config, store: SqlStore) -> int | None:
     return revision
 
 
-def load_model(config: Config, store: SqlStore) -> TopicModel:
-    """The persisted model with this config's topics, or a fresh one bootstrapped from stored items."""
+def load_model(config: Config, store: SqlStore, in_worker: bool = False) -> TopicModel:
+    """The persisted model with this config's topics, or a fresh one bootstrapped from stored items.
+
+    `in_worker`: made in a worker process (match/worker.py), so that scikit-learn is never imported here and the
+    fitting's garbage leaves with the worker: what the daemon, which runs for months, wants. A one-shot command
+    exits soon anyway and saves the worker's start (~1.5 s of CPU) by fitting in its own process.
+    """
     path = config.data_dir / MODEL_FILE
     if path.exists():
         try:
-            return worker.load(path, config.topics, config.example_texts)
+            if in_worker:
+                return worker.load(path, config.topics, config.example_texts)
+            return TopicModel.load(path, config.topics, config.example_texts)
         except ModelError as exc:
             log.warning("%s; rebuilding the topic model", exc)
-    model = worker.build(config.topics, config.example_texts, background_texts(config, store))
+    build = worker.build if in_worker else TopicModel.build
+    model = build(config.topics, config.example_texts, background_texts(config, store))
     config.data_dir.mkdir(parents=True, exist_ok=True)
     model.save(path)
     return model
 
 
-def open_app(config: Config, *, clock: Clock | None = None) -> App:
-    """Open the store, load the model, rebuild the story window and connect the channels."""
+def open_app(config: Config, *, clock: Clock | None = None, fit_in_worker: bool = False) -> App:
+    """Open the store, load the model, rebuild the story window and connect the channels.
+
+    `fit_in_worker`: the daemon's choice (see load_model); one-shot commands fit in their own process."""
     clock = clock or SystemClock()
     settings = config.settings
     config.data_dir.mkdir(parents=True, exist_ok=True)
@@ -263,7 +275,7 @@ def open_app(config: Config, *, clock: Clock | None = None) -> App:
     labels_seen = store.labels_revision()
     # Replicas share one model: the one in the database (the leader's last refit), or this one, stored for them.
     model_seen = fetch_model(config, store) if store.shared else None
-    base = load_model(config, store)
+    base = load_model(config, store, fit_in_worker)
     if store.shared and model_seen is None:
         model_seen = store.save_model_bytes(MODEL_FILE, (config.data_dir / MODEL_FILE).read_bytes())
     model = base.with_labels(store.labelled_items())
@@ -276,5 +288,5 @@ def open_app(config: Config, *, clock: Clock | None = None) -> App:
     pipeline.keep_unfinished([Unfinished(item) for item, story_id in stored if story_id is None])
     return App(
         config, clock, store, fetcher, parser, pipeline, deliverer, notifiers,
-        labels_seen=labels_seen, model_seen=model_seen,
+        labels_seen=labels_seen, model_seen=model_seen, fit_in_worker=fit_in_worker,
     )  # fmt: skip

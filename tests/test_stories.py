@@ -14,7 +14,7 @@ import pytest
 from monitor.match.text import AnalysedText, terms, tokens
 from monitor.models import Item, Match
 from monitor.stories import features as features_module
-from monitor.stories import minhash
+from monitor.stories import group, minhash
 from monitor.stories.features import (
     LEAD_CHARS,
     MIN_SHINGLES,
@@ -27,6 +27,7 @@ from monitor.stories.features import (
 )
 from monitor.stories.group import (
     DocumentFrequencies,
+    Evidence,
     StoryDecision,
     StoryGrouper,
     featurise,
@@ -453,3 +454,24 @@ def test_features_from_the_shared_analysis_equal_those_of_the_raw_text() -> None
         sig, ref = got.signature, want.signature
         assert (sig is None and ref is None) or (sig is not None and ref is not None and (sig == ref).all())
         assert analysed.title_scan.terms == terms(title) and analysed.text_scan.terms == terms(body)
+
+
+def test_the_shortcut_that_skips_evidence_never_changes_a_decision() -> None:
+    # Most candidates are dropped on their cosine alone (group._best_logit): that bound must hold whatever the
+    # other evidence is, or the grouper would miss joins that same_story makes.
+    rng = random.Random(3)
+    for _ in range(2000):
+        cos = rng.random()
+        evidence = Evidence(
+            cos,
+            None,
+            False,
+            title_cosine=rng.random(),
+            entities_min=rng.random(),
+            entities_max=rng.choice((1.0, rng.random())),
+            numbers_conflict=rng.random() < 0.5,
+            same_outlet=rng.random() < 0.5,
+            gap_hours=rng.choice((0.0, rng.random() * 48)),
+        )
+        assert evidence.logit <= group._best_logit(cos, evidence.same_outlet, evidence.gap_hours) + 1e-12
+    assert len(Evidence(0.5, None, False).features) == len(group.WEIGHTS) == len(group.FEATURES)

@@ -60,13 +60,13 @@ def test_a_worker_that_dies_without_a_model_is_a_model_error() -> None:
         worker._in_worker(die, 3)
 
 
-# A fresh interpreter opens the App (its first start builds the model), refits, classifies; then prints what it
-# imported of the heavy libraries.
+# A fresh interpreter opens the daemon's App (its first start builds the model), refits, classifies; then prints
+# what it imported of the heavy libraries. (One-shot commands fit in their own process: app.load_model.)
 APP = """
 import sys
 from monitor import config as cfg
-from monitor.app import open_app
-app = open_app(cfg.load(sys.argv[1], env={}))
+from monitor.service.daemon import daemon_app
+app = daemon_app(cfg.load(sys.argv[1], env={}))
 app.refit()
 assert app.pipeline.model.classify("Wheat", "Wheat exports rose as the harvest beat forecasts.")[0].matched
 app.close()

@@ -58,7 +58,7 @@ def _config(args: argparse.Namespace) -> cfg.Config:
 
 def _open_app(config: cfg.Config) -> App:
     """Everything, topic model included: for the commands that poll, match or send."""
-    from ..app import open_app  # heavy: the stemmers, and a worker process that fits with scikit-learn (~1.5 s CPU)
+    from ..app import open_app  # heavy: the stemmers, scikit-learn to fit (here: a command exits soon; app.load_model)
 
     return open_app(config)
 
