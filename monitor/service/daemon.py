@@ -460,7 +460,9 @@ class Daemon:
                 self.metrics.record_delivery(report.sent, sum(report.failures.values()), report.failures)
                 if report.sent or report.failed:
                     log.info("delivered %d, failed %d", report.sent, report.failed)
-                if not self._deliver_again.is_set():
+                # A full pass leaves rows due now (a burst of alerts): the next pass starts at once, not at the
+                # next tick or kick, which capped delivery at one batch (100 rows) per 2 s.
+                if not self._deliver_again.is_set() and not report.more:
                     break
         finally:
             self._delivering = False
