@@ -5,7 +5,8 @@
     scheduler (APS)     poll:<id>   one per enabled feed, interval trigger as a safety net; after each poll
                                     its next run is moved to PollReport.next_poll (adaptive schedule,
                                     Retry-After, backoff all live in feeds.schedule)
-                        deliver     every 2 s, and kicked right after a poll that enqueued alerts
+                        deliver     every 2 s, and kicked right after a poll that enqueued alerts; a full
+                                    pass (100 rows) is followed by the next at once
                         feedback    Telegram button presses: one getUpdates long poll (3 s) per run; a stop
                                     does not wait for it (Telegram sends unconfirmed presses again)
                         labels      every 5 s: labels written since (by any process)? learn from them
