@@ -40,6 +40,7 @@ import re
 import shlex
 import signal
 import socket
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -47,6 +48,7 @@ import tempfile
 import textwrap
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -214,11 +216,15 @@ def pseudo_word(rng: random.Random) -> str:
 
 
 def matching_item(n: int, rng: random.Random) -> tuple[str, str, str]:
-    """An item about the topic that is no other item's story: most of its words are its own."""
+    """An item about the topic that is its own story: every item one event, as on a real watchlist's steady day.
+
+    Only "в Ливии" and a town are shared. Items that shared a whole sentence ("Армия Хафтара и правительство в
+    Триполи") were grouped into a few stories, which alert once and then edit, so most items went untimed."""
+    own = [pseudo_word(rng) for _ in range(18)]
     words = rng.sample(FILLER, 6)
-    own = [pseudo_word(rng) for _ in range(16)]
-    title = f"Ливия: {own[0]} {own[1]} {words[0]} в Триполи"
-    text = f"Армия Хафтара и правительство в Триполи: {' '.join(words[1:] + own[2:])}. Ливия."
+    town = rng.choice(["Триполи", "Бенгази", "Сирте", "Мисурате"])
+    title = f"{own[0].capitalize()} {own[1]} {words[0]} в Ливии: {own[2]} {own[3]}"
+    text = f"{own[4].capitalize()} {' '.join(own[5:11])} {words[1]} {town}. {' '.join(own[11:] + words[2:])} в Ливии."
     return f"bench-{n}", title, text
 
 
@@ -329,6 +335,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (config, db, log)")
     parser.add_argument("--burst", type=int, default=0, help="matching items added at once when measuring starts")
     parser.add_argument("--memory", action="store_true", help="measure RSS (see above) instead of latency")
+    parser.add_argument(
+        "--code", type=Path, default=ROOT, help="run the daemon from this checkout (a reference in the same run)"
+    )
     parser.add_argument("--topics", type=int, default=50, help="--memory: topics in the config (default 50)")
     parser.add_argument("--stored", type=int, default=100_000, help="--memory: items stored beforehand")
     parser.add_argument("--settle", type=float, default=30.0, help="--memory: seconds sampled after the refit")
@@ -348,7 +357,7 @@ def main(argv: list[str] | None = None) -> int:
     env = daemon_env(args, tmp / "notify.sock")
     cmd = [sys.executable, "-m", "monitor", "--log-level", "WARNING", "run", "--config", str(config)]
     started = time.monotonic()
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(cmd, cwd=args.code, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         wait_ready(notify, proc, 120)
         notify.close()  # nobody reads STATUS= lines from here on (the daemon drops them, never blocks)
@@ -366,11 +375,12 @@ def main(argv: list[str] | None = None) -> int:
 
         rng = random.Random(1)
         appeared: dict[str, float] = {}
+        wall: dict[str, datetime] = {}  # the same moments on the clock the daemon stores
         n = 0
         for _ in range(args.burst):  # all at once: the next poll of each feed finds several new items
             guid, title, text = matching_item(n, rng)
             farm.add(n % args.feeds, guid, title, text)
-            appeared[guid] = time.monotonic()
+            appeared[guid], wall[guid] = time.monotonic(), datetime.now(UTC)
             n += 1
         burst = set(appeared)
         run_until = time.monotonic() + args.minutes * 60
@@ -431,6 +441,7 @@ def main(argv: list[str] | None = None) -> int:
             "p99_s": round(pct(burst_latencies, 0.99), 2) if burst_latencies else None,
             "max_s": round(max(burst_latencies), 2) if burst_latencies else None,
         },
+        "burst_stages_s": stages(tmp / "data" / "monitor.db", {g: wall[g] for g in burst}) if args.burst else None,
         "of_which_by_story_edit": edits,
         "latency_s": {
             "median": round(statistics.median(latencies), 2) if latencies else None,
@@ -459,6 +470,38 @@ def main(argv: list[str] | None = None) -> int:
     if args.keep:
         print(f"kept {tmp}")
     return 0
+
+
+def stages(db: Path, appeared: Mapping[str, datetime]) -> dict[str, dict[str, float]]:
+    """Where the burst's time went, from the daemon's database: median / p99 / max of each stage.
+
+    appeared → polled: waiting for the feed's poll (items.first_seen is the poll's start); polled → queued:
+    fetch, parse, store, classify, group, one transaction (alerts.created is taken when the poll's items are
+    grouped); queued → sent: the outbox (outbox.sent_at, marked right after Telegram's answer)."""
+    conn = sqlite3.connect(db)
+    try:
+        rows = conn.execute(
+            "SELECT i.key, i.first_seen, a.created, o.sent_at FROM items i JOIN alerts a ON a.item_id = i.id "
+            "JOIN outbox o ON o.alert_id = a.id AND o.kind = 'send' AND o.status = 'sent'"
+        ).fetchall()
+    finally:
+        conn.close()
+
+    def at(text: str) -> datetime:
+        return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+    spans: dict[str, list[float]] = {"appeared → polled": [], "polled → queued": [], "queued → sent": []}
+    for key, seen, created, sent in rows:
+        if key not in appeared:
+            continue
+        marks = [appeared[key], at(seen), at(created), at(sent)]
+        for name, start, end in zip(spans, marks, marks[1:], strict=False):
+            spans[name].append((end - start).total_seconds())
+    return {
+        name: {"items": len(v), "median": round(statistics.median(v), 2), "p99": round(pct(v, 0.99), 2),
+               "max": round(max(v), 2)}
+        for name, v in spans.items() if v
+    }  # fmt: skip
 
 
 POLL_ONLY = """

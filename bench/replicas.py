@@ -50,7 +50,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from daemon import FILLER, TOKEN, Farm, Sampler, pct, pseudo_word, wait_ready  # noqa: E402
+from daemon import TOKEN, Farm, Sampler, matching_item, pct, wait_ready  # noqa: E402
 
 from monitor.config import Feed  # noqa: E402
 from monitor.delivery.message import ALSO_SHOWN  # noqa: E402
@@ -84,20 +84,6 @@ def config_text(farm: Farm, stub: TelegramStub, database: str, args: argparse.Na
             """)
         + feeds
     )
-
-
-def own_story_item(n: int, rng: random.Random) -> tuple[str, str, str]:
-    """An item about the topic that is its own story: every item one event, as on a real watchlist's steady day.
-
-    bench/daemon.py's matching_item shares one sentence ("Армия Хафтара и правительство в Триполи") between all
-    items: with the first cycle's items as the background, the grouper puts them all in one story, which alerts
-    once and then edits, so their latency is not measured. Here only "в Ливии" and a town are shared."""
-    own = [pseudo_word(rng) for _ in range(18)]
-    words = rng.sample(FILLER, 6)
-    town = rng.choice(["Триполи", "Бенгази", "Сирте", "Мисурате"])
-    title = f"{own[0].capitalize()} {own[1]} {words[0]} в Ливии: {own[2]} {own[3]}"
-    text = f"{own[4].capitalize()} {' '.join(own[5:11])} {words[1]} {town}. {' '.join(own[11:] + words[2:])} в Ливии."
-    return f"bench-{n}", title, text
 
 
 def xacts(engine: sa.Engine, name: str) -> int:
@@ -226,7 +212,7 @@ def run(count: int, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             start = time.monotonic()
             n = 0
             while time.monotonic() - start < args.seconds:
-                guid, title, text = own_story_item(n, rng)
+                guid, title, text = matching_item(n, rng)
                 farm.add(rng.randrange(args.feeds), guid, title, text)
                 added[guid], added_wall[guid] = time.monotonic(), time.time()
                 n += 1

@@ -11,7 +11,8 @@
       |   read their stories        (store.get_stories: rows, not members)    } under the story lock, taken
       |   decide, item by item      (decide.decide -> ItemIntent; pure)       } in grouping order
       |   apply                     (store.apply_all: stories, matches, alerts, outbox rows, near misses;
-      |                              one transaction for the poll)
+      |                              one transaction for the poll, and for the polls that waited
+      |                              at the grouping lock with it: a group commit)
       | feed state, next poll time  (decide.next_feed_state; pure) -> store.put_feed
 
 Delivery of the outbox is separate (outbox.Deliverer), so a slow channel never holds up polling.
@@ -19,7 +20,8 @@ Delivery of the outbox is separate (outbox.Deliverer), so a slow channel never h
 A database write that fails while items are processed (disk full, database locked) raises StoreError out of
 the poll; the items it stored but did not finish are kept (`finish_unfinished`), and so are those a stopped
 process left (at start-up). They are no longer new to the next poll: without this their alerts would be lost.
-A poll's items are applied in one transaction, so a process killed at any point has recorded all of them or none.
+A poll's items are applied in one transaction (with those of the polls that waited with it), so a process killed at
+any point has recorded all of them or none.
 """
 
 from __future__ import annotations
@@ -28,8 +30,9 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from contextlib import nullcontext
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from . import config as cfg
@@ -65,6 +68,20 @@ class Enqueued:
     alerted: bool
 
 
+@dataclass
+class _Batch:
+    """One process_all call's items, classified, waiting for the grouping lock; `result` is set by whichever
+    call took the lock and placed and applied it (with the other batches waiting then)."""
+
+    todo: Sequence[Unfinished]
+    analysed: Sequence[AnalysedText]
+    matched: Sequence[tuple[Match, ...]]
+    near: Sequence[tuple[Match, ...]]
+    config: cfg.Config
+    taken: bool = False
+    result: Future[list[Enqueued]] = field(default_factory=Future)
+
+
 class Pipeline:
     """Polls one feed at a time; safe to call from several threads at once."""
 
@@ -91,6 +108,11 @@ class Pipeline:
         # in the order their items were grouped, while the next batch groups as this one writes.
         self._group_lock = threading.Lock()
         self._story_lock = threading.Lock()
+        # Batches waiting for the grouping lock: the call that gets it places and applies all of them, in the order
+        # they came, in one transaction (a group commit). Under a burst, polls queue at the lock, and each lock
+        # hand-over, story read and transaction cost about as much as the few items of a poll.
+        self._waiting: list[_Batch] = []
+        self._waiting_lock = threading.Lock()
         self._unfinished: list[Unfinished] = []
         self._unfinished_lock = threading.Lock()
 
@@ -289,37 +311,64 @@ class Pipeline:
         with shared as others:
             if others:
                 self.grouper.add_known(others)
-            return self._place_and_apply(todo, items, analysed, matched, near, config)
+            return self._place_and_apply(_Batch(todo, analysed, matched, near, config))
 
-    def _place_and_apply(
-        self,
-        todo: Sequence[Unfinished],
-        items: Sequence[Item],
-        analysed: Sequence[AnalysedText],
-        matched: Sequence[tuple[Match, ...]],
-        near: Sequence[tuple[Match, ...]],
-        config: cfg.Config,
-    ) -> list[Enqueued]:
-        """Group in order under the grouping lock, then read, decide and apply under the story lock."""
+    def _place_and_apply(self, batch: _Batch) -> list[Enqueued]:
+        """Group in order under the grouping lock, then read, decide and apply under the story lock: this batch
+        and the others waiting for the lock with it, unless one of those calls took them all first.
+
+        On a shared database the store's story lock lets one call at a time in here, so nothing waits with it."""
+        with self._waiting_lock:
+            self._waiting.append(batch)
         with self._group_lock:
-            now = self.clock.now()
-            placements = [self.grouper.assign(item, now, text) for item, text in zip(items, analysed, strict=True)]
-            self._story_lock.acquire()
-        try:
-            stories = self._read_stories(placements, items)
-            intents = []
-            for step, placement, hits, below in zip(todo, placements, matched, near, strict=True):
-                story = stories.get(placement.story_id)
-                intent = decide(
-                    step.item, hits, story, placement, config, now,
-                    update=step.update, alert=step.alert, near=below, near_per_day=NEAR_MISSES_PER_TOPIC_DAY,
-                )  # fmt: skip
-                stories[placement.story_id] = intent.story  # what a later item of the batch in this story sees
-                intents.append(intent)
-            recorded = self.store.apply_all(intents) if len(intents) > 1 else [self.store.apply(intents[0])]
-        finally:
-            self._story_lock.release()
-        return [Enqueued(hits, alert is not None) for hits, alert in zip(matched, recorded, strict=True)]
+            if batch.taken:
+                group: list[_Batch] = []
+            else:
+                with self._waiting_lock:
+                    group, self._waiting = self._waiting, []
+                for each in group:
+                    each.taken = True
+                try:
+                    now = self.clock.now()
+                    placements = [
+                        self.grouper.assign(step.item, now, text)
+                        for each in group
+                        for step, text in zip(each.todo, each.analysed, strict=True)
+                    ]
+                except BaseException as exc:
+                    _fail(group, exc)
+                    raise
+                self._story_lock.acquire()
+        if group:
+            try:
+                self._decide_and_apply(group, placements, now)
+            except BaseException as exc:
+                _fail(group, exc)
+                raise
+            finally:
+                self._story_lock.release()
+        return batch.result.result()  # taken by another call: wait for its transaction
+
+    def _decide_and_apply(self, group: Sequence[_Batch], placements: Sequence[StoryDecision], now: datetime) -> None:
+        """Read the placed items' stories, decide item by item in grouping order, apply all in one transaction."""
+        steps = [(each, step, hits, below) for each in group
+                 for step, hits, below in zip(each.todo, each.matched, each.near, strict=True)]  # fmt: skip
+        stories = self._read_stories(placements, [step.item for _, step, _, _ in steps])
+        intents = []
+        for (each, step, hits, below), placement in zip(steps, placements, strict=True):
+            story = stories.get(placement.story_id)
+            intent = decide(
+                step.item, hits, story, placement, each.config, now,
+                update=step.update, alert=step.alert, near=below, near_per_day=NEAR_MISSES_PER_TOPIC_DAY,
+            )  # fmt: skip
+            stories[placement.story_id] = intent.story  # what a later item in this story sees
+            intents.append(intent)
+        recorded = self.store.apply_all(intents) if len(intents) > 1 else [self.store.apply(intents[0])]
+        outcomes = [Enqueued(hits, alert is not None) for (_, _, hits, _), alert in zip(steps, recorded, strict=True)]
+        start = 0
+        for each in group:  # each call's own items, in its order
+            each.result.set_result(outcomes[start : start + len(each.todo)])
+            start += len(each.todo)
 
     def _read_stories(self, placements: Sequence[StoryDecision], items: Sequence[Item]) -> dict[str, Story]:
         """The stories the items were placed in, with of their members only these items: a read that costs the
@@ -410,3 +459,10 @@ class Pipeline:
             next_poll=when,
             items=tuple(new_items),
         )
+
+
+def _fail(group: Sequence[_Batch], exc: BaseException) -> None:
+    """The calls waiting on a group's transaction raise what stopped it (a StoreError: each keeps its items)."""
+    for each in group:
+        if not each.result.done():
+            each.result.set_exception(exc)

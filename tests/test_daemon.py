@@ -107,14 +107,19 @@ class Report:
     sent: int = 0
     failed: int = 0
     failures: dict[str, int] = field(default_factory=dict)
+    more: bool = False
 
 
 class FakeDeliverer:
     def __init__(self) -> None:
         self.calls = 0
+        self.backlog = 0  # full passes still to come (a burst of alerts queued)
 
     def deliver_due(self) -> Report:
         self.calls += 1
+        if self.backlog:
+            self.backlog -= 1
+            return Report(sent=100, more=True)
         return Report()
 
 
@@ -489,6 +494,17 @@ def test_alerts_kick_delivery_at_once(harness: Callable[..., Harness]) -> None:
     calls = h.app.deliverer.calls
     h.app.pipeline.alerts = 1
     wait_for(lambda: h.app.deliverer.calls > calls, timeout=1.5, what="a kicked delivery before the 2 s tick")
+
+
+def test_a_full_delivery_pass_is_followed_by_the_next_at_once(harness: Callable[..., Harness]) -> None:
+    # Issue 16: one pass per 2 s tick (or per kick) delivered a burst of 5,000 alerts at 100 rows per 2 s.
+    h = harness()
+    wait_for(lambda: h.app.deliverer.calls >= 1, what="first delivery tick")
+    calls = h.app.deliverer.calls
+    h.app.deliverer.backlog = 10
+    h.daemon.kick_delivery()  # as a poll that enqueued the burst does
+    wait_for(lambda: h.app.deliverer.calls >= calls + 11, timeout=1.5, what="ten full passes before the 2 s tick")
+    assert h.app.deliverer.backlog == 0
 
 
 def test_stop_abandons_a_stuck_poll_within_the_grace(harness: Callable[..., Harness]) -> None:

@@ -233,6 +233,30 @@ def test_sends_each_row_once_and_marks_it_right_after(clock: FakeClock, store: F
     assert Deliverer(store, {"a": a, "b": b}, config, clock).deliver_due().handled == 0
 
 
+def test_a_full_pass_says_more_may_be_due(clock: FakeClock, store: FakeStore) -> None:
+    config = make_config()
+    tg = Recorder("tg", clock)
+    for n in range(3):
+        enqueue(store, config, n, clock.now())
+    deliverer = Deliverer(store, {"tg": tg}, config, clock)
+    first = deliverer.deliver_due(max_rows=2)
+    assert first.sent == 2 and first.full and first.more
+    last = deliverer.deliver_due(max_rows=2)
+    assert last.sent == 1 and not last.full and not last.more
+
+
+def test_a_full_pass_that_only_deferred_says_no_more(clock: FakeClock, store: FakeStore) -> None:
+    class Slow(Recorder):
+        def ready_in(self) -> float:
+            return 30.0  # a paced channel: every row is deferred
+
+    config = make_config()
+    for n in range(3):
+        enqueue(store, config, n, clock.now())
+    report = Deliverer(store, {"tg": Slow("tg", clock)}, config, clock).deliver_due(max_rows=2)
+    assert report.full and report.deferred == 2 and not report.more
+
+
 def test_permanent_failure_is_visible(clock: FakeClock, store: FakeStore) -> None:
     config = make_config()
     tg = Recorder("tg", clock)

@@ -7,6 +7,8 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from email.utils import format_datetime
@@ -19,7 +21,7 @@ from monitor import config as cfg
 from monitor.app import App, open_app
 from monitor.errors import StoreError
 from monitor.models import Alert, Item, ItemIntent
-from monitor.pipeline import Unfinished
+from monitor.pipeline import Enqueued, Unfinished
 from tests.fakes import T0, FakeClock
 from tests.feedserver import FeedServer, feed_server_fixture  # noqa: F401
 from tests.tgstub import TelegramStub, visible_text
@@ -398,6 +400,77 @@ def test_processing_an_item_reads_its_story_and_writes_once(
         app.close()
 
 
+def process_together(app: App, items: list[Item]) -> list[object]:
+    """`process` of each item in a thread of its own, all queued at the grouping lock before it is let go, in
+    this order; what each call returned or raised."""
+    pipeline = app.pipeline
+    out: list[object] = [None] * len(items)
+
+    def run(i: int) -> None:
+        try:
+            out[i] = pipeline.process(items[i])
+        except Exception as exc:  # handed to the test
+            out[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(items))]
+    with pipeline._group_lock:  # a poll holds it: the others queue behind, as in a burst
+        for i, thread in enumerate(threads):
+            thread.start()
+            deadline = time.monotonic() + 10
+            while len(pipeline._waiting) <= i:  # queued in order
+                assert time.monotonic() < deadline, "a call did not queue at the grouping lock"
+                time.sleep(0.005)
+    for thread in threads:
+        thread.join(10)
+    return out
+
+
+def test_calls_waiting_at_the_grouping_lock_are_decided_in_order_in_one_transaction(
+    tmp_path: Path, feed_server: FeedServer, stub: TelegramStub
+) -> None:
+    clock = FakeClock(T0)
+    app = open_with(tmp_path, config_text(tmp_path, feed_server, stub, LIBYA_TOPIC), clock)
+    try:
+        items = [
+            Item(feed=feed, key=key, title=title, link=None, published=T0, summary=body, lang="ru")
+            for feed, (key, title, body) in zip(("Interfax", "TASS", "RIA"), [*READOUT[:2], OTHER], strict=True)
+        ]
+        app.store.add_items(items, T0)
+        log = CallLog(app.store)
+        app.pipeline.store = log  # type: ignore[assignment]
+        first, second, other = process_together(app, items)
+        assert isinstance(first, Enqueued) and isinstance(second, Enqueued) and isinstance(other, Enqueued)
+        assert (first.alerted, second.alerted, other.alerted) == (True, False, False)  # the second edits the first
+        assert log.calls == ["get_stories", "apply_all"]  # one read and one transaction for the three calls
+        kinds = sorted(kind for _, kind in app.store.due_deliveries(T0 + timedelta(days=1)))
+        assert kinds == ["edit", "send"]
+    finally:
+        app.close()
+
+
+def test_a_failed_group_transaction_fails_every_call_in_it(
+    tmp_path: Path, feed_server: FeedServer, stub: TelegramStub
+) -> None:
+    clock = FakeClock(T0)
+    app = open_with(tmp_path, config_text(tmp_path, feed_server, stub, LIBYA_TOPIC), clock)
+    disk = FullDisk(app.store)
+    try:
+        items = [
+            Item(feed=feed, key=key, title=title, link=None, published=T0, summary=body, lang="ru")
+            for feed, (key, title, body) in zip(("Interfax", "RIA"), [READOUT[0], OTHER], strict=True)
+        ]
+        app.store.add_items(items, T0)
+        app.pipeline.store = disk  # type: ignore[assignment]
+        disk.full = True
+        results = process_together(app, items)
+        assert all(isinstance(r, StoreError) for r in results)  # each poll keeps its items for App.recover
+        assert app.store.outbox_counts()["pending"] == 0
+        disk.full = False
+        assert [r.alerted for r in process_together(app, items)] == [True, False]  # type: ignore[attr-defined]
+    finally:
+        app.close()
+
+
 def test_preview_decides_as_a_poll_would(tmp_path: Path, feed_server: FeedServer, stub: TelegramStub) -> None:
     clock = FakeClock(T0)
     app = open_with(tmp_path, config_text(tmp_path, feed_server, stub, LIBYA_TOPIC), clock)
@@ -442,7 +515,7 @@ from sqlalchemy import event
 from monitor import config as cfg
 from monitor.app import open_app
 from monitor.models import Item
-from monitor.pipeline import Unfinished
+from monitor.pipeline import Enqueued, Unfinished
 from tests.fakes import T0, FakeClock
 from tests.test_pipeline import OTHER, READOUT
 

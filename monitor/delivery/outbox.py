@@ -81,6 +81,7 @@ class DeliveryReport:
     failed: int = 0
     deferred: int = 0
     next_due: datetime | None = None  # the earliest retry or deferral this pass scheduled
+    full: bool = False  # the pass took as many rows as it was allowed: more may be due now
     errors: list[str] = field(default_factory=list)
     failures: dict[str, int] = field(default_factory=dict)  # failed attempts (retried or given up) per channel
 
@@ -88,12 +89,19 @@ class DeliveryReport:
     def handled(self) -> int:
         return self.sent + self.edited + self.retried + self.failed + self.deferred
 
+    @property
+    def more(self) -> bool:
+        """Another pass now would find due rows: this one was full and moved some. (A full pass that only
+        deferred rows, on a paused channel, would only defer the next batch too.)"""
+        return self.full and self.handled > self.deferred
+
     def add(self, other: DeliveryReport) -> None:
         self.sent += other.sent
         self.edited += other.edited
         self.retried += other.retried
         self.failed += other.failed
         self.deferred += other.deferred
+        self.full = other.full
         self.errors += other.errors
         for name, count in other.failures.items():
             self.failures[name] = self.failures.get(name, 0) + count
@@ -200,6 +208,7 @@ class Deliverer:
             rows = self.store.due_deliveries(now, max_rows)
         else:
             rows = self.store.due_deliveries(now, max_rows, channels=channels) if channels else []
+        report.full = len(rows) >= max_rows
         # One read for the pass: loading alerts one by one was a quarter of the time per message.
         alerts = self.store.get_alerts(sorted({row.alert_id for row, _ in rows}))
         digests: dict[str, list[Delivery]] = {}

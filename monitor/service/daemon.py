@@ -5,7 +5,8 @@
     scheduler (APS)     poll:<id>   one per enabled feed, interval trigger as a safety net; after each poll
                                     its next run is moved to PollReport.next_poll (adaptive schedule,
                                     Retry-After, backoff all live in feeds.schedule)
-                        deliver     every 2 s, and kicked right after a poll that enqueued alerts
+                        deliver     every 2 s, and kicked right after a poll that enqueued alerts; a full
+                                    pass (100 rows) is followed by the next at once
                         feedback    Telegram button presses: one getUpdates long poll (3 s) per run; a stop
                                     does not wait for it (Telegram sends unconfirmed presses again)
                         labels      every 5 s: labels written since (by any process)? learn from them
@@ -466,7 +467,9 @@ class Daemon:
                 self.metrics.record_delivery(report.sent, sum(report.failures.values()), report.failures)
                 if report.sent or report.failed:
                     log.info("delivered %d, failed %d", report.sent, report.failed)
-                if not self._deliver_again.is_set():
+                # A full pass leaves rows due now (a burst of alerts): the next pass starts at once, not at the
+                # next tick or kick, which capped delivery at one batch (100 rows) per 2 s.
+                if not self._deliver_again.is_set() and not report.more:
                     break
         finally:
             self._delivering = False

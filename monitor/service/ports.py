@@ -24,6 +24,11 @@ class DeliveryReport(Protocol):
     @property
     def failures(self) -> Mapping[str, int]: ...
 
+    @property
+    def more(self) -> bool:
+        """The pass was full and moved rows: more may be due at once."""
+        ...
+
 
 class Delivering(Protocol):
     def deliver_due(
