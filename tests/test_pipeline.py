@@ -9,7 +9,7 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
@@ -377,17 +377,23 @@ class CallLog:
         return call
 
 
+def stored(app: App, feeds: Sequence[str], texts: Sequence[tuple[str, str, str]]) -> list[Item]:
+    """One item per feed with its (key, title, body), stored as a poll stores them (not yet processed)."""
+    items = [
+        Item(feed=feed, key=key, title=title, link=None, published=T0, summary=body, lang="ru")
+        for feed, (key, title, body) in zip(feeds, texts, strict=True)
+    ]
+    app.store.add_items(items, T0)
+    return items
+
+
 def test_processing_an_item_reads_its_story_and_writes_once(
     tmp_path: Path, feed_server: FeedServer, stub: TelegramStub
 ) -> None:
     clock = FakeClock(T0)
     app = open_with(tmp_path, config_text(tmp_path, feed_server, stub, LIBYA_TOPIC), clock)
     try:
-        items = [
-            Item(feed=feed, key=key, title=title, link=None, published=T0, summary=body, lang="ru")
-            for feed, (key, title, body) in zip(("Interfax", "TASS"), READOUT, strict=False)
-        ]
-        app.store.add_items(items, T0)
+        items = stored(app, ("Interfax", "TASS"), READOUT[:2])
         log = CallLog(app.store)
         app.pipeline.store = log  # type: ignore[assignment]
         first = app.pipeline.process(items[0])  # alerts
@@ -431,11 +437,7 @@ def test_calls_waiting_at_the_grouping_lock_are_decided_in_order_in_one_transact
     clock = FakeClock(T0)
     app = open_with(tmp_path, config_text(tmp_path, feed_server, stub, LIBYA_TOPIC), clock)
     try:
-        items = [
-            Item(feed=feed, key=key, title=title, link=None, published=T0, summary=body, lang="ru")
-            for feed, (key, title, body) in zip(("Interfax", "TASS", "RIA"), [*READOUT[:2], OTHER], strict=True)
-        ]
-        app.store.add_items(items, T0)
+        items = stored(app, ("Interfax", "TASS", "RIA"), [*READOUT[:2], OTHER])
         log = CallLog(app.store)
         app.pipeline.store = log  # type: ignore[assignment]
         first, second, other = process_together(app, items)
@@ -455,11 +457,7 @@ def test_a_failed_group_transaction_fails_every_call_in_it(
     app = open_with(tmp_path, config_text(tmp_path, feed_server, stub, LIBYA_TOPIC), clock)
     disk = FullDisk(app.store)
     try:
-        items = [
-            Item(feed=feed, key=key, title=title, link=None, published=T0, summary=body, lang="ru")
-            for feed, (key, title, body) in zip(("Interfax", "RIA"), [READOUT[0], OTHER], strict=True)
-        ]
-        app.store.add_items(items, T0)
+        items = stored(app, ("Interfax", "RIA"), [READOUT[0], OTHER])
         app.pipeline.store = disk  # type: ignore[assignment]
         disk.full = True
         results = process_together(app, items)
