@@ -308,6 +308,9 @@ def test_three_replicas_one_killed_one_stopped_lose_nothing_and_send_nothing_twi
             publish(len(items))
             last = next(r for r in replicas if r is not victim and r is not deliverer)
             wait_for(lambda: len(alerted()) == len(made), 60, f"all stories alerted:\n{last.logs()[-2000:]}")
+            # A story's second report can come after its alert: its feed's next poll (up to an interval later)
+            # stores it. An item never stored fails here, as a lost one would.
+            wait_for(lambda: db.rows("SELECT count(*) FROM items")[0][0] == len(items), 60, "every item stored")
             wait_for(
                 lambda: db.rows("SELECT count(*) FROM outbox WHERE status = 'pending'")[0][0] == 0, 30,
                 "the outbox drained",
