@@ -448,31 +448,40 @@ class Daemon:
         self._scheduler.run_at("deliver", self._clock.now())
 
     def _deliver(self) -> None:
-        self._delivering = True
-        try:
-            while not self._stop.is_set():
-                self._deliver_again.clear()
-                if self._leases is None:
-                    report = self.app.deliverer.deliver_due()  # each failed attempt is logged there
-                else:  # the channels this replica holds; a rebalance leaves them here while this pass runs
-                    held = self._leases.held()
-                    channels = [name for name in self.config.channels if f"deliver:{name}" in held]
+        while True:
+            self._delivering = True
+            try:
+                self._deliver_passes()
+            finally:
+                self._delivering = False
+            # kick_delivery sets _deliver_again before it reads _delivering: a kick that came after the passes'
+            # last look saw _delivering still on and left the work to this run, so look once more now it is off.
+            if self._stop.is_set() or not self._deliver_again.is_set():
+                return
+
+    def _deliver_passes(self) -> None:
+        """Delivery passes, one after another while one is asked for: a kick came during the last, or it was full."""
+        while not self._stop.is_set():
+            self._deliver_again.clear()
+            if self._leases is None:
+                report = self.app.deliverer.deliver_due()  # each failed attempt is logged there
+            else:  # the channels this replica holds; a rebalance leaves them here while this pass runs
+                held = self._leases.held()
+                channels = [name for name in self.config.channels if f"deliver:{name}" in held]
+                with self._lock:
+                    self._polling.update(f"deliver:{name}" for name in channels)
+                try:
+                    report = self.app.deliverer.deliver_due(channels=channels, still=self._delivers)
+                finally:
                     with self._lock:
-                        self._polling.update(f"deliver:{name}" for name in channels)
-                    try:
-                        report = self.app.deliverer.deliver_due(channels=channels, still=self._delivers)
-                    finally:
-                        with self._lock:
-                            self._polling.difference_update(f"deliver:{name}" for name in channels)
-                self.metrics.record_delivery(report.sent, sum(report.failures.values()), report.failures)
-                if report.sent or report.failed:
-                    log.info("delivered %d, failed %d", report.sent, report.failed)
-                # A full pass leaves rows due now (a burst of alerts): the next pass starts at once, not at the
-                # next tick or kick, which capped delivery at one batch (100 rows) per 2 s.
-                if not self._deliver_again.is_set() and not report.more:
-                    break
-        finally:
-            self._delivering = False
+                        self._polling.difference_update(f"deliver:{name}" for name in channels)
+            self.metrics.record_delivery(report.sent, sum(report.failures.values()), report.failures)
+            if report.sent or report.failed:
+                log.info("delivered %d, failed %d", report.sent, report.failed)
+            # A full pass leaves rows due now (a burst of alerts): the next pass starts at once, not at the
+            # next tick or kick, which capped delivery at one batch (100 rows) per 2 s.
+            if not self._deliver_again.is_set() and not report.more:
+                break
 
     def _delivers(self, channel: str) -> bool:
         return self._duty(f"deliver:{channel}")
