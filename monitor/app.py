@@ -206,10 +206,10 @@ _TRIM = _malloc_trim()
 def release_memory() -> None:
     """Hand the memory a refit or a model build used for a while back to the system.
 
-    A refit reads 20,000 stored texts and sends them to the fitting worker (match/worker.py), and the fitted model
-    comes back pickled: tens of MB of short-lived objects. Python frees them, but glibc keeps the freed heap
-    mapped, so the daemon's RSS stayed at its peak (issue 16). malloc_trim(3) returns it; elsewhere (musl, macOS)
-    this does nothing.
+    A refit reads 20,000 stored texts and fits on them (the daemon: sends them to the fitting worker,
+    match/worker.py, and unpickles the model it hands back): tens of MB of short-lived objects. Python frees them,
+    but glibc keeps the freed heap mapped, so the daemon's RSS stayed at its peak (issue 16). malloc_trim(3)
+    returns it; elsewhere (musl, macOS) this does nothing.
     """
     gc.collect()
     if _TRIM is not None:

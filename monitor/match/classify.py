@@ -371,11 +371,6 @@ class TopicModel:
     def topic_ids(self) -> tuple[str, ...]:
         return tuple(s.id for s in self._specs)
 
-    @property
-    def specs(self) -> tuple[TopicSpec, ...]:
-        """The topics as the model was built for them (what a refit fits again)."""
-        return self._specs
-
     def with_labels(self, labelled: Sequence[tuple[Label, Item]]) -> TopicModel:
         """A model that learns from the analyst's labels: all of them (any earlier labels are replaced).
 

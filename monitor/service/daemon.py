@@ -72,14 +72,13 @@ from .wakeup import Wakeup
 
 log = logging.getLogger(__name__)
 
+STOP_GRACE = 5.0  # seconds in-flight work may take after SIGTERM (the unit's TimeoutStopSec is 20)
+NOT_WAITED_AT_STOP = {"feedback"}  # a getUpdates long poll cut short loses no press: Telegram sends it again
+
 
 def daemon_app(config: cfg.Config, *, clock: Clock | None = None) -> AppLike:
     """The daemon's App: its model loaded, built and refitted in a worker process (app.load_model says why)."""
     return open_app(config, clock=clock, fit_in_worker=True)
-
-
-STOP_GRACE = 5.0  # seconds in-flight work may take after SIGTERM (the unit's TimeoutStopSec is 20)
-NOT_WAITED_AT_STOP = {"feedback"}  # a getUpdates long poll cut short loses no press: Telegram sends it again
 
 
 # --- the daemon ----------------------------------------------------------------------------------------
