@@ -226,12 +226,21 @@ def test_an_item_about_a_topic_scores_above_a_passing_mention_in_both_languages(
 
 
 def test_the_batch_form_of_the_label_correction_matches_the_per_item_one(model: TopicModel) -> None:
-    # The batch classification path corrects a poll's items at once (_label_logits_batch): the same log-odds as one
-    # item at a time, the kernel included (the reprint is close to a labelled item, the talks are not).
+    # The batch classification path corrects a poll's items at once (_label_logits_batch): the same
+    # log-odds as one item at a time, and as the rule itself computed item by item against every labelled item
+    # (learn.py: the shift, plus the kernel of the nearest labelled items; the reprint is close to a labelled
+    # item, the talks are not).
     taught = model.with_labels([label(STORY, "libya", False), label(LIBYA_TALKS, "libya", True)])
     evidence = [taught._evidence(*(terms(t) for t in (it.title, it.text))) for it in (REPRINT, LIBYA_TALKS, STORY)]
     z0 = np.stack([taught._log_odds(s) for s in evidence])
     one_by_one = np.stack([taught._label_logits(s, z) for s, z in zip(evidence, z0, strict=True)])
     assert np.array_equal(taught._label_logits_batch(evidence, z0), one_by_one)
+    expected = z0 + taught._w0[None, :]
+    for i, s in enumerate(evidence):
+        ids, vec = taught._item_vector(s)
+        for ti, fitted in taught._labels.items():
+            kp, kn = fitted.kernel(fitted.similarities(*taught._topic_view(ti, ids, vec)))
+            expected[i, ti] += taught._w[ti, 1] * kp + taught._w[ti, 2] * kn
+    np.testing.assert_allclose(one_by_one, expected, rtol=0, atol=1e-9)
     assert one_by_one[0, 1] < z0[0, 1] - 3  # the reprint's Libya log-odds went down through the kernel
     assert np.array_equal(model._label_logits_batch(evidence, z0), z0)  # no labels: the prior as it is
