@@ -226,7 +226,7 @@ def test_an_item_about_a_topic_scores_above_a_passing_mention_in_both_languages(
 
 
 def test_the_batch_form_of_the_label_correction_matches_the_per_item_one(model: TopicModel) -> None:
-    # The batch classification path corrects a poll's items at once (_label_logits_batch): the same
+    # The batch classification path corrects a poll's items at once (_label_logits_batch, nearlabels.py): the same
     # log-odds as one item at a time, and as the rule itself computed item by item against every labelled item
     # (learn.py: the shift, plus the kernel of the nearest labelled items; the reprint is close to a labelled
     # item, the talks are not).

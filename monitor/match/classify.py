@@ -18,8 +18,6 @@ See docs/matching.md for the method, the score rule and the measured numbers.
 from __future__ import annotations
 
 import copy
-import itertools
-import zlib
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
@@ -28,7 +26,7 @@ import numpy as np
 from ..config import Topic
 from ..errors import ModelError
 from ..models import Item, Label, LabelEffect, Match
-from . import calibrate, learn, passages, score
+from . import calibrate, learn, nearlabels, passages, score
 from .background import Background
 from .passages import PASSAGE_CHARS, WINDOW
 from .passages import passage as _passage
@@ -65,11 +63,6 @@ SELF_TRAIN_MIN = 200  # background items needed before self-training (cold start
 SELF_TRAIN_MIN_POSITIVES = 3
 LEARNED_TERMS = 2000  # per topic, the terms of largest |weight| kept (the rest of an L2 model's weights are small)
 NEAR_MISSES_PER_TOPIC_DAY = 3  # near misses offered for labelling per topic and calendar day (daemon and eval)
-# An item is compared with a labelled item (learn.py's kernel) only when at least LABEL_KEY_SHARED of its
-# LABEL_KEY_TERMS heaviest terms are among the labelled item's: a near-duplicate (cosine ≥ 0.5) shares most of them,
-# and the check is one sorted look-up per batch instead of a product with every labelled item (50 topics with 50
-# labels each would otherwise cost several times the rest of classify).
-LABEL_KEY_TERMS, LABEL_KEY_SHARED = 8, 3
 
 
 class TopicModel:
@@ -104,12 +97,6 @@ class TopicModel:
         # terms for an item close to a labelled one; without labels w = 0.
         self._labels: dict[int, learn.TopicLabels] = {}
         self._labelled: tuple[tuple[Label, Item], ...] = ()
-        # The labelled items' heavy terms as postings: sorted term ids, and for key k its items
-        # _label_key_owner[_label_key_ptr[k]:_label_key_ptr[k + 1]] (g indexes _label_owners).
-        self._label_keys = np.zeros(0, dtype=np.int64)
-        self._label_key_ptr = np.zeros(1, dtype=np.int64)
-        self._label_key_owner = np.zeros(0, dtype=np.int64)
-        self._label_owners: list[tuple[int, int]] = []  # labelled item g → (topic, index in its examples)
         # The terms that name each topic (its keyword phrases, and the place adjectives that stand for them): every
         # item of a topic shares them, so they are left out when the kernel compares an item with labelled ones.
         self._name_ids = [
@@ -127,6 +114,7 @@ class TopicModel:
             )
             for spec in specs
         ]
+        self._label_index = nearlabels.LabelIndex.empty(self._name_ids)  # the labelled items, for a batch's look-up
         self._example_cache: dict[tuple[str, str, str], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self._fit_cache: dict[int, tuple[tuple[tuple[str, bool, float], ...], learn.TopicLabels]] = {}
         self._set_correction()
@@ -394,18 +382,7 @@ class TopicModel:
         newer = copy.copy(self)  # shares everything read-only; the label state below is the new model's own
         newer._labels = {ti: self._fit_labels(ti, examples) for ti, examples in per_topic.items()}
         newer._labelled = tuple(latest.values())
-        posting: dict[int, list[int]] = {}
-        owners: list[tuple[int, int]] = []
-        for ti, fitted in newer._labels.items():
-            for j, example in enumerate(fitted.examples):
-                for term in _strongest(example.ids, example.vec):
-                    posting.setdefault(term, []).append(len(owners))
-                owners.append((ti, j))
-        keys = sorted(posting)
-        newer._label_keys = np.array(keys, dtype=np.int64)
-        newer._label_key_ptr = np.cumsum([0, *(len(posting[k]) for k in keys)], dtype=np.int64)
-        newer._label_key_owner = np.array([g for k in keys for g in posting[k]], dtype=np.int64)
-        newer._label_owners = owners
+        newer._label_index = nearlabels.LabelIndex.of(newer._labels, self._name_ids)
         newer._match_cache = {}
         newer._set_correction()
         newer._set_thresholds()
@@ -438,33 +415,8 @@ class TopicModel:
         return cached
 
     def _item_vector(self, s: _Terms) -> tuple[np.ndarray, np.ndarray]:
-        """The whole item's L2-normalised TF-IDF vector (sorted ids), from its evidence, for the label kernel.
-
-        Terms outside the vocabulary (names, new words: often what tells two stories apart) get ids from a hash of
-        the term above the vocabulary (CRC-32: stable across processes), so two items with the same unseen term
-        share it; a collision of two unseen terms only adds a little similarity.
-        """
-        w = s.weights[0].astype(np.float64)
-        norm = float(np.sqrt(w @ w)) or 1.0
-        ids = s.uniq
-        if s.unseen:
-            ids = ids.copy()
-            base = self._oov + 1
-            unseen = ids > self._oov
-            ids[unseen] = [base + _term_hash(s.unseen[i - base]) for i in ids[unseen].tolist()]
-            order = np.argsort(ids, kind="stable")
-            return ids[order], w[order] / norm
-        return ids, w / norm
-
-    def _heavy_terms(self, s: _Terms) -> list[int]:
-        """The ids (as _item_vector gives them) of the item's LABEL_KEY_TERMS heaviest terms."""
-        w = s.weights[0]
-        top = np.argpartition(-w, LABEL_KEY_TERMS - 1)[:LABEL_KEY_TERMS] if len(w) > LABEL_KEY_TERMS else range(len(w))
-        ids: list[int] = s.uniq[top].tolist()
-        if s.unseen:
-            base = self._oov + 1
-            ids = [i if i < base else base + _term_hash(s.unseen[i - base]) for i in ids]
-        return ids
+        """The whole item's L2-normalised TF-IDF vector (sorted ids), for the label kernel (nearlabels.py)."""
+        return nearlabels.item_vector(s, self._oov)
 
     def _topic_view(self, ti: int, ids: np.ndarray, vec: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """An item vector without the terms that name topic `ti`, renormalised (what the kernel compares)."""
@@ -475,15 +427,6 @@ class TopicModel:
         vec = vec[keep]
         norm = float(np.sqrt(vec @ vec)) or 1.0
         return ids[keep], vec / norm
-
-    def _view_norm(self, ti: int, ids: np.ndarray, vec: np.ndarray) -> float:
-        """The norm of a normalised item vector without the terms that name topic `ti`."""
-        names = self._name_ids[ti]
-        if not len(names) or not len(ids):
-            return 1.0
-        at = np.minimum(np.searchsorted(ids, names), len(ids) - 1)
-        named = vec[at][ids[at] == names]
-        return float(np.sqrt(max(1.0 - float(named @ named), 1e-12)))
 
     def _set_correction(self) -> None:
         """Per-topic coefficients of the corrected log-odds (learn.py)."""
@@ -508,81 +451,14 @@ class TopicModel:
         return calibrate.probability(self._label_logits(s, z0))
 
     def _label_logits(self, s: _Scores, z0: np.ndarray) -> np.ndarray:
-        """The corrected log-odds per topic ([topics]): z0 + the topic's shift, plus the kernel terms where the item
-        is close to a labelled item of the topic (learn.py)."""
-        z = z0 + self._w0
-        near = self._label_candidates([s]).get(0)
-        if near:
-            self._apply_kernel(s, z0, z, near)
-        return z
+        """The corrected log-odds per topic ([topics]) of one item: `_label_logits_batch` of a batch of one."""
+        return np.asarray(self._label_logits_batch([s], z0[None, :])[0])
 
     def _label_logits_batch(self, scores: Sequence[_Terms], z0: np.ndarray) -> np.ndarray:
-        """The batch form of _label_logits: `scores` of B items, their prior log-odds z0 [B, topics] → [B, topics].
-
-        The shift is one broadcast add; the kernel is applied only to the rows whose heavy terms meet a labelled
-        item's (`_label_candidates`, most rows have none), so a batch costs one add plus one look-up.
-        """
-        z = z0 + self._w0[None, :]
-        for row, near in self._label_candidates(scores).items():
-            self._apply_kernel(scores[row], z0[row], z[row], near)
-        return z
-
-    def _apply_kernel(self, s: _Terms, z0: np.ndarray, z: np.ndarray, near: Mapping[int, Sequence[int]]) -> None:
-        """Write into z ([topics]) the kernel-corrected log-odds of the topics in `near` (topic → labelled items)."""
-        ids, vec = self._item_vector(s)
-        for ti, js in near.items():
-            fitted = self._labels[ti]
-            # The labelled vectors have no terms that name the topic, so the dot product with the whole item
-            # leaves them out too; only the item's norm needs them taken away (_topic_view).
-            norm = self._view_norm(ti, ids, vec)
-            # Only the candidates can reach the kernel's cosine: the others count as 0 (fitted.kernel's rule).
-            pos = neg = 0.0
-            for j in js:
-                example = fitted.examples[j]
-                cos = learn.dot(ids, vec, example.ids, example.vec) / norm
-                if example.relevant:
-                    pos = max(pos, cos)
-                else:
-                    neg = max(neg, cos)
-            kp, kn = learn.kernel_pair(pos, neg)
-            if kp or kn:
-                w0, w1, w2 = self._w[ti].tolist()
-                z[ti] = z0[ti] + w0 + w1 * kp + w2 * kn
-
-    def _label_candidates(self, scores: Sequence[_Terms]) -> dict[int, dict[int, list[int]]]:
-        """row → topic → its labelled items (indices) that share at least LABEL_KEY_SHARED of the row's heavy terms.
-
-        One pass for the batch, in array operations (a loop per item cost ~20 µs, over 10 % of classify at 50 topics
-        × 50 labels): the rows' heavy terms are looked up in the sorted keys, each hit expands to the labelled items
-        the key is heavy in, and the (row, item) pairs met LABEL_KEY_SHARED times or more are the candidates.
-        """
-        keys = self._label_keys
-        if not len(keys):
-            return {}
-        heavy = [self._heavy_terms(s) if len(s.uniq) >= LABEL_KEY_SHARED else [] for s in scores]
-        rows = np.repeat(np.arange(len(heavy)), [len(h) for h in heavy])
-        if len(rows) < LABEL_KEY_SHARED:
-            return {}
-        flat = np.fromiter(itertools.chain.from_iterable(heavy), dtype=np.int64, count=len(rows))
-        at = np.minimum(np.searchsorted(keys, flat), len(keys) - 1)
-        hit = keys[at] == flat
-        rows, at = rows[hit], at[hit]
-        start = self._label_key_ptr[at]
-        counts = self._label_key_ptr[at + 1] - start
-        total = int(counts.sum())
-        if total < LABEL_KEY_SHARED:
-            return {}
-        # positions start[h] .. start[h] + counts[h] − 1 of every hit h, concatenated
-        offsets = np.repeat(start - (np.cumsum(counts) - counts), counts) + np.arange(total)
-        n_owners = len(self._label_owners)
-        pairs, met = np.unique(np.repeat(rows, counts) * n_owners + self._label_key_owner[offsets], return_counts=True)
-        near: dict[int, dict[int, list[int]]] = {}
-        owners = self._label_owners
-        for pair in pairs[met >= LABEL_KEY_SHARED].tolist():
-            row, g = divmod(pair, n_owners)
-            ti, j = owners[g]
-            near.setdefault(row, {}).setdefault(ti, []).append(j)
-        return near
+        """The corrected log-odds [B, topics] of B items from their prior log-odds z0 [B, topics]: z0 + each topic's
+        shift, plus the kernel terms where an item is close to a labelled item of the topic (learn.py); the
+        look-up and the kernel run for the batch at once (nearlabels.py)."""
+        return self._label_index.logits(scores, z0, self._w, self._oov)
 
     def label_effects(self, title: str, text: str, lang: str | None = None, top: int = 3) -> dict[str, LabelEffect]:
         """For each topic with labels: the score without and with them, and the labelled items that weighed most."""
@@ -661,7 +537,7 @@ class TopicModel:
     def _label_probabilities(self, ev: score.Evidence, z0: np.ndarray) -> np.ndarray:
         """The probability of relevance [items, topics] from the prior log-odds: the seam where the analyst's labels
         correct a batch (`_label_logits_batch`; without labelled near-duplicates to look up, one array operation)."""
-        if not len(self._label_keys):
+        if not self._labels:
             return calibrate.probability(z0 + self._w0)
         return calibrate.probability(self._label_logits_batch([ev.terms(i) for i in range(len(z0))], z0))
 
@@ -730,14 +606,3 @@ class TopicModel:
         """Read saved background statistics and build profiles for `topics` (which may have changed) on them."""
         specs = [topic_spec(t, examples.get(t.id, ())) for t in topics]
         return cls(specs, Background.load(path))
-
-
-def _term_hash(term: str) -> int:
-    return zlib.crc32(term.encode("utf-8"))
-
-
-def _strongest(ids: np.ndarray, vec: np.ndarray) -> list[int]:
-    """The ids of an item's LABEL_KEY_TERMS heaviest terms."""
-    if len(ids) <= LABEL_KEY_TERMS:
-        return [int(i) for i in ids.tolist()]
-    return [int(i) for i in ids[np.argpartition(-vec, LABEL_KEY_TERMS - 1)[:LABEL_KEY_TERMS]].tolist()]
