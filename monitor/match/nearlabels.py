@@ -7,7 +7,8 @@ An item is compared with a labelled item only when at least KEY_SHARED of its KE
 labelled item's: a near-duplicate (cosine ≥ 0.5) shares most of them, and the check is one sorted look-up per batch
 instead of a product with every labelled item (50 topics with 50 labels each would otherwise cost several times
 the rest of classify). The pairs that pass are then computed together, for the whole batch, as one sparse product:
-a loop over rows, topics and labelled items cost ~15 µs an item at 50 topics × 50 labels, 7 % of classify.
+a loop over rows, topics and labelled items cost twice as much where items are close to many labelled ones (wire
+copy labelled for several topics; docs/matching.md has the figures).
 """
 
 from __future__ import annotations
