@@ -10,7 +10,7 @@ import dataclasses
 import io
 import logging
 import socket
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ from monitor.delivery.telegram import TelegramNotifier
 from monitor.errors import NotifyError, StoreError
 from monitor.models import Alert, Delivery, Item, Match
 from tests.fakes import T0, FakeClock
+from tests.storefixtures import Db, db_fixture  # noqa: F401
 from tests.tgstub import TelegramStub
 
 MSK = ZoneInfo("Europe/Moscow")
@@ -647,3 +648,125 @@ def test_on_sqlstore_exactly_once_across_restarts(tmp_path: Path, stub: Telegram
     states = format_alerts(again.alerts_since(T0 - timedelta(days=1)))
     assert states.count("tg: sent") == 5
     again.close()
+
+
+# --- the 'sent' mark on its way while the next message is rendered (PostgreSQL, store/marks.py) ----------
+
+
+class AsyncMarkStore(FakeStore):
+    """A store whose 'sent' marks go out without waiting (as SqlStore's on PostgreSQL): begin, then wait."""
+
+    def __init__(self, events: list[tuple[str, int]]) -> None:
+        super().__init__()
+        self.events = events
+        self.refuse_waits = 0  # the next marks' answers are failures, as from a lost connection
+
+    def begin_mark_sent(self, delivery_id: int, now: datetime, message_ref: str | None = None) -> Callable[[], None]:
+        self.events.append(("begin", delivery_id))
+
+        def wait() -> None:
+            self.events.append(("wait", delivery_id))
+            if self.refuse_waits:
+                self.refuse_waits -= 1
+                raise StoreError(f"while marking sent delivery {delivery_id}: server closed the connection")
+            self.mark_sent(delivery_id, now, message_ref)
+
+        return wait
+
+
+class Rendering(Recorder):
+    """A Recorder that renders apart from sending (outbox.Renders), as TelegramNotifier does."""
+
+    def __init__(self, name: str, clock: FakeClock, events: list[tuple[str, int]]) -> None:
+        super().__init__(name, clock)
+        self.events = events
+
+    def render(self, alert: Alert) -> Alert:
+        self.events.append(("render", alert.id))
+        return alert
+
+    def send_rendered(self, rendered: Alert) -> str | None:
+        self.events.append(("send", rendered.id))
+        return self.send(rendered)
+
+
+def test_the_next_message_is_rendered_while_the_mark_is_on_its_way_and_sent_after_it(clock: FakeClock) -> None:
+    events: list[tuple[str, int]] = []
+    store = AsyncMarkStore(events)
+    config = make_config()
+    for n in range(3):
+        enqueue(store, config, n, clock.now())
+    report = Deliverer(store, {"tg": Rendering("tg", clock, events)}, config, clock).deliver_due()
+    assert report.sent == 3 and store.status() == {"sent": 3}
+    assert events == [
+        ("render", 1), ("send", 1), ("begin", 1),
+        ("render", 2), ("wait", 1), ("send", 2), ("begin", 2),
+        ("render", 3), ("wait", 2), ("send", 3), ("begin", 3),
+        ("wait", 3),  # before the pass returns
+    ]  # fmt: skip
+
+
+def test_a_mark_that_fails_on_its_way_is_stored_again_before_the_next_send(clock: FakeClock) -> None:
+    events: list[tuple[str, int]] = []
+    store = AsyncMarkStore(events)
+    config = make_config()
+    for n in range(3):
+        enqueue(store, config, n, clock.now())
+    tg = Rendering("tg", clock, events)
+    store.refuse_waits = 1
+    report = Deliverer(store, {"tg": tg}, config, clock, sleep=clock.sleep).deliver_due()
+    assert report.sent == 3 and [c[1] for c in tg.calls] == [1, 2, 3] and clock.sleeps == [0.5]
+    later = T0 + timedelta(seconds=0.5)
+    assert [e for e in store.log if e[0] == "sent"] == [("sent", 1, T0), ("sent", 2, later), ("sent", 3, later)]
+    assert events.index(("send", 2)) > events.index(("wait", 1))  # the retried mark went through first
+
+
+def test_a_mark_failing_again_stops_the_pass_and_is_stored_before_anything_else_is_sent(clock: FakeClock) -> None:
+    events: list[tuple[str, int]] = []
+    store = AsyncMarkStore(events)
+    config = make_config()
+    for n in range(3):
+        enqueue(store, config, n, clock.now())
+    tg = Rendering("tg", clock, events)
+    deliverer = Deliverer(store, {"tg": tg}, config, clock, sleep=clock.sleep)
+    store.refuse_waits = 1
+    store.refuse_marks = 2  # the retry (mark_sent) fails too, and so does the next pass's first try
+    with pytest.raises(StoreError):
+        deliverer.deliver_due()
+    assert [c[1] for c in tg.calls] == [1] and store.status() == {"pending": 3}  # 2 was rendered, never sent
+    with pytest.raises(StoreError):
+        deliverer.deliver_due()
+    assert [c[1] for c in tg.calls] == [1]
+    assert deliverer.deliver_due().sent == 2
+    assert [c[1] for c in tg.calls] == [1, 2, 3] and store.status() == {"sent": 3}
+    assert store.rows[1].sent_at == T0 and store.rows[1].message_ref == "m1"
+
+
+@pytest.mark.parametrize("db", ["postgresql"], indirect=True)
+@pytest.mark.parametrize("failure", ["error", "connection lost"])
+def test_on_postgresql_a_mark_failing_mid_pass_loses_nothing_and_sends_nothing_twice(
+    db: Db, stub: TelegramStub, clock: FakeClock, failure: str
+) -> None:
+    # A trigger fails the 'sent' mark of the third row, once (a sequence is not rolled back with the UPDATE):
+    # with an error, or by ending its own server process, as a failover would.
+    config, tg = tg_setup(stub, clock, pace=False)
+    store = db.open()
+    for n in range(5):
+        store.add_items([item(n)], clock.now())
+        assert store.record_alert(item(n), [Match("strategic", 0.8, 0.5, True)], ["tg"], clock.now()) is not None
+    third = sorted(row.id for row, _ in store.due_deliveries(clock.now()))[2]
+    action = "RAISE EXCEPTION 'disk full'" if failure == "error" else "PERFORM pg_terminate_backend(pg_backend_pid())"
+    db.scalar(
+        "CREATE SEQUENCE mark_failures; "
+        "CREATE FUNCTION fail_mark() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        f"IF NEW.status = 'sent' AND NEW.id = {third} AND nextval('mark_failures') = 1 THEN {action}; END IF; "
+        "RETURN NEW; END $$; "
+        "CREATE TRIGGER fail_mark BEFORE UPDATE ON outbox FOR EACH ROW EXECUTE FUNCTION fail_mark()"
+    )
+    report = Deliverer(store, {"tg": tg}, config, clock, sleep=clock.sleep).deliver_due()
+    assert report.sent == 5 and clock.sleeps == [0.5]
+    texts = stub.texts()
+    assert len(texts) == 5 and len(set(texts)) == 5
+    assert store.outbox_counts() == {"pending": 0, "sent": 5, "failed": 0}
+    assert db.scalar("SELECT nextval('mark_failures')") == 3  # the failed mark, its retry, and this
+    assert Deliverer(store, {"tg": tg}, config, clock).deliver_due().sent == 0  # a new pass: a new connection

@@ -287,6 +287,32 @@ def test_delivery_flow(store: SqlStore) -> None:
         store.mark_sent(999, T0)
 
 
+def test_a_mark_begun_in_a_delivery_pass_stores_what_mark_sent_does(db: Db, store: SqlStore) -> None:
+    # On PostgreSQL the begun mark is a prepared statement of its own, sent without waiting (store/marks.py).
+    alerts = [store.record_alert(item(k), MATCHES, ["tg"], T0) for k in "abc"]
+    rows = [row for row, _ in store.due_deliveries(T0)]
+    later = T0 + timedelta(minutes=1)
+    store.mark_sent(rows[0].id, later, message_ref="41")
+    with store.delivery_pass():
+        wait = store.begin_mark_sent(rows[1].id, later.astimezone(timezone(timedelta(hours=3))), "42\x00")
+        wait()
+        store.begin_mark_sent(rows[2].id, later)  # not waited for: the pass's end waits, or the next statement
+        with pytest.raises(StoreError, match="no delivery with id 999"):
+            store.begin_mark_sent(999, later)()
+        store.defer(rows[2].id, later)  # after the mark in flight, on the same connection
+    by_alert = {a.id: d for a, [d] in store.alerts_since(T0)}
+    first, second, third = (by_alert[a.id] for a in alerts if a is not None)
+    assert (second.status, second.attempts, second.sent_at, second.message_ref) == ("sent", 1, later, "42")
+    assert (first.status, first.attempts, first.sent_at, first.message_ref) == ("sent", 1, later, "41")
+    assert (third.status, third.sent_at, third.message_ref) == ("sent", later, None)
+    assert db.scalar("SELECT count(*) FROM outbox WHERE last_attempt = sent_at") == 3
+    with store.delivery_pass():  # a connection from the pool, its statement prepared already (or anew)
+        rows = [row for row, _ in store.due_deliveries(later)]
+        assert rows == []
+        with pytest.raises(StoreError, match="no delivery with id 999"):
+            store.begin_mark_sent(999, later)()
+
+
 def test_alerts_since_newest_first(store: SqlStore) -> None:
     for n in range(3):
         store.record_alert(item(f"k{n}"), MATCHES, ["tg"], T0 + timedelta(minutes=n))

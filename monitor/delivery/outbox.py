@@ -10,16 +10,20 @@
             an earlier send of the same story backing off on this channel → store.defer(row, its retry)
             digest channel    → gathered; one notifier.send_digest() per channel, then mark_sent each row
             'send'            → notifier.send(alert);   store.mark_sent(row, ref)     # right after the ack
+                                (a notifier that Renders: the next row's message is rendered while the mark
+                                 is on its way, store.begin_mark_sent; sent only once it is stored)
             'edit'            → notifier.edit(ref, alert); store.mark_sent(row)
             NotifyError       → logged (at most LOG_BURST lines a minute per channel), counted per channel
                                 permanent or past give_up_after: store.mark_failed(row, error)
                                 else: store.mark_retry(row, error, now + retry_delay(attempts, retry_after))
                                       only that row waits; the channel goes on with the others
 
-Exactly once: a row is marked sent in its own transaction as soon as the channel acknowledged it, so a
-process killed at any moment resends at most the one message that was in flight when it died (Telegram
-has no idempotency key to close that last gap). Rows are keyed by (item, channel) by the store, so
-re-classifying an item never enqueues it again. Failed rows stay in the table and show in `monitor alerts`.
+Exactly once: a row is marked sent in its own transaction as soon as the channel acknowledged it, and nothing
+else is sent or written before that mark is stored, so a process killed at any moment resends at most the one
+message that was in flight when it died (Telegram has no idempotency key to close that last gap). Only the
+rendering of the next message, which changes nothing, runs while a mark is on its way (PostgreSQL:
+store/marks.py). Rows are keyed by (item, channel) by the store, so re-classifying an item never enqueues it
+again. Failed rows stay in the table and show in `monitor alerts`.
 A mark that fails (database locked past its busy timeout, disk full) after the channel took the message is
 tried again at once, then kept in memory and tried first by every later pass, which sends nothing until it
 has gone through: the row is never sent again by this process.
@@ -42,7 +46,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from ..config import Config, format_duration
 from ..errors import NotifyError, StoreError
@@ -68,6 +72,19 @@ LOG_BURST = 5  # failed attempts logged per channel and minute; the rest are cou
 class Paced(Protocol):
     def ready_in(self) -> float:
         """Seconds until the channel may send again under its rate limits."""
+        ...
+
+
+@runtime_checkable
+class Renders(Protocol):
+    """A notifier whose send can be split: render (no I/O), then send what was rendered."""
+
+    def render(self, alert: Alert) -> Any:
+        """The message(s) of an alert, ready to send."""
+        ...
+
+    def send_rendered(self, rendered: Any) -> str | None:
+        """`send` of what `render` gave."""
         ...
 
 
@@ -130,6 +147,15 @@ class _Mark:
 
 
 @dataclass(frozen=True)
+class _Flight:
+    """A 'sent' mark on its way to the store (begin_mark_sent); `wait` returns once it is stored."""
+
+    row_id: int
+    mark: _Mark
+    wait: Callable[[], None]
+
+
+@dataclass(frozen=True)
 class _Hold:
     """The row of a story that is backing off on a channel; the story's later rows there wait for it."""
 
@@ -166,10 +192,12 @@ class Deliverer:
         self._failing: dict[str, int] = {}  # transient failures in a row, of any kind
         self._holds: dict[tuple[str, str], _Hold] = {}  # (channel, story) -> its row that is backing off
         self._unmarked: dict[int, _Mark] = {} if unmarked is None else unmarked  # row id -> lost 'sent' mark
+        self._flight: _Flight | None = None  # the last send's mark, until it is stored (_settle)
         self._log = Throttle(LOG_BURST, 60.0, monotonic=monotonic)
         self._monotonic = monotonic
         # isinstance() against a runtime Protocol inspects the class each time: do it once per channel.
         self._paced = {name: n for name, n in notifiers.items() if isinstance(n, Paced)}
+        self._renders = {name: n for name, n in notifiers.items() if isinstance(n, Renders)}
 
     def renewed(self, notifiers: Mapping[str, Notifier], config: Config) -> Deliverer:
         """A worker for a reloaded config that keeps this one's 'sent' marks not yet stored."""
@@ -192,7 +220,10 @@ class Deliverer:
         of, and each sent only while `still(channel)` says the lease is held (it may run out during a pass)."""
         held = getattr(self.store, "delivery_pass", None)  # SqlStore: one connection for the pass's marks
         with held() if held is not None else nullcontext():
-            return self._deliver_due(max_rows, deadline, channels, still)
+            try:
+                return self._deliver_due(max_rows, deadline, channels, still)
+            finally:
+                self._settle()  # the last mark of the pass is stored (or kept in memory) before it ends
 
     def _deliver_due(
         self,
@@ -248,12 +279,12 @@ class Deliverer:
             if not self._pace(row, deadline, report):
                 continue
             try:
-                ref = notifier.send(alert)
+                ref = self._send(row.channel, notifier, alert)
             except NotifyError as exc:
                 self._failed(row, alert, exc, report, hold=True)
                 continue
             self._delivered(row, alert)
-            self._mark_sent([row.id], ref)
+            self._begin_mark(row.id, ref)
             report.sent += 1
         for name, batch in digests.items():
             self._digest(name, batch, alerts, report)
@@ -291,6 +322,7 @@ class Deliverer:
         return is_high_priority([m.topic for m in matched(alert)], self.config)
 
     def _defer(self, row: Delivery, until: datetime, report: DeliveryReport) -> None:
+        self._settle()
         self.store.defer(row.id, until)
         report.deferred += 1
         report.later(until)
@@ -302,13 +334,52 @@ class Deliverer:
             del self._unmarked[row_id]
             log.info("delivery %d: marked sent, late (the message went out at %s)", row_id, f"{mark.when:%H:%M:%S}Z")
 
-    def _mark_sent(self, row_ids: Sequence[int], ref: str | None = None) -> None:
+    def _send(self, name: str, notifier: Notifier, alert: Alert) -> str | None:
+        """Send one alert once the last send's mark is stored; rendered while that mark is on its way."""
+        renders = self._renders.get(name)
+        if renders is None:
+            self._settle()
+            return notifier.send(alert)
+        rendered = renders.render(alert)
+        self._settle()
+        return renders.send_rendered(rendered)
+
+    def _begin_mark(self, row_id: int, ref: str | None) -> None:
+        """Mark a row sent whose message the channel has just taken; where the store can, without waiting for it:
+        `_settle` waits, before anything else is sent or written."""
+        begin = getattr(self.store, "begin_mark_sent", None)  # SqlStore; other stores mark at once
+        if begin is None:
+            self._mark_sent([row_id], ref)
+            return
+        mark = _Mark(self.clock.now(), ref)
+        try:
+            self._flight = _Flight(row_id, mark, begin(row_id, mark.when, ref))
+        except StoreError:
+            self._mark_sent([row_id], ref, when=mark.when, tried=True)
+
+    def _settle(self) -> None:
+        """Wait until the last send's mark is stored; a failure goes the way of `_mark_sent`'s first attempt."""
+        flight, self._flight = self._flight, None
+        if flight is None:
+            return
+        try:
+            flight.wait()
+        except StoreError:
+            self._mark_sent([flight.row_id], flight.mark.ref, when=flight.mark.when, tried=True)
+
+    def _mark_sent(
+        self, row_ids: Sequence[int], ref: str | None = None, *, when: datetime | None = None, tried: bool = False
+    ) -> None:
         """Mark rows sent whose message the channel has taken. A failure is tried again once at once; then the
-        marks are kept in memory for the next pass (`_store_marks`) and StoreError stops this one."""
-        when = self.clock.now()
+        marks are kept in memory for the next pass (`_store_marks`) and StoreError stops this one. `tried`: the
+        first attempt failed already (a mark that went out without waiting)."""
+        self._settle()
+        when = self.clock.now() if when is None else when
         pending = list(row_ids)
         try:
-            for attempt in (1, 2):
+            if tried:
+                self.sleep(MARK_RETRY_WAIT)
+            for attempt in (2,) if tried else (1, 2):
                 try:
                     while pending:
                         self.store.mark_sent(pending[0], when, ref)
@@ -339,6 +410,7 @@ class Deliverer:
     def _edit(
         self, row: Delivery, alert: Alert, notifier: Notifier, edited: set[tuple[int, str]], report: DeliveryReport
     ) -> None:
+        self._settle()  # before the edit goes out, and: the message's reference may be the mark in flight
         ref = self.store.message_ref(row.alert_id, row.channel)
         key = (row.alert_id, row.channel)
         # No ref: not sent yet (the send will show the current story), failed, or a channel without
@@ -365,6 +437,7 @@ class Deliverer:
                 for row in rows:
                     self._defer(row, end, report)
                 return
+        self._settle()
         batch = [alerts[row.alert_id] for row in rows]
         plural = "s" if len(batch) != 1 else ""
         title = f"Digest: {len(batch)} alert{plural} until {now.astimezone(self.tz):%d.%m %H:%M}"
@@ -396,6 +469,7 @@ class Deliverer:
     ) -> None:
         """Record a failed attempt; with `hold`, the later sends of the alert's story wait for this row.
         (Edits need no order: each renders the story as it is, and one whose message is unsent is dropped.)"""
+        self._settle()
         now = self.clock.now()
         name = row.channel
         error = scrub(str(exc))  # stored, shown by `monitor alerts`: channels scrub server replies, and so does this

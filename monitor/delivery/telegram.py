@@ -25,6 +25,7 @@ import json
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, tzinfo
 from typing import Any
 
@@ -51,6 +52,15 @@ _HEADERS = {
     "Content-Type": "application/json; charset=utf-8",
     "Accept": "application/json",
 }
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """An alert's messages (more than one only when hostile text escapes past 4,096 characters)."""
+
+    key: str  # what a retry continues from (_progress)
+    chunks: tuple[str, ...]
+    markup: dict[str, Any]
 
 
 class TelegramNotifier:
@@ -92,9 +102,17 @@ class TelegramNotifier:
 
     def send(self, alert: Alert) -> str | None:
         """sendMessage; returns the first message_id, which later story updates edit."""
+        return self.send_rendered(self.render(alert))
+
+    def render(self, alert: Alert) -> Rendered:
+        """An alert's messages, ready to send (outbox.Renders: rendered while the last send's mark is stored)."""
         chunks = message.render_telegram(alert, topics=self.topics, tz=self.tz)
         # The keyboard goes on the first message, the one that story updates edit (and re-send it on).
-        ids = self._send_chunks(f"alert:{alert.id}", chunks, buttons.keyboard(alert, self.topics))
+        return Rendered(f"alert:{alert.id}", tuple(chunks), buttons.keyboard(alert, self.topics))
+
+    def send_rendered(self, rendered: Rendered) -> str | None:
+        """`send` of a rendered alert."""
+        ids = self._send_chunks(rendered.key, rendered.chunks, rendered.markup)
         return ids[0] if ids and ids[0] else None
 
     def edit(self, ref: str, alert: Alert) -> None:

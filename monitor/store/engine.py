@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 
 from ..errors import StoreError
@@ -27,6 +28,14 @@ BUSY_TIMEOUT_S = 30.0
 WRITE_OPTION = "monitor_write"  # execution option: this transaction will write
 
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+def describe(exc: SQLAlchemyError) -> str:
+    """The driver's message, for a StoreError."""
+    # The driver's message, without SQLAlchemy's echo of the statement and its (possibly long) parameters.
+    if isinstance(exc, DBAPIError) and exc.orig is not None:
+        return str(exc.orig).strip()
+    return str(exc).split("\n", 1)[0]
 
 
 def is_memory(url: URL) -> bool:

@@ -13,12 +13,12 @@ from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import replace
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, bindparam, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 
 from ..errors import StoreError
 from ..models import (
@@ -39,7 +39,7 @@ from . import labels as label_queries
 from . import leases as lease_queries
 from . import nearmisses as near_queries
 from . import stories as story_queries
-from .engine import WRITE_OPTION, is_memory, make_engine
+from .engine import WRITE_OPTION, describe, is_memory, make_engine
 from .migrate import migrate
 from .rows import (
     FEED_FIELDS,
@@ -56,6 +56,9 @@ from .schema import feeds as feed_table
 from .schema import items as item_table
 from .schema import matches as match_table
 from .schema import stories as story_table
+
+if TYPE_CHECKING:
+    from .marks import HeldMarks
 
 # Statements on the hot paths (every item, every outbox message) are built once: building them per call
 # cost more than running them.
@@ -95,11 +98,8 @@ _INSERT_ITEMS = {
 }
 
 
-def _describe(exc: SQLAlchemyError) -> str:
-    # The driver's message, without SQLAlchemy's echo of the statement and its (possibly long) parameters.
-    if isinstance(exc, DBAPIError) and exc.orig is not None:
-        return str(exc.orig).strip()
-    return str(exc).split("\n", 1)[0]
+def _stored() -> None:
+    """The wait of a mark that was stored before begin_mark_sent returned."""
 
 
 class SqlStore:
@@ -124,7 +124,7 @@ class SqlStore:
         lock = threading.Lock()
         self.shared = self._engine.dialect.name == "postgresql"  # several replicas may run on it (leases)
         self._story_mutex = threading.Lock()  # one thread of this process waits for the database's story lock
-        self._pinned = threading.local()  # delivery_pass: this thread's held connection
+        self._pinned = threading.local()  # delivery_pass: this thread's held connection (`held`)
         self._story_seq = 0  # the story_log rows up to this one are in this process's story window
         self._read_lock: AbstractContextManager[Any] = lock if memory else nullcontext()
         self._write_lock: AbstractContextManager[Any] = lock if single_writer else nullcontext()
@@ -147,7 +147,7 @@ class SqlStore:
                 with conn.begin():
                     yield conn
         except SQLAlchemyError as exc:
-            reason = _describe(exc)
+            reason = describe(exc)
             raise StoreError(f"while {doing}: {reason}", reason=reason) from exc
         except ValueError as exc:  # e.g. a naive datetime refused by UTCDateTime before reaching the driver
             raise StoreError(f"while {doing}: {exc}", reason=str(exc)) from exc
@@ -469,38 +469,55 @@ class SqlStore:
     def delivery_pass(self) -> Iterator[None]:
         """Around a delivery pass: on PostgreSQL its outcome marks go over one connection held for the pass, each
         one autocommitted UPDATE: one round trip per row where a transaction of its own took four (the pool's
-        ping, BEGIN, UPDATE, COMMIT). Each mark is still durable on its own before the next message is sent."""
-        if not self.shared or getattr(self._pinned, "conn", None) is not None:
+        ping, BEGIN, UPDATE, COMMIT), and `begin_mark_sent` does not wait for it (store/marks.py). Each mark is
+        still durable on its own before the next message is sent."""
+        if not self.shared or getattr(self._pinned, "held", None) is not None:
             yield
             return
+        from .marks import HeldMarks  # psycopg is the optional `postgres` extra: imported on PostgreSQL only
+
         try:
             conn = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
         except SQLAlchemyError as exc:
-            reason = _describe(exc)
+            reason = describe(exc)
             raise StoreError(f"while connecting for delivery: {reason}", reason=reason) from exc
-        self._pinned.conn = conn
+        try:
+            held = HeldMarks(conn)
+        except StoreError:
+            conn.invalidate()
+            conn.close()
+            raise
+        self._pinned.held = held
         try:
             yield
         finally:
-            self._pinned.conn = None
-            conn.close()
+            self._pinned.held = None
+            held.close()
+
+    def _held(self) -> HeldMarks | None:
+        held: HeldMarks | None = getattr(self._pinned, "held", None)
+        return None if held is None or held.broken else held  # broken: the rest of the pass uses transactions
 
     def _update_delivery(self, delivery_id: int, doing: str, outcome: str, **values: Any) -> None:
-        pinned: Connection | None = getattr(self._pinned, "conn", None)
-        if pinned is not None:
-            try:
-                done = pinned.execute(_MARK[outcome], {"b_id": delivery_id, **values}).rowcount
-            except SQLAlchemyError as exc:
-                self._pinned.conn = None  # broken: the rest of the pass uses transactions of their own
-                pinned.invalidate()
-                reason = _describe(exc)
-                raise StoreError(f"while {doing} delivery {delivery_id}: {reason}", reason=reason) from exc
+        held = self._held()
+        if held is not None:
+            done = held.execute(_MARK[outcome], {"b_id": delivery_id, **values}, f"{doing} delivery {delivery_id}")
             if done == 0:
                 raise StoreError(f"no delivery with id {delivery_id}")
             return
         with self._tx(f"{doing} delivery {delivery_id}", write=True) as conn:
             if conn.execute(_MARK[outcome], {"b_id": delivery_id, **values}).rowcount == 0:
                 raise StoreError(f"no delivery with id {delivery_id}")
+
+    def begin_mark_sent(self, delivery_id: int, now: datetime, message_ref: str | None = None) -> Callable[[], None]:
+        """`mark_sent`, returning the call that waits until it is stored: inside a delivery pass on PostgreSQL the
+        UPDATE is on its way meanwhile (the deliverer renders the next message, then waits before sending it);
+        elsewhere it is stored before this returns. StoreError from either, as from mark_sent."""
+        held = self._held()
+        if held is None:
+            self.mark_sent(delivery_id, now, message_ref)
+            return _stored
+        return held.begin_sent(delivery_id, now, message_ref)
 
     def mark_sent(self, delivery_id: int, now: datetime, message_ref: str | None = None) -> None:
         """Sent (the attempt counts); keep the channel's message reference for later edits."""
