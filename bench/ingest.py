@@ -159,7 +159,7 @@ def main() -> None:
     server.start()
     global server_pid
     server_pid = server.pid or 0
-    port_of = ports.get(timeout=60)
+    port_of = ports.get(timeout=600)  # building the farm takes over a minute on a loaded machine
     stages = ["ingest", "full"] if args.stage == "full" else ["ingest"]
     try:
         hosts = [f"127.0.0.{h + 1}:{port}" for h, port in enumerate(port_of)]
