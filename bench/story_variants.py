@@ -1,4 +1,4 @@
-"""Candidate evidence and learners for the same-event decision, each against the shipped rule on the same folds.
+"""Candidate evidence and learners for the same-event decision, each against the six-feature rule on the same folds.
 
     python3 bench/story_variants.py [PAIRS] [--seeds 20] [--boot 2000] [--only NAME ...] [--list]
     python3 bench/story_variants.py --compare BASE.json NEW.json   # two `story_pairs.py --cv --seeds N --save` runs
