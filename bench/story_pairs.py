@@ -191,7 +191,9 @@ def cv_decisions(
     return pooled, fits, fold_of
 
 
-def cross_validate(pairs: Sequence[Pair], scored: Sequence[tuple[stories.Evidence, bool]], seeds: int = 1) -> None:
+def cross_validate(
+    pairs: Sequence[Pair], scored: Sequence[tuple[stories.Evidence, bool]], seeds: int = 1, save: Path | None = None
+) -> None:
     """5-fold CV: weights fit on four folds, decisions scored on the fifth; per fold and pooled, per language.
 
     With `seeds` > 1 the CV is repeated over that many shuffles of the folds and the pooled counts summed: a
@@ -209,8 +211,11 @@ def cross_validate(pairs: Sequence[Pair], scored: Sequence[tuple[stories.Evidenc
         rows.append((f"{name}, 5-fold CV", count(chosen)))
     print("\n5-fold cross-validation (stratified by language and label; never scored on the fold fit on):\n")
     print(table(rows))
+    runs = [pooled] + [cv_decisions(pairs, scored, seed)[0] for seed in range(1, seeds)]
+    if save is not None:  # for `bench/story_variants.py --compare`: the held-out decisions of every fold shuffle
+        rows = {"lang": [p.lang for p in pairs], "gold": [g for _, g in scored]}
+        save.write_text(json.dumps({**rows, "runs": [[run[i] for i in range(len(pairs))] for run in runs]}))
     if seeds > 1:
-        runs = [pooled] + [cv_decisions(pairs, scored, seed)[0] for seed in range(1, seeds)]
         rows = []
         for name, lang in (("ru", "ru"), ("en", "en"), ("all", None)):
             chosen = [
@@ -285,6 +290,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--fit", action="store_true", help="fit the weights on all pairs (to ship in group.py)")
     parser.add_argument("--online", action="store_true", help="also group all articles with StoryGrouper")
     parser.add_argument("--seeds", type=int, default=1, help="with --cv: repeat the CV over this many fold shuffles")
+    parser.add_argument("--save", type=Path, default=None, help="with --cv: write the held-out decisions (JSON)")
     parser.add_argument("--errors", action="store_true", help="list the pairs the CV decides wrongly, with evidence")
     parser.add_argument("--influence", action="store_true", help="leave-one-out refits: does a weight hang on a pair?")
     args = parser.parse_args(argv)
@@ -315,7 +321,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.sweep:
         sweep(pairs, scored)
     if args.cv:
-        cross_validate(pairs, scored, args.seeds)
+        cross_validate(pairs, scored, args.seeds, args.save)
     if args.errors:
         errors(pairs, scored)
     if args.influence:

@@ -471,7 +471,53 @@ def test_the_shortcut_that_skips_evidence_never_changes_a_decision() -> None:
             entities_max=rng.choice((1.0, rng.random())),
             numbers_conflict=rng.random() < 0.5,
             same_outlet=rng.random() < 0.5,
+            subjects_differ=rng.random() < 0.5,
             gap_hours=rng.choice((0.0, rng.random() * 48)),
         )
         assert evidence.logit <= group._best_logit(cos, evidence.same_outlet, evidence.gap_hours) + 1e-12
     assert len(Evidence(0.5, None, False).features) == len(group.WEIGHTS) == len(group.FEATURES)
+
+
+# Two heads of state congratulate a third on the same day, told in the same words: the same frame, two events.
+# Written for this test (issue 14: "same frame, other actor"), not copied from the labelled pairs.
+GREETING_A = (
+    "Алиев поздравил Мирзиёева с днем рождения",
+    "Президент Азербайджана Ильхам Алиев в телефонном разговоре поздравил президента Узбекистана Шавката "
+    "Мирзиёева с днем рождения, сообщила пресс-служба главы государства. Алиев пожелал Мирзиёеву крепкого "
+    "здоровья и успехов, стороны также обсудили торговлю и транспортные коридоры.",
+)
+GREETING_B = (
+    "Токаев поздравил Мирзиёева с днем рождения",
+    "Президент Казахстана Касым-Жомарт Токаев направил поздравительную телеграмму президенту Узбекистана "
+    "Шавкату Мирзиёеву по случаю дня рождения, сообщила пресс-служба Акорды. Токаев пожелал Мирзиёеву "
+    "крепкого здоровья и успехов, отметив развитие торговли между странами.",
+)
+GREETING_A_RETOLD = (
+    "Ильхам Алиев направил поздравления лидеру Узбекистана",
+    "Глава Азербайджана Ильхам Алиев позвонил Шавкату Мирзиёеву и поздравил его с днем рождения, передает "
+    "пресс-служба президента. Алиев и Мирзиёев обсудили торговлю и транспортные коридоры.",
+)
+
+
+def test_the_title_subject_is_its_first_name_that_the_text_confirms() -> None:
+    subject = features_module.subject_of
+    assert subject(*GREETING_A) == "алиев" and subject(*GREETING_A_RETOLD) == "ильхам"  # its first name
+    # a headline's capitals alone are no evidence: English Title Case, a headline's opening word
+    assert subject("Match-Winner Gives Memorable Interview", "The striker spoke after the game.") is None
+    assert subject("Итоги недели", "Неделя выдалась спокойной.") is None
+    assert subject("МИД вызвал посла", "Посла вызвали в министерство.") == "мид"  # an acronym is a name
+    assert subject("Встреча Алиева и Токаева", "") == "алиев"  # no text: the title's own names
+
+
+def test_same_frame_with_another_actor_stays_apart_and_a_retelling_joins() -> None:
+    grouper = StoryGrouper()
+    warm(grouper, T0)
+    first = grouper.assign(item("apa", "1", GREETING_A, T0))
+    other = grouper.assign(item("kazinform", "2", GREETING_B, T0 + timedelta(minutes=20)))
+    retold = grouper.assign(item("trend", "3", GREETING_A_RETOLD, T0 + timedelta(minutes=40)))
+    assert other.is_new
+    assert retold.story_id == first.story_id
+    evidence = group.pair_evidence(
+        featurise(*GREETING_A), featurise(*GREETING_B), grouper.background, outlets=("apa", "kazinform")
+    )
+    assert evidence.subjects_differ and evidence.cosine > 0.3  # the same words: only the actor tells them apart

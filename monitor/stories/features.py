@@ -79,6 +79,7 @@ class ItemFeatures:
     entities: frozenset[str] = frozenset()  # terms of capitalised words in the title and lead: who and where
     numbers: frozenset[str] = frozenset()  # digit runs in the title and lead ("94"; "16,5" as "16" and "5"), dates too
     title_numbers: frozenset[str] = frozenset()  # digit runs in the title
+    subject: str | None = None  # the title's first name, as the item's own text confirms it (`subject_of`)
 
 
 def featurise(title: str, body: str) -> ItemFeatures:
@@ -108,14 +109,16 @@ def features_of(analysed: AnalysedText) -> ItemFeatures:
     grams = minhash.shingles(title_words + normalised_tokens(body))
     signature = minhash.signature(grams) if len(grams) >= MIN_SHINGLES else None
     title_numbers = frozenset(_NUMBER.findall(title))
+    lead_names = entities_of(analysed.text[:LEAD_CHARS])
     return ItemFeatures(
         counts,
         signature,
         named_dates(title_words + lead_words),
         title_counts,
-        entities_of(analysed.title) | entities_of(analysed.text[:LEAD_CHARS]),
+        entities_of(analysed.title) | lead_names,
         title_numbers | frozenset(_NUMBER.findall(lead)),
         title_numbers,
+        subject_of(analysed.title, analysed.text[:LEAD_CHARS], lead_names),
     )
 
 
@@ -140,6 +143,25 @@ def entities_of(raw: str) -> frozenset[str]:
             if term and len(term) >= 2 and term not in stop and not _NUMBER.search(term):
                 found.add(sys.intern(term))
     return frozenset(found)
+
+
+def subject_of(title: str, text: str, names: frozenset[str] | None = None) -> str | None:
+    """The term of the title's first name: who or what the headline is about ("Лукашенко поздравил Токаева").
+
+    A headline's capitals are no evidence on their own (its first word, English Title Case), so a capitalised
+    title word counts when the item's text writes it capitalised inside a sentence, or when it is an acronym;
+    only a text-less item takes the title's capitals for it.
+    """
+    known = entities_of(text) if names is None else names
+    in_title = entities_of(title) if not text.strip() else frozenset()
+    for m in _CAPITALISED.finditer(title):
+        word = m.group()
+        acronym = len(word) >= 2 and word.isupper()
+        for part in normalised_tokens(normalise(word)):
+            term = word_term(part)
+            if term and (term in known or term in in_title or (acronym and not _NUMBER.search(term))):
+                return term
+    return None
 
 
 def _without_links(scan: TermScan, raw: str) -> str:

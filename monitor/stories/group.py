@@ -55,9 +55,10 @@ NEAR_DUP_MIN_JACCARD = 0.5
 # Same event: a logistic regression over the pair's evidence (`Evidence.logit`), fit on all 245 labelled pairs by
 # `python3 bench/story_pairs.py --fit` (IDF from ~57k real news texts); the figures reported for it are 5-fold
 # cross-validated (never scored on the fold it was fit on): docs/stories.md. FEATURES names `Evidence.features`.
-FEATURES = ("cosine", "title_cosine", "names_min", "names_max", "numbers_conflict", "same_outlet")
-WEIGHTS = (6.35, 0.9, 2.12, 1.17, -0.33, -2.92)
-INTERCEPT = -4.12
+FEATURES = ("cosine", "title_cosine", "names_min", "names_max", "numbers_conflict", "same_outlet", "subjects_differ")
+WEIGHTS = (7.5, 0.68, 1.77, 0.38, 0.72, -3.11, -3.34)
+INTERCEPT = -3.58
+_SAME_OUTLET = FEATURES.index("same_outlet")
 # Not in the pairs (they carry no times), so a stated prior rather than a fit: the time between two reports costs
 # the logit up to this much, linearly over the first day, so that the same actor's next event a day later ("КНДР
 # вновь запустила ракету") needs clearly more shared evidence than a rewrite of the same hour. Flat after a day:
@@ -102,6 +103,7 @@ class Evidence:
     entities_max: float = 1.0  # ... and the higher
     numbers_conflict: bool = False  # both titles carry numbers and neither's is found in the other's title or lead
     same_outlet: bool = False  # the same site's template items (weather, rates, releases) are not one story
+    subjects_differ: bool = False  # each title's subject (its first name) is one the other item does not name
     gap_hours: float = 0.0  # time between the two items
 
     @property
@@ -116,6 +118,7 @@ class Evidence:
             self.entities_max,
             float(self.numbers_conflict),
             float(self.same_outlet),
+            float(self.subjects_differ),
         )
 
     @property
@@ -145,7 +148,8 @@ def decide(evidence: Evidence, min_logit: float = 0.0) -> tuple[bool, Reason]:
 def _best_logit(cos: float, same_outlet: bool, gap_hours: float) -> float:
     """The highest logit a pair with this cosine, outlet and time gap (all cheap to know) could reach whatever its
     other evidence (features in 0..1): below 0, skip computing the rest."""
-    rest = sum(max(0.0, w) for w in WEIGHTS[1:5]) + WEIGHTS[5] * same_outlet
+    rest = sum(max(0.0, w) for i, w in enumerate(WEIGHTS) if i not in (0, _SAME_OUTLET))
+    rest += WEIGHTS[_SAME_OUTLET] * same_outlet
     return INTERCEPT + WEIGHTS[0] * cos + rest - GAP_PENALTY * min(gap_hours, 24.0) / 24.0
 
 
@@ -161,6 +165,7 @@ class _Side:
     names: tuple[tuple[str, ...], ...]  # per entity: itself and its place adjectives ("россия", "российский")
     numbers: frozenset[str]
     title_numbers: frozenset[str]
+    subject: tuple[str, ...]  # the title's subject and its place adjectives (`_name_forms`); () when it names none
     outlet: str
     time: float
 
@@ -171,17 +176,22 @@ def _cover(side: _Side, other: _Side, idf: Callable[[str], float]) -> float:
     if not side.names:
         return 1.0
     total = found = 0.0
-    entities, vector, title = other.entities, other.vector, other.title_vector
     for forms in side.names:
         w = idf(forms[0])
         total += w
-        if any(f in entities or f in vector or f in title for f in forms):
+        if _named(forms, other):
             found += w
     return found / total
 
 
-def _name_forms(entities: frozenset[str]) -> tuple[tuple[str, ...], ...]:
+def _name_forms(entities: Iterable[str]) -> tuple[tuple[str, ...], ...]:
     return tuple((e, *adjectives_of(e), *derived_from(e)) for e in sorted(entities))
+
+
+def _named(forms: tuple[str, ...], other: _Side) -> bool:
+    """Does the other item name this (as a name or a heavy term, or as an adjective: "Россия" / "российский")?"""
+    entities, vector, title = other.entities, other.vector, other.title_vector
+    return any(f in entities or f in vector or f in title for f in forms)
 
 
 def _evidence(a: _Side, b: _Side, idf: Callable[[str], float], *, whole: bool = False) -> Evidence:
@@ -198,6 +208,10 @@ def _evidence(a: _Side, b: _Side, idf: Callable[[str], float], *, whole: bool = 
     numbers = bool(
         a.title_numbers and b.title_numbers and not (a.title_numbers & b.numbers) and not (b.title_numbers & a.numbers)
     )
+    # who each headline is about, and neither named by the other: "Путин ..." / "Лукашенко поздравил Токаева".
+    # Both sides, not either: one outlet may name the actor by another name ("Хельсинки" for Finland's
+    # government), which "either" counted against the pair (docs/stories.md).
+    differ = bool(a.subject and b.subject and not _named(a.subject, b) and not _named(b.subject, a))
     return Evidence(
         cos,
         resemblance,
@@ -207,6 +221,7 @@ def _evidence(a: _Side, b: _Side, idf: Callable[[str], float], *, whole: bool = 
         entities_max=max(ca, cb),
         numbers_conflict=numbers,
         same_outlet=same,
+        subjects_differ=differ,
         gap_hours=gap,
     )
 
@@ -249,6 +264,7 @@ def _side(
         _name_forms(f.entities),
         f.numbers,
         f.title_numbers,
+        _name_forms((f.subject,))[0] if f.subject else (),
         outlet,
         t,
     )
