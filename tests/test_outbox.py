@@ -690,12 +690,18 @@ class Rendering(Recorder):
         return self.send(rendered)
 
 
-def test_the_next_message_is_rendered_while_the_mark_is_on_its_way_and_sent_after_it(clock: FakeClock) -> None:
+def three_queued(clock: FakeClock) -> tuple[list[tuple[str, int]], AsyncMarkStore, Config]:
+    """Three alerts queued on a store whose 'sent' marks go out without waiting; the events it and a notifier log."""
     events: list[tuple[str, int]] = []
     store = AsyncMarkStore(events)
     config = make_config()
     for n in range(3):
         enqueue(store, config, n, clock.now())
+    return events, store, config
+
+
+def test_the_next_message_is_rendered_while_the_mark_is_on_its_way_and_sent_after_it(clock: FakeClock) -> None:
+    events, store, config = three_queued(clock)
     report = Deliverer(store, {"tg": Rendering("tg", clock, events)}, config, clock).deliver_due()
     assert report.sent == 3 and store.status() == {"sent": 3}
     assert events == [
@@ -707,11 +713,7 @@ def test_the_next_message_is_rendered_while_the_mark_is_on_its_way_and_sent_afte
 
 
 def test_a_mark_that_fails_on_its_way_is_stored_again_before_the_next_send(clock: FakeClock) -> None:
-    events: list[tuple[str, int]] = []
-    store = AsyncMarkStore(events)
-    config = make_config()
-    for n in range(3):
-        enqueue(store, config, n, clock.now())
+    events, store, config = three_queued(clock)
     tg = Rendering("tg", clock, events)
     store.refuse_waits = 1
     report = Deliverer(store, {"tg": tg}, config, clock, sleep=clock.sleep).deliver_due()
@@ -722,11 +724,7 @@ def test_a_mark_that_fails_on_its_way_is_stored_again_before_the_next_send(clock
 
 
 def test_a_mark_failing_again_stops_the_pass_and_is_stored_before_anything_else_is_sent(clock: FakeClock) -> None:
-    events: list[tuple[str, int]] = []
-    store = AsyncMarkStore(events)
-    config = make_config()
-    for n in range(3):
-        enqueue(store, config, n, clock.now())
+    events, store, config = three_queued(clock)
     tg = Rendering("tg", clock, events)
     deliverer = Deliverer(store, {"tg": tg}, config, clock, sleep=clock.sleep)
     store.refuse_waits = 1

@@ -56,14 +56,6 @@ def kernel(cos: np.ndarray) -> np.ndarray:
     return np.asarray(np.clip((cos - NEAR_COSINE) / (SAME_COSINE - NEAR_COSINE), 0.0, 1.0), dtype=np.float64)
 
 
-def dot(ids: np.ndarray, vec: np.ndarray, other_ids: np.ndarray, other_vec: np.ndarray) -> float:
-    """The dot product of two sparse vectors with sorted, unique ids."""
-    if not len(ids) or not len(other_ids):
-        return 0.0
-    at = np.minimum(np.searchsorted(ids, other_ids), len(ids) - 1)
-    return float(np.where(ids[at] == other_ids, vec[at] * other_vec, 0.0).sum())
-
-
 def cosines(
     ids: np.ndarray, vec: np.ndarray, flat_ids: np.ndarray, flat_vec: np.ndarray, starts: np.ndarray
 ) -> np.ndarray:

@@ -59,6 +59,8 @@ FEATURES = ("cosine", "title_cosine", "names_min", "names_max", "numbers_conflic
 WEIGHTS = (7.5, 0.68, 1.77, 0.38, 0.72, -3.11, -3.34)
 INTERCEPT = -3.58
 _SAME_OUTLET = FEATURES.index("same_outlet")
+# What the features other than the cosine and the outlet can add at most (each is in 0..1): `_best_logit`'s bound
+_BEST_REST = sum(max(0.0, w) for i, w in enumerate(WEIGHTS) if i not in (0, _SAME_OUTLET))
 # Not in the pairs (they carry no times), so a stated prior rather than a fit: the time between two reports costs
 # the logit up to this much, linearly over the first day, so that the same actor's next event a day later ("КНДР
 # вновь запустила ракету") needs clearly more shared evidence than a rewrite of the same hour. Flat after a day:
@@ -148,8 +150,7 @@ def decide(evidence: Evidence, min_logit: float = 0.0) -> tuple[bool, Reason]:
 def _best_logit(cos: float, same_outlet: bool, gap_hours: float) -> float:
     """The highest logit a pair with this cosine, outlet and time gap (all cheap to know) could reach whatever its
     other evidence (features in 0..1): below 0, skip computing the rest."""
-    rest = sum(max(0.0, w) for i, w in enumerate(WEIGHTS) if i not in (0, _SAME_OUTLET))
-    rest += WEIGHTS[_SAME_OUTLET] * same_outlet
+    rest = _BEST_REST + WEIGHTS[_SAME_OUTLET] * same_outlet
     return INTERCEPT + WEIGHTS[0] * cos + rest - GAP_PENALTY * min(gap_hours, 24.0) / 24.0
 
 
