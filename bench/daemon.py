@@ -582,7 +582,7 @@ def memory(args: argparse.Namespace) -> int:
         write_config(polling, farm, stub, args)
         done = subprocess.run(
             [sys.executable, "-c", POLL_ONLY, str(polling)],
-            cwd=ROOT, env=daemon_env(args, None), capture_output=True, text=True, check=True,
+            cwd=args.code, env=daemon_env(args, None), capture_output=True, text=True, check=True,
         )  # fmt: skip
         result["polling process"] = json.loads(done.stdout.strip().splitlines()[-1])
         print(json.dumps(result["polling process"], indent=2), flush=True)
@@ -614,7 +614,7 @@ def run_until_refit(config: Path, args: argparse.Namespace) -> dict[str, object]
     env = daemon_env(args, config.parent / "notify.sock")
     cmd = [sys.executable, "-m", "monitor", "--log-level", "INFO", "run", "--config", str(config)]
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(cmd, cwd=args.code, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
             wait_ready(notify, proc, 600)
             sampler = Sampler(proc.pid, 1.0)
