@@ -16,23 +16,18 @@ from monitor import config as cfg
 from monitor.delivery import message
 from monitor.delivery.channels import build_notifiers
 from monitor.delivery.console import ConsoleNotifier
+from monitor.delivery.highlight import highlight_spans, snippet
+from monitor.delivery.markup import BOLD, ITALIC, Run, split_html, units
 from monitor.delivery.message import (
-    BOLD,
-    ITALIC,
-    Run,
-    highlight_spans,
     render_digest_telegram,
     render_html,
     render_subject,
     render_telegram,
     render_telegram_text,
     render_text,
-    safe_link,
-    snippet,
-    split_html,
-    units,
     why_terms,
 )
+from monitor.delivery.untrusted import safe_link
 from monitor.models import Alert, Item, Match
 from tests.tgstub import LIMIT, utf16_len, visible_text
 

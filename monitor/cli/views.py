@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from ..config import Config
-from ..delivery.message import matched, one_line, shorten
+from ..delivery.message import matched
+from ..delivery.untrusted import one_line, shorten
 from ..models import Alert, Delivery
 from ..ports import Clock, Notifier, SystemClock
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..models import Alert
-from .message import one_line, shorten
+from .untrusted import one_line, shorten
 
 CALLBACK_MAX = 64  # bytes, https://core.telegram.org/bots/api#inlinekeyboardbutton
 NAME_MAX = 24  # a topic name on a button: phones cut longer ones anyway

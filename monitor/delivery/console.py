@@ -10,6 +10,7 @@ from typing import TextIO
 from ..errors import NotifyError
 from ..models import Alert
 from . import message
+from .untrusted import clean
 
 RULE = "─" * 72
 
@@ -43,7 +44,7 @@ class ConsoleNotifier:
         self._write(message.render_digest_text(alerts, title, topics=self.topics, tz=self.tz))
 
     def send_text(self, text: str) -> str | None:
-        self._write(message.clean(text))
+        self._write(clean(text))
         return None
 
     def close(self) -> None:

@@ -30,6 +30,7 @@ from ..models import Alert
 from ..ports import Clock, SystemClock
 from ..redact import remember_secrets, scrub
 from . import message
+from .untrusted import clean, one_line, shorten
 
 IDLE_CLOSE = 60.0  # seconds a kept connection may sit unused before the next send opens a fresh one
 
@@ -80,9 +81,9 @@ class EmailNotifier:
         self._send(self._message(message.render_digest_subject(alerts, title), text, body, "digest"))
 
     def send_text(self, text: str) -> str | None:
-        clean = message.clean(text)
-        first = message.one_line(clean.split("\n", 1)[0])
-        msg = self._message(message.shorten(first, 120) or "topic-monitor", clean, None, "notice")
+        cleaned = clean(text)
+        first = one_line(cleaned.split("\n", 1)[0])
+        msg = self._message(shorten(first, 120) or "topic-monitor", cleaned, None, "notice")
         self._send(msg)
         return str(msg["Message-ID"])
 
@@ -98,7 +99,7 @@ class EmailNotifier:
 
     def _message(self, subject: str, text: str, body: str | None, kind: str) -> EmailMessage:
         msg = EmailMessage(policy=policy.SMTP)
-        msg["Subject"] = message.one_line(subject)  # non-ASCII is RFC 2047-encoded by the policy
+        msg["Subject"] = one_line(subject)  # non-ASCII is RFC 2047-encoded by the policy
         msg["From"] = self.channel.from_
         msg["To"] = ", ".join(self.channel.to)
         msg["Date"] = format_datetime(self._clock.now())

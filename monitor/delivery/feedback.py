@@ -36,8 +36,8 @@ from ..errors import NotifyError, StoreError
 from ..models import Alert, Label, NearMissOffer
 from ..ports import Clock, Store
 from . import buttons, nearmiss
-from .message import one_line, shorten
 from .telegram import TelegramNotifier
+from .untrusted import one_line, shorten
 
 log = logging.getLogger(__name__)
 

@@ -35,7 +35,8 @@ from typing import Any
 from ..config import Config
 from ..models import NearMiss, NearMissOffer, Story
 from .buttons import CALLBACK_MAX, MARK, NOT_RELEVANT, RELEVANT
-from .message import BOLD, ITALIC, Line, Run, one_line, safe_link, shorten, split_html
+from .markup import BOLD, ITALIC, Line, Run, split_html
+from .untrusted import one_line, safe_link, shorten
 
 TITLE = "Just below the line"
 SUBTITLE = "Not alerts: a verdict on these teaches the topic both ways."
