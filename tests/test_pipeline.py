@@ -10,6 +10,7 @@ import textwrap
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
@@ -103,6 +104,19 @@ def open_with(tmp_path: Path, text: str, clock: FakeClock) -> App:
     return open_app(cfg.load(str(path), env={}), clock=clock)
 
 
+@contextmanager
+def three_outlets(
+    tmp_path: Path, feed_server: FeedServer, stub: TelegramStub, topics: str = LIBYA_TOPIC
+) -> Iterator[tuple[App, FakeClock]]:
+    """The three outlets' config with `topics`, opened on the fake clock at T0, closed after the test."""
+    clock = FakeClock(T0)
+    app = open_with(tmp_path, config_text(tmp_path, feed_server, stub, topics), clock)
+    try:
+        yield app, clock
+    finally:
+        app.close()
+
+
 def poll_all(app: App) -> None:
     for feed in app.config.feeds:
         app.pipeline.poll(feed)
@@ -111,9 +125,7 @@ def poll_all(app: App) -> None:
 def test_three_outlets_one_story_one_message_then_edits(
     tmp_path: Path, feed_server: FeedServer, stub: TelegramStub
 ) -> None:
-    clock = FakeClock(T0)
-    app = open_with(tmp_path, config_text(tmp_path, feed_server, stub, LIBYA_TOPIC), clock)
-    try:
+    with three_outlets(tmp_path, feed_server, stub) as (app, clock):
         feed_server.route("/interfax.xml", rss([READOUT[0]]))
         feed_server.route("/tass.xml", rss([]))
         feed_server.route("/ria.xml", rss([OTHER]))
@@ -135,8 +147,6 @@ def test_three_outlets_one_story_one_message_then_edits(
         poll_all(app)
         app.deliverer.deliver_due()
         assert (len(stub.calls("sendMessage")), len(stub.calls("editMessageText"))) == (1, len(edits))
-    finally:
-        app.close()
 
 
 def gain_a_topic(
@@ -191,9 +201,7 @@ def test_a_topic_a_story_gains_later_alerts_as_a_continuation(
 
 
 def test_an_updated_item_does_not_alert_again(tmp_path: Path, feed_server: FeedServer, stub: TelegramStub) -> None:
-    clock = FakeClock(T0)
-    app = open_with(tmp_path, config_text(tmp_path, feed_server, stub, LIBYA_TOPIC), clock)
-    try:
+    with three_outlets(tmp_path, feed_server, stub) as (app, clock):
         feed_server.route("/interfax.xml", rss([READOUT[0]]))
         feed_server.route("/tass.xml", rss([]))
         feed_server.route("/ria.xml", rss([]))
@@ -206,8 +214,6 @@ def test_an_updated_item_does_not_alert_again(tmp_path: Path, feed_server: FeedS
         assert report.new == 0 and len(report.items) == 1  # seen as changed, not new
         assert len(stub.calls("sendMessage")) == 1
         assert stub.calls("editMessageText") == []
-    finally:
-        app.close()
 
 
 def test_items_stored_by_a_killed_run_are_matched_on_restart(
@@ -283,9 +289,7 @@ def test_items_stored_before_a_failed_write_are_matched_once_writes_work(
 def test_a_broken_feed_is_recorded_and_backs_off_while_the_others_go_on(
     tmp_path: Path, feed_server: FeedServer, stub: TelegramStub
 ) -> None:
-    clock = FakeClock(T0)
-    app = open_with(tmp_path, config_text(tmp_path, feed_server, stub, LIBYA_TOPIC), clock)
-    try:
+    with three_outlets(tmp_path, feed_server, stub) as (app, _clock):
         feed_server.route("/interfax.xml", b"<html>oops</html>", headers={"Content-Type": "text/html"})
         feed_server.route("/tass.xml", b"", status=500)
         feed_server.route("/ria.xml", rss([READOUT[2]]))
@@ -298,16 +302,12 @@ def test_a_broken_feed_is_recorded_and_backs_off_while_the_others_go_on(
         assert second is not None and second.error_count == 2
         assert second.next_poll is not None and first.next_poll is not None
         assert second.next_poll - T0 > first.next_poll - T0  # exponential backoff
-    finally:
-        app.close()
 
 
 def test_a_new_feeds_backlog_is_matched_but_not_alerted(
     tmp_path: Path, feed_server: FeedServer, stub: TelegramStub
 ) -> None:
-    clock = FakeClock(T0)
-    app = open_with(tmp_path, config_text(tmp_path, feed_server, stub, LIBYA_TOPIC), clock)
-    try:
+    with three_outlets(tmp_path, feed_server, stub) as (app, clock):
         feed_server.route("/interfax.xml", rss([READOUT[0]], published=T0 - timedelta(hours=30)))
         feed_server.route("/tass.xml", rss([]))
         feed_server.route("/ria.xml", rss([]))
@@ -320,8 +320,6 @@ def test_a_new_feeds_backlog_is_matched_but_not_alerted(
         poll_all(app)
         app.deliverer.deliver_due()
         assert [c.params["text"].count("Хафтар") > 0 for c in stub.calls("sendMessage")] == [True]
-    finally:
-        app.close()
 
 
 LIBYA_NEW = ("interfax-2", "Хафтар объявил о наступлении на Триполи",
@@ -332,9 +330,7 @@ LIBYA_NEW = ("interfax-2", "Хафтар объявил о наступлени�
 def test_preview_beside_a_daemon_matches_new_items_and_writes_nothing(
     tmp_path: Path, feed_server: FeedServer, stub: TelegramStub
 ) -> None:
-    clock = FakeClock(T0)
-    app = open_with(tmp_path, config_text(tmp_path, feed_server, stub, LIBYA_TOPIC), clock)
-    try:
+    with three_outlets(tmp_path, feed_server, stub) as (app, _clock):
         feed_server.route("/interfax.xml", rss([READOUT[0]]))
         feed_server.route("/tass.xml", b"<html>oops</html>", headers={"Content-Type": "text/html"})
         feed_server.route("/ria.xml", rss([OTHER]))
@@ -354,8 +350,6 @@ def test_preview_beside_a_daemon_matches_new_items_and_writes_nothing(
         again = app.pipeline.preview(interfax)
         assert [i.key for i in again.items] == ["tass-1"]
         assert app.store.count_items() == 1
-    finally:
-        app.close()
 
 
 class CallLog:
@@ -390,9 +384,7 @@ def stored(app: App, feeds: Sequence[str], texts: Sequence[tuple[str, str, str]]
 def test_processing_an_item_reads_its_story_and_writes_once(
     tmp_path: Path, feed_server: FeedServer, stub: TelegramStub
 ) -> None:
-    clock = FakeClock(T0)
-    app = open_with(tmp_path, config_text(tmp_path, feed_server, stub, LIBYA_TOPIC), clock)
-    try:
+    with three_outlets(tmp_path, feed_server, stub) as (app, _clock):
         items = stored(app, ("Interfax", "TASS"), READOUT[:2])
         log = CallLog(app.store)
         app.pipeline.store = log  # type: ignore[assignment]
@@ -402,8 +394,6 @@ def test_processing_an_item_reads_its_story_and_writes_once(
         assert log.calls == ["get_story", "apply"] * 2  # the whole decision in one transaction per item
         kinds = sorted(kind for _, kind in app.store.due_deliveries(T0 + timedelta(days=1)))
         assert kinds == ["edit", "send"]
-    finally:
-        app.close()
 
 
 def process_together(app: App, items: list[Item]) -> list[object]:
@@ -434,9 +424,7 @@ def process_together(app: App, items: list[Item]) -> list[object]:
 def test_calls_waiting_at_the_grouping_lock_are_decided_in_order_in_one_transaction(
     tmp_path: Path, feed_server: FeedServer, stub: TelegramStub
 ) -> None:
-    clock = FakeClock(T0)
-    app = open_with(tmp_path, config_text(tmp_path, feed_server, stub, LIBYA_TOPIC), clock)
-    try:
+    with three_outlets(tmp_path, feed_server, stub) as (app, _clock):
         items = stored(app, ("Interfax", "TASS", "RIA"), [*READOUT[:2], OTHER])
         log = CallLog(app.store)
         app.pipeline.store = log  # type: ignore[assignment]
@@ -446,8 +434,6 @@ def test_calls_waiting_at_the_grouping_lock_are_decided_in_order_in_one_transact
         assert log.calls == ["get_stories", "apply_all"]  # one read and one transaction for the three calls
         kinds = sorted(kind for _, kind in app.store.due_deliveries(T0 + timedelta(days=1)))
         assert kinds == ["edit", "send"]
-    finally:
-        app.close()
 
 
 def test_a_failed_group_transaction_fails_every_call_in_it(
@@ -470,9 +456,7 @@ def test_a_failed_group_transaction_fails_every_call_in_it(
 
 
 def test_preview_decides_as_a_poll_would(tmp_path: Path, feed_server: FeedServer, stub: TelegramStub) -> None:
-    clock = FakeClock(T0)
-    app = open_with(tmp_path, config_text(tmp_path, feed_server, stub, LIBYA_TOPIC), clock)
-    try:
+    with three_outlets(tmp_path, feed_server, stub) as (app, _clock):
         feed_server.route("/interfax.xml", rss([READOUT[0]]))
         feed_server.route("/tass.xml", rss([READOUT[1]]))
         feed_server.route("/ria.xml", rss([OTHER]))
@@ -482,16 +466,12 @@ def test_preview_decides_as_a_poll_would(tmp_path: Path, feed_server: FeedServer
         app.pipeline.poll(interfax)
         assert app.pipeline.preview(tass).alerts == 0  # the story has alerted: TASS's report would edit it
         assert app.pipeline.poll(tass).alerts == 0
-    finally:
-        app.close()
 
 
 def test_use_swaps_the_config_and_model_for_the_next_items(
     tmp_path: Path, feed_server: FeedServer, stub: TelegramStub
 ) -> None:
-    clock = FakeClock(T0)
-    app = open_with(tmp_path, config_text(tmp_path, feed_server, stub, LIBYA_TOPIC), clock)
-    try:
+    with three_outlets(tmp_path, feed_server, stub) as (app, _clock):
         feed_server.route("/interfax.xml", rss([READOUT[0]]))
         feed_server.route("/tass.xml", rss([]))
         feed_server.route("/ria.xml", rss([]))
@@ -501,8 +481,6 @@ def test_use_swaps_the_config_and_model_for_the_next_items(
         assert app.pipeline.model.topic_ids == ("france",)
         report = app.pipeline.poll(app.config.feeds[0])
         assert [m.topic for m in report.matches[report.items[0].uid]] == ["france"]
-    finally:
-        app.close()
 
 
 # A process that stores a poll's items, then dies by SIGKILL inside the transaction that records them: after the
