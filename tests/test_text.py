@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from monitor.match.text import derived_from, normalise, term_spans, terms, tokens
+import Stemmer  # type: ignore[import-untyped]
+
+from monitor.match.text import _morph, _ru_term, derived_from, normalise, term_spans, terms, tokens
 
 
 def test_normalise_folds_case_yo_dashes_and_compatibility_forms() -> None:
@@ -34,6 +36,18 @@ def test_russian_adjectives_share_a_term_and_place_adjectives_point_to_the_noun(
 
 def test_unknown_names_are_stemmed_consistently() -> None:
     assert terms("Хафтар") == terms("Хафтара") == terms("Хафтаром")
+
+
+def test_a_word_outside_the_dictionary_is_stemmed_without_being_parsed() -> None:
+    # _ru_term asks the dictionary before parsing: the answer must be the one the best parse would give.
+    morph = _morph()
+    known = ["ливия", "переговорах", "домов", "песков", "заявил", "стабильности", "ракетами", "нетаньяху"]
+    unknown = ["хафтара", "сараджа", "бивуакаптер", "вагнеровцы", "зеленского", "ооновский"]
+    for word in known + unknown:
+        assert morph.word_is_known(word) == (word in known) == morph.parse(word)[0].is_known, word
+    stem = Stemmer.Stemmer("russian").stemWord
+    assert [_ru_term(word) for word in unknown] == [stem(word) for word in unknown]
+    assert _ru_term("переговорах") == "переговоры"
 
 
 def test_english_plurals_and_demonyms() -> None:
