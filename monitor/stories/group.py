@@ -55,9 +55,17 @@ NEAR_DUP_MIN_JACCARD = 0.5
 # Same event: a logistic regression over the pair's evidence (`Evidence.logit`), fit on all 245 labelled pairs by
 # `python3 bench/story_pairs.py --fit` (IDF from ~57k real news texts); the figures reported for it are 5-fold
 # cross-validated (never scored on the fold it was fit on): docs/stories.md. FEATURES names `Evidence.features`.
-FEATURES = ("cosine", "title_cosine", "names_min", "names_max", "numbers_conflict", "same_outlet", "subjects_differ")
-WEIGHTS = (7.5, 0.68, 1.77, 0.38, 0.72, -3.11, -3.34)
-INTERCEPT = -3.58
+FEATURES = (
+    "cosine",
+    "names_min",
+    "names_max",
+    "numbers_conflict",
+    "same_outlet",
+    "subjects_differ",
+    "title_retold",
+)
+WEIGHTS = (4.71, 1.79, 0.44, 0.81, -2.88, -3.15, 3.25)
+INTERCEPT = -3.93
 _SAME_OUTLET = FEATURES.index("same_outlet")
 # What the features other than the cosine and the outlet can add at most (each is in 0..1): `_best_logit`'s bound
 _BEST_REST = sum(max(0.0, w) for i, w in enumerate(WEIGHTS) if i not in (0, _SAME_OUTLET))
@@ -106,6 +114,7 @@ class Evidence:
     numbers_conflict: bool = False  # both titles carry numbers and neither's is found in the other's title or lead
     same_outlet: bool = False  # the same site's template items (weather, rates, releases) are not one story
     subjects_differ: bool = False  # each title's subject (its first name) is one the other item does not name
+    title_retold: float = 1.0  # share of a title's content words the other item's title and lead use: the lower
     gap_hours: float = 0.0  # time between the two items
 
     @property
@@ -115,12 +124,12 @@ class Evidence:
         # (leaving it out moved one by 3.15), for no gain under cross-validation (docs/stories.md).
         return (
             self.cosine,
-            self.title_cosine,
             self.entities_min,
             self.entities_max,
             float(self.numbers_conflict),
             float(self.same_outlet),
             float(self.subjects_differ),
+            self.title_retold,
         )
 
     @property
@@ -167,6 +176,8 @@ class _Side:
     numbers: frozenset[str]
     title_numbers: frozenset[str]
     subject: tuple[str, ...]  # the title's subject and its place adjectives (`_name_forms`); () when it names none
+    title_words: tuple[tuple[str, ...], ...]  # keys of the title's content words (features.word_keys)
+    lead_keys: frozenset[str]  # keys of the title's and lead's content words
     outlet: str
     time: float
 
@@ -193,6 +204,23 @@ def _named(forms: tuple[str, ...], other: _Side) -> bool:
     """Does the other item name this (as a name or a heavy term, or as an adjective: "Россия" / "российский")?"""
     entities, vector, title = other.entities, other.vector, other.title_vector
     return any(f in entities or f in vector or f in title for f in forms)
+
+
+def _retold(side: _Side, other: _Side) -> float:
+    """Share of one title's content words that the other item's title or lead uses, by term or by first letters."""
+    if not side.title_words:
+        return 1.0
+    keys, vector, entities = other.lead_keys, other.vector, other.entities
+    found = sum(
+        word[0] in vector or word[0] in entities or not keys.isdisjoint(word) for word in side.title_words
+    )
+    return found / len(side.title_words)
+
+
+def title_retold(fa: ItemFeatures, fb: ItemFeatures) -> float:
+    """The lower of the two sides' `_retold`: does each headline's wording recur in the other's opening?"""
+    sides = [_side(f, DocumentFrequencies(), None, "", 0.0) for f in (fa, fb)]
+    return min(_retold(sides[0], sides[1]), _retold(sides[1], sides[0]))
 
 
 def _evidence(a: _Side, b: _Side, idf: Callable[[str], float], *, whole: bool = False) -> Evidence:
@@ -223,6 +251,7 @@ def _evidence(a: _Side, b: _Side, idf: Callable[[str], float], *, whole: bool = 
         numbers_conflict=numbers,
         same_outlet=same,
         subjects_differ=differ,
+        title_retold=min(_retold(a, b), _retold(b, a)),
         gap_hours=gap,
     )
 
@@ -266,6 +295,8 @@ def _side(
         f.numbers,
         f.title_numbers,
         _name_forms((f.subject,))[0] if f.subject else (),
+        f.title_words,
+        f.lead_keys,
         outlet,
         t,
     )
