@@ -466,7 +466,7 @@ def test_the_shortcut_that_skips_evidence_never_changes_a_decision() -> None:
             cos,
             None,
             False,
-            title_cosine=rng.random(),
+            title_retold=rng.random(),
             entities_min=rng.random(),
             entities_max=rng.choice((1.0, rng.random())),
             numbers_conflict=rng.random() < 0.5,

@@ -32,10 +32,12 @@ TEXT_CHARS = 1500  # the lead carries the event; long bodies dilute the vector a
 LEAD_CHARS = 300  # where dates of the event are looked for (a body's later dates are background)
 MAX_TERMS = 50  # terms kept per vector (highest tf-idf): memory and time stay flat, F1 the same as with 100
 MIN_SHINGLES = 10  # resemblance of a few shingles (a headline) says little; such items use the cosine path only
-# A word's first PREFIX letters stand for it when titles are matched against another item's words: inflection-proof
-# ("Пескова" / "Песков", "Минкультуры" / "Минкульте") and lemma-proof (pymorphy3 reads "Песков" as "песок"). 4-7
-# measured alike on the pairs (docs/stories.md); 5 keeps "Росси" apart from "Роскомнадзор".
+# Whether a headline's words recur in the other item: each content word stands for its first PREFIX letters (a
+# shorter word for itself), which is inflection-proof ("Пескова" / "Песков", "Минкультуры" / "Минкульте") and
+# lemma-proof (pymorphy3 reads "Песков" as "песок"), in the title and the first RETOLD_CHARS of the body. Prefixes
+# of 4-6 letters and 600-1,500 characters measured alike on the pairs (docs/stories.md).
 PREFIX = 5
+RETOLD_CHARS = 1000
 
 # A capitalised word: a name, a place, an organisation, in any alphabet the stream uses. Acronyms ("МИД", "NATO")
 # count wherever they stand; other capitalised words only when no sentence starts with them.
@@ -84,8 +86,8 @@ class ItemFeatures:
     numbers: frozenset[str] = frozenset()  # digit runs in the title and lead ("94"; "16,5" as "16" and "5"), dates too
     title_numbers: frozenset[str] = frozenset()  # digit runs in the title
     subject: str | None = None  # the title's first name, as the item's own text confirms it (`subject_of`)
-    title_words: tuple[tuple[str, ...], ...] = ()  # per content word of the title, its keys (`word_keys`)
-    lead_keys: frozenset[str] = frozenset()  # the keys of every content word of the title and lead
+    title_keys: frozenset[str] = frozenset()  # `word_key`s of the title's content words
+    text_keys: tuple[str, ...] = ()  # `word_key`s of the title and the body's first RETOLD_CHARS, distinct
 
 
 def featurise(title: str, body: str) -> ItemFeatures:
@@ -125,31 +127,30 @@ def features_of(analysed: AnalysedText) -> ItemFeatures:
         title_numbers | frozenset(_NUMBER.findall(lead)),
         title_numbers,
         subject_of(analysed.title, analysed.text[:LEAD_CHARS], lead_names),
-        *retelling_keys(title_words, normalised_tokens(body)),
+        *retelling_keys(title_words, body[:RETOLD_CHARS]),
     )
 
 
-def word_keys(word: str) -> tuple[str, ...]:
-    """What a normalised word is matched by in another item's text: its term (lemma or stem) and, for a word of
-    PREFIX letters or more, its first PREFIX letters; () for a stop word, a number or a one-letter word."""
+def word_key(word: str) -> str:
+    """What a normalised word is matched by in another item's text: its first PREFIX letters, or the word itself
+    when shorter; "" for a stop word (as `terms` reads it), a number or a one-letter word."""
     if not word.isalpha():
-        return ()
+        return ""
     term = word_term(word)
     if len(term) < 2 or term in _stop_terms():
-        return ()
-    if len(word) < PREFIX or word[:PREFIX] == term:
-        return (sys.intern(term),)
-    return sys.intern(term), sys.intern(word[:PREFIX])
+        return ""
+    return sys.intern(word[:PREFIX])
 
 
-def retelling_keys(
-    title_words: list[str], lead_words: list[str]
-) -> tuple[tuple[tuple[str, ...], ...], frozenset[str]]:
-    """The keys of each content word of the title, and all keys of the title and lead (normalised tokens): what
-    `group.title_retold` compares to tell whether a headline's words recur in the other item's opening."""
-    title = tuple(keys for keys in map(word_keys, title_words) if keys)
-    lead = frozenset(key for keys in title for key in keys).union(*map(word_keys, lead_words))
-    return title, lead
+def retelling_keys(title_words: list[str], body: str) -> tuple[frozenset[str], tuple[str, ...]]:
+    """The keys of the title's words (a set: each pair looks them up) and of the title's and the normalised
+    body's words (a tuple: ~1 kB an item where a set takes ~4 kB, and a set's intersection with it is as fast)."""
+    title = frozenset(map(word_key, title_words))
+    text = dict.fromkeys(title)
+    text.update(dict.fromkeys(map(word_key, normalised_tokens(body))))
+    title -= {""}
+    text.pop("", None)
+    return title, tuple(text)
 
 
 def entities_of(raw: str) -> frozenset[str]:

@@ -64,8 +64,8 @@ FEATURES = (
     "subjects_differ",
     "title_retold",
 )
-WEIGHTS = (4.71, 1.79, 0.44, 0.81, -2.88, -3.15, 3.25)
-INTERCEPT = -3.93
+WEIGHTS = (5.36, 1.83, 0.41, 0.77, -3.06, -3.27, 2.79)
+INTERCEPT = -3.84
 _SAME_OUTLET = FEATURES.index("same_outlet")
 # What the features other than the cosine and the outlet can add at most (each is in 0..1): `_best_logit`'s bound
 _BEST_REST = sum(max(0.0, w) for i, w in enumerate(WEIGHTS) if i not in (0, _SAME_OUTLET))
@@ -108,13 +108,12 @@ class Evidence:
     cosine: float  # tf-idf, title counted TITLE_WEIGHT times
     resemblance: float | None  # MinHash estimate of shingle Jaccard; None when either text is too short
     dates_conflict: bool  # both name dates in title/lead, none within a day of the other's
-    title_cosine: float = 0.0  # tf-idf cosine of the titles alone
     entities_min: float = 1.0  # IDF-weighted share of one item's names found in the other: the lower of the two
     entities_max: float = 1.0  # ... and the higher
     numbers_conflict: bool = False  # both titles carry numbers and neither's is found in the other's title or lead
     same_outlet: bool = False  # the same site's template items (weather, rates, releases) are not one story
     subjects_differ: bool = False  # each title's subject (its first name) is one the other item does not name
-    title_retold: float = 1.0  # share of a title's content words the other item's title and lead use: the lower
+    title_retold: float = 1.0  # share of a title's content words the other item's title or opening uses; the lower
     gap_hours: float = 0.0  # time between the two items
 
     @property
@@ -176,8 +175,8 @@ class _Side:
     numbers: frozenset[str]
     title_numbers: frozenset[str]
     subject: tuple[str, ...]  # the title's subject and its place adjectives (`_name_forms`); () when it names none
-    title_words: tuple[tuple[str, ...], ...]  # keys of the title's content words (features.word_keys)
-    lead_keys: frozenset[str]  # keys of the title's and lead's content words
+    title_keys: frozenset[str]  # the title's words as features.word_key reads them
+    text_keys: tuple[str, ...]  # ... and those of the title and the body's opening
     outlet: str
     time: float
 
@@ -206,21 +205,15 @@ def _named(forms: tuple[str, ...], other: _Side) -> bool:
     return any(f in entities or f in vector or f in title for f in forms)
 
 
-def _retold(side: _Side, other: _Side) -> float:
-    """Share of one title's content words that the other item's title or lead uses, by term or by first letters."""
-    if not side.title_words:
-        return 1.0
-    keys, vector, entities = other.lead_keys, other.vector, other.entities
-    found = sum(
-        word[0] in vector or word[0] in entities or not keys.isdisjoint(word) for word in side.title_words
-    )
-    return found / len(side.title_words)
+def _retold(title_keys: frozenset[str], text_keys: tuple[str, ...]) -> float:
+    """Share of one title's content words that the other item's title or opening uses (by their first letters)."""
+    return len(title_keys.intersection(text_keys)) / len(title_keys) if title_keys else 1.0
 
 
 def title_retold(fa: ItemFeatures, fb: ItemFeatures) -> float:
-    """The lower of the two sides' `_retold`: does each headline's wording recur in the other's opening?"""
-    sides = [_side(f, DocumentFrequencies(), None, "", 0.0) for f in (fa, fb)]
-    return min(_retold(sides[0], sides[1]), _retold(sides[1], sides[0]))
+    """Does each headline's wording recur in the other item? The lower of the two shares (`Evidence.title_retold`):
+    a retelling uses most of both titles' words somewhere in its opening, two events told alike miss some."""
+    return min(_retold(fa.title_keys, fb.text_keys), _retold(fb.title_keys, fa.text_keys))
 
 
 def _evidence(a: _Side, b: _Side, idf: Callable[[str], float], *, whole: bool = False) -> Evidence:
@@ -245,13 +238,12 @@ def _evidence(a: _Side, b: _Side, idf: Callable[[str], float], *, whole: bool = 
         cos,
         resemblance,
         conflict,
-        title_cosine=cosine(a.title_vector, b.title_vector),
         entities_min=min(ca, cb),
         entities_max=max(ca, cb),
         numbers_conflict=numbers,
         same_outlet=same,
         subjects_differ=differ,
-        title_retold=min(_retold(a, b), _retold(b, a)),
+        title_retold=min(_retold(a.title_keys, b.text_keys), _retold(b.title_keys, a.text_keys)),
         gap_hours=gap,
     )
 
@@ -295,8 +287,8 @@ def _side(
         f.numbers,
         f.title_numbers,
         _name_forms((f.subject,))[0] if f.subject else (),
-        f.title_words,
-        f.lead_keys,
+        f.title_keys,
+        f.text_keys,
         outlet,
         t,
     )
