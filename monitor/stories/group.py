@@ -64,11 +64,13 @@ FEATURES = (
     "subjects_differ",
     "title_retold",
 )
-WEIGHTS = (5.36, 1.83, 0.41, 0.77, -3.06, -3.27, 2.79)
-INTERCEPT = -3.84
+WEIGHTS = (5.39, 1.9, 0.37, 0.77, -3.02, -3.28, 2.78)
+INTERCEPT = -3.83
 _SAME_OUTLET = FEATURES.index("same_outlet")
-# What the features other than the cosine and the outlet can add at most (each is in 0..1): `_best_logit`'s bound
-_BEST_REST = sum(max(0.0, w) for i, w in enumerate(WEIGHTS) if i not in (0, _SAME_OUTLET))
+_RETOLD = FEATURES.index("title_retold")
+# What the features other than the cosine, the outlet and the retold title words can add at most (each is in
+# 0..1): `_best_logit`'s bound
+_BEST_REST = sum(max(0.0, w) for i, w in enumerate(WEIGHTS) if i not in (0, _SAME_OUTLET, _RETOLD))
 # Not in the pairs (they carry no times), so a stated prior rather than a fit: the time between two reports costs
 # the logit up to this much, linearly over the first day, so that the same actor's next event a day later ("КНДР
 # вновь запустила ракету") needs clearly more shared evidence than a rewrite of the same hour. Flat after a day:
@@ -155,10 +157,10 @@ def decide(evidence: Evidence, min_logit: float = 0.0) -> tuple[bool, Reason]:
     return False, "new"
 
 
-def _best_logit(cos: float, same_outlet: bool, gap_hours: float) -> float:
-    """The highest logit a pair with this cosine, outlet and time gap (all cheap to know) could reach whatever its
-    other evidence (features in 0..1): below 0, skip computing the rest."""
-    rest = _BEST_REST + WEIGHTS[_SAME_OUTLET] * same_outlet
+def _best_logit(cos: float, same_outlet: bool, gap_hours: float, retold: float = 1.0) -> float:
+    """The highest logit a pair with this cosine, outlet, time gap and retold title words (all cheap to know)
+    could reach whatever its other evidence (features in 0..1): below 0, skip computing the rest."""
+    rest = _BEST_REST + WEIGHTS[_SAME_OUTLET] * same_outlet + max(0.0, WEIGHTS[_RETOLD]) * retold
     return INTERCEPT + WEIGHTS[0] * cos + rest - GAP_PENALTY * min(gap_hours, 24.0) / 24.0
 
 
@@ -226,6 +228,10 @@ def _evidence(a: _Side, b: _Side, idf: Callable[[str], float], *, whole: bool = 
     gap = abs(a.time - b.time) / 3600.0
     if not whole and (conflict or near or _best_logit(cos, same, gap) <= 0.0):  # decided already: most candidates
         return Evidence(cos, resemblance, conflict, same_outlet=same, gap_hours=gap)
+    # two set look-ups where the names below take an IDF each: known first, it rules out most of the rest
+    retold = min(_retold(a.title_keys, b.text_keys), _retold(b.title_keys, a.text_keys))
+    if not whole and _best_logit(cos, same, gap, retold) <= 0.0:
+        return Evidence(cos, resemblance, conflict, same_outlet=same, title_retold=retold, gap_hours=gap)
     ca, cb = _cover(a, b, idf), _cover(b, a, idf)
     numbers = bool(
         a.title_numbers and b.title_numbers and not (a.title_numbers & b.numbers) and not (b.title_numbers & a.numbers)
@@ -243,7 +249,7 @@ def _evidence(a: _Side, b: _Side, idf: Callable[[str], float], *, whole: bool = 
         numbers_conflict=numbers,
         same_outlet=same,
         subjects_differ=differ,
-        title_retold=min(_retold(a.title_keys, b.text_keys), _retold(b.title_keys, a.text_keys)),
+        title_retold=retold,
         gap_hours=gap,
     )
 
