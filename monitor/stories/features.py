@@ -132,7 +132,7 @@ def features_of(analysed: AnalysedText) -> ItemFeatures:
     )
 
 
-_PUNCTUATION = ".,:;!?…()[]{}«»\"“”„'`*/|+=<>#№%$€@&~^_—–-"
+_LETTERS = re.compile(r"[^\W\d_]{2,}")  # runs of two letters or more: "юго-западе" is "юго", "западе"
 
 
 @cache
@@ -141,32 +141,21 @@ def _stop_words() -> frozenset[str]:
     return STOP_WORDS | frozenset(_EVENTLESS_WORDS.split())
 
 
-def word_keys(norm: str) -> list[str]:
+def word_keys(norm: str) -> frozenset[str]:
     """The content words of a normalised text as they are matched in another item: each by its first PREFIX
-    letters, or whole when shorter; stop words, numbers and one-letter words left out.
+    letters, or whole when shorter; stop words and one-letter words left out.
 
-    Read off whitespace chunks, not tokens: the token pattern costs ~0.5 µs a word, which on 1,000 characters
-    would have cost a tenth of grouping's time; a chunk with other marks inside ("снв-3", "u.s") is skipped,
-    a hyphenated compound ("юго-западе") gives its parts.
+    Letter runs, set operations and a comprehension rather than tokens and terms: a loop over 1,000 characters'
+    words in Python took 0.2 ms an item, a seventh of grouping's time.
     """
-    stop = _stop_words()
-    out = []
-    for chunk in norm.split():
-        word = chunk.strip(_PUNCTUATION)
-        if len(word) < 2 or word in stop:
-            continue
-        if word.isalpha():
-            out.append(word[:PREFIX])
-        elif "-" in word:
-            out.extend(part[:PREFIX] for part in word.split("-") if len(part) >= 2 and part.isalpha())
-    return out
+    return frozenset(map(sys.intern, {word[:PREFIX] for word in set(_LETTERS.findall(norm)) - _stop_words()}))
 
 
 def retelling_keys(title: str, body: str) -> tuple[frozenset[str], tuple[str, ...]]:
     """The keys of the title's words (a set: each pair looks them up) and of the title's and the normalised
     body's (a tuple: ~1 kB an item where a set takes ~4 kB; a set's intersection with it is as quick)."""
     title_keys = word_keys(title)
-    return frozenset(title_keys), tuple(dict.fromkeys(title_keys + word_keys(body)))
+    return title_keys, tuple(title_keys | word_keys(body))
 
 
 def entities_of(raw: str) -> frozenset[str]:
