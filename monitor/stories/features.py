@@ -16,7 +16,6 @@ from datetime import date
 from functools import cache
 
 from ..match.text import (
-    STOP_WORDS,
     AnalysedText,
     TermScan,
     analyse,
@@ -33,12 +32,6 @@ TEXT_CHARS = 1500  # the lead carries the event; long bodies dilute the vector a
 LEAD_CHARS = 300  # where dates of the event are looked for (a body's later dates are background)
 MAX_TERMS = 50  # terms kept per vector (highest tf-idf): memory and time stay flat, F1 the same as with 100
 MIN_SHINGLES = 10  # resemblance of a few shingles (a headline) says little; such items use the cosine path only
-# Whether a headline's words recur in the other item: each content word stands for its first PREFIX letters (a
-# shorter word for itself), which is inflection-proof ("Пескова" / "Песков", "Минкультуры" / "Минкульте") and
-# lemma-proof (pymorphy3 reads "Песков" as "песок"), in the title and the first RETOLD_CHARS of the body. Prefixes
-# of 4-6 letters and 600-1,500 characters measured alike on the pairs (docs/stories.md).
-PREFIX = 5
-RETOLD_CHARS = 1000
 
 # A capitalised word: a name, a place, an organisation, in any alphabet the stream uses. Acronyms ("МИД", "NATO")
 # count wherever they stand; other capitalised words only when no sentence starts with them.
@@ -87,8 +80,6 @@ class ItemFeatures:
     numbers: frozenset[str] = frozenset()  # digit runs in the title and lead ("94"; "16,5" as "16" and "5"), dates too
     title_numbers: frozenset[str] = frozenset()  # digit runs in the title
     subject: str | None = None  # the title's first name, as the item's own text confirms it (`subject_of`)
-    title_keys: frozenset[str] = frozenset()  # `word_key`s of the title's content words
-    text_keys: tuple[str, ...] = ()  # `word_key`s of the title and the body's first RETOLD_CHARS, distinct
 
 
 def featurise(title: str, body: str) -> ItemFeatures:
@@ -128,34 +119,7 @@ def features_of(analysed: AnalysedText) -> ItemFeatures:
         title_numbers | frozenset(_NUMBER.findall(lead)),
         title_numbers,
         subject_of(analysed.title, analysed.text[:LEAD_CHARS], lead_names),
-        *retelling_keys(title, body[:RETOLD_CHARS]),
     )
-
-
-_LETTERS = re.compile(r"[^\W\d_]{2,}")  # runs of two letters or more: "юго-западе" is "юго", "западе"
-
-
-@cache
-def _stop_words() -> frozenset[str]:
-    """Surface stop words for `word_keys` (which reads words, not lemmas): matching's and the eventless ones."""
-    return STOP_WORDS | frozenset(_EVENTLESS_WORDS.split())
-
-
-def word_keys(norm: str) -> frozenset[str]:
-    """The content words of a normalised text as they are matched in another item: each by its first PREFIX
-    letters, or whole when shorter; stop words and one-letter words left out.
-
-    Letter runs, set operations and a comprehension rather than tokens and terms: a loop over 1,000 characters'
-    words in Python took 0.2 ms an item, a seventh of grouping's time.
-    """
-    return frozenset(map(sys.intern, {word[:PREFIX] for word in set(_LETTERS.findall(norm)) - _stop_words()}))
-
-
-def retelling_keys(title: str, body: str) -> tuple[frozenset[str], tuple[str, ...]]:
-    """The keys of the title's words (a set: each pair looks them up) and of the title's and the normalised
-    body's (a tuple: ~1 kB an item where a set takes ~4 kB; a set's intersection with it is as quick)."""
-    title_keys = word_keys(title)
-    return title_keys, tuple(title_keys | word_keys(body))
 
 
 def entities_of(raw: str) -> frozenset[str]:
