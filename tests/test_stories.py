@@ -315,7 +315,8 @@ def test_shingle_hashes_follow_their_definition_in_plain_integers() -> None:
         return int.from_bytes(hashlib.blake2b(word.encode("utf-8"), digest_size=8).digest(), "little")
 
     weights = (1, 0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9)
-    words = "в четверг кндр запустила баллистическую ракету в сторону японского моря в четверг кндр".split()
+    text = "в четверг кндр запустила баллистическую ракету в сторону японского моря в четверг кндр"
+    words = text.split()
     want = {
         _fmix64(h(words[i]) ^ ((h(words[i + 1]) * weights[1]) % 2**64) ^ ((h(words[i + 2]) * weights[2]) % 2**64))
         for i in range(len(words) - 2)

@@ -97,7 +97,7 @@ def features_of(analysed: AnalysedText) -> ItemFeatures:
     tscan = analysed.title_scan
     title = _without_links(tscan, analysed.title)
     title_chunks, title_terms = tscan.head(len(title)) if title == tscan.norm else _chunked(title)
-    body, lead, body_chunks, body_terms = _opening(analysed.text_scan, analysed.text)
+    lead, body_chunks, body_terms = _opening(analysed.text_scan, analysed.text)
     stop = _stop_terms()
     # Counted in C, in order of first appearance (title, then body) as a loop adding TITLE_WEIGHT and 1.0 would:
     # the same dict, insertion order and all (tf-idf sums over it).
@@ -228,9 +228,9 @@ def _blank_links(norm: str) -> str:
     return norm
 
 
-def _opening(scan: TermScan, raw: str) -> tuple[str, str, Sequence[str], list[str]]:
-    """The body's first TEXT_CHARS characters and their first LEAD_CHARS, normalised, links blanked; the body's
-    chunks and terms.
+def _opening(scan: TermScan, raw: str) -> tuple[str, Sequence[str], list[str]]:
+    """The first LEAD_CHARS characters of the body's first TEXT_CHARS, normalised and links blanked, and the chunks
+    and terms of those TEXT_CHARS.
 
     Links are blanked after the cut, as in the raw text (a link cut short may no longer look like one). Where the
     scan's normalised text lines up with the raw text (nearly always) it is cut, and its chunks and terms are
@@ -240,10 +240,9 @@ def _opening(scan: TermScan, raw: str) -> tuple[str, str, Sequence[str], list[st
         head = scan.norm[:TEXT_CHARS]
         body = _blank_links(head)
         chunks, body_terms = scan.head(TEXT_CHARS) if body == head else _chunked(body)
-        return body, body[:LEAD_CHARS], chunks, body_terms
+        return body[:LEAD_CHARS], chunks, body_terms
     cut = _URL.sub(" ", raw[:TEXT_CHARS])
-    body = normalise(cut)
-    return (body, normalise(cut[:LEAD_CHARS]), *_chunked(body))
+    return (normalise(cut[:LEAD_CHARS]), *_chunked(normalise(cut)))
 
 
 def named_dates(words: list[str]) -> frozenset[int]:
