@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from monitor.match.text import AnalysedText, terms, tokens
+from monitor.match.text import AnalysedText, normalise, normalised_terms, normalised_tokens, terms, tokens
 from monitor.models import Item, Match
 from monitor.stories import features as features_module
 from monitor.stories import group, minhash
@@ -516,6 +516,89 @@ def test_features_from_the_shared_analysis_equal_those_of_the_raw_text() -> None
         assert analysed.title_scan.terms == terms(title) and analysed.text_scan.terms == terms(body)
 
 
+def features_made_afresh(analysed: AnalysedText) -> ItemFeatures:
+    """features_of as it was before it reused the scans: each text's terms and tokens made again, counted in a loop."""
+    title = _URL.sub(" ", analysed.title_scan.norm) if analysed.title_scan.aligned else normalise(
+        _URL.sub(" ", analysed.title)
+    )
+    if analysed.text_scan.aligned:
+        body = _URL.sub(" ", analysed.text_scan.norm[:TEXT_CHARS])
+        lead = body[:LEAD_CHARS]
+    else:
+        cut = _URL.sub(" ", analysed.text[:TEXT_CHARS])
+        body, lead = normalise(cut), normalise(cut[:LEAD_CHARS])
+    stop = features_module._stop_terms()
+    counts: dict[str, float] = {}
+    for weight, text in ((float(TITLE_WEIGHT), title), (1.0, body)):
+        for term in normalised_terms(text):
+            if term in stop or (len(term) < 2 and not term.isdigit()):
+                continue
+            counts[term] = counts.get(term, 0.0) + weight
+    title_counts: dict[str, float] = {}
+    for term in normalised_terms(title):
+        if term not in stop and len(term) >= 2:
+            title_counts[term] = title_counts.get(term, 0.0) + 1.0
+    title_words, lead_words = normalised_tokens(title), normalised_tokens(lead)
+    grams = minhash.shingles(minhash.word_hashes(title_words + normalised_tokens(body)))
+    numbers = frozenset(re.findall(r"\d+", title))
+    lead_names = features_module.entities_of(analysed.text[:LEAD_CHARS])
+    return ItemFeatures(
+        counts,
+        minhash.signature(grams) if len(grams) >= MIN_SHINGLES else None,
+        named_dates(title_words + lead_words),
+        title_counts,
+        features_module.entities_of(analysed.title) | lead_names,
+        numbers | frozenset(re.findall(r"\d+", lead)),
+        numbers,
+        features_module.subject_of(analysed.title, analysed.text[:LEAD_CHARS], lead_names),
+    )
+
+
+LONG_RU = (
+    "МИД России: Москва ответит на размещение ракет США в Европе",
+    "МОСКВА, 14 ноября. Официальный представитель МИД России Мария Захарова заявила 14 ноября, что Москва "
+    "ответит на размещение "
+    "американских ракет средней дальности в Европе. По её словам, российско-французские консультации по "
+    "стратегической стабильности, прошедшие 12-13 ноября в Париже, результатов не дали. " * 8
+    + "Подробнее: https://www.mid.ru/ru/foreign_policy/news/ и t.me/MID_Russia",
+)
+LONG_EN = (
+    "U.S., Japan sign F-16 parts deal worth $400m on Nov 14",
+    "Officials of the U.S. and Japan signed a US-Japan agreement on Nov. 14 in Tokyo: tariffs on F-16 parts "
+    "fall by 16,5% from January, the Ministry of Economy said. Read more at https://example.com/deal. " * 9,
+)
+
+
+def test_features_from_the_scans_equal_those_made_afresh() -> None:
+    # Hand-written items (Russian, English; links; a cut at TEXT_CHARS inside a word; compounds and codes; dates;
+    # "№" that NFKC lengthens; a short title-only item): every feature the same as computing the terms again.
+    items = [
+        KNDR_INTERFAX,
+        KNDR_TASS,
+        EN_A,
+        EN_B,
+        LONG_RU,
+        LONG_EN,
+        (LONG_RU[0], LONG_RU[1].replace("https://www.mid.ru/ru/foreign_policy/news/ и t.me/MID_Russia", "")),
+        ("Выборы № 5: ЦИК подвёл итоги 8 ноября", "Заседание № 12 ЦИК прошло 8 ноября в Москве. " * 40),
+        ("Путин провел переговоры с Макроном", ""),
+        ("http://t.me/x", "www.ria.ru"),
+        *FILLER,
+    ]
+    for title, body in items:
+        analysed = AnalysedText(title, body)
+        got, want = features_of(analysed), features_made_afresh(AnalysedText(title, body))
+        for name in ("dates", "entities", "numbers", "title_numbers", "subject"):
+            assert getattr(got, name) == getattr(want, name), (name, title)
+        assert list(got.counts.items()) == list(want.counts.items()), title  # the same order too: tf-idf sums it
+        assert list(got.title_counts.items()) == list(want.title_counts.items()), title
+        sig, ref = got.signature, want.signature
+        assert (sig is None and ref is None) or (sig is not None and ref is not None and (sig == ref).all()), title
+    assert not any(c.isspace() for c in LONG_RU[1][TEXT_CHARS - 1 : TEXT_CHARS + 1])  # the cut falls inside a word
+    assert "http" not in LONG_RU[1][:TEXT_CHARS] and "http" in LONG_EN[1][:TEXT_CHARS]  # reused / made again
+    assert features_of(AnalysedText("http://t.me/x", "www.ria.ru")).counts == {}
+
+
 def test_the_shortcut_that_skips_evidence_never_changes_a_decision() -> None:
     # Most candidates are dropped on their cosine alone (group._best_logit): that bound must hold whatever the
     # other evidence is, or the grouper would miss joins that same_story makes.
@@ -581,3 +664,10 @@ def test_same_frame_with_another_actor_stays_apart_and_a_retelling_joins() -> No
         featurise(*GREETING_A), featurise(*GREETING_B), grouper.background, outlets=("apa", "kazinform")
     )
     assert evidence.subjects_differ and evidence.cosine > 0.3  # the same words: only the actor tells them apart
+
+
+def test_a_chunks_word_hashes_are_those_of_its_tokens() -> None:
+    chunks = ["ливии,", "«снв-3»", "нефть/газ", "—", "...", "u.s.", "(f-16)", "«ливии»,", "_x_", "20%", "a-b-", "-"]
+    for chunk in chunks:
+        assert features_module._chunk_digest(chunk) == b"".join(map(minhash.word_digest, tokens(chunk))), chunk
+    assert features_module._word_hashes(chunks).tolist() == minhash.word_hashes(tokens(" ".join(chunks))).tolist()

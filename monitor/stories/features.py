@@ -139,19 +139,26 @@ _digests: dict[str, bytes] = {}
 def _word_hashes(chunks: Iterable[str]) -> minhash.Hashes:
     """The word hashes of whitespace-separated chunks' tokens, in order (the chunks' tokens are the text's)."""
     chunks = list(chunks)
-    try:
-        joined = b"".join(map(_digests.__getitem__, chunks))  # one C call when every chunk was seen: nearly always
-    except KeyError:
-        parts = []
-        for chunk in chunks:
-            digest = _digests.get(chunk)
-            if digest is None:
-                if len(_digests) > _HASH_CACHE_LIMIT:
-                    _digests.clear()
-                digest = _digests[chunk] = b"".join(map(minhash.word_digest, normalised_tokens(chunk)))
-            parts.append(digest)
-        joined = b"".join(parts)
-    return minhash.from_digests(joined)
+    mapped = list(map(_digests.get, chunks))  # None marks a chunk not seen yet (a few in most items)
+    i = -1
+    with contextlib.suppress(ValueError):  # list.index: no None (left)
+        while True:
+            i = mapped.index(None, i + 1)
+            if len(_digests) > _HASH_CACHE_LIMIT:
+                _digests.clear()
+            mapped[i] = _digests[chunks[i]] = _chunk_digest(chunks[i])
+    return minhash.from_digests(b"".join(mapped))  # type: ignore[arg-type]  # no None left
+
+
+def _chunk_digest(chunk: str) -> bytes:
+    core = chunk.strip(_EDGE)
+    if core.isalnum():  # one token, the chunk less its punctuation (str.isalnum is the token regex's \w less "_")
+        return minhash.word_digest(core)
+    return b"".join(map(minhash.word_digest, normalised_tokens(chunk)))
+
+
+# Punctuation around a word ("«ливии»,"): no word character among them, so a chunk's one token is what is left.
+_EDGE = ".,:;!?…\"'«»“”„()[]{}-—–/"
 
 
 def _chunked(norm: str) -> tuple[list[str], list[str]]:
