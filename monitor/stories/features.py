@@ -186,13 +186,13 @@ def entities_of(raw: str) -> frozenset[str]:
     return frozenset(found)
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=16384)  # names recur: a day's news names a few thousand
 def _word_terms(word: str) -> tuple[str, ...]:
-    """The terms of a raw word's tokens, '' for none (names recur: cached)."""
+    """The terms of a raw word's tokens, '' for none."""
     return tuple(word_term(part) for part in normalised_tokens(normalise(word)))
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=16384)
 def _name_terms(word: str) -> tuple[str, ...]:
     """The terms a capitalised raw word names: no stop words, no numbers."""
     stop = _stop_terms()
