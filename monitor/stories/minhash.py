@@ -116,8 +116,9 @@ def shingles(words: Hashes) -> Hashes:
     x *= _FMIX2
     x ^= x >> _33
     # Distinct values through a Python set, not np.unique: NumPy's sort releases the GIL whatever the array's size,
-    # and in the daemon's threads getting it back waited on the other threads (py-spy: 40 % of the features' time
-    # in a 300-feed cycle); elementwise operations on fewer than ~500 values keep it.
+    # and among the pipeline's threads getting it back waits (py-spy, `bench/ingest.py --stage full --feeds 300`:
+    # the sort held 43 % of the features' samples; the features' share of the cycle went 7.3 → 5.6 %).
+    # Elementwise operations on fewer than ~500 values keep the GIL.
     distinct = set(x.tolist())
     return np.fromiter(distinct, dtype=np.uint64, count=len(distinct))
 
