@@ -151,6 +151,7 @@ def _word_hashes(chunks: Iterable[str]) -> minhash.Hashes:
 
 
 def _chunk_digest(chunk: str) -> bytes:
+    """The word digests of one chunk's tokens, joined."""
     core = chunk.strip(_EDGE)
     if core.isalnum():  # one token, the chunk less its punctuation (str.isalnum is the token regex's \w less "_")
         return minhash.word_digest(core)

@@ -3,11 +3,12 @@
 Broder, "On the resemblance and containment of documents" (1997): the share of equal components of two
 signatures estimates the Jaccard similarity of their shingle sets (standard error sqrt(J(1-J)/PERMUTATIONS)).
 
-A shingle is a run of SIZE words. Each word has a 64-bit BLAKE2b hash (`word_hash`; words recur across items, so
-callers cache it); a shingle's hash combines its words' hashes, each rotated by its position so that order counts
-("a b c" is not "b a c"), through MurmurHash3's 64-bit finaliser, in numpy for all shingles of a text at once (a
-BLAKE2b per shingle, with its string join, was 40 % of an item's story features). Two different shingles share a
-hash with probability ~2**-64, so the distinct hashes stand for the shingle set. The permutations are
+A shingle is a run of SIZE words. Each word has a 64-bit BLAKE2b hash (`word_digest`; words recur across items,
+so callers cache it); a shingle's hash is MurmurHash3's 64-bit finaliser of its words' hashes XORed, each
+multiplied by an odd constant for its position so that order counts ("a b c" is not "b a c"), computed in NumPy
+for all shingles of a text at once (a BLAKE2b and a string join per shingle were ~40 % of an item's story
+features). Two different shingles share a hash with probability ~2**-64, so the distinct hashes stand for the
+shingle set. The permutations are
 multiply-shift hashes (Dietzfelbinger et al. 1997) of the shingle hashes with fixed seeds: signatures are identical
 across processes and restarts (they are not stored; the window is regrouped from stored text at start).
 """
