@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import Stemmer  # type: ignore[import-untyped]
 
-from monitor.match.text import _morph, _ru_term, derived_from, normalise, term_spans, terms, tokens
+from monitor.match.text import (
+    TermScan,
+    _morph,
+    _ru_term,
+    derived_from,
+    normalise,
+    normalised_terms,
+    term_spans,
+    terms,
+    tokens,
+)
 
 
 def test_normalise_folds_case_yo_dashes_and_compatibility_forms() -> None:
@@ -81,3 +91,22 @@ def test_the_model_reads_the_first_read_chars_of_a_title_and_a_text() -> None:
     assert len(analysed.title) == len(analysed.text) == READ_CHARS
     assert "триполи" not in analysed.text_scan.terms  # past the cap: not read
     assert readable("Перемирие в Ливии.") == "Перемирие в Ливии."
+
+
+def test_a_scans_head_is_the_normalised_prefix_split_and_made_into_terms() -> None:
+    # Story features read the body's first characters through TermScan.head instead of analysing them again.
+    texts = [
+        "Российско-французские переговоры прошли в Париже; стороны обсудили поставки С-400 и СНВ-3.\n\n" * 30,
+        "U.S. and Japan agreed on the US-Japan trade deal, officials said.  Tariffs  on F-16 parts fell." * 20,
+        "ливии, «снв-3» нефть/газ —  ... " * 10,
+        "   leading and trailing   ",
+        "",
+    ]
+    for text in texts:
+        scan = TermScan(text)
+        for n in sorted({0, 1, 2, 5, 17, 100, 299, 300, 301, 1499, 1500, len(text) - 1, len(text), len(text) + 5}):
+            if n < 0:
+                continue
+            chunks, found = scan.head(n)
+            assert list(chunks) == scan.norm[:n].split(), (text[:20], n)
+            assert found == normalised_terms(scan.norm[:n]) == terms(text[:n]), (text[:20], n)

@@ -173,8 +173,11 @@ def normalised_terms(norm: str) -> list[str]:
 
 def normalised_tokens(norm: str) -> list[str]:
     """tokens() of a text already normalised."""
+    found: list[str] = _TOKEN.findall(norm)
+    if "-" not in norm:  # no compound to split (most texts of a few words: names, headlines)
+        return found
     out: list[str] = []
-    for tok in _TOKEN.findall(norm):
+    for tok in found:
         if "-" in tok:
             out.extend(_split(tok))
         else:
@@ -346,6 +349,23 @@ class TermScan:
         self.terms: list[str] = _flatten(self._mapped)
         self._ends: list[int] | None = None  # terms in the chunks up to and including each one
         self._slow: list[int] | None = None
+
+    def head(self, n: int) -> tuple[Sequence[str], list[str]]:
+        """The whitespace-separated chunks of `norm[:n]` and their terms (`normalised_terms(norm[:n])`), from the
+        kept ones: only a chunk the cut falls inside is looked up again. The lists are the scan's own when the cut
+        keeps everything; do not change them."""
+        if n >= len(self.norm):
+            return self._chunks, self.terms
+        cut = self.norm[:n].split()
+        k = len(cut)
+        if not k:
+            return [], []
+        # The chunks of a prefix are the text's first chunks; the last is shorter if the cut fell inside it.
+        chunks, mapped = self._chunks[:k], self._mapped[:k]
+        if cut[-1] != chunks[-1]:
+            chunks[-1] = cut[-1]
+            mapped[-1] = _chunk_terms(cut[-1:])[0]
+        return chunks, _flatten(mapped)
 
     def start(self, i: int) -> int:
         """Offset in the text where term i's token starts."""

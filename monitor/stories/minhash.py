@@ -2,14 +2,21 @@
 
 Broder, "On the resemblance and containment of documents" (1997): the share of equal components of two
 signatures estimates the Jaccard similarity of their shingle sets (standard error sqrt(J(1-J)/PERMUTATIONS)).
-The permutations are multiply-shift hashes (Dietzfelbinger et al. 1997) of a 64-bit BLAKE2b of each shingle,
-with fixed seeds, so signatures are identical across processes and restarts.
+
+A shingle is a run of SIZE words. Each word has a 64-bit BLAKE2b hash (`word_digest`; words recur across items,
+so callers cache it); a shingle's hash is MurmurHash3's 64-bit finaliser of its words' hashes XORed, each
+multiplied by an odd constant for its position so that order counts ("a b c" is not "b a c"), computed in NumPy
+for all shingles of a text at once (a BLAKE2b and a string join per shingle were ~40 % of an item's story
+features). Two different shingles share a hash with probability ~2**-64, so the distinct hashes stand for the
+shingle set. The permutations are
+multiply-shift hashes (Dietzfelbinger et al. 1997) of the shingle hashes with fixed seeds: signatures are identical
+across processes and restarts (they are not stored; the window is regrouped from stored text at start).
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterable
 
 import numpy as np
 import numpy.typing as npt
@@ -58,28 +65,74 @@ _B = np.array([  # offsets below 2**63
 ], dtype=np.uint64)
 # fmt: on
 _SHIFT = np.uint64(32)
+SIZE = 3  # words per shingle
+Hashes = npt.NDArray[np.uint64]
+
+# A word's weight by its position in the shingle: odd, so each multiplication is a bijection of the 64-bit words
+# (two shingles that differ in any word differ in a uniformly random term of the XOR). 2**64 / golden ratio and
+# the constants of SplitMix64 (Steele et al. 2014).
+_POSITION = (np.uint64(1), np.uint64(0x9E3779B97F4A7C15), np.uint64(0xBF58476D1CE4E5B9))
+# MurmurHash3's fmix64 constants (Appleby, MurmurHash3.cpp): each input bit flips each output bit with p ~ 1/2.
+_FMIX1 = np.uint64(0xFF51AFD7ED558CCD)
+_FMIX2 = np.uint64(0xC4CEB9FE1A85EC53)
+_33 = np.uint64(33)
+_NO_WORD = b"\0" * 8  # the missing words of a text shorter than SIZE words (its one shingle)
 
 
-def shingles(words: Sequence[str], size: int = 3) -> set[str]:
-    """Distinct overlapping word n-grams ("w1 w2 w3"); a text shorter than `size` words is one shingle."""
-    if len(words) < size:
-        return {" ".join(words)} if words else set()
-    return {" ".join(words[i : i + size]) for i in range(len(words) - size + 1)}
+def word_digest(word: str) -> bytes:
+    """A word's stable 64-bit hash, 8 bytes little-endian: BLAKE2b of its UTF-8 (Python's hash() of str is salted
+    per process, and signatures must be the same after a restart)."""
+    return hashlib.blake2b(word.encode("utf-8"), digest_size=8).digest()
 
 
-def _hash64(shingle: str) -> int:
-    # Python's hash() of str is salted per process (PYTHONHASHSEED); signatures must survive restarts.
-    return int.from_bytes(hashlib.blake2b(shingle.encode("utf-8"), digest_size=8).digest(), "little")
+def word_hashes(words: Iterable[str]) -> Hashes:
+    """The words' hashes (`word_digest`) as an array, in order. Uncached: callers that see words again cache the
+    digests and join them the same way."""
+    return from_digests(b"".join(map(word_digest, words)))
 
 
-def signature(features: set[str]) -> Signature:
-    """MinHash signature (PERMUTATIONS uint32 values) of a non-empty set of strings."""
-    if not features:
+def from_digests(digests: bytes) -> Hashes:
+    """An array of the word hashes joined in `digests` (8 bytes each)."""
+    return np.frombuffer(digests, dtype="<u8").astype(np.uint64)
+
+
+def shingles(words: Hashes) -> Hashes:
+    """Distinct hashes of a text's overlapping SIZE-word shingles, given its words' hashes (in no set order).
+
+    A text shorter than SIZE words (but not empty) is one shingle; no words, no shingle.
+    """
+    n = len(words)
+    if n == 0:
+        return np.empty(0, dtype=np.uint64)
+    if n < SIZE:
+        words = from_digests(words.astype("<u8").tobytes() + _NO_WORD * (SIZE - n))
+        n = SIZE
+    m = n - SIZE + 1
+    x = words[:m].copy()
+    for i in range(1, SIZE):
+        x ^= words[i : m + i] * _POSITION[i]
+    x ^= x >> _33
+    x *= _FMIX1
+    x ^= x >> _33
+    x *= _FMIX2
+    x ^= x >> _33
+    # Distinct values through a Python set, not np.unique: NumPy's sort releases the GIL whatever the array's size,
+    # and among the pipeline's threads getting it back waits (py-spy, `bench/ingest.py --stage full --feeds 300`:
+    # the sort held 43 % of the features' samples; the features' share of the cycle went 7.3 → 5.6 %).
+    # Elementwise operations on fewer than ~500 values keep the GIL.
+    distinct = set(x.tolist())
+    return np.fromiter(distinct, dtype=np.uint64, count=len(distinct))
+
+
+def signature(shingle_hashes: Hashes) -> Signature:
+    """MinHash signature (PERMUTATIONS uint32 values) of a non-empty set of shingle hashes."""
+    if not len(shingle_hashes):
         raise ValueError("MinHash of an empty set is undefined")
-    x = np.fromiter((_hash64(f) for f in sorted(features)), dtype=np.uint64, count=len(features))
-    # (a*x + b) mod 2**64, top 32 bits: uint64 array arithmetic wraps around by design.
-    hashed = (x[:, None] * _A[None, :] + _B[None, :]) >> _SHIFT
-    result: Signature = hashed.min(axis=0).astype(np.uint32)
+    # (a*x + b) mod 2**64, top 32 bits: uint64 array arithmetic wraps around by design. The top bits of the
+    # minimum are the minimum of the top bits (the shift keeps order), so only the 64 minima are shifted.
+    hashed = np.multiply.outer(shingle_hashes, _A)
+    hashed += _B
+    result: Signature = (hashed.min(axis=0) >> _SHIFT).astype(np.uint32)
     return result
 
 
