@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import itertools
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -24,6 +24,7 @@ import numpy as np
 from . import learn
 
 KEY_TERMS, KEY_SHARED = 8, 3
+BATCH_HEAVY = 4  # from this many items, heavy_terms finds the cut for the batch at once (numpy calls: fewer)
 _SHIFT = 34  # a batch row's ids are keyed row << _SHIFT | id: ids stay below 2^33 (vocabulary + CRC-32 of a term)
 
 
@@ -72,10 +73,46 @@ def strongest(ids: np.ndarray, weights: np.ndarray) -> np.ndarray:
 
 def heavy_terms(items: Sequence[Terms], oov: int) -> tuple[np.ndarray, np.ndarray]:
     """(row, id) of every item's KEY_TERMS heaviest terms, ids as item_vector gives them; items with fewer than
-    KEY_SHARED distinct terms have none. (One partition per item: a partition of the whole batch padded to a
-    matrix cost as much at 30 items, in its numpy calls, and six times as much for one item.)"""
-    heavy = [_heavy(s, oov) if len(s.uniq) >= KEY_SHARED else [] for s in items]
-    rows = np.repeat(np.arange(len(items)), [len(h) for h in heavy])
+    KEY_SHARED distinct terms have none.
+
+    The terms at or above an item's KEY_TERMS-th largest weight are its heavy terms unless more of them tie at that
+    weight than there are places (~8 % of items: rare terms of the same count share an IDF); only those items are
+    partitioned one by one, so that the tie is broken as `strongest` breaks it (argpartition's choice). The cut is
+    one partition of the batch's weights padded to a matrix: a value, which padding cannot change, where the
+    indices argpartition picks among ties depend on the row's length.
+    """
+    if len(items) < BATCH_HEAVY:
+        return _heavy_one_by_one(items, oov, range(len(items)))
+    sizes = np.fromiter((len(s.uniq) for s in items), dtype=np.int64, count=len(items))
+    w = np.concatenate([s.weights[0] for s in items])
+    ids = np.concatenate([s.uniq for s in items])
+    item_of = np.repeat(np.arange(len(items)), sizes)
+    width = int(sizes.max())
+    if width > KEY_TERMS:
+        pad = np.full((len(items), width), np.inf, dtype=w.dtype)
+        pad[item_of, np.arange(len(w)) - (np.cumsum(sizes) - sizes)[item_of]] = -w
+        cut = -np.partition(pad, KEY_TERMS - 1, axis=1)[:, KEY_TERMS - 1]  # −inf for items of at most KEY_TERMS
+        at_cut = w >= cut[item_of]
+        tied = np.bincount(item_of[at_cut], minlength=len(items)) > KEY_TERMS
+    else:
+        at_cut = np.ones(len(w), dtype=bool)
+        tied = np.zeros(len(items), dtype=bool)
+    take = at_cut & ((sizes >= KEY_SHARED) & ~tied)[item_of]
+    rows, heavy = item_of[take], ids[take]
+    base = oov + 1
+    for k in np.flatnonzero(heavy >= base).tolist():
+        heavy[k] = base + term_hash(items[int(rows[k])].unseen[int(heavy[k]) - base])
+    if tied.any():
+        more_rows, more = _heavy_one_by_one(items, oov, np.flatnonzero(tied).tolist())
+        rows, heavy = np.concatenate((rows, more_rows)), np.concatenate((heavy, more))
+    return rows, heavy
+
+
+def _heavy_one_by_one(items: Sequence[Terms], oov: int, which: Iterable[int]) -> tuple[np.ndarray, np.ndarray]:
+    """heavy_terms of items `which`, one partition each."""
+    which = list(which)
+    heavy = [_heavy(items[i], oov) if len(items[i].uniq) >= KEY_SHARED else [] for i in which]
+    rows = np.repeat(np.asarray(which, dtype=np.int64), [len(h) for h in heavy])
     return rows, np.fromiter(itertools.chain.from_iterable(heavy), dtype=np.int64, count=len(rows))
 
 
@@ -120,15 +157,17 @@ class LabelIndex:
     vec: np.ndarray
     name_ptr: np.ndarray  # topic t's name term ids are names[name_ptr[t]:name_ptr[t + 1]]
     names: np.ndarray
+    masks: Mapping[int, int]  # heavy term id → its labelled items as bits of an int (one item's look-up)
 
     @classmethod
     def of(cls, labels: Mapping[int, learn.TopicLabels], name_ids: Sequence[np.ndarray]) -> LabelIndex:
         examples = [(ti, e) for ti, fitted in sorted(labels.items()) for e in fitted.examples]
         posting: dict[int, list[int]] = {}
         for g, (_, e) in enumerate(examples):
-            for term in strongest(e.ids, e.vec).tolist():
+            for term in dict.fromkeys(strongest(e.ids, e.vec).tolist()):  # distinct (unseen terms' hashes may meet)
                 posting.setdefault(term, []).append(g)
         keys = sorted(posting)
+        masks = {k: sum(1 << g for g in posting[k]) for k in keys}
         sizes = [len(e.ids) for _, e in examples]
         return cls(
             keys=np.array(keys, dtype=np.int64),
@@ -141,6 +180,7 @@ class LabelIndex:
             vec=np.concatenate([np.zeros(0)] + [e.vec for _, e in examples]).astype(np.float64),
             name_ptr=np.cumsum([0, *(len(n) for n in name_ids)], dtype=np.int64),
             names=np.concatenate([np.zeros(0, np.int64), *name_ids]).astype(np.int64),
+            masks=masks,
         )
 
     @classmethod
@@ -171,6 +211,8 @@ class LabelIndex:
         have none, so only the row's norm needs them taken away); pairs that are not candidates count as 0.
         """
         z: np.ndarray = z0 + w[:, 0][None, :]
+        if len(items) == 1:
+            return self._logits_one(items[0], z0, z, w, oov) if len(self.keys) else z
         rows, owners = self.candidates(*heavy_terms(items, oov))
         if not len(rows):
             return z
@@ -207,4 +249,59 @@ class LabelIndex:
         act = np.flatnonzero((kp > 0) | (kn > 0))
         r, t = cand[pair_row[act]], pair_topic[act]
         z[r, t] = z0[r, t] + w[t, 0] + w[t, 1] * kp[act] + w[t, 2] * kn[act]
+        return z
+
+    def near(self, heavy: Sequence[int]) -> list[int]:
+        """The labelled items that hold at least KEY_SHARED of one item's heavy terms, ascending: `candidates` for a
+        single row, counted on bit masks (a few integer operations a term, where the array form costs some tens of
+        numpy calls for any batch)."""
+        one = two = three = 0  # labelled items met at least once, twice, three times
+        get = self.masks.get
+        for term in heavy:
+            m = get(term)
+            if m:
+                three |= two & m
+                two |= one & m
+                one |= m
+        out = []
+        while three:
+            low = three & -three
+            out.append(low.bit_length() - 1)
+            three ^= low
+        return out
+
+    def _logits_one(self, item: Terms, z0: np.ndarray, z: np.ndarray, w: np.ndarray, oov: int) -> np.ndarray:
+        """`logits` of a batch of one, pair by pair: the same sums in the same order as the array form (each cosine
+        a sum over the labelled item's terms in id order, each norm one over the topic's names), so the same bits."""
+        if len(item.uniq) < KEY_SHARED:
+            return z
+        owners = self.near(_heavy(item, oov))
+        if not owners:
+            return z
+        ids, vals = item_vector(item, oov)
+        last = len(ids) - 1
+        best: dict[int, list[float]] = {}  # topic → nearest not relevant, relevant
+        norms: dict[int, float] = {}  # topic → the item's norm without the topic's names
+        for g in owners:
+            t = int(self.topic[g])
+            near = best.get(t)
+            if near is None:
+                near = best[t] = [0.0, 0.0]
+                names = self.names[self.name_ptr[t] : self.name_ptr[t + 1]]
+                at = np.minimum(np.searchsorted(ids, names), last)
+                named = sum((vals[at[ids[at] == names]] ** 2).tolist())
+                norms[t] = float(np.sqrt(max(1.0 - named, 1e-12)))
+            norm = norms[t]
+            entry = slice(int(self.start[g]), int(self.start[g + 1]))
+            g_ids = self.ids[entry]
+            at = np.minimum(np.searchsorted(ids, g_ids), last)
+            found = ids[at] == g_ids
+            cos = sum((vals[at[found]] * self.vec[entry][found]).tolist()) / norm
+            k = int(self.relevant[g])
+            near[k] = max(near[k], cos)
+        topics = np.array(list(best), dtype=np.int64)
+        kn, kp = learn.kernel(np.array(list(best.values())).T)
+        act = (kp > 0) | (kn > 0)
+        t, kp, kn = topics[act], kp[act], kn[act]
+        z[0, t] = z0[0, t] + w[t, 0] + w[t, 1] * kp + w[t, 2] * kn
         return z
