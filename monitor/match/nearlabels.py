@@ -44,6 +44,31 @@ def term_hash(term: str) -> int:
     return zlib.crc32(term.encode("utf-8"))
 
 
+@dataclass(frozen=True)
+class Batch:
+    """What the look-up reads of a batch: every item's distinct term ids, one item after the other (sorted within
+    each; out-of-vocabulary terms by private id above the vocabulary, as score.py gives them), their whole-item
+    weights, where each item's run starts, and each item's unseen terms (by private id)."""
+
+    uniq: np.ndarray
+    weights: np.ndarray  # float32, aligned with uniq
+    col0: np.ndarray  # item i's terms are uniq[col0[i]:col0[i + 1]]
+    unseen: Sequence[tuple[str, ...]]
+
+    @classmethod
+    def of(cls, items: Sequence[Terms]) -> Batch:
+        sizes = [len(s.uniq) for s in items]
+        return cls(
+            np.concatenate([np.zeros(0, np.int64), *(s.uniq for s in items)]),
+            np.concatenate([np.zeros(0, np.float32), *(s.weights[0] for s in items)]),
+            np.cumsum([0, *sizes], dtype=np.int64),
+            [s.unseen for s in items],
+        )
+
+    def __len__(self) -> int:
+        return len(self.col0) - 1
+
+
 def item_vector(s: Terms, oov: int) -> tuple[np.ndarray, np.ndarray]:
     """The whole item's L2-normalised TF-IDF vector (sorted ids), for the label kernel.
 
@@ -51,14 +76,17 @@ def item_vector(s: Terms, oov: int) -> tuple[np.ndarray, np.ndarray]:
     term above the vocabulary (CRC-32: stable across processes), so two items with the same unseen term share it;
     a collision of two unseen terms only adds a little similarity.
     """
-    w = s.weights[0].astype(np.float64)
+    return _vector(s.uniq, s.weights[0], s.unseen, oov)
+
+
+def _vector(ids: np.ndarray, weights: np.ndarray, unseen: Sequence[str], oov: int) -> tuple[np.ndarray, np.ndarray]:
+    w = weights.astype(np.float64)
     norm = float(np.sqrt(w @ w)) or 1.0
-    ids = s.uniq
-    if s.unseen:
+    if unseen:
         ids = ids.copy()
         base = oov + 1
-        unseen = ids > oov
-        ids[unseen] = [base + term_hash(s.unseen[i - base]) for i in ids[unseen].tolist()]
+        at = ids > oov
+        ids[at] = [base + term_hash(unseen[i - base]) for i in ids[at].tolist()]
         order = np.argsort(ids, kind="stable")
         return ids[order], w[order] / norm
     return ids, w / norm
@@ -71,7 +99,7 @@ def strongest(ids: np.ndarray, weights: np.ndarray) -> np.ndarray:
     return np.asarray(ids[np.argpartition(-weights, KEY_TERMS - 1)[:KEY_TERMS]])
 
 
-def heavy_terms(items: Sequence[Terms], oov: int) -> tuple[np.ndarray, np.ndarray]:
+def heavy_terms(batch: Batch, oov: int) -> tuple[np.ndarray, np.ndarray]:
     """(row, id) of every item's KEY_TERMS heaviest terms, ids as item_vector gives them; items with fewer than
     KEY_SHARED distinct terms have none.
 
@@ -81,48 +109,52 @@ def heavy_terms(items: Sequence[Terms], oov: int) -> tuple[np.ndarray, np.ndarra
     one partition of the batch's weights padded to a matrix: a value, which padding cannot change, where the
     indices argpartition picks among ties depend on the row's length.
     """
-    if len(items) < BATCH_HEAVY:
-        return _heavy_one_by_one(items, oov, range(len(items)))
-    sizes = np.fromiter((len(s.uniq) for s in items), dtype=np.int64, count=len(items))
-    w = np.concatenate([s.weights[0] for s in items])
-    ids = np.concatenate([s.uniq for s in items])
-    item_of = np.repeat(np.arange(len(items)), sizes)
+    b = len(batch)
+    if b < BATCH_HEAVY:
+        return _heavy_one_by_one(batch, oov, range(b))
+    sizes = np.diff(batch.col0)
+    w = batch.weights
+    item_of = np.repeat(np.arange(b), sizes)
     width = int(sizes.max())
     if width > KEY_TERMS:
-        pad = np.full((len(items), width), np.inf, dtype=w.dtype)
-        pad[item_of, np.arange(len(w)) - (np.cumsum(sizes) - sizes)[item_of]] = -w
-        cut = -np.partition(pad, KEY_TERMS - 1, axis=1)[:, KEY_TERMS - 1]  # −inf for items of at most KEY_TERMS
-        at_cut = w >= cut[item_of]
-        tied = np.bincount(item_of[at_cut], minlength=len(items)) > KEY_TERMS
+        pad = np.full(b * width, np.inf, dtype=w.dtype)
+        pad[np.arange(len(w)) + np.repeat(np.arange(b) * width - batch.col0[:-1], sizes)] = -w
+        cut = -np.partition(pad.reshape(b, width), KEY_TERMS - 1, axis=1)[:, KEY_TERMS - 1]  # −inf: ≤ KEY_TERMS terms
+        at_cut = w >= np.repeat(cut, sizes)
+        tied = np.bincount(item_of, at_cut, minlength=b) > KEY_TERMS
     else:
         at_cut = np.ones(len(w), dtype=bool)
-        tied = np.zeros(len(items), dtype=bool)
-    take = at_cut & ((sizes >= KEY_SHARED) & ~tied)[item_of]
-    rows, heavy = item_of[take], ids[take]
+        tied = np.zeros(b, dtype=bool)
+    take = at_cut & np.repeat((sizes >= KEY_SHARED) & ~tied, sizes)
+    rows, heavy = item_of[take], batch.uniq[take]
     base = oov + 1
     for k in np.flatnonzero(heavy >= base).tolist():
-        heavy[k] = base + term_hash(items[int(rows[k])].unseen[int(heavy[k]) - base])
+        heavy[k] = base + term_hash(batch.unseen[int(rows[k])][int(heavy[k]) - base])
     if tied.any():
-        more_rows, more = _heavy_one_by_one(items, oov, np.flatnonzero(tied).tolist())
+        more_rows, more = _heavy_one_by_one(batch, oov, np.flatnonzero(tied).tolist())
         rows, heavy = np.concatenate((rows, more_rows)), np.concatenate((heavy, more))
     return rows, heavy
 
 
-def _heavy_one_by_one(items: Sequence[Terms], oov: int, which: Iterable[int]) -> tuple[np.ndarray, np.ndarray]:
-    """heavy_terms of items `which`, one partition each."""
+def _heavy_one_by_one(batch: Batch, oov: int, which: Iterable[int]) -> tuple[np.ndarray, np.ndarray]:
+    """heavy_terms of the items `which`, one partition each."""
     which = list(which)
-    heavy = [_heavy(items[i], oov) if len(items[i].uniq) >= KEY_SHARED else [] for i in which]
+    heavy = [_heavy(batch, i, oov) for i in which]
     rows = np.repeat(np.asarray(which, dtype=np.int64), [len(h) for h in heavy])
     return rows, np.fromiter(itertools.chain.from_iterable(heavy), dtype=np.int64, count=len(rows))
 
 
-def _heavy(s: Terms, oov: int) -> list[int]:
-    w = s.weights[0]
-    top = np.argpartition(-w, KEY_TERMS - 1)[:KEY_TERMS] if len(w) > KEY_TERMS else range(len(w))
-    ids: list[int] = s.uniq[top].tolist()
-    if s.unseen:
+def _heavy(batch: Batch, i: int, oov: int) -> list[int]:
+    c0, c1 = int(batch.col0[i]), int(batch.col0[i + 1])
+    if c1 - c0 < KEY_SHARED:
+        return []
+    w = batch.weights[c0:c1]
+    top = np.argpartition(-w, KEY_TERMS - 1)[:KEY_TERMS] + c0 if len(w) > KEY_TERMS else slice(c0, c1)
+    ids: list[int] = batch.uniq[top].tolist()
+    unseen = batch.unseen[i]
+    if unseen:
         base = oov + 1
-        ids = [i if i < base else base + term_hash(s.unseen[i - base]) for i in ids]
+        ids = [j if j < base else base + term_hash(unseen[j - base]) for j in ids]
     return ids
 
 
@@ -199,11 +231,12 @@ class LabelIndex:
         if len(positions) < KEY_SHARED:
             return none
         n = len(self.topic)
-        pairs, met = np.unique(rows[hit_of] * n + self.key_owner[positions], return_counts=True)
-        pairs = pairs[met >= KEY_SHARED]
+        keys = np.sort(rows[hit_of] * n + self.key_owner[positions])
+        first = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
+        pairs = keys[first[np.diff(first, append=len(keys)) >= KEY_SHARED]]  # met at least KEY_SHARED times
         return pairs // n, pairs % n
 
-    def logits(self, items: Sequence[Terms], z0: np.ndarray, w: np.ndarray, oov: int) -> np.ndarray:
+    def logits(self, batch: Batch, z0: np.ndarray, w: np.ndarray, oov: int) -> np.ndarray:
         """The corrected log-odds of a batch: z0 [items, topics] + each topic's shift w[:, 0], plus the kernel terms
         w[:, 1]·k⁺ + w[:, 2]·k⁻ where a row is close to a labelled item of the topic (learn.py).
 
@@ -211,18 +244,35 @@ class LabelIndex:
         have none, so only the row's norm needs them taken away); pairs that are not candidates count as 0.
         """
         z: np.ndarray = z0 + w[:, 0][None, :]
-        if len(items) == 1:
-            return self._logits_one(items[0], z0, z, w, oov) if len(self.keys) else z
-        rows, owners = self.candidates(*heavy_terms(items, oov))
+        if not len(self.keys):
+            return z
+        if len(batch) == 1:
+            return self._logits_one(batch, z0, z, w, oov)
+        rows, owners = self.candidates(*heavy_terms(batch, oov))
         if not len(rows):
             return z
-        # The candidate rows' vectors, keyed row << _SHIFT | id: sorted, since each row's ids are. (The candidates
-        # come sorted by row, then by labelled item, and the labelled items by topic.)
+        # The candidate rows' vectors (item_vector's, for all of them at once), keyed row << _SHIFT | id and sorted.
+        # (The candidates come sorted by row, then by labelled item, and the labelled items by topic.)
         cand, row_of = _runs(rows)
-        vectors = [item_vector(items[r], oov) for r in cand.tolist()]
-        lengths = [len(ids) for ids, _ in vectors]
-        keys = np.concatenate([ids for ids, _ in vectors]) | (np.repeat(np.arange(len(cand)), lengths) << _SHIFT)
-        vals = np.concatenate([vec for _, vec in vectors])
+        pos, owner = _spans(batch.col0[cand], batch.col0[cand + 1])
+        ids = batch.uniq[pos]
+        weights = batch.weights[pos].astype(np.float64)
+        bounds = [0, *np.cumsum(np.diff(batch.col0)[cand]).tolist()]
+        # each row's norm by the same BLAS dot as item_vector's (the same bits)
+        norms = np.sqrt([weights[a:b] @ weights[a:b] for a, b in itertools.pairwise(bounds)])
+        norms[norms == 0.0] = 1.0
+        keys = ids | (owner << _SHIFT)
+        base = oov + 1
+        unseen = np.flatnonzero(ids >= base)
+        if len(unseen):  # hashed as item_vector hashes them, then each row sorted again (stable, as there)
+            at_row = cand[owner[unseen]].tolist()
+            keys[unseen] = [
+                (base + term_hash(batch.unseen[r][i - base])) | (o << _SHIFT)
+                for r, i, o in zip(at_row, ids[unseen].tolist(), owner[unseen].tolist(), strict=True)
+            ]
+            order = np.argsort(keys, kind="stable")
+            keys, weights, owner = keys[order], weights[order], owner[order]
+        vals = weights / norms[owner]
 
         def look_up(row: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             """Where (row, id) sits in keys, and whether it is there."""
@@ -270,15 +320,13 @@ class LabelIndex:
             three ^= low
         return out
 
-    def _logits_one(self, item: Terms, z0: np.ndarray, z: np.ndarray, w: np.ndarray, oov: int) -> np.ndarray:
+    def _logits_one(self, batch: Batch, z0: np.ndarray, z: np.ndarray, w: np.ndarray, oov: int) -> np.ndarray:
         """`logits` of a batch of one, pair by pair: the same sums in the same order as the array form (each cosine
         a sum over the labelled item's terms in id order, each norm one over the topic's names), so the same bits."""
-        if len(item.uniq) < KEY_SHARED:
-            return z
-        owners = self.near(_heavy(item, oov))
+        owners = self.near(_heavy(batch, 0, oov))
         if not owners:
             return z
-        ids, vals = item_vector(item, oov)
+        ids, vals = _vector(batch.uniq, batch.weights, batch.unseen[0], oov)
         last = len(ids) - 1
         best: dict[int, list[float]] = {}  # topic → nearest not relevant, relevant
         norms: dict[int, float] = {}  # topic → the item's norm without the topic's names
