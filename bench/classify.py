@@ -206,6 +206,47 @@ def labels_for(model: TopicModel, topics: list[Topic], per_topic: int, story_ite
     return out
 
 
+def alert_labels(model: TopicModel, topics: list[Topic], per_topic: int, stream):  # type: ignore[no-untyped-def]
+    """per_topic labels for every topic as the analyst gives them (`--label-draw alerts`): on the alerts the model
+    raises for the topic and the near misses it offers, in stream order, each with its gold verdict, as `monitor eval
+    --feedback` reveals them (here all from the model without labels). `stream` yields (title, text, gold topic ids)."""
+    need = {t.id: per_topic for t in topics}
+    out = []
+    chunk: list[tuple[str, str, set[str]]] = []
+    for n, row in enumerate(itertools.chain(stream, [None])):
+        if row is not None:
+            chunk.append(row)
+            if len(chunk) < 64:
+                continue
+        for (title, text, gold), matches in zip(chunk, model.classify_texts([analyse(t, x) for t, x, _ in chunk])):
+            for m in matches:
+                if need[m.topic] and (m.matched or model.is_near_miss(m)):
+                    need[m.topic] -= 1
+                    key = f"{m.topic}-{per_topic - need[m.topic]}"
+                    it = Item(feed="bench", key=key, title=title, link=None, published=T0, content=text)
+                    out.append((Label(item=it.uid, topic=m.topic, relevant=m.topic in gold, source="cli"), it))
+        chunk = []
+        if not any(need.values()) or row is None:
+            break
+    return out
+
+
+def synthetic_stream(topics: list[Topic], story_item, n: int = 40_000, seed: int = 11):  # type: ignore[no-untyped-def]
+    """Items of random stories (as the bench's items), gold: topic i is story i."""
+    rng = random.Random(seed)
+    for _ in range(n):
+        story = rng.randrange(400)
+        yield (*story_item(story), {topics[story].id} if story < len(topics) else set())
+
+
+def dev_stream(lang: str, topics: list[Topic], n_items: int):  # type: ignore[no-untyped-def]
+    """The dev stream before the timed items, in order; gold: the copies of each topic the item is labelled with."""
+    with gzip.open(Path("/work/shared/data/dev") / f"{lang}_dev.jsonl.gz", "rt", encoding="utf-8") as fh:
+        rows = [json.loads(line) for line in fh]
+    for r in rows[: len(rows) - n_items]:
+        yield r["title"], r["text"], {t.id for t in topics if t.id.rsplit("-", 1)[0] in r["topics"]}
+
+
 def dev(lang: str, n_topics: int, n_items: int, n_background: int):  # type: ignore[no-untyped-def]
     root = Path("/work/shared/data/dev")
     cfg_text = (root / f"{lang}_dev_topics.yaml").read_text(encoding="utf-8")
@@ -241,6 +282,13 @@ def main() -> int:
     ap.add_argument("--chars", type=int, default=1500)
     ap.add_argument("--dev", choices=["ru", "en"], help="use the dev stream instead of synthetic text")
     ap.add_argument("--labels", type=int, default=50, help="analyst labels per topic for the labelled run (0: none)")
+    ap.add_argument(
+        "--label-draw",
+        choices=["consistent", "alerts"],
+        default="consistent",
+        help="consistent: half relevant on matched items of the topic's story, half not relevant on unmatched items "
+        "of other stories; alerts: the topic's alerts and near misses in stream order, with their gold verdict",
+    )
     ap.add_argument("--batch", type=int, default=30, help="items per classify_texts call (a poll's new items)")
     ap.add_argument("--runs", type=int, default=5, help="alternating runs of ours and the scikit-learn reference")
     ap.add_argument("--huge", type=float, nargs="*", metavar="MB", help="peak RSS for items of these sizes")
@@ -285,7 +333,13 @@ def main() -> int:
     against_reference(model, topics, examples, items, background, a.batch, a.runs)
     runs = {"no labels": model}
     if a.labels:
-        labelled = labels_for(model, topics, a.labels, story_item)
+        if a.label_draw == "alerts":
+            stream = dev_stream(a.dev, topics, a.items) if a.dev else synthetic_stream(topics, story_item)
+            labelled = alert_labels(model, topics, a.labels, stream)
+        else:
+            labelled = labels_for(model, topics, a.labels, story_item)
+        rel = sum(lab.relevant for lab, _ in labelled)
+        print(f"{len(labelled)} labels ({a.label_draw}): {rel} relevant, {len(labelled) - rel} not")
         t0, c0 = time.perf_counter(), time.process_time()
         taught = model.with_labels(labelled)
         first = time.process_time() - c0
