@@ -290,7 +290,15 @@ class LabelIndex:
         norm = np.sqrt(np.maximum(1.0 - named, 1e-12))
         # Each candidate's dot product with its labelled item
         entry, entry_of = _spans(self.start[owners], self.start[owners + 1])
-        at, found = look_up(row_of[entry_of], self.ids[entry])
+        # Only the labelled terms that some candidate row holds are looked up (a table over the vocabulary, every
+        # unseen term in its last slot): most of a labelled article's terms are in none of the rows, and the look-up
+        # of the rest is most of the kernel's work where items are close to many labelled ones.
+        held = np.zeros(oov + 2, dtype=bool)
+        held[np.minimum(ids, base)] = True
+        entry_ids = self.ids[entry]
+        kept = np.flatnonzero(held[np.minimum(entry_ids, base)])
+        entry, entry_of, entry_ids = entry[kept], entry_of[kept], entry_ids[kept]
+        at, found = look_up(row_of[entry_of], entry_ids)
         dots = np.bincount(entry_of[found], vals[at[found]] * self.vec[entry[found]], minlength=len(owners))
         cos = dots / norm[pair_of]
         best = np.zeros((2, len(pair_key)))  # nearest not-relevant, relevant
