@@ -213,12 +213,13 @@ def alert_labels(model: TopicModel, topics: list[Topic], per_topic: int, stream)
     need = {t.id: per_topic for t in topics}
     out = []
     chunk: list[tuple[str, str, set[str]]] = []
-    for n, row in enumerate(itertools.chain(stream, [None])):
+    for row in itertools.chain(stream, [None]):
         if row is not None:
             chunk.append(row)
             if len(chunk) < 64:
                 continue
-        for (title, text, gold), matches in zip(chunk, model.classify_texts([analyse(t, x) for t, x, _ in chunk])):
+        analysed = [analyse(t, x) for t, x, _ in chunk]
+        for (title, text, gold), matches in zip(chunk, model.classify_texts(analysed), strict=True):
             for m in matches:
                 if need[m.topic] and (m.matched or model.is_near_miss(m)):
                     need[m.topic] -= 1

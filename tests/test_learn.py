@@ -11,8 +11,8 @@ import pytest
 from monitor.config import Topic
 from monitor.match import learn, nearlabels
 from monitor.match.classify import TopicModel
-from monitor.match.score import ItemTerms
 from monitor.match.explain import explanation_json, format_explanation
+from monitor.match.score import ItemTerms
 from monitor.match.text import terms
 from monitor.models import Item, Label, Match
 from tests.test_classify import BACKGROUND, EXAMPLES, TOPICS, by_id
@@ -279,7 +279,7 @@ def test_one_items_look_up_on_bit_masks_finds_the_array_forms_candidates(model: 
     labelled = [label(it, "libya", n % 2 == 0) for n, it in enumerate((STORY, LIBYA_TALKS, REPRINT))]
     labelled += [label(it, "grain", True) for it in (STORY, LIBYA_TALKS)]
     index = model.with_labels(labelled)._label_index
-    pool = index.keys.tolist() + [7, 11, 13]
+    pool = [*index.keys.tolist(), 7, 11, 13]
     rng = random.Random(5)
     for _ in range(300):
         heavy = rng.sample(pool, min(len(pool), rng.randint(0, nearlabels.KEY_TERMS)))
