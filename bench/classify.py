@@ -1,7 +1,7 @@
 """Speed and memory of the topic model, on one core.
 
     python bench/classify.py [--items 5000] [--topics 50] [--background 20000] [--chars 1500] [--dev ru|en]
-                             [--labels 50] [--batch 30] [--runs 5]
+                             [--labels 50] [--label-draw consistent|alerts] [--batch 30] [--runs 5]
     python bench/classify.py --huge [1 5 10]        # peak RSS of one item of 1, 5 and 10 MB, a fresh process each
 
 Synthetic by default (needs no data files): Russian items of about 1,500 characters drawn with a Zipf law from the
@@ -13,7 +13,8 @@ memory of the process before and after loading the saved model. `--dev ru` uses 
 gets N analyst labels (half relevant on items of its story that the model matches, half not relevant on items of
 other stories that it does not match) and classify is timed with and without them, in alternating runs, one item at
 a time and in batches as a poll classifies, and the label step alone; the time of `with_labels` is printed too
-(issue 11: labels must not slow classification by more than 10 %).
+(issue 11: labels must not slow classification by more than 10 %). `--label-draw alerts` draws them instead as the
+analyst gives them: each topic's alerts and near misses in stream order, with their gold verdict.
 
 Batches and the scikit-learn reference (issue 11 §5): the items, analysed once beforehand (as the daemon shares the
 analysis with story grouping), are classified in batches of --batch (a poll's new items) with
