@@ -1,14 +1,16 @@
 """Which items of a batch are near-duplicates of a labelled item, and the kernel-corrected log-odds (learn.py).
 
     LabelIndex.of(labels, name_ids)   every topic's fitted labels → one index of their heavy terms and vectors
-    index.logits(items, z0, w, oov)   a batch's corrected log-odds [items, topics], in array operations
+    index.logits(batch, z0, w, oov)   a batch's corrected log-odds [items, topics], in array operations
+                                      (a batch of one: bit masks and its few pairs, the same bits)
 
 An item is compared with a labelled item only when at least KEY_SHARED of its KEY_TERMS heaviest terms are among the
 labelled item's: a near-duplicate (cosine ≥ 0.5) shares most of them, and the check is one sorted look-up per batch
 instead of a product with every labelled item (50 topics with 50 labels each would otherwise cost several times
 the rest of classify). The pairs that pass are then computed together, for the whole batch, as one sparse product:
 a loop over rows, topics and labelled items cost twice as much where items are close to many labelled ones (wire
-copy labelled for several topics; docs/matching.md has the figures).
+copy labelled for several topics; docs/matching.md has the figures). For one item the array form's fixed cost
+(some tens of numpy calls) was most of the step, so a batch of one counts its candidates on bit masks instead.
 """
 
 from __future__ import annotations
