@@ -1,7 +1,7 @@
 """Speed and memory of the topic model, on one core.
 
     python bench/classify.py [--items 5000] [--topics 50] [--background 20000] [--chars 1500] [--dev ru|en]
-                             [--labels 50] [--batch 30] [--runs 5]
+                             [--labels 50] [--label-draw consistent|alerts] [--batch 30] [--runs 5]
     python bench/classify.py --huge [1 5 10]        # peak RSS of one item of 1, 5 and 10 MB, a fresh process each
 
 Synthetic by default (needs no data files): Russian items of about 1,500 characters drawn with a Zipf law from the
@@ -13,7 +13,8 @@ memory of the process before and after loading the saved model. `--dev ru` uses 
 gets N analyst labels (half relevant on items of its story that the model matches, half not relevant on items of
 other stories that it does not match) and classify is timed with and without them, in alternating runs, one item at
 a time and in batches as a poll classifies, and the label step alone; the time of `with_labels` is printed too
-(issue 11: labels must not slow classification by more than 10 %).
+(issue 11: labels must not slow classification by more than 10 %). `--label-draw alerts` draws them instead as the
+analyst gives them: each topic's alerts and near misses in stream order, with their gold verdict.
 
 Batches and the scikit-learn reference (issue 11 §5): the items, analysed once beforehand (as the daemon shares the
 analysis with story grouping), are classified in batches of --batch (a poll's new items) with
@@ -206,6 +207,48 @@ def labels_for(model: TopicModel, topics: list[Topic], per_topic: int, story_ite
     return out
 
 
+def alert_labels(model: TopicModel, topics: list[Topic], per_topic: int, stream):  # type: ignore[no-untyped-def]
+    """per_topic labels for every topic as the analyst gives them (`--label-draw alerts`): on the alerts the model
+    raises for the topic and the near misses it offers, in stream order, each with its gold verdict, as `monitor eval
+    --feedback` reveals them (here all from the model without labels). `stream` yields (title, text, gold topic ids)."""
+    need = {t.id: per_topic for t in topics}
+    out = []
+    chunk: list[tuple[str, str, set[str]]] = []
+    for row in itertools.chain(stream, [None]):
+        if row is not None:
+            chunk.append(row)
+            if len(chunk) < 64:
+                continue
+        analysed = [analyse(t, x) for t, x, _ in chunk]
+        for (title, text, gold), matches in zip(chunk, model.classify_texts(analysed), strict=True):
+            for m in matches:
+                if need[m.topic] and (m.matched or model.is_near_miss(m)):
+                    need[m.topic] -= 1
+                    key = f"{m.topic}-{per_topic - need[m.topic]}"
+                    it = Item(feed="bench", key=key, title=title, link=None, published=T0, content=text)
+                    out.append((Label(item=it.uid, topic=m.topic, relevant=m.topic in gold, source="cli"), it))
+        chunk = []
+        if not any(need.values()) or row is None:
+            break
+    return out
+
+
+def synthetic_stream(topics: list[Topic], story_item, n: int = 40_000, seed: int = 11):  # type: ignore[no-untyped-def]
+    """Items of random stories (as the bench's items), gold: topic i is story i."""
+    rng = random.Random(seed)
+    for _ in range(n):
+        story = rng.randrange(400)
+        yield (*story_item(story), {topics[story].id} if story < len(topics) else set())
+
+
+def dev_stream(lang: str, topics: list[Topic], n_items: int):  # type: ignore[no-untyped-def]
+    """The dev stream before the timed items, in order; gold: the copies of each topic the item is labelled with."""
+    with gzip.open(Path("/work/shared/data/dev") / f"{lang}_dev.jsonl.gz", "rt", encoding="utf-8") as fh:
+        rows = [json.loads(line) for line in fh]
+    for r in rows[: len(rows) - n_items]:
+        yield r["title"], r["text"], {t.id for t in topics if t.id.rsplit("-", 1)[0] in r["topics"]}
+
+
 def dev(lang: str, n_topics: int, n_items: int, n_background: int):  # type: ignore[no-untyped-def]
     root = Path("/work/shared/data/dev")
     cfg_text = (root / f"{lang}_dev_topics.yaml").read_text(encoding="utf-8")
@@ -241,6 +284,13 @@ def main() -> int:
     ap.add_argument("--chars", type=int, default=1500)
     ap.add_argument("--dev", choices=["ru", "en"], help="use the dev stream instead of synthetic text")
     ap.add_argument("--labels", type=int, default=50, help="analyst labels per topic for the labelled run (0: none)")
+    ap.add_argument(
+        "--label-draw",
+        choices=["consistent", "alerts"],
+        default="consistent",
+        help="consistent: half relevant on matched items of the topic's story, half not relevant on unmatched items "
+        "of other stories; alerts: the topic's alerts and near misses in stream order, with their gold verdict",
+    )
     ap.add_argument("--batch", type=int, default=30, help="items per classify_texts call (a poll's new items)")
     ap.add_argument("--runs", type=int, default=5, help="alternating runs of ours and the scikit-learn reference")
     ap.add_argument("--huge", type=float, nargs="*", metavar="MB", help="peak RSS for items of these sizes")
@@ -285,7 +335,13 @@ def main() -> int:
     against_reference(model, topics, examples, items, background, a.batch, a.runs)
     runs = {"no labels": model}
     if a.labels:
-        labelled = labels_for(model, topics, a.labels, story_item)
+        if a.label_draw == "alerts":
+            stream = dev_stream(a.dev, topics, a.items) if a.dev else synthetic_stream(topics, story_item)
+            labelled = alert_labels(model, topics, a.labels, stream)
+        else:
+            labelled = labels_for(model, topics, a.labels, story_item)
+        rel = sum(lab.relevant for lab, _ in labelled)
+        print(f"{len(labelled)} labels ({a.label_draw}): {rel} relevant, {len(labelled) - rel} not")
         t0, c0 = time.perf_counter(), time.process_time()
         taught = model.with_labels(labelled)
         first = time.process_time() - c0

@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 
 from monitor.config import Topic
-from monitor.match import learn
+from monitor.match import learn, nearlabels
 from monitor.match.classify import TopicModel
 from monitor.match.explain import explanation_json, format_explanation
+from monitor.match.score import ItemTerms
 from monitor.match.text import terms
 from monitor.models import Item, Label, Match
 from tests.test_classify import BACKGROUND, EXAMPLES, TOPICS, by_id
@@ -235,6 +236,9 @@ def test_the_batch_form_of_the_label_correction_matches_the_per_item_one(model: 
     z0 = np.stack([taught._log_odds(s) for s in evidence])
     one_by_one = np.stack([taught._label_logits(s, z) for s, z in zip(evidence, z0, strict=True)])
     assert np.array_equal(taught._label_logits_batch(evidence, z0), one_by_one)
+    # From nearlabels.BATCH_HEAVY items on, the heavy terms come from one cut for the batch: the same again
+    assert len(evidence * 2) >= nearlabels.BATCH_HEAVY
+    assert np.array_equal(taught._label_logits_batch(evidence * 2, np.vstack([z0, z0])), np.vstack([one_by_one] * 2))
     expected = z0 + taught._w0[None, :]
     for i, s in enumerate(evidence):
         ids, vec = taught._item_vector(s)
@@ -244,3 +248,42 @@ def test_the_batch_form_of_the_label_correction_matches_the_per_item_one(model: 
     np.testing.assert_allclose(one_by_one, expected, rtol=0, atol=1e-9)
     assert one_by_one[0, 1] < z0[0, 1] - 3  # the reprint's Libya log-odds went down through the kernel
     assert np.array_equal(model._label_logits_batch(evidence, z0), z0)  # no labels: the prior as it is
+
+
+def test_a_batch_finds_each_items_heavy_terms_ties_and_unseen_terms_included() -> None:
+    # heavy_terms takes a batch's terms at or above each item's KEY_TERMS-th weight and partitions one by one only
+    # the items with more terms tied at that weight than places (argpartition breaks the tie): the same (row, id)
+    # pairs as a partition per item, for items with few terms, ties at the cut and out-of-vocabulary terms.
+    rng = np.random.default_rng(3)
+    oov = 1000
+    items = []
+    for n in range(40):
+        u = [0, 2, 3, 8, 9, 12, 60][n % 7]
+        unseen = tuple(f"name{n}-{k}" for k in range(n % 3)) if u >= 3 else ()
+        ids = np.sort(rng.choice(oov, u - len(unseen), replace=False)).astype(np.int64)
+        ids = np.concatenate([ids, oov + 1 + np.arange(len(unseen))])
+        weights = rng.choice([0.5, 1.0, 1.5, 2.0, 3.0], size=u).astype(np.float32)  # few values: many ties
+        items.append(ItemTerms(ids, weights[None, :], unseen))
+    batch = nearlabels.Batch.of(items)
+    assert len(batch) >= nearlabels.BATCH_HEAVY
+    rows, heavy = nearlabels.heavy_terms(batch, oov)
+    one_rows, one_heavy = nearlabels._heavy_one_by_one(batch, oov, range(len(batch)))
+    assert sorted(zip(rows.tolist(), heavy.tolist(), strict=True)) == sorted(
+        zip(one_rows.tolist(), one_heavy.tolist(), strict=True)
+    )
+    assert (heavy > oov).any() and len(set(rows.tolist())) < len(items)  # unseen terms met; short items have none
+
+
+def test_one_items_look_up_on_bit_masks_finds_the_array_forms_candidates(model: TopicModel) -> None:
+    # A batch of one counts shared heavy terms on bit masks (LabelIndex.near), a batch on arrays (candidates)
+    labelled = [label(it, "libya", n % 2 == 0) for n, it in enumerate((STORY, LIBYA_TALKS, REPRINT))]
+    labelled += [label(it, "grain", True) for it in (STORY, LIBYA_TALKS)]
+    index = model.with_labels(labelled)._label_index
+    pool = [*index.keys.tolist(), 7, 11, 13]
+    rng = random.Random(5)
+    for _ in range(300):
+        heavy = rng.sample(pool, min(len(pool), rng.randint(0, nearlabels.KEY_TERMS)))
+        _, owners = index.candidates(np.zeros(len(heavy), dtype=np.int64), np.asarray(heavy, dtype=np.int64))
+        assert index.near(heavy) == owners.tolist()
+    key_of = np.repeat(index.keys, np.diff(index.key_ptr))  # each posting's key
+    assert all(g in index.near(key_of[index.key_owner == g].tolist()) for g in range(len(index.topic)))

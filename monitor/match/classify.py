@@ -458,7 +458,7 @@ class TopicModel:
         """The corrected log-odds [B, topics] of B items from their prior log-odds z0 [B, topics]: z0 + each topic's
         shift, plus the kernel terms where an item is close to a labelled item of the topic (learn.py); the
         look-up and the kernel run for the batch at once (nearlabels.py)."""
-        return self._label_index.logits(scores, z0, self._w, self._oov)
+        return self._label_index.logits(nearlabels.Batch.of(scores), z0, self._w, self._oov)
 
     def label_effects(self, title: str, text: str, lang: str | None = None, top: int = 3) -> dict[str, LabelEffect]:
         """For each topic with labels: the score without and with them, and the labelled items that weighed most."""
@@ -539,7 +539,11 @@ class TopicModel:
         correct a batch (`_label_logits_batch`; without labelled near-duplicates to look up, one array operation)."""
         if not self._labels:
             return calibrate.probability(z0 + self._w0)
-        return calibrate.probability(self._label_logits_batch([ev.terms(i) for i in range(len(z0))], z0))
+        # The batch's terms as the look-up reads them, straight from the evidence arrays (its whole-item weights are
+        # row 0 of each item's weights)
+        weights = ev.weights[0][0] if len(z0) == 1 else np.concatenate([x[0] for x in ev.weights])
+        batch = nearlabels.Batch(ev.uniq, weights, ev.col0, ev.unseen)
+        return calibrate.probability(self._label_index.logits(batch, z0, self._w, self._oov))
 
     def _matches(
         self,

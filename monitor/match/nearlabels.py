@@ -1,21 +1,23 @@
 """Which items of a batch are near-duplicates of a labelled item, and the kernel-corrected log-odds (learn.py).
 
     LabelIndex.of(labels, name_ids)   every topic's fitted labels → one index of their heavy terms and vectors
-    index.logits(items, z0, w, oov)   a batch's corrected log-odds [items, topics], in array operations
+    index.logits(batch, z0, w, oov)   a batch's corrected log-odds [items, topics], in array operations
+                                      (a batch of one: bit masks and its few pairs, the same bits)
 
 An item is compared with a labelled item only when at least KEY_SHARED of its KEY_TERMS heaviest terms are among the
 labelled item's: a near-duplicate (cosine ≥ 0.5) shares most of them, and the check is one sorted look-up per batch
 instead of a product with every labelled item (50 topics with 50 labels each would otherwise cost several times
 the rest of classify). The pairs that pass are then computed together, for the whole batch, as one sparse product:
 a loop over rows, topics and labelled items cost twice as much where items are close to many labelled ones (wire
-copy labelled for several topics; docs/matching.md has the figures).
+copy labelled for several topics; docs/matching.md has the figures). For one item the array form's fixed cost
+(some tens of numpy calls) was most of the step, so a batch of one counts its candidates on bit masks instead.
 """
 
 from __future__ import annotations
 
 import itertools
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -24,6 +26,7 @@ import numpy as np
 from . import learn
 
 KEY_TERMS, KEY_SHARED = 8, 3
+BATCH_HEAVY = 4  # from this many items, heavy_terms finds the cut for the batch at once (numpy calls: fewer)
 _SHIFT = 34  # a batch row's ids are keyed row << _SHIFT | id: ids stay below 2^33 (vocabulary + CRC-32 of a term)
 
 
@@ -43,6 +46,31 @@ def term_hash(term: str) -> int:
     return zlib.crc32(term.encode("utf-8"))
 
 
+@dataclass(frozen=True)
+class Batch:
+    """What the look-up reads of a batch: every item's distinct term ids, one item after the other (sorted within
+    each; out-of-vocabulary terms by private id above the vocabulary, as score.py gives them), their whole-item
+    weights, where each item's run starts, and each item's unseen terms (by private id)."""
+
+    uniq: np.ndarray
+    weights: np.ndarray  # float32, aligned with uniq
+    col0: np.ndarray  # item i's terms are uniq[col0[i]:col0[i + 1]]
+    unseen: Sequence[tuple[str, ...]]
+
+    @classmethod
+    def of(cls, items: Sequence[Terms]) -> Batch:
+        sizes = [len(s.uniq) for s in items]
+        return cls(
+            np.concatenate([np.zeros(0, np.int64), *(s.uniq for s in items)]),
+            np.concatenate([np.zeros(0, np.float32), *(s.weights[0] for s in items)]),
+            np.cumsum([0, *sizes], dtype=np.int64),
+            [s.unseen for s in items],
+        )
+
+    def __len__(self) -> int:
+        return len(self.col0) - 1
+
+
 def item_vector(s: Terms, oov: int) -> tuple[np.ndarray, np.ndarray]:
     """The whole item's L2-normalised TF-IDF vector (sorted ids), for the label kernel.
 
@@ -50,14 +78,17 @@ def item_vector(s: Terms, oov: int) -> tuple[np.ndarray, np.ndarray]:
     term above the vocabulary (CRC-32: stable across processes), so two items with the same unseen term share it;
     a collision of two unseen terms only adds a little similarity.
     """
-    w = s.weights[0].astype(np.float64)
+    return _vector(s.uniq, s.weights[0], s.unseen, oov)
+
+
+def _vector(ids: np.ndarray, weights: np.ndarray, unseen: Sequence[str], oov: int) -> tuple[np.ndarray, np.ndarray]:
+    w = weights.astype(np.float64)
     norm = float(np.sqrt(w @ w)) or 1.0
-    ids = s.uniq
-    if s.unseen:
+    if unseen:
         ids = ids.copy()
         base = oov + 1
-        unseen = ids > oov
-        ids[unseen] = [base + term_hash(s.unseen[i - base]) for i in ids[unseen].tolist()]
+        at = ids > oov
+        ids[at] = [base + term_hash(unseen[i - base]) for i in ids[at].tolist()]
         order = np.argsort(ids, kind="stable")
         return ids[order], w[order] / norm
     return ids, w / norm
@@ -70,22 +101,62 @@ def strongest(ids: np.ndarray, weights: np.ndarray) -> np.ndarray:
     return np.asarray(ids[np.argpartition(-weights, KEY_TERMS - 1)[:KEY_TERMS]])
 
 
-def heavy_terms(items: Sequence[Terms], oov: int) -> tuple[np.ndarray, np.ndarray]:
+def heavy_terms(batch: Batch, oov: int) -> tuple[np.ndarray, np.ndarray]:
     """(row, id) of every item's KEY_TERMS heaviest terms, ids as item_vector gives them; items with fewer than
-    KEY_SHARED distinct terms have none. (One partition per item: a partition of the whole batch padded to a
-    matrix cost as much at 30 items, in its numpy calls, and six times as much for one item.)"""
-    heavy = [_heavy(s, oov) if len(s.uniq) >= KEY_SHARED else [] for s in items]
-    rows = np.repeat(np.arange(len(items)), [len(h) for h in heavy])
+    KEY_SHARED distinct terms have none.
+
+    The terms at or above an item's KEY_TERMS-th largest weight are its heavy terms unless more of them tie at that
+    weight than there are places (~8 % of items: rare terms of the same count share an IDF); only those items are
+    partitioned one by one, so that the tie is broken as `strongest` breaks it (argpartition's choice). The cut is
+    one partition of the batch's weights padded to a matrix: a value, which padding cannot change, where the
+    indices argpartition picks among ties depend on the row's length.
+    """
+    b = len(batch)
+    if b < BATCH_HEAVY:
+        return _heavy_one_by_one(batch, oov, range(b))
+    sizes = np.diff(batch.col0)
+    w = batch.weights
+    item_of = np.repeat(np.arange(b), sizes)
+    width = int(sizes.max())
+    if width > KEY_TERMS:
+        pad = np.full(b * width, np.inf, dtype=w.dtype)
+        pad[np.arange(len(w)) + np.repeat(np.arange(b) * width - batch.col0[:-1], sizes)] = -w
+        cut = -np.partition(pad.reshape(b, width), KEY_TERMS - 1, axis=1)[:, KEY_TERMS - 1]  # −inf: ≤ KEY_TERMS terms
+        at_cut = w >= np.repeat(cut, sizes)
+        tied = np.bincount(item_of, at_cut, minlength=b) > KEY_TERMS
+    else:
+        at_cut = np.ones(len(w), dtype=bool)
+        tied = np.zeros(b, dtype=bool)
+    take = at_cut & np.repeat((sizes >= KEY_SHARED) & ~tied, sizes)
+    rows, heavy = item_of[take], batch.uniq[take]
+    base = oov + 1
+    for k in np.flatnonzero(heavy >= base).tolist():
+        heavy[k] = base + term_hash(batch.unseen[int(rows[k])][int(heavy[k]) - base])
+    if tied.any():
+        more_rows, more = _heavy_one_by_one(batch, oov, np.flatnonzero(tied).tolist())
+        rows, heavy = np.concatenate((rows, more_rows)), np.concatenate((heavy, more))
+    return rows, heavy
+
+
+def _heavy_one_by_one(batch: Batch, oov: int, which: Iterable[int]) -> tuple[np.ndarray, np.ndarray]:
+    """heavy_terms of the items `which`, one partition each."""
+    which = list(which)
+    heavy = [_heavy(batch, i, oov) for i in which]
+    rows = np.repeat(np.asarray(which, dtype=np.int64), [len(h) for h in heavy])
     return rows, np.fromiter(itertools.chain.from_iterable(heavy), dtype=np.int64, count=len(rows))
 
 
-def _heavy(s: Terms, oov: int) -> list[int]:
-    w = s.weights[0]
-    top = np.argpartition(-w, KEY_TERMS - 1)[:KEY_TERMS] if len(w) > KEY_TERMS else range(len(w))
-    ids: list[int] = s.uniq[top].tolist()
-    if s.unseen:
+def _heavy(batch: Batch, i: int, oov: int) -> list[int]:
+    c0, c1 = int(batch.col0[i]), int(batch.col0[i + 1])
+    if c1 - c0 < KEY_SHARED:
+        return []
+    w = batch.weights[c0:c1]
+    top = np.argpartition(-w, KEY_TERMS - 1)[:KEY_TERMS] + c0 if len(w) > KEY_TERMS else slice(c0, c1)
+    ids: list[int] = batch.uniq[top].tolist()
+    unseen = batch.unseen[i]
+    if unseen:
         base = oov + 1
-        ids = [i if i < base else base + term_hash(s.unseen[i - base]) for i in ids]
+        ids = [j if j < base else base + term_hash(unseen[j - base]) for j in ids]
     return ids
 
 
@@ -120,15 +191,17 @@ class LabelIndex:
     vec: np.ndarray
     name_ptr: np.ndarray  # topic t's name term ids are names[name_ptr[t]:name_ptr[t + 1]]
     names: np.ndarray
+    masks: Mapping[int, int]  # heavy term id → its labelled items as bits of an int (one item's look-up)
 
     @classmethod
     def of(cls, labels: Mapping[int, learn.TopicLabels], name_ids: Sequence[np.ndarray]) -> LabelIndex:
         examples = [(ti, e) for ti, fitted in sorted(labels.items()) for e in fitted.examples]
         posting: dict[int, list[int]] = {}
         for g, (_, e) in enumerate(examples):
-            for term in strongest(e.ids, e.vec).tolist():
+            for term in dict.fromkeys(strongest(e.ids, e.vec).tolist()):  # distinct (unseen terms' hashes may meet)
                 posting.setdefault(term, []).append(g)
         keys = sorted(posting)
+        masks = {k: sum(1 << g for g in posting[k]) for k in keys}
         sizes = [len(e.ids) for _, e in examples]
         return cls(
             keys=np.array(keys, dtype=np.int64),
@@ -141,6 +214,7 @@ class LabelIndex:
             vec=np.concatenate([np.zeros(0)] + [e.vec for _, e in examples]).astype(np.float64),
             name_ptr=np.cumsum([0, *(len(n) for n in name_ids)], dtype=np.int64),
             names=np.concatenate([np.zeros(0, np.int64), *name_ids]).astype(np.int64),
+            masks=masks,
         )
 
     @classmethod
@@ -159,11 +233,12 @@ class LabelIndex:
         if len(positions) < KEY_SHARED:
             return none
         n = len(self.topic)
-        pairs, met = np.unique(rows[hit_of] * n + self.key_owner[positions], return_counts=True)
-        pairs = pairs[met >= KEY_SHARED]
+        keys = np.sort(rows[hit_of] * n + self.key_owner[positions])
+        first = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
+        pairs = keys[first[np.diff(first, append=len(keys)) >= KEY_SHARED]]  # met at least KEY_SHARED times
         return pairs // n, pairs % n
 
-    def logits(self, items: Sequence[Terms], z0: np.ndarray, w: np.ndarray, oov: int) -> np.ndarray:
+    def logits(self, batch: Batch, z0: np.ndarray, w: np.ndarray, oov: int) -> np.ndarray:
         """The corrected log-odds of a batch: z0 [items, topics] + each topic's shift w[:, 0], plus the kernel terms
         w[:, 1]·k⁺ + w[:, 2]·k⁻ where a row is close to a labelled item of the topic (learn.py).
 
@@ -171,16 +246,35 @@ class LabelIndex:
         have none, so only the row's norm needs them taken away); pairs that are not candidates count as 0.
         """
         z: np.ndarray = z0 + w[:, 0][None, :]
-        rows, owners = self.candidates(*heavy_terms(items, oov))
+        if not len(self.keys):
+            return z
+        if len(batch) == 1:
+            return self._logits_one(batch, z0, z, w, oov)
+        rows, owners = self.candidates(*heavy_terms(batch, oov))
         if not len(rows):
             return z
-        # The candidate rows' vectors, keyed row << _SHIFT | id: sorted, since each row's ids are. (The candidates
-        # come sorted by row, then by labelled item, and the labelled items by topic.)
+        # The candidate rows' vectors (item_vector's, for all of them at once), keyed row << _SHIFT | id and sorted.
+        # (The candidates come sorted by row, then by labelled item, and the labelled items by topic.)
         cand, row_of = _runs(rows)
-        vectors = [item_vector(items[r], oov) for r in cand.tolist()]
-        lengths = [len(ids) for ids, _ in vectors]
-        keys = np.concatenate([ids for ids, _ in vectors]) | (np.repeat(np.arange(len(cand)), lengths) << _SHIFT)
-        vals = np.concatenate([vec for _, vec in vectors])
+        pos, owner = _spans(batch.col0[cand], batch.col0[cand + 1])
+        ids = batch.uniq[pos]
+        weights = batch.weights[pos].astype(np.float64)
+        bounds = [0, *np.cumsum(np.diff(batch.col0)[cand]).tolist()]
+        # each row's norm by the same BLAS dot as item_vector's (the same bits)
+        norms = np.sqrt([weights[a:b] @ weights[a:b] for a, b in itertools.pairwise(bounds)])
+        norms[norms == 0.0] = 1.0
+        keys = ids | (owner << _SHIFT)
+        base = oov + 1
+        unseen = np.flatnonzero(ids >= base)
+        if len(unseen):  # hashed as item_vector hashes them, then each row sorted again (stable, as there)
+            at_row = cand[owner[unseen]].tolist()
+            keys[unseen] = [
+                (base + term_hash(batch.unseen[r][i - base])) | (o << _SHIFT)
+                for r, i, o in zip(at_row, ids[unseen].tolist(), owner[unseen].tolist(), strict=True)
+            ]
+            order = np.argsort(keys, kind="stable")
+            keys, weights, owner = keys[order], weights[order], owner[order]
+        vals = weights / norms[owner]
 
         def look_up(row: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             """Where (row, id) sits in keys, and whether it is there."""
@@ -198,7 +292,15 @@ class LabelIndex:
         norm = np.sqrt(np.maximum(1.0 - named, 1e-12))
         # Each candidate's dot product with its labelled item
         entry, entry_of = _spans(self.start[owners], self.start[owners + 1])
-        at, found = look_up(row_of[entry_of], self.ids[entry])
+        # Only the labelled terms that some candidate row holds are looked up (a table over the vocabulary, every
+        # unseen term in its last slot): most of a labelled article's terms are in none of the rows, and the look-up
+        # of the rest is most of the kernel's work where items are close to many labelled ones.
+        held = np.zeros(oov + 2, dtype=bool)
+        held[np.minimum(ids, base)] = True
+        entry_ids = self.ids[entry]
+        kept = np.flatnonzero(held[np.minimum(entry_ids, base)])
+        entry, entry_of, entry_ids = entry[kept], entry_of[kept], entry_ids[kept]
+        at, found = look_up(row_of[entry_of], entry_ids)
         dots = np.bincount(entry_of[found], vals[at[found]] * self.vec[entry[found]], minlength=len(owners))
         cos = dots / norm[pair_of]
         best = np.zeros((2, len(pair_key)))  # nearest not-relevant, relevant
@@ -207,4 +309,57 @@ class LabelIndex:
         act = np.flatnonzero((kp > 0) | (kn > 0))
         r, t = cand[pair_row[act]], pair_topic[act]
         z[r, t] = z0[r, t] + w[t, 0] + w[t, 1] * kp[act] + w[t, 2] * kn[act]
+        return z
+
+    def near(self, heavy: Sequence[int]) -> list[int]:
+        """The labelled items that hold at least KEY_SHARED of one item's heavy terms, ascending: `candidates` for a
+        single row, counted on bit masks (a few integer operations a term, where the array form costs some tens of
+        numpy calls for any batch)."""
+        one = two = three = 0  # labelled items met at least once, twice, three times
+        get = self.masks.get
+        for term in heavy:
+            m = get(term)
+            if m:
+                three |= two & m
+                two |= one & m
+                one |= m
+        out = []
+        while three:
+            low = three & -three
+            out.append(low.bit_length() - 1)
+            three ^= low
+        return out
+
+    def _logits_one(self, batch: Batch, z0: np.ndarray, z: np.ndarray, w: np.ndarray, oov: int) -> np.ndarray:
+        """`logits` of a batch of one, pair by pair: the same sums in the same order as the array form (each cosine
+        a sum over the labelled item's terms in id order, each norm one over the topic's names), so the same bits."""
+        owners = self.near(_heavy(batch, 0, oov))
+        if not owners:
+            return z
+        ids, vals = _vector(batch.uniq, batch.weights, batch.unseen[0], oov)
+        last = len(ids) - 1
+        best: dict[int, list[float]] = {}  # topic → nearest not relevant, relevant
+        norms: dict[int, float] = {}  # topic → the item's norm without the topic's names
+        for g in owners:
+            t = int(self.topic[g])
+            near = best.get(t)
+            if near is None:
+                near = best[t] = [0.0, 0.0]
+                names = self.names[self.name_ptr[t] : self.name_ptr[t + 1]]
+                at = np.minimum(np.searchsorted(ids, names), last)
+                named = sum((vals[at[ids[at] == names]] ** 2).tolist())
+                norms[t] = float(np.sqrt(max(1.0 - named, 1e-12)))
+            norm = norms[t]
+            entry = slice(int(self.start[g]), int(self.start[g + 1]))
+            g_ids = self.ids[entry]
+            at = np.minimum(np.searchsorted(ids, g_ids), last)
+            found = ids[at] == g_ids
+            cos = sum((vals[at[found]] * self.vec[entry][found]).tolist()) / norm
+            k = int(self.relevant[g])
+            near[k] = max(near[k], cos)
+        topics = np.array(list(best), dtype=np.int64)
+        kn, kp = learn.kernel(np.array(list(best.values())).T)
+        act = (kp > 0) | (kn > 0)
+        t, kp, kn = topics[act], kp[act], kn[act]
+        z[0, t] = z0[0, t] + w[t, 0] + w[t, 1] * kp + w[t, 2] * kn
         return z
