@@ -183,36 +183,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     pairs = story_pairs.load_pairs(args.pairs)
     background, described = sv._background(pairs)
-    rows: list[dict[str, float]] = []
-    settled: list[bool | None] = []
-    for p in pairs:
-        e = story_pairs.evidence_of(p, background)
-        row = dict(zip(stories.FEATURES, e.features, strict=True))
-        row.update(extra_features(p.a, p.b))
-        rows.append(row)
-        settled.append(False if e.dates_conflict else True if story_pairs._near(e) else None)
-    labels = [p.same for p in pairs]
+    rows, settled = sv.evidence_rows(pairs, background, lambda p: extra_features(p.a, p.b))
     print(f"pairs: {len(pairs)}; background IDF: {described}; {args.seeds} fold shuffles, {args.boot} resamples\n")
-    print("| variant | RU P / R / F1 | RU F1 per shuffle (min-max) | RU ΔF1, 95 % | EN P / R / F1 | EN ΔF1, 95 % |")
-    print("|---|---|---|---|---|---|")
-    base_runs: list[list[bool]] | None = None
-    for name, (names, learner) in VARIANTS.items():
-        if base_runs is not None and args.only and not any(o in name for o in args.only):
-            continue
-        runs = sv.cv_runs(pairs, rows, settled, names, learner, args.seeds)
-        if base_runs is None:
-            base_runs = runs
-        cells = [name]
-        for lang in ("ru", "en"):
-            chosen = [i for i, p in enumerate(pairs) if p.lang == lang]
-            c = sv.counts(runs, labels, chosen)
-            cells.append(f"{c.precision:.3f} / {c.recall:.3f} / {c.f1:.3f}")
-            if lang == "ru":
-                per = [sv.counts([run], labels, chosen).f1 for run in runs]
-                cells.append(f"{min(per):.3f}-{max(per):.3f}")
-            lo, hi = sv.paired_bootstrap(base_runs, runs, labels, chosen, args.boot)
-            cells.append(f"{lo:+.3f} .. {hi:+.3f}")
-        print("| " + " | ".join(cells) + " |", flush=True)
+    sv.variants_table(pairs, rows, settled, VARIANTS, args.seeds, args.boot, args.only)
     return 0
 
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import argparse
 import random
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -347,6 +347,57 @@ def compare(base_file: Path, new_file: Path, boot: int) -> int:
     return 0
 
 
+def evidence_rows(
+    pairs: Sequence[story_pairs.Pair],
+    background: stories.DocumentFrequencies | None,
+    extra: Callable[[story_pairs.Pair], dict[str, float]],
+) -> tuple[list[dict[str, float]], list[bool | None]]:
+    """Each pair's shipped features plus `extra(pair)`, and what the dates veto and near-duplicate rule settle."""
+    rows: list[dict[str, float]] = []
+    settled: list[bool | None] = []
+    for p in pairs:
+        e = story_pairs.evidence_of(p, background)
+        row = dict(zip(stories.FEATURES, e.features, strict=True))
+        row.update(extra(p))
+        rows.append(row)
+        settled.append(False if e.dates_conflict else True if story_pairs._near(e) else None)
+    return rows, settled
+
+
+def variants_table(
+    pairs: Sequence[story_pairs.Pair],
+    rows: list[dict[str, float]],
+    settled: list[bool | None],
+    variants: Mapping[str, tuple[list[str], Learner]],
+    seeds: int,
+    boot: int,
+    only: Sequence[str] | None,
+) -> None:
+    """One table row per variant: pooled P / R / F1 per language over the fold shuffles, and the paired bootstrap
+    of its F1 change against the first variant (the shipped rule)."""
+    labels = [p.same for p in pairs]
+    print("| variant | RU P / R / F1 | RU F1 per shuffle (min-max) | RU ΔF1, 95 % | EN P / R / F1 | EN ΔF1, 95 % |")
+    print("|---|---|---|---|---|---|")
+    base_runs: list[list[bool]] | None = None
+    for name, (names, learner) in variants.items():
+        if base_runs is not None and only and not any(o in name for o in only):
+            continue
+        runs = cv_runs(pairs, rows, settled, names, learner, seeds)
+        if base_runs is None:
+            base_runs = runs
+        cells = [name]
+        for lang in ("ru", "en"):
+            chosen = [i for i, p in enumerate(pairs) if p.lang == lang]
+            c = counts(runs, labels, chosen)
+            cells.append(f"{c.precision:.3f} / {c.recall:.3f} / {c.f1:.3f}")
+            if lang == "ru":
+                per = [counts([run], labels, chosen).f1 for run in runs]
+                cells.append(f"{min(per):.3f}-{max(per):.3f}")
+            lo, hi = paired_bootstrap(base_runs, runs, labels, chosen, boot)
+            cells.append(f"{lo:+.3f} .. {hi:+.3f}")
+        print("| " + " | ".join(cells) + " |", flush=True)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("pairs", nargs="?", type=Path, default=story_pairs.DEFAULT_PAIRS)
@@ -360,41 +411,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return compare(*args.compare, boot=args.boot)
     pairs = story_pairs.load_pairs(args.pairs)
     background, described = _background(pairs)
-    rows: list[dict[str, float]] = []
-    settled: list[bool | None] = []
-    for p in pairs:
-        e = story_pairs.evidence_of(p, background)
-        row = dict(zip(stories.FEATURES, e.features, strict=True))
-        row.update(extra_features(extra_of(p.a), extra_of(p.b)))
-        rows.append(row)
-        settled.append(False if e.dates_conflict else True if story_pairs._near(e) else None)
-    labels = [p.same for p in pairs]
+    rows, settled = evidence_rows(pairs, background, lambda p: extra_features(extra_of(p.a), extra_of(p.b)))
     if args.list:
         for i, (p, row) in enumerate(zip(pairs, rows, strict=True)):
             ea, eb = extra_of(p.a), extra_of(p.b)
             print(f"{i} {p.lang} same={p.same} {sorted(ea.kinds_lead)}|{sorted(eb.kinds_lead)} "
                   f"subj {ea.subject}|{eb.subject} missing_any={row['subject_missing_any']:.0f}")
     print(f"pairs: {len(pairs)}; background IDF: {described}; {args.seeds} fold shuffles, {args.boot} resamples\n")
-    print("| variant | RU P / R / F1 | RU F1 per shuffle (min-max) | RU ΔF1, 95 % | EN P / R / F1 | EN ΔF1, 95 % |")
-    print("|---|---|---|---|---|---|")
-    base_runs: list[list[bool]] | None = None
-    for name, (names, learner) in VARIANTS.items():
-        if base_runs is not None and args.only and not any(o in name for o in args.only):
-            continue
-        runs = cv_runs(pairs, rows, settled, names, learner, args.seeds)
-        if base_runs is None:
-            base_runs = runs
-        cells = [name]
-        for lang in ("ru", "en"):
-            chosen = [i for i, p in enumerate(pairs) if p.lang == lang]
-            c = counts(runs, labels, chosen)
-            cells.append(f"{c.precision:.3f} / {c.recall:.3f} / {c.f1:.3f}")
-            if lang == "ru":
-                per = [counts([run], labels, chosen).f1 for run in runs]
-                cells.append(f"{min(per):.3f}-{max(per):.3f}")
-            lo, hi = paired_bootstrap(base_runs, runs, labels, chosen, args.boot)
-            cells.append(f"{lo:+.3f} .. {hi:+.3f}")
-        print("| " + " | ".join(cells) + " |", flush=True)
+    variants_table(pairs, rows, settled, VARIANTS, args.seeds, args.boot, args.only)
     return 0
 
 
