@@ -2,13 +2,12 @@
 
     python3 bench/features.py --reference /path/to/other/checkout [--items 1000] [--rounds 10]
 
-The other checkout's `monitor` package is copied to a temporary directory as `monitor_ref` (its imports within the
-package are relative) and both are imported. The same texts are analysed by each package (the analysis is the
-topic model's, outside the timing) and featurised, rounds alternated; prints min / median ms an item per package
-and their ratio, and how many items' features differ in anything but the MinHash values (terms in order, title
-terms, dates, names, numbers, subject, whether there is a signature). Texts: the first `--items` of each dev
-corpus (../shared/data/dev/{ru,en}_dev.jsonl.gz) when present, and 3,000 items of bench/stories.py's synthetic
-stream.
+The other checkout's `monitor` package is imported beside this one's (bench/reference.py). The same texts are
+analysed by each package (the analysis is the topic model's, outside the timing) and featurised, rounds alternated;
+prints min / median ms an item per package and their ratio, and how many items' features differ in anything but the
+MinHash values (terms in order, title terms, dates, names, numbers, subject, whether there is a signature). Texts:
+the first `--items` of each dev corpus (../shared/data/dev/{ru,en}_dev.jsonl.gz) when present, and 3,000 items of
+bench/stories.py's synthetic stream.
 """
 
 from __future__ import annotations
@@ -18,10 +17,8 @@ import gzip
 import importlib
 import json
 import os
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -32,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from reference import reference_package  # noqa: E402
 from stories import Stream  # noqa: E402
 
 Texts = list[tuple[str, str]]
@@ -78,12 +76,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--items", type=int, default=1000, help="items of each dev corpus")
     parser.add_argument("--rounds", type=int, default=10)
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory() as tmp:
-        shutil.copytree(args.reference / "monitor", Path(tmp) / "monitor_ref")
-        sys.path.insert(0, tmp)
+    with reference_package(args.reference) as ref:
         packages = {
             name: (importlib.import_module(f"{pkg}.match.text"), importlib.import_module(f"{pkg}.stories.features"))
-            for name, pkg in (("this", "monitor"), ("reference", "monitor_ref"))
+            for name, pkg in (("this", "monitor"), ("reference", ref))
         }
         stream = Stream(6000, 1)
         sets = {"dev ru+en": dev_texts(args.items), "synthetic": [stream.text() for _ in range(3000)]}

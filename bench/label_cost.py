@@ -1,7 +1,6 @@
 """Labels' cost, the same process: this checkout's code against another's, each with and without labels.
 
-    cp -r /path/to/old/checkout/monitor /tmp/old/monitor_old       # the code before (its imports are relative)
-    python bench/label_cost.py [--dev en] [--passes 8] [--old /tmp/old]
+    python bench/label_cost.py --reference /path/to/old/checkout [--dev en] [--passes 8]
 
 Builds the models of bench/classify.py (synthetic, or `--dev en|ru`: 2,000 items, 8,000 background, 50 topics with
 50 labels each, drawn as its default `--label-draw consistent`) with both codes on the same data and labels, checks
@@ -14,6 +13,7 @@ bench/classify.py differ by ±10 % on a shared machine; alternating in one proce
 from __future__ import annotations
 
 import argparse
+import importlib
 import importlib.util
 import os
 import sys
@@ -24,10 +24,13 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_var] = "1"
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
 _spec = importlib.util.spec_from_file_location("bench_classify", HERE / "classify.py")
 assert _spec and _spec.loader
 bench = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(bench)
+
+from reference import reference_package  # noqa: E402
 
 from monitor.match.classify import TopicModel  # noqa: E402
 from monitor.match.text import analyse  # noqa: E402
@@ -46,11 +49,13 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dev", choices=["ru", "en"])
     ap.add_argument("--passes", type=int, default=8)
-    ap.add_argument("--old", default="/tmp/old", help="a directory holding the old package as monitor_old")
+    ap.add_argument("--reference", required=True, type=Path, help="a checkout holding the code before (monitor/)")
     a = ap.parse_args()
-    sys.path.insert(0, a.old)
-    from monitor_old.match.classify import TopicModel as OldModel  # type: ignore[import-not-found]
+    with reference_package(a.reference) as package:
+        return compare(a, importlib.import_module(f"{package}.match.classify").TopicModel)
 
+
+def compare(a: argparse.Namespace, OldModel: type) -> int:
     os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
     d = bench.dev(a.dev, 50, 2000, 8000) if a.dev else bench.synthetic(50, 2000, 8000, 1500)
     new0, new1, labelled = models(TopicModel, d)
