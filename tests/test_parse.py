@@ -12,8 +12,11 @@ import feedparser
 import pytest
 
 from monitor.errors import ParseError
+from monitor.feeds.encoding import choose_encoding
+from monitor.feeds.htmltext import html_to_text
 from monitor.feeds.http import DEFAULT_USER_AGENT, HttpFetcher
-from monitor.feeds.parse import choose_encoding, html_to_text, normalise_link, parse_feed
+from monitor.feeds.links import normalise_link
+from monitor.feeds.parse import parse_feed
 from monitor.models import ParsedFeed
 from tests.feedserver import FeedServer, feed_server_fixture  # noqa: F401 - fixture
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import UsageError
-from ..feeds.parse import choose_encoding
+from ..feeds.encoding import choose_encoding
 
 MAX_TEXT = 10 * 1024 * 1024  # bytes: an article, not a corpus
 

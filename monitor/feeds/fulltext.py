@@ -16,7 +16,7 @@ from typing import Any
 from lxml import etree  # type: ignore[import-untyped]  # lxml ships no stubs
 from lxml import html as lxml_html  # type: ignore[import-untyped]
 
-from .parse import html_to_text
+from .htmltext import html_to_text
 
 log = logging.getLogger(__name__)
 
