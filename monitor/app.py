@@ -16,6 +16,7 @@ from datetime import timedelta
 from .config import Config
 from .delivery.channels import build_notifiers
 from .delivery.feedback import FeedbackPoller
+from .delivery.lock import ProcessLock
 from .delivery.offers import NearMissOfferer, OfferReport
 from .delivery.outbox import Deliverer
 from .errors import ModelError
@@ -26,7 +27,6 @@ from .match.classify import TopicModel
 from .models import Item, Label
 from .pipeline import Pipeline, Unfinished
 from .ports import Clock, Notifier, SystemClock
-from .service.lock import ProcessLock
 from .store import SqlStore
 from .stories.group import StoryGrouper
 
@@ -58,7 +58,7 @@ class App:
         self._feedback: FeedbackPoller | None = None
 
     def claim_delivery(self) -> bool:
-        """Become the one process that delivers the outbox of this data directory (see monitor.lock)."""
+        """Become the one process that delivers the outbox of this data directory (see delivery/lock.py)."""
         return self._deliver_lock.acquire()
 
     def recover(self) -> int:

@@ -242,7 +242,7 @@ def test_check_beside_a_running_daemon_previews_and_stores_nothing(
     serve_feeds(feed_server)
     config = str(write_config(tmp_path, feed_server))
     hold = (
-        "import sys, time; from pathlib import Path; from monitor.service.lock import ProcessLock; "
+        "import sys, time; from pathlib import Path; from monitor.delivery.lock import ProcessLock; "
         "assert ProcessLock(Path(sys.argv[1])).acquire(); print('held', flush=True); time.sleep(60)"
     )
     holder = subprocess.Popen(
@@ -497,7 +497,7 @@ def test_status_says_whether_a_daemon_runs_on_the_data_directory(
                               "last poll 20")  # fmt: skip
     assert stopped.endswith("(Europe/Moscow)")
     hold = (
-        "import sys, time; from pathlib import Path; from monitor.service.lock import ProcessLock; "
+        "import sys, time; from pathlib import Path; from monitor.delivery.lock import ProcessLock; "
         "assert ProcessLock(Path(sys.argv[1])).acquire(); print('held', flush=True); time.sleep(60)"
     )
     holder = subprocess.Popen(

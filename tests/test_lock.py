@@ -6,9 +6,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from monitor.service.lock import ProcessLock
+from monitor.delivery.lock import ProcessLock
 
-HOLD = "import sys, time; from pathlib import Path; from monitor.service.lock import ProcessLock; " \
+HOLD = "import sys, time; from pathlib import Path; from monitor.delivery.lock import ProcessLock; " \
        "assert ProcessLock(Path(sys.argv[1])).acquire(); print('held', flush=True); time.sleep(60)"
 
 
