@@ -1,4 +1,5 @@
-"""The command line: the `monitor` commands (commands.py), their output (views.py), the label commands (labels.py)."""
+"""The command line: the parser and the smaller commands (commands.py), check and feeds (polling.py), explain and
+eval (matching.py), their output (views.py), the label commands (labels.py)."""
 
 from .commands import main
 
