@@ -11,7 +11,8 @@ import pytest
 
 from monitor.config import loads
 from monitor.errors import ConfigError
-from monitor.match.evaluate import format_report, report_to_json, run_eval, score_topics
+from monitor.match.evaluate import run_eval
+from monitor.match.report import format_report, report_to_json, score_topics
 from monitor.models import Match
 
 
@@ -235,7 +236,7 @@ def test_feedback_caps_rate_and_seed(tmp_path: Path) -> None:
 def test_near_misses_are_the_days_best_three_and_answered_at_the_offer_time() -> None:
     # As the daemon: per topic and day the best NEAR_MISSES_PER_TOPIC_DAY scores are kept, whatever their order,
     # and offered once a day at settings.near_misses (17:00 by default): the labels come in then, not before.
-    from monitor.match.evaluate import SimulatedAnalyst
+    from monitor.match.analyst import SimulatedAnalyst
 
     analyst = SimulatedAnalyst(["libya"], k=50, rate=1.0, seed=0)
 
@@ -262,7 +263,7 @@ def test_the_offer_time_is_local_and_offering_can_be_off() -> None:
     from datetime import time
     from zoneinfo import ZoneInfo
 
-    from monitor.match.evaluate import SimulatedAnalyst
+    from monitor.match.analyst import SimulatedAnalyst
 
     near = [Match(topic="libya", score=0.06, threshold=0.1, matched=False)]
     moscow = SimulatedAnalyst(["libya"], k=5, rate=1.0, seed=0, tz=ZoneInfo("Europe/Moscow"))  # 17:00 = 14:00 UTC

@@ -61,7 +61,8 @@ def _fetch_url(config: cfg.Config, url: str) -> tuple[str, str]:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     """Replay a labelled corpus through the matcher and print precision, recall, F1 and Cdet."""
-    from ..match.evaluate import format_report, report_to_json, run_eval  # heavy: the topic model (see open_app)
+    from ..match.evaluate import run_eval  # heavy: the topic model (see open_app)
+    from ..match.report import format_report, report_to_json
     from ..stories.metrics import StoryReplay  # heavy: the story grouper's stemmers
 
     config = load_config(args)
