@@ -46,8 +46,10 @@ class LiteMarks:
         doing = f"while marking sent delivery {delivery_id}"
         values = {"b_id": delivery_id, "b_now": now, "b_ref": message_ref}
         try:
-            given = [values.get(name, value) for name, value, _ in self._params]
-            params = [v if convert is None else convert(v) for v, (_, _, convert) in zip(given, self._params)]
+            params = []
+            for name, fixed, convert in self._params:
+                value = values.get(name, fixed)
+                params.append(value if convert is None else convert(value))
             with self._lock:
                 done = self._raw.execute(self._sql, params).rowcount
         except ValueError as exc:  # a naive datetime, refused by UTCDateTime
