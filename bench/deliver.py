@@ -2,6 +2,7 @@
 
     python bench/deliver.py                  # 10,000 alerts, failure-free, then with 20 % of sends failing
     python bench/deliver.py --alerts 2000 --fail 0.3
+    python bench/deliver.py --busy 2         # beside 2 threads that keep the GIL busy, as the polls of `monitor run` do
     python bench/deliver.py --database postgresql+psycopg://postgres@127.0.0.1:5432/test
                                              # the same on PostgreSQL (a fresh schema per phase, dropped after),
                                              # then on SQLite in the same run: the ratio of the two rates
@@ -34,6 +35,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from collections.abc import Callable
@@ -231,6 +233,13 @@ def interleaved(n: int, port: int, tmp: Path, label: str, database: str) -> tupl
     return results
 
 
+def busy(stop: threading.Event) -> None:
+    """Pure Python work until `stop`, holding the GIL as a poll thread does while it parses, matches and groups: each
+    blocking call of delivery (the socket, the database) then waits up to the switch interval to take it back."""
+    while not stop.is_set():
+        sum(i * i for i in range(1000))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--alerts", type=int, default=10_000)
@@ -240,7 +249,11 @@ def main() -> int:
                         "alternated this many times; the ratio is the median of the rounds' ratios")
     parser.add_argument("--interleave", action="store_true", help="with --database: the two drains alternate pass "
                         "by pass (500 rows each) instead of one after the other, so they share the machine's load")
+    parser.add_argument("--busy", type=int, default=0, help="threads of pure Python work running beside delivery")
     args = parser.parse_args()
+    stop = threading.Event()
+    for _ in range(args.busy):
+        threading.Thread(target=busy, args=(stop,), daemon=True).start()
     logging.basicConfig(level=logging.ERROR)  # the failing phase logs every failed attempt (rate-limited)
     proc, port = start_stub()
     try:
@@ -264,6 +277,7 @@ def main() -> int:
                 control(port, "fail", {"rate": args.fail, "seed": 1})
                 failing = run(args.alerts, port, Path(tmp), "failing", args.database)
     finally:
+        stop.set()
         proc.terminate()
         proc.wait(10)
     rate = free["sent"] / free["wall"]

@@ -740,6 +740,36 @@ def test_a_mark_failing_again_stops_the_pass_and_is_stored_before_anything_else_
     assert store.rows[1].sent_at == T0 and store.rows[1].message_ref == "m1"
 
 
+@pytest.mark.parametrize("db", ["sqlite"], indirect=True)
+def test_on_sqlite_a_refused_mark_mid_pass_stops_it_and_is_stored_before_the_next_send(
+    db: Db, stub: TelegramStub, clock: FakeClock
+) -> None:
+    # A trigger refuses the 'sent' mark of the third row (as a full disk would) until the table below is emptied:
+    # the mark goes over the pass's held connection (store/litemarks.py), the deliverer keeps it in memory.
+    config, tg = tg_setup(stub, clock, pace=False)
+    store = db.open()
+    for n in range(5):
+        store.add_items([item(n)], clock.now())
+        assert store.record_alert(item(n), [Match("strategic", 0.8, 0.5, True)], ["tg"], clock.now()) is not None
+    third = sorted(row.id for row, _ in store.due_deliveries(clock.now()))[2]
+    db.scalar("CREATE TABLE refuse (id INTEGER)")
+    db.scalar(f"INSERT INTO refuse VALUES ({third})")
+    db.scalar(
+        "CREATE TRIGGER fail_mark BEFORE UPDATE ON outbox FOR EACH ROW "
+        "WHEN NEW.status = 'sent' AND NEW.id IN (SELECT id FROM refuse) BEGIN SELECT RAISE(ABORT, 'disk full'); END"
+    )
+    deliverer = Deliverer(store, {"tg": tg}, config, clock, sleep=clock.sleep)
+    with pytest.raises(StoreError, match="disk full"):
+        deliverer.deliver_due()
+    assert len(stub.texts()) == 3 and clock.sleeps == [0.5]  # the mark tried twice, then nothing more was sent
+    assert store.outbox_counts() == {"pending": 3, "sent": 2, "failed": 0}
+    db.scalar("DELETE FROM refuse")
+    assert deliverer.deliver_due().sent == 2
+    texts = stub.texts()
+    assert len(texts) == 5 and len(set(texts)) == 5
+    assert store.outbox_counts() == {"pending": 0, "sent": 5, "failed": 0}
+
+
 @pytest.mark.parametrize("db", ["postgresql"], indirect=True)
 @pytest.mark.parametrize("failure", ["error", "connection lost"])
 def test_on_postgresql_a_mark_failing_mid_pass_loses_nothing_and_sends_nothing_twice(

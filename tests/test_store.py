@@ -313,6 +313,20 @@ def test_a_mark_begun_in_a_delivery_pass_stores_what_mark_sent_does(db: Db, stor
             store.begin_mark_sent(999, later)()
 
 
+def test_a_mark_in_a_delivery_pass_is_committed_when_it_returns(db: Db, store: SqlStore) -> None:
+    # The exactly-once rule: the mark is durable before the next message goes out, not at the end of the pass.
+    for k in "ab":
+        store.record_alert(item(k), MATCHES, ["tg"], T0)
+    first, second = (row for row, _ in store.due_deliveries(T0))
+    with store.delivery_pass():
+        store.mark_sent(first.id, T0, "7")
+        assert db.scalar(f"SELECT status FROM outbox WHERE id = {first.id}") == "sent"  # another connection sees it
+        store.begin_mark_sent(second.id, T0, "8")()
+        assert db.scalar(f"SELECT message_ref FROM outbox WHERE id = {second.id}") == "8"
+        with pytest.raises(StoreError, match="naive datetime"):
+            store.mark_sent(second.id, T0.replace(tzinfo=None))
+
+
 def test_alerts_since_newest_first(store: SqlStore) -> None:
     for n in range(3):
         store.record_alert(item(f"k{n}"), MATCHES, ["tg"], T0 + timedelta(minutes=n))

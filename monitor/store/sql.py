@@ -40,6 +40,7 @@ from . import leases as lease_queries
 from . import nearmisses as near_queries
 from . import stories as story_queries
 from .engine import WRITE_OPTION, describe, is_memory, make_engine
+from .litemarks import LiteMarks
 from .migrate import migrate
 from .rows import (
     FEED_FIELDS,
@@ -126,6 +127,7 @@ class SqlStore:
         self._story_mutex = threading.Lock()  # one thread of this process waits for the database's story lock
         self._pinned = threading.local()  # delivery_pass: this thread's held connection (`held`)
         self._story_seq = 0  # the story_log rows up to this one are in this process's story window
+        self._memory = memory
         self._read_lock: AbstractContextManager[Any] = lock if memory else nullcontext()
         self._write_lock: AbstractContextManager[Any] = lock if single_writer else nullcontext()
         try:
@@ -467,12 +469,17 @@ class SqlStore:
 
     @contextmanager
     def delivery_pass(self) -> Iterator[None]:
-        """Around a delivery pass: on PostgreSQL its outcome marks go over one connection held for the pass, each
-        one autocommitted UPDATE: one round trip per row where a transaction of its own took four (the pool's
-        ping, BEGIN, UPDATE, COMMIT), and `begin_mark_sent` does not wait for it (store/marks.py). Each mark is
-        still durable on its own before the next message is sent."""
-        if not self.shared or getattr(self._pinned, "held", None) is not None:
+        """Around a delivery pass: its marks go over one connection held for the pass, each one autocommitted
+        UPDATE. On PostgreSQL all outcome marks, one round trip per row where a transaction of its own took four
+        (the pool's ping, BEGIN, UPDATE, COMMIT), and `begin_mark_sent` does not wait for it (store/marks.py); on
+        SQLite the 'sent' marks, one call into SQLite where a transaction took ten (store/litemarks.py). Each mark
+        is still durable on its own before the next message is sent."""
+        if getattr(self._pinned, "held", None) is not None or getattr(self._pinned, "lite", None) is not None:
             yield
+            return
+        if not self.shared:
+            with self._lite_pass():
+                yield
             return
         from .marks import HeldMarks  # psycopg is the optional `postgres` extra: imported on PostgreSQL only
 
@@ -493,6 +500,24 @@ class SqlStore:
         finally:
             self._pinned.held = None
             held.close()
+
+    @contextmanager
+    def _lite_pass(self) -> Iterator[None]:
+        if self._memory:
+            yield  # in memory: the one shared connection is everybody's (StaticPool); marks keep their transactions
+            return
+        try:
+            conn = self._engine.connect()
+        except SQLAlchemyError as exc:
+            reason = describe(exc)
+            raise StoreError(f"while connecting for delivery: {reason}", reason=reason) from exc
+        lite = LiteMarks(conn, _MARK["sent"], self._write_lock)
+        self._pinned.lite = lite
+        try:
+            yield
+        finally:
+            self._pinned.lite = None
+            lite.close()
 
     def _held(self) -> HeldMarks | None:
         held: HeldMarks | None = getattr(self._pinned, "held", None)
@@ -521,6 +546,10 @@ class SqlStore:
 
     def mark_sent(self, delivery_id: int, now: datetime, message_ref: str | None = None) -> None:
         """Sent (the attempt counts); keep the channel's message reference for later edits."""
+        lite: LiteMarks | None = getattr(self._pinned, "lite", None)
+        if lite is not None:
+            lite.sent(delivery_id, now, message_ref)
+            return
         self._update_delivery(delivery_id, "marking sent", "sent", b_now=now, b_ref=message_ref)
 
     def mark_retry(self, delivery_id: int, now: datetime, error: str, next_attempt: datetime) -> None:
