@@ -27,6 +27,7 @@ from . import learn
 
 KEY_TERMS, KEY_SHARED = 8, 3
 BATCH_HEAVY = 4  # from this many items, heavy_terms finds the cut for the batch at once (numpy calls: fewer)
+_NO_UNSEEN = 1 << 62  # as `oov` for labelled vectors, whose unseen terms are hashed already
 _SHIFT = 34  # a batch row's ids are keyed row << _SHIFT | id: ids stay below 2^33 (vocabulary + CRC-32 of a term)
 
 
@@ -94,20 +95,13 @@ def _vector(ids: np.ndarray, weights: np.ndarray, unseen: Sequence[str], oov: in
     return ids, w / norm
 
 
-def strongest(ids: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """The KEY_TERMS ids of largest weight, as a labelled item's keys."""
-    if len(ids) <= KEY_TERMS:
-        return ids
-    return np.asarray(ids[np.argpartition(-weights, KEY_TERMS - 1)[:KEY_TERMS]])
-
-
 def heavy_terms(batch: Batch, oov: int) -> tuple[np.ndarray, np.ndarray]:
     """(row, id) of every item's KEY_TERMS heaviest terms, ids as item_vector gives them; items with fewer than
     KEY_SHARED distinct terms have none.
 
     The terms at or above an item's KEY_TERMS-th largest weight are its heavy terms unless more of them tie at that
     weight than there are places (~8 % of items: rare terms of the same count share an IDF); only those items are
-    partitioned one by one, so that the tie is broken as `strongest` breaks it (argpartition's choice). The cut is
+    partitioned one by one, so that the tie is broken as one argpartition of the item's weights breaks it. The cut is
     one partition of the batch's weights padded to a matrix: a value, which padding cannot change, where the
     indices argpartition picks among ties depend on the row's length.
     """
@@ -160,6 +154,23 @@ def _heavy(batch: Batch, i: int, oov: int) -> list[int]:
     return ids
 
 
+def _masks(keys: np.ndarray, key_ptr: np.ndarray, key_owner: np.ndarray, n: int) -> dict[int, int]:
+    """Each key's labelled items as the bits of one int (bit g: labelled item g), from bit-packed rows of keys (a
+    sum of 1 << g per key and item cost ~1.5 µs each, a third of building the index)."""
+    width = (n + 7) // 8
+    step = max(1, (1 << 22) // max(8 * width, 1))  # keys per block of bits: at most 4 MB at a time
+    counts = np.diff(key_ptr)
+    out: dict[int, int] = {}
+    for k0 in range(0, len(keys), step):
+        k1 = min(k0 + step, len(keys))
+        bits = np.zeros((k1 - k0, 8 * width), dtype=bool)
+        bits[np.repeat(np.arange(k1 - k0), counts[k0:k1]), key_owner[key_ptr[k0] : key_ptr[k1]]] = True
+        packed = np.packbits(bits, axis=1, bitorder="little").tobytes()
+        ints = (int.from_bytes(packed[r * width : (r + 1) * width], "little") for r in range(k1 - k0))
+        out.update(zip(keys[k0:k1].tolist(), ints, strict=True))
+    return out
+
+
 def _runs(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """np.unique(keys, return_inverse=True) of keys already sorted, without its sort and bookkeeping (which cost
     0.1-0.2 ms a call here, a third of the label step of a batch of 30)."""
@@ -195,26 +206,42 @@ class LabelIndex:
 
     @classmethod
     def of(cls, labels: Mapping[int, learn.TopicLabels], name_ids: Sequence[np.ndarray]) -> LabelIndex:
-        examples = [(ti, e) for ti, fitted in sorted(labels.items()) for e in fitted.examples]
-        posting: dict[int, list[int]] = {}
-        for g, (_, e) in enumerate(examples):
-            for term in dict.fromkeys(strongest(e.ids, e.vec).tolist()):  # distinct (unseen terms' hashes may meet)
-                posting.setdefault(term, []).append(g)
-        keys = sorted(posting)
-        masks = {k: sum(1 << g for g in posting[k]) for k in keys}
-        sizes = [len(e.ids) for _, e in examples]
+        fitted = [labels[ti] for ti in sorted(labels)]
+        counts = [len(f.examples) for f in fitted]
+        first = np.cumsum([0, *counts]).tolist()  # topic k's labelled items are first[k]:first[k + 1]
+        n = first[-1]
+        # The labelled vectors as each topic's fit packed them (learn._pack), one topic after the other
+        offsets = np.cumsum([0, *(len(f.flat_ids) for f in fitted)]).tolist()
+        col0 = [np.append(f.starts, len(f.flat_ids)).astype(np.int64) for f in fitted]
+        start = np.concatenate([np.zeros(1, np.int64)] + [c[1:] + o for c, o in zip(col0, offsets[:-1], strict=True)])
+        # Each labelled item's KEY_TERMS heaviest terms, a topic's items at once as a batch's are found (the same
+        # terms as one argpartition per item); an item of fewer than KEY_SHARED terms keeps them all (it can never
+        # be a candidate, but its terms are keys as before)
+        pairs = [np.zeros(0, np.int64)]
+        for f, c, g0 in zip(fitted, col0, first[:-1], strict=True):
+            rows, heavy = heavy_terms(Batch(f.flat_ids, f.flat_vec, c, [()] * len(f.examples)), _NO_UNSEEN)
+            small = np.flatnonzero(np.diff(c) < KEY_SHARED)
+            if len(small):
+                pos, owner = _spans(c[small], c[small + 1])
+                rows, heavy = np.concatenate((rows, small[owner])), np.concatenate((heavy, f.flat_ids[pos]))
+            pairs.append(heavy * max(n, 1) + rows + g0)
+        # distinct (term, labelled item), by term then item: unseen terms' hashes may meet within an item
+        pair = np.unique(np.concatenate(pairs))
+        keys, key_of = _runs(pair // max(n, 1))
+        key_ptr = np.searchsorted(key_of, np.arange(len(keys) + 1)).astype(np.int64)
+        key_owner = pair % max(n, 1)
         return cls(
-            keys=np.array(keys, dtype=np.int64),
-            key_ptr=np.cumsum([0, *(len(posting[k]) for k in keys)], dtype=np.int64),
-            key_owner=np.array([g for k in keys for g in posting[k]], dtype=np.int64),
-            topic=np.array([ti for ti, _ in examples], dtype=np.int64),
-            relevant=np.array([e.relevant for _, e in examples], dtype=bool),
-            start=np.cumsum([0, *sizes], dtype=np.int64),
-            ids=np.concatenate([np.zeros(0, np.int64)] + [e.ids for _, e in examples]).astype(np.int64),
-            vec=np.concatenate([np.zeros(0)] + [e.vec for _, e in examples]).astype(np.float64),
-            name_ptr=np.cumsum([0, *(len(n) for n in name_ids)], dtype=np.int64),
+            keys=keys,
+            key_ptr=key_ptr,
+            key_owner=key_owner,
+            topic=np.repeat(np.array(sorted(labels), dtype=np.int64), counts),
+            relevant=np.concatenate([np.zeros(0, bool)] + [f.relevant for f in fitted]),
+            start=start,
+            ids=np.concatenate([np.zeros(0, np.int64)] + [f.flat_ids for f in fitted]).astype(np.int64),
+            vec=np.concatenate([np.zeros(0)] + [f.flat_vec for f in fitted]).astype(np.float64),
+            name_ptr=np.cumsum([0, *(len(named) for named in name_ids)], dtype=np.int64),
             names=np.concatenate([np.zeros(0, np.int64), *name_ids]).astype(np.int64),
-            masks=masks,
+            masks=_masks(keys, key_ptr, key_owner, n),
         )
 
     @classmethod
