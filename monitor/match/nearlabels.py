@@ -16,6 +16,7 @@ copy labelled for several topics; docs/matching.md has the figures). For one ite
 from __future__ import annotations
 
 import itertools
+import math
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from . import learn
 
 KEY_TERMS, KEY_SHARED = 8, 3
 BATCH_HEAVY = 4  # from this many items, heavy_terms finds the cut for the batch at once (numpy calls: fewer)
+_NO_UNSEEN = 1 << 62  # as `oov` for labelled vectors, whose unseen terms are hashed already
 _SHIFT = 34  # a batch row's ids are keyed row << _SHIFT | id: ids stay below 2^33 (vocabulary + CRC-32 of a term)
 
 
@@ -94,46 +96,49 @@ def _vector(ids: np.ndarray, weights: np.ndarray, unseen: Sequence[str], oov: in
     return ids, w / norm
 
 
-def strongest(ids: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """The KEY_TERMS ids of largest weight, as a labelled item's keys."""
-    if len(ids) <= KEY_TERMS:
-        return ids
-    return np.asarray(ids[np.argpartition(-weights, KEY_TERMS - 1)[:KEY_TERMS]])
-
-
 def heavy_terms(batch: Batch, oov: int) -> tuple[np.ndarray, np.ndarray]:
     """(row, id) of every item's KEY_TERMS heaviest terms, ids as item_vector gives them; items with fewer than
     KEY_SHARED distinct terms have none.
 
     The terms at or above an item's KEY_TERMS-th largest weight are its heavy terms unless more of them tie at that
     weight than there are places (~8 % of items: rare terms of the same count share an IDF); only those items are
-    partitioned one by one, so that the tie is broken as `strongest` breaks it (argpartition's choice). The cut is
+    partitioned one by one, so that the tie is broken as one argpartition of the item's weights breaks it. The cut is
     one partition of the batch's weights padded to a matrix: a value, which padding cannot change, where the
     indices argpartition picks among ties depend on the row's length.
     """
     b = len(batch)
     if b < BATCH_HEAVY:
         return _heavy_one_by_one(batch, oov, range(b))
-    sizes = np.diff(batch.col0)
-    w = batch.weights
-    item_of = np.repeat(np.arange(b), sizes)
+    # (array methods and ufuncs rather than np.diff, np.full, np.partition...: their Python wrappers cost as much as
+    # the work on a batch's few thousand terms)
+    col0, w = batch.col0, batch.weights
+    sizes = col0[1:] - col0[:-1]
+    items = np.arange(b)
+    item_of = items.repeat(sizes)
     width = int(sizes.max())
     if width > KEY_TERMS:
-        pad = np.full(b * width, np.inf, dtype=w.dtype)
-        pad[np.arange(len(w)) + np.repeat(np.arange(b) * width - batch.col0[:-1], sizes)] = -w
-        cut = -np.partition(pad.reshape(b, width), KEY_TERMS - 1, axis=1)[:, KEY_TERMS - 1]  # −inf: ≤ KEY_TERMS terms
-        at_cut = w >= np.repeat(cut, sizes)
+        pad = np.empty(b * width, dtype=w.dtype)
+        pad.fill(np.inf)
+        pad[np.arange(len(w)) + (items * width - col0[:-1]).repeat(sizes)] = -w
+        table = pad.reshape(b, width)
+        table.partition(KEY_TERMS - 1, axis=1)
+        cut = table[:, KEY_TERMS - 1]  # −cut; inf: ≤ KEY_TERMS terms
+        at_cut = -w <= cut.repeat(sizes)
         tied = np.bincount(item_of, at_cut, minlength=b) > KEY_TERMS
     else:
         at_cut = np.ones(len(w), dtype=bool)
         tied = np.zeros(b, dtype=bool)
-    take = at_cut & np.repeat((sizes >= KEY_SHARED) & ~tied, sizes)
-    rows, heavy = item_of[take], batch.uniq[take]
+    short = sizes < KEY_SHARED
+    any_tied = bool(tied.any())
+    if any_tied or short.any():
+        at_cut &= ~(short | tied).repeat(sizes)
+    rows, heavy = item_of[at_cut], batch.uniq[at_cut]
     base = oov + 1
-    for k in np.flatnonzero(heavy >= base).tolist():
-        heavy[k] = base + term_hash(batch.unseen[int(rows[k])][int(heavy[k]) - base])
-    if tied.any():
-        more_rows, more = _heavy_one_by_one(batch, oov, np.flatnonzero(tied).tolist())
+    if batch.unseen.count(()) != b:  # some item has unseen terms
+        for k in (heavy >= base).nonzero()[0].tolist():
+            heavy[k] = base + term_hash(batch.unseen[int(rows[k])][int(heavy[k]) - base])
+    if any_tied:
+        more_rows, more = _heavy_one_by_one(batch, oov, tied.nonzero()[0].tolist())
         rows, heavy = np.concatenate((rows, more_rows)), np.concatenate((heavy, more))
     return rows, heavy
 
@@ -151,7 +156,7 @@ def _heavy(batch: Batch, i: int, oov: int) -> list[int]:
     if c1 - c0 < KEY_SHARED:
         return []
     w = batch.weights[c0:c1]
-    top = np.argpartition(-w, KEY_TERMS - 1)[:KEY_TERMS] + c0 if len(w) > KEY_TERMS else slice(c0, c1)
+    top = (-w).argpartition(KEY_TERMS - 1)[:KEY_TERMS] + c0 if len(w) > KEY_TERMS else slice(c0, c1)
     ids: list[int] = batch.uniq[top].tolist()
     unseen = batch.unseen[i]
     if unseen:
@@ -160,21 +165,51 @@ def _heavy(batch: Batch, i: int, oov: int) -> list[int]:
     return ids
 
 
+def _masks(keys: np.ndarray, key_ptr: np.ndarray, key_owner: np.ndarray, n: int) -> dict[int, int]:
+    """Each key's labelled items as the bits of one int (bit g: labelled item g), from bit-packed rows of keys (a
+    sum of 1 << g per key and item cost ~1.5 µs each, a third of building the index)."""
+    width = (n + 7) // 8
+    step = max(1, (1 << 22) // max(8 * width, 1))  # keys per block of bits: at most 4 MB at a time
+    counts = np.diff(key_ptr)
+    out: dict[int, int] = {}
+    for k0 in range(0, len(keys), step):
+        k1 = min(k0 + step, len(keys))
+        bits = np.zeros((k1 - k0, 8 * width), dtype=bool)
+        bits[np.repeat(np.arange(k1 - k0), counts[k0:k1]), key_owner[key_ptr[k0] : key_ptr[k1]]] = True
+        packed = np.packbits(bits, axis=1, bitorder="little").tobytes()
+        ints = (int.from_bytes(packed[r * width : (r + 1) * width], "little") for r in range(k1 - k0))
+        out.update(zip(keys[k0:k1].tolist(), ints, strict=True))
+    return out
+
+
 def _runs(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """np.unique(keys, return_inverse=True) of keys already sorted, without its sort and bookkeeping (which cost
     0.1-0.2 ms a call here, a third of the label step of a batch of 30)."""
     first = np.empty(len(keys), dtype=bool)
     first[:1] = True
     np.not_equal(keys[1:], keys[:-1], out=first[1:])
-    return keys[first], np.cumsum(first) - 1
+    run_of = first.cumsum()
+    run_of -= 1
+    return keys[first], run_of
 
 
 def _spans(starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """For spans [starts[k], ends[k]): every position in them, concatenated, and the span k each belongs to."""
     counts = ends - starts
-    total = int(counts.sum())
-    owner = np.repeat(np.arange(len(counts)), counts)
-    return np.repeat(starts - (np.cumsum(counts) - counts), counts) + np.arange(total), owner
+    ends = counts.cumsum()
+    total = int(ends[-1]) if len(ends) else 0
+    starts = starts - ends
+    starts += counts
+    return np.arange(total) + starts.repeat(counts), np.arange(len(counts)).repeat(counts)
+
+
+def _kernel(cos: np.ndarray) -> np.ndarray:
+    """learn.kernel in place, by ufuncs (the same values; np.clip's wrapper costs more than the work here)."""
+    cos -= learn.NEAR_COSINE
+    cos /= learn.SAME_COSINE - learn.NEAR_COSINE
+    np.maximum(cos, 0.0, out=cos)
+    np.minimum(cos, 1.0, out=cos)
+    return cos
 
 
 @dataclass(frozen=True)
@@ -192,29 +227,53 @@ class LabelIndex:
     name_ptr: np.ndarray  # topic t's name term ids are names[name_ptr[t]:name_ptr[t + 1]]
     names: np.ndarray
     masks: Mapping[int, int]  # heavy term id → its labelled items as bits of an int (one item's look-up)
+    topic_of: Sequence[int]  # topic, start and verdict (0/1) as Python ints, for one item's pairs (no numpy scalars)
+    start_of: Sequence[int]
+    relevant_of: Sequence[int]
 
     @classmethod
     def of(cls, labels: Mapping[int, learn.TopicLabels], name_ids: Sequence[np.ndarray]) -> LabelIndex:
-        examples = [(ti, e) for ti, fitted in sorted(labels.items()) for e in fitted.examples]
-        posting: dict[int, list[int]] = {}
-        for g, (_, e) in enumerate(examples):
-            for term in dict.fromkeys(strongest(e.ids, e.vec).tolist()):  # distinct (unseen terms' hashes may meet)
-                posting.setdefault(term, []).append(g)
-        keys = sorted(posting)
-        masks = {k: sum(1 << g for g in posting[k]) for k in keys}
-        sizes = [len(e.ids) for _, e in examples]
+        fitted = [labels[ti] for ti in sorted(labels)]
+        counts = [len(f.examples) for f in fitted]
+        first = np.cumsum([0, *counts]).tolist()  # topic k's labelled items are first[k]:first[k + 1]
+        n = first[-1]
+        # The labelled vectors as each topic's fit packed them (learn._pack), one topic after the other
+        offsets = np.cumsum([0, *(len(f.flat_ids) for f in fitted)]).tolist()
+        col0 = [np.append(f.starts, len(f.flat_ids)).astype(np.int64) for f in fitted]
+        start = np.concatenate([np.zeros(1, np.int64)] + [c[1:] + o for c, o in zip(col0, offsets[:-1], strict=True)])
+        # Each labelled item's KEY_TERMS heaviest terms, a topic's items at once as a batch's are found (the same
+        # terms as one argpartition per item); an item of fewer than KEY_SHARED terms keeps them all (it can never
+        # be a candidate, but its terms are keys as before)
+        pairs = [np.zeros(0, np.int64)]
+        for f, c, g0 in zip(fitted, col0, first[:-1], strict=True):
+            rows, heavy = heavy_terms(Batch(f.flat_ids, f.flat_vec, c, [()] * len(f.examples)), _NO_UNSEEN)
+            small = np.flatnonzero(np.diff(c) < KEY_SHARED)
+            if len(small):
+                pos, owner = _spans(c[small], c[small + 1])
+                rows, heavy = np.concatenate((rows, small[owner])), np.concatenate((heavy, f.flat_ids[pos]))
+            pairs.append(heavy * max(n, 1) + rows + g0)
+        # distinct (term, labelled item), by term then item: unseen terms' hashes may meet within an item
+        pair = np.unique(np.concatenate(pairs))
+        keys, key_of = _runs(pair // max(n, 1))
+        key_ptr = np.searchsorted(key_of, np.arange(len(keys) + 1)).astype(np.int64)
+        key_owner = pair % max(n, 1)
+        topic = np.repeat(np.array(sorted(labels), dtype=np.int64), counts)
+        relevant = np.concatenate([np.zeros(0, bool)] + [f.relevant for f in fitted])
         return cls(
-            keys=np.array(keys, dtype=np.int64),
-            key_ptr=np.cumsum([0, *(len(posting[k]) for k in keys)], dtype=np.int64),
-            key_owner=np.array([g for k in keys for g in posting[k]], dtype=np.int64),
-            topic=np.array([ti for ti, _ in examples], dtype=np.int64),
-            relevant=np.array([e.relevant for _, e in examples], dtype=bool),
-            start=np.cumsum([0, *sizes], dtype=np.int64),
-            ids=np.concatenate([np.zeros(0, np.int64)] + [e.ids for _, e in examples]).astype(np.int64),
-            vec=np.concatenate([np.zeros(0)] + [e.vec for _, e in examples]).astype(np.float64),
-            name_ptr=np.cumsum([0, *(len(n) for n in name_ids)], dtype=np.int64),
+            keys=keys,
+            key_ptr=key_ptr,
+            key_owner=key_owner,
+            topic=topic,
+            relevant=relevant,
+            start=start,
+            ids=np.concatenate([np.zeros(0, np.int64)] + [f.flat_ids for f in fitted]).astype(np.int64),
+            vec=np.concatenate([np.zeros(0)] + [f.flat_vec for f in fitted]).astype(np.float64),
+            name_ptr=np.cumsum([0, *(len(named) for named in name_ids)], dtype=np.int64),
             names=np.concatenate([np.zeros(0, np.int64), *name_ids]).astype(np.int64),
-            masks=masks,
+            masks=_masks(keys, key_ptr, key_owner, n),
+            topic_of=topic.tolist(),
+            start_of=start.tolist(),
+            relevant_of=relevant.astype(np.int64).tolist(),
         )
 
     @classmethod
@@ -226,17 +285,23 @@ class LabelIndex:
         none = np.zeros(0, np.int64), np.zeros(0, np.int64)
         if not len(self.keys) or len(rows) < KEY_SHARED:
             return none
-        at = np.minimum(np.searchsorted(self.keys, ids), len(self.keys) - 1)
+        at = self.keys.searchsorted(ids)
+        np.minimum(at, len(self.keys) - 1, out=at)
         hit = self.keys[at] == ids
         rows, at = rows[hit], at[hit]
         positions, hit_of = _spans(self.key_ptr[at], self.key_ptr[at + 1])
         if len(positions) < KEY_SHARED:
             return none
         n = len(self.topic)
-        keys = np.sort(rows[hit_of] * n + self.key_owner[positions])
-        first = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
-        pairs = keys[first[np.diff(first, append=len(keys)) >= KEY_SHARED]]  # met at least KEY_SHARED times
-        return pairs // n, pairs % n
+        keys = rows[hit_of] * n
+        keys += self.key_owner[positions]
+        keys.sort()
+        # sorted: a key met at least KEY_SHARED times equals the key KEY_SHARED - 1 places on; the first of each run
+        met = keys[KEY_SHARED - 1 :] == keys[: 1 - KEY_SHARED]
+        first = met.copy()
+        first[1:] &= ~met[:-1]
+        pairs = keys[: 1 - KEY_SHARED][first]
+        return np.divmod(pairs, n)
 
     def logits(self, batch: Batch, z0: np.ndarray, w: np.ndarray, oov: int) -> np.ndarray:
         """The corrected log-odds of a batch: z0 [items, topics] + each topic's shift w[:, 0], plus the kernel terms
@@ -256,16 +321,17 @@ class LabelIndex:
         # The candidate rows' vectors (item_vector's, for all of them at once), keyed row << _SHIFT | id and sorted.
         # (The candidates come sorted by row, then by labelled item, and the labelled items by topic.)
         cand, row_of = _runs(rows)
-        pos, owner = _spans(batch.col0[cand], batch.col0[cand + 1])
+        c0, c1 = batch.col0[cand], batch.col0[cand + 1]
+        pos, owner = _spans(c0, c1)
         ids = batch.uniq[pos]
         weights = batch.weights[pos].astype(np.float64)
-        bounds = [0, *np.cumsum(np.diff(batch.col0)[cand]).tolist()]
+        bounds = [0, *(c1 - c0).cumsum().tolist()]
         # each row's norm by the same BLAS dot as item_vector's (the same bits)
         norms = np.sqrt([weights[a:b] @ weights[a:b] for a, b in itertools.pairwise(bounds)])
         norms[norms == 0.0] = 1.0
         keys = ids | (owner << _SHIFT)
         base = oov + 1
-        unseen = np.flatnonzero(ids >= base)
+        unseen = (ids >= base).nonzero()[0]
         if len(unseen):  # hashed as item_vector hashes them, then each row sorted again (stable, as there)
             at_row = cand[owner[unseen]].tolist()
             keys[unseen] = [
@@ -279,13 +345,14 @@ class LabelIndex:
         def look_up(row: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             """Where (row, id) sits in keys, and whether it is there."""
             want = ids | (row << _SHIFT)
-            at = np.minimum(np.searchsorted(keys, want), len(keys) - 1)
+            at = keys.searchsorted(want)
+            np.minimum(at, len(keys) - 1, out=at)
             return at, keys[at] == want
 
         # Each (row, topic)'s norm without the topic's names
         n_topics = z0.shape[1]
         pair_key, pair_of = _runs(row_of * n_topics + self.topic[owners])
-        pair_row, pair_topic = pair_key // n_topics, pair_key % n_topics
+        pair_row, pair_topic = np.divmod(pair_key, n_topics)
         name_at, name_pair = _spans(self.name_ptr[pair_topic], self.name_ptr[pair_topic + 1])
         at, found = look_up(pair_row[name_pair], self.names[name_at])
         named = np.bincount(name_pair[found], vals[at[found]] ** 2, minlength=len(pair_key))
@@ -305,8 +372,8 @@ class LabelIndex:
         cos = dots / norm[pair_of]
         best = np.zeros((2, len(pair_key)))  # nearest not-relevant, relevant
         np.maximum.at(best, (self.relevant[owners].astype(np.int64), pair_of), cos)
-        kn, kp = learn.kernel(best)
-        act = np.flatnonzero((kp > 0) | (kn > 0))
+        kn, kp = _kernel(best)
+        act = ((kp > 0) | (kn > 0)).nonzero()[0]
         r, t = cand[pair_row[act]], pair_topic[act]
         z[r, t] = z0[r, t] + w[t, 0] + w[t, 1] * kp[act] + w[t, 2] * kn[act]
         return z
@@ -340,25 +407,28 @@ class LabelIndex:
         last = len(ids) - 1
         best: dict[int, list[float]] = {}  # topic → nearest not relevant, relevant
         norms: dict[int, float] = {}  # topic → the item's norm without the topic's names
+        topic, start, relevant = self.topic_of, self.start_of, self.relevant_of  # Python ints: no numpy scalars
         for g in owners:
-            t = int(self.topic[g])
+            t = topic[g]
             near = best.get(t)
             if near is None:
                 near = best[t] = [0.0, 0.0]
                 names = self.names[self.name_ptr[t] : self.name_ptr[t + 1]]
-                at = np.minimum(np.searchsorted(ids, names), last)
+                at = ids.searchsorted(names)
+                np.minimum(at, last, out=at)
                 named = sum((vals[at[ids[at] == names]] ** 2).tolist())
-                norms[t] = float(np.sqrt(max(1.0 - named, 1e-12)))
+                norms[t] = math.sqrt(max(1.0 - named, 1e-12))  # as np.sqrt: IEEE square roots are exact-rounded
             norm = norms[t]
-            entry = slice(int(self.start[g]), int(self.start[g + 1]))
+            entry = slice(start[g], start[g + 1])
             g_ids = self.ids[entry]
-            at = np.minimum(np.searchsorted(ids, g_ids), last)
+            at = ids.searchsorted(g_ids)
+            np.minimum(at, last, out=at)
             found = ids[at] == g_ids
             cos = sum((vals[at[found]] * self.vec[entry][found]).tolist()) / norm
-            k = int(self.relevant[g])
+            k = relevant[g]
             near[k] = max(near[k], cos)
         topics = np.array(list(best), dtype=np.int64)
-        kn, kp = learn.kernel(np.array(list(best.values())).T)
+        kn, kp = _kernel(np.array(list(best.values())).T)
         act = (kp > 0) | (kn > 0)
         t, kp, kn = topics[act], kp[act], kn[act]
         z[0, t] = z0[0, t] + w[t, 0] + w[t, 1] * kp + w[t, 2] * kn
