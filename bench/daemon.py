@@ -172,7 +172,7 @@ def extra_topics(n: int) -> str:
         words = [pseudo_word(rng) for _ in range(3)]
         about = " ".join(rng.sample(FILLER, 8))
         out.append(
-            f"  - {{id: t{i}, name: Тема {i}, description: \"{words[0]} {words[1]}: {about}\", "
+            f'  - {{id: t{i}, name: Тема {i}, description: "{words[0]} {words[1]}: {about}", '
             f"keywords: [{', '.join(words)}]}}\n"
         )
     return "".join(out)
@@ -646,8 +646,9 @@ def run_until_refit(config: Path, args: argparse.Namespace) -> dict[str, object]
         "children_rss_mb_at_the_end": round(end_children, 1),
         "environment_from_the_unit": unit_environment() if args.unit_env else {},
         "samples_before_the_refit_was_logged": refit_at,
-        "samples (t s, rss MB, children MB)": [(round(s.t), round(s.rss_mb, 1), round(s.children_mb, 1))
-                                               for s in sampler.samples],
+        "samples (t s, rss MB, children MB)": [
+            (round(s.t), round(s.rss_mb, 1), round(s.children_mb, 1)) for s in sampler.samples
+        ],
     }
 
 

@@ -245,10 +245,19 @@ def main() -> int:
     parser.add_argument("--alerts", type=int, default=10_000)
     parser.add_argument("--fail", type=float, default=0.2, help="share of sends failing in the second phase")
     parser.add_argument("--database", help="a PostgreSQL URL: run there, and on SQLite in the same run for the ratio")
-    parser.add_argument("--rounds", type=int, default=1, help="with --database: SQLite and PostgreSQL drains, "
-                        "alternated this many times; the ratio is the median of the rounds' ratios")
-    parser.add_argument("--interleave", action="store_true", help="with --database: the two drains alternate pass "
-                        "by pass (500 rows each) instead of one after the other, so they share the machine's load")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="with --database: SQLite and PostgreSQL drains, "
+        "alternated this many times; the ratio is the median of the rounds' ratios",
+    )
+    parser.add_argument(
+        "--interleave",
+        action="store_true",
+        help="with --database: the two drains alternate pass "
+        "by pass (500 rows each) instead of one after the other, so they share the machine's load",
+    )
     parser.add_argument("--busy", type=int, default=0, help="threads of pure Python work running beside delivery")
     args = parser.parse_args()
     stop = threading.Event()

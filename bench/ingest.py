@@ -153,9 +153,7 @@ def main() -> None:
 
     ctx = multiprocessing.get_context("spawn")
     ports: multiprocessing.Queue = ctx.Queue()  # type: ignore[type-arg]
-    server = ctx.Process(
-        target=serve, args=(ports, args.feeds, args.items, args.hosts, args.vocabulary), daemon=True
-    )
+    server = ctx.Process(target=serve, args=(ports, args.feeds, args.items, args.hosts, args.vocabulary), daemon=True)
     server.start()
     global server_pid
     server_pid = server.pid or 0

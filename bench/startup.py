@@ -54,6 +54,8 @@ WORDS = (  # noqa: SIM905 - reads better as prose
     "бюджет рынок нефть газ экспорт импорт инфляция банк кредит регион губернатор выборы партия суд закон реформа "
     "налог школа больница дорога транспорт порт граница армия флот учения безопасность саммит визит посол совет"
 ).split()
+
+
 def articles(count: int, corpus: Path | None = None) -> list[tuple[str, str]]:
     """`count` (title, text) pairs: filler words, or the first articles of a corpus.
 
@@ -64,8 +66,9 @@ def articles(count: int, corpus: Path | None = None) -> list[tuple[str, str]]:
         with opener(corpus, "rt", encoding="utf-8") as fh:
             return [(row["title"], row.get("text", "")[:2000]) for row in map(json.loads, itertools.islice(fh, count))]
     rnd = random.Random(1)
-    return [(" ".join(rnd.choices(WORDS, k=6)).capitalize(), " ".join(rnd.choices(WORDS, k=60)) + ".")
-            for _ in range(count)]
+    return [
+        (" ".join(rnd.choices(WORDS, k=6)).capitalize(), " ".join(rnd.choices(WORDS, k=60)) + ".") for _ in range(count)
+    ]
 
 
 @dataclass(frozen=True)
@@ -95,8 +98,9 @@ print(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss, os.waitstatus_to_e
 
 def measure(argv: Sequence[str], *, env: dict[str, str] | None = None) -> Run:
     """One process: wall and CPU time, peak RSS (its own rusage, not RUSAGE_CHILDREN's largest child)."""
-    out = subprocess.run([sys.executable, "-S", "-c", TRAMPOLINE, *argv], capture_output=True, text=True,
-                         cwd=ROOT, env=env, check=True).stdout.split()
+    out = subprocess.run(
+        [sys.executable, "-S", "-c", TRAMPOLINE, *argv], capture_output=True, text=True, cwd=ROOT, env=env, check=True
+    ).stdout.split()
     wall, cpu, rss_kb, status = float(out[0]), float(out[1]), float(out[2]), int(out[3])
     return Run(wall, cpu, rss_kb / 1024, status)
 
@@ -132,8 +136,10 @@ def commands(runs: int) -> list[Row]:
                 raise SystemExit(f"{name} exited {run.status}")
             seen[name].append(run)
     median = statistics.median
-    return [Row(name, median(r.wall for r in rs), median(r.cpu for r in rs), max(r.rss_mb for r in rs))
-            for name, rs in seen.items()]
+    return [
+        Row(name, median(r.wall for r in rs), median(r.cpu for r in rs), max(r.rss_mb for r in rs))
+        for name, rs in seen.items()
+    ]
 
 
 # --- the daemon ------------------------------------------------------------------------------------------
@@ -170,8 +176,9 @@ class Feed:
             f"<description>{escape(text)}</description><pubDate>{now}</pubDate></item>"
             for i, (title, text) in enumerate(entries)
         )
-        self.body = (f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>B</title>{xml}'
-                     "</channel></rss>").encode()
+        self.body = (
+            f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>B</title>{xml}</channel></rss>'
+        ).encode()
         self.requests.clear()
 
     @property
@@ -187,7 +194,7 @@ def write_config(tmp: Path, feed: Feed) -> Path:
     """The shipped config's settings, channels and topics; its public feeds replaced by the one local feed."""
     shipped = (ROOT / "config.yaml").read_text(encoding="utf-8")
     head, rest = shipped.split("\nfeeds:\n", 1)
-    topics = rest[rest.index("\ntopics:\n"):]
+    topics = rest[rest.index("\ntopics:\n") :]
     text = (
         head.replace("data_dir: ./data", f"data_dir: {tmp / 'data'}")
         + f'\nfeeds:\n  - {{name: Bench, url: "{feed.url}", interval: {FEED_INTERVAL:g}s}}\n'
@@ -252,7 +259,10 @@ def daemon_start(label: str, config: Path, feed: Feed, tmp: Path) -> Start:
         started = time.time()
         proc = subprocess.Popen(
             [*monitor_argv(), "--log-format", "json", "--log-level", "INFO", "run", "--config", str(config)],
-            cwd=tmp, env=env, stdout=log, stderr=subprocess.STDOUT,
+            cwd=tmp,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         try:
             with log_path.open(encoding="utf-8", errors="replace") as lines:
@@ -309,14 +319,23 @@ def report(rows: list[Row], starts: list[Start]) -> str:
     if rows:
         requests = next(r for r in rows if "import requests" in r.name)
         lines.append(f"{'command':<28} {'wall s':>7} {'CPU s':>6} {'RSS MB':>7} {'wall / import requests':>23}")
-        lines += [f"{r.name:<28} {r.wall:7.3f} {r.cpu:6.3f} {r.rss_mb:7.1f} {r.wall / requests.wall:23.1f}"
-                  for r in rows]
+        lines += [
+            f"{r.name:<28} {r.wall:7.3f} {r.cpu:6.3f} {r.rss_mb:7.1f} {r.wall / requests.wall:23.1f}" for r in rows
+        ]
     lines.append(f"(load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores)")
     columns = ("window", "model", "running", "1st poll", "spread", "poll-spread", "stored", "daemon MB")
     lines += ["", f"{'daemon: s from start':<20}" + "".join(f"{c:>12}" for c in columns) + "  parser workers MB"]
     for s in starts:
-        values = (s.window, s.model, s.running, s.first_request, s.spread, s.first_request - s.spread, s.stored,
-                  s.daemon_mb)
+        values = (
+            s.window,
+            s.model,
+            s.running,
+            s.first_request,
+            s.spread,
+            s.first_request - s.spread,
+            s.stored,
+            s.daemon_mb,
+        )
         workers = ", ".join(f"{mb:.1f}" for mb in s.workers_mb) or "-"
         lines.append(f"{s.label:<20}" + "".join(f"{v:12.2f}" for v in values) + f"  {workers}")
     return "\n".join(lines)

@@ -66,8 +66,7 @@ KINDS = {
     "epidemic": "коронавирус заражение заразиться заболеть выздороветь вакцина инфекция covid coronavirus "
     "infections infected cases vaccine recovered",
     "law": "законопроект закон поправка принять указ подписать bill law amendment decree legislation",
-    "prices": "ставка инфляция курс цена подорожать подешеветь снизить повысить rate inflation prices price cut "
-    "raised",
+    "prices": "ставка инфляция курс цена подорожать подешеветь снизить повысить rate inflation prices price cut raised",
     "weather": "погода прогноз температура мороз снег дождь weather forecast temperature snow rain",
 }
 
@@ -286,6 +285,7 @@ def paired_bootstrap(
     base: list[list[bool]], variant: list[list[bool]], labels: Sequence[bool], chosen: Sequence[int], boot: int
 ) -> tuple[float, float]:
     """95 % interval of F1(variant) - F1(rule) over pairs resampled with replacement (the same for both)."""
+
     # per pair: (tp, fp, fn) summed over the fold shuffles, for the rule and the variant
     def per_pair(runs: list[list[bool]], i: int) -> tuple[int, int, int]:
         tp = sum(run[i] and labels[i] for run in runs)
@@ -303,9 +303,7 @@ def paired_bootstrap(
         return 2 * tp / (2 * tp + fp + fn) if tp else 0.0
 
     rnd = random.Random(0)
-    diffs = sorted(
-        f1(s, pv) - f1(s, pb) for s in ([rnd.choice(chosen) for _ in chosen] for _ in range(boot))
-    )
+    diffs = sorted(f1(s, pv) - f1(s, pb) for s in ([rnd.choice(chosen) for _ in chosen] for _ in range(boot)))
     return diffs[int(0.025 * boot)], diffs[int(0.975 * boot) - 1]
 
 
@@ -415,8 +413,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.list:
         for i, (p, row) in enumerate(zip(pairs, rows, strict=True)):
             ea, eb = extra_of(p.a), extra_of(p.b)
-            print(f"{i} {p.lang} same={p.same} {sorted(ea.kinds_lead)}|{sorted(eb.kinds_lead)} "
-                  f"subj {ea.subject}|{eb.subject} missing_any={row['subject_missing_any']:.0f}")
+            print(
+                f"{i} {p.lang} same={p.same} {sorted(ea.kinds_lead)}|{sorted(eb.kinds_lead)} "
+                f"subj {ea.subject}|{eb.subject} missing_any={row['subject_missing_any']:.0f}"
+            )
     print(f"pairs: {len(pairs)}; background IDF: {described}; {args.seeds} fold shuffles, {args.boot} resamples\n")
     variants_table(pairs, rows, settled, VARIANTS, args.seeds, args.boot, args.only)
     return 0

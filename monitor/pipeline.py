@@ -156,9 +156,7 @@ class Pipeline:
             alerts += enqueued.alerted
         return replace(report, matches=matches, alerts=alerts)
 
-    def ingest(
-        self, feed: cfg.Feed, state: FeedState | None = None
-    ) -> tuple[PollReport, list[Item], list[Item]]:
+    def ingest(self, feed: cfg.Feed, state: FeedState | None = None) -> tuple[PollReport, list[Item], list[Item]]:
         """Fetch, parse and store one feed; return the report and the (new, changed) items.
 
         `state` is the feed's stored state when the caller has read it already. Feed problems never

@@ -35,8 +35,18 @@ def test_next_poll_jitters_error_backoff_by_the_feed_key() -> None:
 
     def delay(key: str | None) -> float:
         when = next_poll(
-            now, interval=600, min_interval=60, max_interval=3600, default_interval=600, result_max_age=None,
-            ttl=None, retry_after=None, error_count=3, max_backoff=CAP, item_times=(), key=key,
+            now,
+            interval=600,
+            min_interval=60,
+            max_interval=3600,
+            default_interval=600,
+            result_max_age=None,
+            ttl=None,
+            retry_after=None,
+            error_count=3,
+            max_backoff=CAP,
+            item_times=(),
+            key=key,
         )
         return (when - now).total_seconds()
 

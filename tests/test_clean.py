@@ -14,13 +14,13 @@ PLAYER = (
     '  mediaplayer.key="Zm9vYmFyYmF6cXV4MTIzNDU2Nzg5MA==";\n'
     '  mediaplayer("js-player-5f3a9c").setup({ advertising: (function() {\n'
     "  if(window.location.pathname.indexOf('/preview/') + 1 > 0) { return {}; }\n"
-    '  return { client: "vast", tag: \'https://ads.example.org/meta/1?rnd=\' + Date.now(), } })(),\n'
+    "  return { client: \"vast\", tag: 'https://ads.example.org/meta/1?rnd=' + Date.now(), } })(),\n"
     '  file:        "https://cdn.example.org/video/clip.mp4",\n'
     '  // title:       "\\u041F\\u0440\\u0438\\u043C\\u0435\\u0440\\x20\\u0432\\u0438\\u0434\\u0435\\u043E",\n'
     '  width: "100%", aspectratio: "16:9", skin: { name: "five" } });'
 )
 WIDGET = (
-    '(function(d, s, id) { var js, fjs = d.getElementsByTagName(s)[0]; if (d.getElementById(id)) return; '
+    "(function(d, s, id) { var js, fjs = d.getElementsByTagName(s)[0]; if (d.getElementById(id)) return; "
     'js = d.createElement(s); js.id = id; js.src = "//widgets.example.org/api.js"; }(document, "script", "w"));'
 )
 CSS = ".article-embed { position: relative; padding-bottom: 56.25%; }\n.article-embed iframe { width: 100%; }"

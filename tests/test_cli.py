@@ -40,7 +40,7 @@ def rss(items: list[tuple[str, str, str]], *, encoding: str = "utf-8", declare: 
         for i, (guid, title, text) in enumerate(items)
     )
     decl = f'<?xml version="1.0" encoding="{encoding}"?>' if declare else '<?xml version="1.0"?>'
-    doc = f"{decl}<rss version=\"2.0\"><channel><title>Test</title><link>https://news.example/</link>{entries}</channel></rss>"
+    doc = f'{decl}<rss version="2.0"><channel><title>Test</title><link>https://news.example/</link>{entries}</channel></rss>'
     return doc.encode(encoding)
 
 
@@ -134,10 +134,17 @@ def runner(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) 
 
 def serve_feeds(server: FeedServer) -> None:
     # windows-1251 declared in the document but not in Content-Type; KOI8-R mislabelled as windows-1251.
-    server.route("/cp1251.xml", rss([LIBYA, WEATHER], encoding="windows-1251"),
-                 headers={"Content-Type": "application/rss+xml"}, etag='"v1"')
-    server.route("/koi8.xml", rss([("koi-1", "Новости Ливии", "Перемирие в Ливии соблюдается.")], encoding="koi8-r"),
-                 headers={"Content-Type": "text/xml; charset=koi8-r"})
+    server.route(
+        "/cp1251.xml",
+        rss([LIBYA, WEATHER], encoding="windows-1251"),
+        headers={"Content-Type": "application/rss+xml"},
+        etag='"v1"',
+    )
+    server.route(
+        "/koi8.xml",
+        rss([("koi-1", "Новости Ливии", "Перемирие в Ливии соблюдается.")], encoding="koi8-r"),
+        headers={"Content-Type": "text/xml; charset=koi8-r"},
+    )
     server.route("/broken.xml", b"<html><body>Not a feed</body></html>", headers={"Content-Type": "text/html"})
 
 
@@ -157,7 +164,12 @@ def test_a_reader_that_stops_early_gets_no_traceback(tmp_path: Path, feed_server
     with os.fdopen(write, "w") as closed:
         result = subprocess.run(
             [sys.executable, "-m", "monitor", "validate", "--config", config],
-            stdout=closed, stderr=subprocess.PIPE, text=True, timeout=60, cwd=ROOT, check=False,
+            stdout=closed,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            cwd=ROOT,
+            check=False,
         )
     assert (result.returncode, result.stderr) == (0, "")
 
@@ -226,7 +238,8 @@ def test_shipped_config_without_network_reports_every_feed_as_an_error(monitor: 
     config.write_text(
         shipped.replace("data_dir: ./data", f"data_dir: {tmp_path / 'data'}")
         .replace("examples/", f"{ROOT / 'examples'}/")
-        .replace("https://", "http://127.0.0.1:9/").replace("http://kremlin", "http://127.0.0.1:9/kremlin")
+        .replace("https://", "http://127.0.0.1:9/")
+        .replace("http://kremlin", "http://127.0.0.1:9/kremlin")
         .replace("http://en.kremlin", "http://127.0.0.1:9/en.kremlin"),
         encoding="utf-8",
     )
@@ -278,17 +291,37 @@ def test_eval_reports_topic_and_story_figures(monitor: Monitor, tmp_path: Path) 
         encoding="utf-8",
     )
     lines = [
-        {"id": "1", "title": "Перемирие в Ливии", "text": "Стороны в Ливии договорились о прекращении огня в Триполи.",
-         "topics": ["libya"], "story": "a"},
-        {"id": "2", "title": "Ливия: прекращение огня", "text": "В Ливии договорились о прекращении огня в Триполи.",
-         "topics": ["libya"], "story": "a"},
+        {
+            "id": "1",
+            "title": "Перемирие в Ливии",
+            "text": "Стороны в Ливии договорились о прекращении огня в Триполи.",
+            "topics": ["libya"],
+            "story": "a",
+        },
+        {
+            "id": "2",
+            "title": "Ливия: прекращение огня",
+            "text": "В Ливии договорились о прекращении огня в Триполи.",
+            "topics": ["libya"],
+            "story": "a",
+        },
         {"id": "3", "title": "Снег в Москве", "text": "Синоптики обещают снег в выходные.", "topics": [], "story": "b"},
     ]
     corpus = tmp_path / "corpus.jsonl"
     corpus.write_text("".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines), encoding="utf-8")
     decisions = tmp_path / "out.jsonl"
-    result = monitor("eval", "--config", str(topics), "--corpus", str(corpus), "--warmup", "0",
-                     "--decisions", str(decisions), "--json")
+    result = monitor(
+        "eval",
+        "--config",
+        str(topics),
+        "--corpus",
+        str(corpus),
+        "--warmup",
+        "0",
+        "--decisions",
+        str(decisions),
+        "--json",
+    )
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     libya = summary["topics"]["libya"]
@@ -376,7 +409,12 @@ def test_light_commands_import_no_model_machinery(tmp_path: Path, feed_server: F
     env = {k: v for k, v in os.environ.items() if k != "MONITOR_CONFIG"}
     result = subprocess.run(
         [sys.executable, "-c", IMPORTS_OF, *command, *config],
-        capture_output=True, text=True, timeout=60, cwd=ROOT, env=env, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        env=env,
+        check=False,
     )
     assert result.stdout.split() == ["0"], result.stdout + result.stderr
 
@@ -398,8 +436,11 @@ def test_check_learn_marks_the_backlog_seen_and_alerts_nothing(
     fresh = ("libya-3", "Нефтяные порты Ливии возобновили отгрузки",
              "Национальная нефтяная корпорация Ливии сообщила, что порты на востоке страны возобновили отгрузки "
              "нефти после снятия блокады сторонниками Хафтара.")  # fmt: skip
-    feed_server.route("/koi8.xml", rss([("koi-1", "Новости Ливии", "Перемирие в Ливии соблюдается."), retold, fresh],
-                                       encoding="koi8-r"), headers={"Content-Type": "text/xml; charset=koi8-r"})
+    feed_server.route(
+        "/koi8.xml",
+        rss([("koi-1", "Новости Ливии", "Перемирие в Ливии соблюдается."), retold, fresh], encoding="koi8-r"),
+        headers={"Content-Type": "text/xml; charset=koi8-r"},
+    )
     later = monitor("check", "--config", config, "--deliver-timeout", "5")
     assert later.returncode == 0, later.stderr
     alerts = monitor("alerts", "--config", config).stdout
@@ -418,8 +459,11 @@ def test_check_dry_run_stores_and_sends_nothing(monitor: Monitor, tmp_path: Path
     real = monitor("check", "--config", config, "--deliver-timeout", "5")
     assert "Новости Ливии" in real.stdout and re.search(r"^delivery: sent [1-9]", real.stdout, re.M)
     # On a data directory that has a database: read, never written.
-    feed_server.route("/koi8.xml", rss([("koi-2", "Ливия: новости", "Перемирие в Ливии соблюдается.")],
-                                       encoding="koi8-r"), headers={"Content-Type": "text/xml; charset=koi8-r"})
+    feed_server.route(
+        "/koi8.xml",
+        rss([("koi-2", "Ливия: новости", "Перемирие в Ливии соблюдается.")], encoding="koi8-r"),
+        headers={"Content-Type": "text/xml; charset=koi8-r"},
+    )
     before = (tmp_path / "data" / "monitor.db").read_bytes()
     again = monitor("check", "--config", config, "--dry-run")
     assert "Ливия: новости" in again.stdout and "dry run: 1 new items" in again.stdout
@@ -532,8 +576,11 @@ def test_alerts_lists_the_other_sources_of_a_story(monitor: Monitor, tmp_path: P
     config = str(write_config(tmp_path, feed_server))
     monitor("check", "--config", config, "--deliver-timeout", "5")
     retold = ("libya-2", "Стороны ливийского конфликта договорились о прекращении огня в Ливии", LIBYA[2])
-    feed_server.route("/koi8.xml", rss([("koi-1", "Новости Ливии", "Перемирие в Ливии соблюдается."), retold],
-                                       encoding="koi8-r"), headers={"Content-Type": "text/xml; charset=koi8-r"})
+    feed_server.route(
+        "/koi8.xml",
+        rss([("koi-1", "Новости Ливии", "Перемирие в Ливии соблюдается."), retold], encoding="koi8-r"),
+        headers={"Content-Type": "text/xml; charset=koi8-r"},
+    )
     monitor("check", "--config", config, "--deliver-timeout", "5")
     alerts = monitor("alerts", "--config", config).stdout
     block = next(b for b in alerts.split("\n#") if LIBYA[1] in b)

@@ -97,7 +97,7 @@ BROKEN = [
     (
         "an unknown topic scope",
         GOOD.replace("id: libya", "id: libya\n    scope: everything"),
-        'config.yaml:10: topics[0].scope: input should be \'mentions\' or \'about\', got "everything"',
+        "config.yaml:10: topics[0].scope: input should be 'mentions' or 'about', got \"everything\"",
     ),
     (
         "a duplicate feed name",
@@ -117,12 +117,12 @@ BROKEN = [
     (
         "bad quiet hours",
         GOOD.replace("{type: console}", "{type: console, quiet_hours: night}"),
-        'config.yaml:5: channels.console.quiet_hours: expected a range like "23:00-07:00", got \'night\'',
+        "config.yaml:5: channels.console.quiet_hours: expected a range like \"23:00-07:00\", got 'night'",
     ),
     (
         "a near-miss time that is not one",
         GOOD.replace("  timezone: Europe/Moscow", "  timezone: Europe/Moscow\n  near_misses: soon"),
-        'config.yaml:3: settings.near_misses: expected a time in quotes like "17:00", or off, got \'soon\'',
+        "config.yaml:3: settings.near_misses: expected a time in quotes like \"17:00\", or off, got 'soon'",
     ),
     (
         "a near-miss time without quotes (YAML reads 18:00 as the number 1080)",
@@ -192,8 +192,9 @@ def test_a_missing_environment_variable_is_named() -> None:
 def test_examples_are_read_from_globs_relative_to_the_file(tmp_path: Path) -> None:
     (tmp_path / "ex").mkdir()
     (tmp_path / "ex" / "1.txt").write_text("Заголовок\n\nТекст статьи.\n", encoding="utf-8")
-    (tmp_path / "config.yaml").write_text(GOOD.replace(
-        '      - {title: "Ливия", text: "Переговоры в Триполи"}', "      - ex/*.txt"), encoding="utf-8")
+    (tmp_path / "config.yaml").write_text(
+        GOOD.replace('      - {title: "Ливия", text: "Переговоры в Триполи"}', "      - ex/*.txt"), encoding="utf-8"
+    )
     config = cfg.load(str(tmp_path / "config.yaml"))
     assert config.example_texts["libya"] == (("Заголовок", "Текст статьи."),)
     assert config.data_dir == tmp_path / "data"
@@ -201,8 +202,10 @@ def test_examples_are_read_from_globs_relative_to_the_file(tmp_path: Path) -> No
 
 
 def test_an_example_glob_matching_nothing_is_an_error(tmp_path: Path) -> None:
-    (tmp_path / "config.yaml").write_text(GOOD.replace(
-        '      - {title: "Ливия", text: "Переговоры в Триполи"}', "      - missing/*.txt"), encoding="utf-8")
+    (tmp_path / "config.yaml").write_text(
+        GOOD.replace('      - {title: "Ливия", text: "Переговоры в Триполи"}', "      - missing/*.txt"),
+        encoding="utf-8",
+    )
     with pytest.raises(ConfigError, match=r"config.yaml:13: topics\[0\].examples\[0\]: no file matches"):
         cfg.load(str(tmp_path / "config.yaml"))
 
@@ -225,7 +228,7 @@ def test_shipped_config_is_valid() -> None:
 
 
 def test_an_email_digest_needs_a_schedule() -> None:
-    mail = '\n  mail: {type: email, host: h, from: a@b.example, to: [c@d.example], mode: digest}'
+    mail = "\n  mail: {type: email, host: h, from: a@b.example, to: [c@d.example], mode: digest}"
     text = GOOD.replace("  console: {type: console}", "  console: {type: console}" + mail)
     assert error_of(text) == (
         'config.yaml:6: channels.mail: a digest channel needs `every` (e.g. 1h) or `at` (e.g. "08:00")'
@@ -235,15 +238,23 @@ def test_an_email_digest_needs_a_schedule() -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        (GOOD.replace("    name: Libya", "    name: Libya\n    treshold: 0.3"),
-         "config.yaml:11: topics[0].treshold: unknown key; did you mean threshold?"),
-        (GOOD.replace("interval: 5m}", "intervall: 5m}"), "config.yaml:7: feeds[0].intervall: unknown key; did you "
-         "mean interval?"),
-        (GOOD.replace("{type: console}", "{type: console, moed: digest}"),
-         "config.yaml:5: channels.console.moed: unknown key; did you mean mode?"),
+        (
+            GOOD.replace("    name: Libya", "    name: Libya\n    treshold: 0.3"),
+            "config.yaml:11: topics[0].treshold: unknown key; did you mean threshold?",
+        ),
+        (
+            GOOD.replace("interval: 5m}", "intervall: 5m}"),
+            "config.yaml:7: feeds[0].intervall: unknown key; did you mean interval?",
+        ),
+        (
+            GOOD.replace("{type: console}", "{type: console, moed: digest}"),
+            "config.yaml:5: channels.console.moed: unknown key; did you mean mode?",
+        ),
         (GOOD.replace("feeds:", "feed:"), "config.yaml:6: feed: unknown key; did you mean feeds?"),
-        (GOOD.replace("  default_interval", "  zzz: 1\n  default_interval"),
-         "config.yaml:3: settings.zzz: unknown key; expected one of: data_dir, database, timezone,"),
+        (
+            GOOD.replace("  default_interval", "  zzz: 1\n  default_interval"),
+            "config.yaml:3: settings.zzz: unknown key; expected one of: data_dir, database, timezone,",
+        ),
     ],
 )
 def test_an_unknown_key_suggests_the_nearest_valid_one(text: str, expected: str) -> None:
@@ -255,8 +266,10 @@ def test_an_unknown_key_suggests_the_nearest_valid_one(text: str, expected: str)
     [
         (GOOD.replace("    name: Libya", "\tname: Libya"), "a tab character: YAML indents with spaces only"),
         (GOOD.replace("    name: Libya", "    name: Libya: the war"), "a colon followed by a space inside a value"),
-        (GOOD.replace("keywords: [Ливия]", "keywords: [Ливия, Триполи"),
-         "a list in [ ] that is not closed, or a missing comma between its items"),
+        (
+            GOOD.replace("keywords: [Ливия]", "keywords: [Ливия, Триполи"),
+            "a list in [ ] that is not closed, or a missing comma between its items",
+        ),
         (GOOD.replace('text: "Переговоры в Триполи"}', 'text: "Переговоры в Триполи}'), "a quote that is never closed"),
     ],
 )

@@ -609,7 +609,7 @@ def test_a_broken_config_is_told_once_and_its_fix_once(harness: Callable[..., Ha
 def test_reload_notices_one_per_distinct_error_again_after_10_minutes() -> None:
     clock = FakeClock(mono=0.0)
     notices = ReloadNotices(monotonic=clock.monotonic)
-    error = "config.yaml:{}: feeds[2].interval: expected a duration like 5m, got \"fast\""
+    error = 'config.yaml:{}: feeds[2].interval: expected a duration like 5m, got "fast"'
     assert notices.applied() is None  # nothing was broken: nothing to tell
     told = [notices.failed(error.format(14 + n % 2)) for n in range(30)]  # 30 saves in a minute
     assert told[0] is not None and told[1:] == [None] * 29

@@ -339,8 +339,11 @@ def test_kill_9_and_restart_neither_loses_nor_repeats_an_alert(env: Env) -> None
     # idempotency key, so no client can close that gap; this test aims beside it, deliberately.)
     env.stub.script("hang")
     env.feeds.set_body("/news.xml", rss([WEATHER, LIBYA, SANCTIONS]))
-    wait_for(lambda: any("пакет санкций" in str(c.params.get("text")) for c in env.stub.calls("sendMessage")),
-             10, "the hanging sendMessage")
+    wait_for(
+        lambda: any("пакет санкций" in str(c.params.get("text")) for c in env.stub.calls("sendMessage")),
+        10,
+        "the hanging sendMessage",
+    )
     env.signal(signal.SIGKILL)
     assert env.wait_exit(10) == -signal.SIGKILL
     env.stub.release()

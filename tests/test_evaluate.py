@@ -169,10 +169,20 @@ def test_bad_inputs(tmp_path: Path) -> None:
 FEEDBACK_ITEMS = [
     ("w1", "Погода", "В Москве дождь и ветер.", [], "2024-03-01"),
     ("w2", "Театр", "Премьера спектакля прошла с успехом.", [], "2024-03-01"),
-    ("f1", "Ливия закупит зерно", "Государственная компания Ливии объявила тендер на закупку пшеницы у поставщиков.",
-     ["wheat"], "2024-03-02"),
-    ("f2", "Ливия закупит зерно", "Государственная компания Ливии объявила тендер на закупку пшеницы у поставщиков "
-     "зерна.", ["wheat"], "2024-03-02"),
+    (
+        "f1",
+        "Ливия закупит зерно",
+        "Государственная компания Ливии объявила тендер на закупку пшеницы у поставщиков.",
+        ["wheat"],
+        "2024-03-02",
+    ),
+    (
+        "f2",
+        "Ливия закупит зерно",
+        "Государственная компания Ливии объявила тендер на закупку пшеницы у поставщиков зерна.",
+        ["wheat"],
+        "2024-03-02",
+    ),
     ("f3", "Бои у Триполи", "Армия Хафтара наступает на Триполи, Ливия в огне.", ["libya"], "2024-03-03"),
     ("f4", "Wheat exports", "Wheat and grain exports rose sharply this season.", ["wheat"], "2024-03-03"),
     ("f5", "Кино", "Фильм вышел в прокат.", [], "2024-03-03"),
@@ -253,7 +263,11 @@ def test_near_misses_are_the_days_best_three_and_answered_at_the_offer_time() ->
     # After 17:00 a near miss waits for 2 March's offer; the stream passing 17:00 brings 1 March's answers.
     assert seen("late", "01T17:30:00", 0.2) == 3
     assert [(lab.item, lab.relevant) for lab, _ in analyst.labels] == [
-        ("corpus\x1fa", False), ("corpus\x1fd1-3", True), ("corpus\x1fd1-4", False), ("corpus\x1fd1-1", False)]
+        ("corpus\x1fa", False),
+        ("corpus\x1fd1-3", True),
+        ("corpus\x1fd1-4", False),
+        ("corpus\x1fd1-1", False),
+    ]
     assert seen("d2", "02T16:00:00", 0.0) == 0  # below the near-miss floor, and 2 March's offer is not yet due
     assert seen("d2b", "02T17:00:00", 0.0) == 1 and analyst.labels[-1][0].item == "corpus\x1flate"
     assert (analyst.offered["libya"], analyst.from_near_misses["libya"], analyst.from_alerts["libya"]) == (4, 4, 1)
@@ -275,8 +289,10 @@ def test_the_offer_time_is_local_and_offering_can_be_off() -> None:
     assert off.tick({"id": "z", "published": "2024-03-05T10:00:00Z"}) == 0 and off.offered["libya"] == 0
     capped = SimulatedAnalyst(["libya"], k=1, rate=1.0, seed=0, offer_at=time(9))
     capped.react({"id": "x", "topics": [], "published": "2024-03-01T08:00:00Z"}, near)
-    capped.react({"id": "a", "topics": [], "published": "2024-03-01T08:30:00Z"},
-                 [Match(topic="libya", score=0.5, threshold=0.1, matched=True)])
+    capped.react(
+        {"id": "a", "topics": [], "published": "2024-03-01T08:30:00Z"},
+        [Match(topic="libya", score=0.5, threshold=0.1, matched=True)],
+    )
     assert capped.tick({"id": "z", "published": "2024-03-01T09:00:00Z"}) == 0  # K reached by the alert
     assert capped.offered["libya"] == 0
 
@@ -301,8 +317,13 @@ def test_replayed_near_miss_labels_reach_the_model_only_after_the_offer(tmp_path
     def libya_scores(settings: str) -> tuple[dict[str, float], Any]:
         config = loads(CONFIG + settings, name=str(tmp_path / "topics.yaml"))
         scores: dict[str, float] = {}
-        report = run_eval(config, corpus, warmup=0.25, feedback=5,
-                          on_item=lambda item, matches: scores.update({item["id"]: matches[0].score}))
+        report = run_eval(
+            config,
+            corpus,
+            warmup=0.25,
+            feedback=5,
+            on_item=lambda item, matches: scores.update({item["id"]: matches[0].score}),
+        )
         return scores, report
 
     offered, report = libya_scores("")

@@ -165,8 +165,9 @@ def test_near_miss_rule() -> None:
 def test_fit_weights_sum_to_the_move() -> None:
     rng = np.random.default_rng(0)
     examples = [
-        learn.Example(f"u{i}", f"t{i}", bool(i % 3 == 0), float(rng.normal()), np.array([i, 100 + i % 4]),
-                      np.array([0.8, 0.6]))
+        learn.Example(
+            f"u{i}", f"t{i}", bool(i % 3 == 0), float(rng.normal()), np.array([i, 100 + i % 4]), np.array([0.8, 0.6])
+        )
         for i in range(12)
     ]
     fitted = learn.fit_topic(examples)

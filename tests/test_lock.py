@@ -8,8 +8,10 @@ from pathlib import Path
 
 from monitor.delivery.lock import ProcessLock
 
-HOLD = "import sys, time; from pathlib import Path; from monitor.delivery.lock import ProcessLock; " \
-       "assert ProcessLock(Path(sys.argv[1])).acquire(); print('held', flush=True); time.sleep(60)"
+HOLD = (
+    "import sys, time; from pathlib import Path; from monitor.delivery.lock import ProcessLock; "
+    "assert ProcessLock(Path(sys.argv[1])).acquire(); print('held', flush=True); time.sleep(60)"
+)
 
 
 def test_a_second_process_cannot_take_the_lock_until_the_holder_is_killed(tmp_path: Path) -> None:

@@ -82,6 +82,7 @@ def test_eval_states_its_phases_on_a_terminal(
     assert "eval: 10 items in corpus.jsonl; warmup on the first 2 and the model build…\n" in shown.stderr
     assert "eval: model built; scoring 8 items\n" in shown.stderr
     assert "scoring 8/8 items (100 %)" in shown.stderr
+
     def report(text: str) -> list[str]:
         return [line for line in text.splitlines() if "items/s" not in line]  # timings differ
 

@@ -124,8 +124,10 @@ def database() -> Iterator[str]:
     with admin.begin() as conn:
         conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
     try:
-        yield make_url(url).update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(
-            hide_password=False
+        yield (
+            make_url(url)
+            .update_query_dict({"options": f"-csearch_path={schema}"})
+            .render_as_string(hide_password=False)
         )
     finally:
         with admin.begin() as conn:
@@ -190,7 +192,8 @@ class Db:
                 "CREATE TABLE poll_log (feed text NOT NULL, fetched timestamptz NOT NULL,"
                 " stored timestamptz NOT NULL DEFAULT clock_timestamp())"
             )  # fmt: skip
-            conn.exec_driver_sql(textwrap.dedent("""\
+            conn.exec_driver_sql(
+                textwrap.dedent("""\
                 CREATE FUNCTION log_poll() RETURNS trigger LANGUAGE plpgsql AS $$
                 BEGIN
                     IF NEW.last_fetch IS NOT NULL
@@ -198,7 +201,8 @@ class Db:
                         INSERT INTO poll_log (feed, fetched) VALUES (NEW.name, NEW.last_fetch);
                     END IF;
                     RETURN NEW;
-                END $$"""))
+                END $$""")
+            )
             conn.exec_driver_sql(
                 "CREATE TRIGGER log_poll AFTER INSERT OR UPDATE ON feeds FOR EACH ROW EXECUTE FUNCTION log_poll()"
             )
@@ -264,6 +268,7 @@ def test_three_replicas_one_killed_one_stopped_lose_nothing_and_send_nothing_twi
                 held = db.leases()
                 counts = [sum(h == r.id and n.startswith("poll:") for n, h in held.items()) for r in replicas]
                 return sum(counts) == FEEDS and min(counts) >= 3 and "deliver:tg" in held
+
             wait_for(spread, 30, "the 10 feeds spread over the 3 replicas (3-4 each)")
 
             def publish(upto: int) -> None:
@@ -338,8 +343,10 @@ def test_three_replicas_one_killed_one_stopped_lose_nothing_and_send_nothing_twi
     bound = LEASE + 2 * INTERVAL
     polled = db.polls_after(killed_at)
     late = {f: round(polled[f] - killed_at, 2) for f in victim_names.values() if polled[f] - killed_at > bound}
-    print(f"first polls after the kill: {sorted(round(polled[f] - killed_at, 2) for f in victim_names.values())}"
-          f" s (bound {bound:.0f}s)")
+    print(
+        f"first polls after the kill: {sorted(round(polled[f] - killed_at, 2) for f in victim_names.values())}"
+        f" s (bound {bound:.0f}s)"
+    )
     assert late == {}, f"polled later than lease + 2 intervals ({bound:.0f}s) after the kill: {late}"
     # the killed replica's feeds: taken over within the lease (its last renewal ran at most a tick before the
     # kill; the slack is for a busy machine's scheduling), then requested from the feed server by their new
@@ -352,6 +359,8 @@ def test_three_replicas_one_killed_one_stopped_lose_nothing_and_send_nothing_twi
         after = [at for at, path in feeds.times if path == by_job[name] and at >= taken[name]]
         assert after, f"{name} never polled after its take-over"
         delays.append(after[0] - taken[name])
-    print(f"take-over after the kill: {max(taken[n] for n in victim_feeds) - killed_at:.2f}s; first polls "
-          f"{min(delays):.2f}-{max(delays):.2f}s after it (interval {INTERVAL:.0f}s)")
+    print(
+        f"take-over after the kill: {max(taken[n] for n in victim_feeds) - killed_at:.2f}s; first polls "
+        f"{min(delays):.2f}-{max(delays):.2f}s after it (interval {INTERVAL:.0f}s)"
+    )
     db.engine.dispose()

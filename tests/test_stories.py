@@ -423,14 +423,27 @@ def test_story_replay_counts_one_alert_per_story_and_topic_in_eval() -> None:
     replay = StoryReplay(window_seconds=48 * 3600)
     dprk = [Match(topic="dprk", score=0.9, threshold=0.5, matched=True)]
     for i, text in enumerate(FILLER):
-        replay({"id": f"f{i}", "title": text[0], "text": text[1], "source": "filler",
-                "published": (T0 - timedelta(hours=6 - i)).isoformat()}, [])
-    stream = [("interfax", KNDR_INTERFAX, 0, "s1"), ("tass", KNDR_TASS, 4, "s1"), ("ria", KNDR_RIA, 9, "s1"),
-              ("interfax", LIBYA_MFA, 120, "s2")]
+        replay(
+            {
+                "id": f"f{i}",
+                "title": text[0],
+                "text": text[1],
+                "source": "filler",
+                "published": (T0 - timedelta(hours=6 - i)).isoformat(),
+            },
+            [],
+        )
+    stream = [
+        ("interfax", KNDR_INTERFAX, 0, "s1"),
+        ("tass", KNDR_TASS, 4, "s1"),
+        ("ria", KNDR_RIA, 9, "s1"),
+        ("interfax", LIBYA_MFA, 120, "s2"),
+    ]
     for n, (source, (title, text), minutes, story) in enumerate(stream):
         published = (T0 + timedelta(minutes=minutes)).isoformat()
-        replay({"id": str(n), "title": title, "text": text, "source": source, "published": published,
-                "story": story}, dprk)
+        replay(
+            {"id": str(n), "title": title, "text": text, "source": source, "published": published, "story": story}, dprk
+        )
     summary = replay.metrics.summary()
     assert replay.gold_seen
     assert (summary["alerts_sent"], summary["repeated_alerts"], summary["wrong_merges"]) == (2, 0, 0)
@@ -520,8 +533,10 @@ def test_features_from_the_shared_analysis_equal_those_of_the_raw_text() -> None
 
 def features_made_afresh(analysed: AnalysedText) -> ItemFeatures:
     """features_of as it was before it reused the scans: each text's terms and tokens made again, counted in a loop."""
-    title = _URL.sub(" ", analysed.title_scan.norm) if analysed.title_scan.aligned else normalise(
-        _URL.sub(" ", analysed.title)
+    title = (
+        _URL.sub(" ", analysed.title_scan.norm)
+        if analysed.title_scan.aligned
+        else normalise(_URL.sub(" ", analysed.title))
     )
     if analysed.text_scan.aligned:
         body = _URL.sub(" ", analysed.text_scan.norm[:TEXT_CHARS])
@@ -561,7 +576,8 @@ LONG_RU = (
     "МОСКВА, 14 ноября. Официальный представитель МИД России Мария Захарова заявила 14 ноября, что Москва "
     "ответит на размещение "
     "американских ракет средней дальности в Европе. По её словам, российско-французские консультации по "
-    "стратегической стабильности, прошедшие 12-13 ноября в Париже, результатов не дали. " * 8
+    "стратегической стабильности, прошедшие 12-13 ноября в Париже, результатов не дали. "
+    * 8
     + "Подробнее: https://www.mid.ru/ru/foreign_policy/news/ и t.me/MID_Russia",
 )
 LONG_EN = (

@@ -61,8 +61,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
     """Check the config and print a summary of feeds, topics and channels."""
     config = load_config(args)
     print(f"{config.path}: OK")
-    print(f"settings: data in {config.data_dir}, database {scrub(config.database_url)}, "
-          f"timezone {config.settings.timezone}")
+    print(
+        f"settings: data in {config.data_dir}, database {scrub(config.database_url)}, "
+        f"timezone {config.settings.timezone}"
+    )
     print(f"feeds ({len(config.enabled_feeds)} enabled of {len(config.feeds)}):")
     for feed in config.feeds:
         every = f"every {cfg.format_duration(feed.interval)}" if feed.interval else "adaptive"
@@ -206,8 +208,10 @@ def cmd_init(args: argparse.Namespace) -> int:
     print(f"wrote {config} and {len(written) - 1} files beside it (examples/, daemon.md)")
     found = cfg.config_path(None)
     hint = "" if Path(found).resolve() == config.resolve() else f" --config {config}"
-    print(f"next: edit its feeds and topics, then `monitor validate{hint}`, `monitor check --learn{hint}` "
-          f"(the feeds' backlog, seen and not alerted) and `monitor run{hint}`")
+    print(
+        f"next: edit its feeds and topics, then `monitor validate{hint}`, `monitor check --learn{hint}` "
+        f"(the feeds' backlog, seen and not alerted) and `monitor run{hint}`"
+    )
     return EXIT_OK
 
 
@@ -248,30 +252,50 @@ def build_parser() -> argparse.ArgumentParser:
 
     add("validate", cmd_validate, "check the config and print a summary of feeds, topics and channels")
     p = add("check", cmd_check, "poll every feed once, match, enqueue and deliver (beside a running daemon: preview)")
-    p.add_argument("--deliver-timeout", type=seconds, default=60.0, metavar="SECONDS",
-                   help="how long to wait for retries before exiting (default 60)")
+    p.add_argument(
+        "--deliver-timeout",
+        type=seconds,
+        default=60.0,
+        metavar="SECONDS",
+        help="how long to wait for retries before exiting (default 60)",
+    )
     first_run = p.add_mutually_exclusive_group()
-    first_run.add_argument("--learn", action="store_true",
-                           help="mark everything the feeds hold now as seen (matched and grouped), alert nothing: "
-                                "the first run on new feeds")
-    first_run.add_argument("--dry-run", action="store_true",
-                           help="fetch, match and print what would alert; store and send nothing")
+    first_run.add_argument(
+        "--learn",
+        action="store_true",
+        help="mark everything the feeds hold now as seen (matched and grouped), alert nothing: "
+        "the first run on new feeds",
+    )
+    first_run.add_argument(
+        "--dry-run", action="store_true", help="fetch, match and print what would alert; store and send nothing"
+    )
     add("feeds", cmd_feeds, "show each feed's last fetch, status, items, errors and next poll")
     p = add("explain", cmd_explain, "score a text against every topic and show why it matched")
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--text", help="the text to score")
-    source.add_argument("--file", type=existing_file,
-                        help="a text file (UTF-8, windows-1251 or KOI8-R): title on line 1, then the text")
+    source.add_argument(
+        "--file", type=existing_file, help="a text file (UTF-8, windows-1251 or KOI8-R): title on line 1, then the text"
+    )
     source.add_argument("--url", type=http_url, help="a page to fetch; its article text is scored")
     p.add_argument("--json", action="store_true", help="print JSON")
     p = add("eval", cmd_eval, "replay a labelled corpus and report precision, recall, F1 and Cdet")
     p.add_argument("--corpus", required=True, type=existing_file, help="JSON lines, optionally gzipped")
     p.add_argument("--warmup", type=fraction, default=0.2, help="fraction used as background only (default 0.2)")
     p.add_argument("--decisions", type=writable_file, help="write per-item decisions as JSON lines here")
-    p.add_argument("--feedback", type=count, default=0, metavar="K",
-                   help="simulate an analyst who labels alerts and offered near misses, up to K per topic (default 0)")
-    p.add_argument("--feedback-rate", type=fraction, default=1.0, metavar="P",
-                   help="chance that an alert or near miss gets labelled (default 1.0)")
+    p.add_argument(
+        "--feedback",
+        type=count,
+        default=0,
+        metavar="K",
+        help="simulate an analyst who labels alerts and offered near misses, up to K per topic (default 0)",
+    )
+    p.add_argument(
+        "--feedback-rate",
+        type=fraction,
+        default=1.0,
+        metavar="P",
+        help="chance that an alert or near miss gets labelled (default 1.0)",
+    )
     p.add_argument("--seed", type=int, default=0, help="random seed of the simulated analyst (default 0)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p = add("alerts", cmd_alerts, "list recent alerts and their delivery state per channel")
@@ -287,15 +311,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--user", help="who gives the verdict (default: the login name)")
     p = add("labels", cmd_labels, "list the labels, or export / import them with their items as JSON lines")
     p.add_argument("--topic", help="only this topic's labels")
-    p.add_argument("--export", type=writable_file, metavar="FILE",
-                   help="write the labels and their items to FILE (JSON lines)")
-    p.add_argument("--import", dest="import_file", type=existing_file, metavar="FILE",
-                   help="read labels and items from FILE")
+    p.add_argument(
+        "--export", type=writable_file, metavar="FILE", help="write the labels and their items to FILE (JSON lines)"
+    )
+    p.add_argument(
+        "--import", dest="import_file", type=existing_file, metavar="FILE", help="read labels and items from FILE"
+    )
     add("status", cmd_status, "health: feeds, topics per day, labels, outbox depth and failures")
     p = add("init", cmd_init, "write a starter config.yaml and its example articles (or print the systemd unit)")
-    p.add_argument("dir", nargs="?", metavar="DIR",
-                   help="where to write them (default: $CONFIGURATION_DIRECTORY under systemd, "
-                        "else $XDG_CONFIG_HOME/topic-monitor)")
+    p.add_argument(
+        "dir",
+        nargs="?",
+        metavar="DIR",
+        help="where to write them (default: $CONFIGURATION_DIRECTORY under systemd, "
+        "else $XDG_CONFIG_HOME/topic-monitor)",
+    )
     p.add_argument("--systemd", action="store_true", help="print the systemd unit for this installation instead")
     p.add_argument("--force", action="store_true", help="overwrite files that exist")
     add("completion", cmd_completion, "print the bash completion script (zsh: after bashcompinit)")

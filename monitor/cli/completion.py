@@ -104,8 +104,10 @@ def man_page(parser: argparse.ArgumentParser, today: date | None = None) -> str:
         "\\fBmonitor\\fR [\\fB\\-\\-config\\fR \\fIPATH\\fR] [\\fB\\-\\-log\\-level\\fR \\fILEVEL\\fR] "
         "[\\fB\\-\\-log\\-format\\fR text|json] \\fICOMMAND\\fR [\\fIARGS\\fR]",
         ".SH DESCRIPTION",
-        _roff("Polls RSS/Atom feeds, matches every new item against the topics of config.yaml, groups the same story "
-              "told by several outlets and sends one alert per story to Telegram, e-mail or the console."),
+        _roff(
+            "Polls RSS/Atom feeds, matches every new item against the topics of config.yaml, groups the same story "
+            "told by several outlets and sends one alert per story to Telegram, e-mail or the console."
+        ),
         ".SH GLOBAL OPTIONS",
         _roff("Accepted before or after the command."),
         *_option_lines(_options(parser)),
@@ -120,15 +122,23 @@ def man_page(parser: argparse.ArgumentParser, today: date | None = None) -> str:
         lines += _option_lines(a for a in _options(p) if a.dest not in ("config", "log_level", "log_format"))
     lines += [
         ".SH EXIT STATUS",
-        _roff("0: done. 1: nothing could run (a feed server, channel or database refused). 2: a bad config or bad "
-              "arguments; one line on stderr says what is wrong."),
+        _roff(
+            "0: done. 1: nothing could run (a feed server, channel or database refused). 2: a bad config or bad "
+            "arguments; one line on stderr says what is wrong."
+        ),
         ".SH ENVIRONMENT",
-        ".TP", "\\fBMONITOR_CONFIG\\fR", _roff("the config file, when --config is not given"),
-        ".TP", "\\fBCONFIGURATION_DIRECTORY\\fR", _roff("set by systemd (ConfigurationDirectory=): where config.yaml "
-                                                         "is looked for, after ./config.yaml"),
-        ".TP", "\\fBXDG_CONFIG_HOME\\fR", _roff("then $XDG_CONFIG_HOME/topic-monitor/config.yaml (default "
-                                                 "~/.config); `monitor init` writes there"),
-        ".TP", "\\fBSTATE_DIRECTORY\\fR", _roff("set by systemd (StateDirectory=): the default settings.data_dir"),
+        ".TP",
+        "\\fBMONITOR_CONFIG\\fR",
+        _roff("the config file, when --config is not given"),
+        ".TP",
+        "\\fBCONFIGURATION_DIRECTORY\\fR",
+        _roff("set by systemd (ConfigurationDirectory=): where config.yaml is looked for, after ./config.yaml"),
+        ".TP",
+        "\\fBXDG_CONFIG_HOME\\fR",
+        _roff("then $XDG_CONFIG_HOME/topic-monitor/config.yaml (default ~/.config); `monitor init` writes there"),
+        ".TP",
+        "\\fBSTATE_DIRECTORY\\fR",
+        _roff("set by systemd (StateDirectory=): the default settings.data_dir"),
         ".SH SEE ALSO",
         _roff("The README and docs/daemon.md (written beside the config by `monitor init`)."),
     ]

@@ -82,9 +82,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
         progress.step()
 
     try:
-        report = run_eval(config, corpus, warmup=args.warmup,
-                          decisions=Path(args.decisions) if args.decisions else None, on_item=on_item,
-                          feedback=args.feedback, feedback_rate=args.feedback_rate, seed=args.seed)
+        report = run_eval(
+            config,
+            corpus,
+            warmup=args.warmup,
+            decisions=Path(args.decisions) if args.decisions else None,
+            on_item=on_item,
+            feedback=args.feedback,
+            feedback_rate=args.feedback_rate,
+            seed=args.seed,
+        )
     finally:
         progress.close()
     # Story figures only mean something when the corpus says which items tell the same story.

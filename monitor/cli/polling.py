@@ -104,8 +104,10 @@ def _print_items(config: cfg.Config, reports: Sequence[PollReport]) -> None:
             print(f"\n[{item.feed}] {item.title}\n  {item.link or '(no link)'}")
             for match in report.matches.get(item.uid, ()):
                 why = ", ".join(match.terms[:5])
-                print(f"  -> {names.get(match.topic, match.topic)}: {match.score:.2f} "
-                      f"(threshold {match.threshold:.2f}) {why}")
+                print(
+                    f"  -> {names.get(match.topic, match.topic)}: {match.score:.2f} "
+                    f"(threshold {match.threshold:.2f}) {why}"
+                )
 
 
 def _feed_line(report: PollReport) -> str:
@@ -132,15 +134,17 @@ def cmd_feeds(args: argparse.Namespace) -> int:
             error = " ".join((s.last_error or "").split())  # whole: a cut error hides its cause
             if s.redirected_to:
                 error = f"moved permanently to {s.redirected_to}; {error}".rstrip("; ")
-            rows.append((
-                feed.name,
-                when(s.last_fetch, tz),
-                s.status if feed.enabled else f"{s.status} (disabled)",
-                str(s.items_total),
-                str(s.error_count),
-                when(s.next_poll, tz),
-                error,
-            ))
+            rows.append(
+                (
+                    feed.name,
+                    when(s.last_fetch, tz),
+                    s.status if feed.enabled else f"{s.status} (disabled)",
+                    str(s.items_total),
+                    str(s.error_count),
+                    when(s.next_poll, tz),
+                    error,
+                )
+            )
         table(rows)
     finally:
         store.close()

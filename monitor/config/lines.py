@@ -127,15 +127,21 @@ def describe(error: Any) -> str:
 # The parser's message says where it gave up, in its own terms; these say what the writer most likely did.
 _YAML_WORDS = (
     ("found character '\\t'", "a tab character: YAML indents with spaces only"),
-    ("mapping values are not allowed", "a colon followed by a space inside a value: put the value in quotes, "
-     "or check that the line is indented like its neighbours"),
-    ("could not find expected ':'", "a key without its colon, or a line that is indented as if it continued "
-     "the line above"),
+    (
+        "mapping values are not allowed",
+        "a colon followed by a space inside a value: put the value in quotes, "
+        "or check that the line is indented like its neighbours",
+    ),
+    (
+        "could not find expected ':'",
+        "a key without its colon, or a line that is indented as if it continued the line above",
+    ),
     ("expected <block end>", "a line indented differently from the keys or list items beside it"),
-    ("did not find expected key", "a line indented differently from the keys beside it, or a list item (-) "
-     "among keys"),
-    ("did not find expected '-' indicator", "a key among the items of a list (-), or a list item indented "
-     "differently from the others"),
+    ("did not find expected key", "a line indented differently from the keys beside it, or a list item (-) among keys"),
+    (
+        "did not find expected '-' indicator",
+        "a key among the items of a list (-), or a list item indented differently from the others",
+    ),
     ("expected the node content", "a value is missing where one must be (after a [, a { or a comma)"),
     ("expected ',' or ']'", "a list in [ ] that is not closed, or a missing comma between its items"),
     ("expected ',' or '}'", "a mapping in { } that is not closed, or a missing comma between its keys"),
@@ -157,5 +163,3 @@ def yaml_in_words(exc: yaml.MarkedYAMLError) -> str:
     text = f"{exc.context or ''} {parser}"
     words = next((words for needle, words in _YAML_WORDS if needle in text), None)
     return f"{words} (parser: {parser}{started})" if words else f"{parser}{started}"
-
-

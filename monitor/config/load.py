@@ -28,13 +28,9 @@ _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 def _expand(value: Any, env: dict[str, str], loc: tuple[str | int, ...], tree: Any, name: str) -> Any:
     if isinstance(value, Lined):
-        return Lined(
-            {k: _expand(v, env, (*loc, k), tree, name) for k, v in value.items()}, value.lines, value.line
-        )
+        return Lined({k: _expand(v, env, (*loc, k), tree, name) for k, v in value.items()}, value.lines, value.line)
     if isinstance(value, LinedList):
-        return LinedList(
-            [_expand(v, env, (*loc, i), tree, name) for i, v in enumerate(value)], value.lines, value.line
-        )
+        return LinedList([_expand(v, env, (*loc, i), tree, name) for i, v in enumerate(value)], value.lines, value.line)
     if isinstance(value, str) and "${" in value:
 
         def replace(m: re.Match[str]) -> str:
@@ -129,7 +125,7 @@ def _keys_of(model: type[BaseModel]) -> list[str]:
 
 
 def _nearest_key(loc: tuple[str | int, ...], tree: Any) -> str:
-    """"; did you mean threshold?" for a misspelt key, or the keys allowed there when none is near."""
+    """ "; did you mean threshold?" for a misspelt key, or the keys allowed there when none is near."""
     if not loc or not isinstance(loc[-1], str):
         return ""
     parent = loc[:-1]

@@ -81,7 +81,7 @@ class _ChannelBase(_Strict):
     @model_validator(mode="after")
     def _digest(self) -> _ChannelBase:
         if self.mode == "digest" and self.every is None and self.at is None:
-            raise ValueError("a digest channel needs `every` (e.g. 1h) or `at` (e.g. \"08:00\")")
+            raise ValueError('a digest channel needs `every` (e.g. 1h) or `at` (e.g. "08:00")')
         return self
 
 
@@ -251,7 +251,6 @@ class Config(_Strict):
         return [name for name in self.channels if name in wanted]
 
 
-
 class LocatedError(ValueError):
     """A cross-field error that knows which key it is about."""
 
@@ -259,5 +258,3 @@ class LocatedError(ValueError):
         super().__init__(message)
         self.loc = loc
         self.message = message
-
-

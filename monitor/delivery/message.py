@@ -140,7 +140,7 @@ def also_sources(
 
 
 def also_names(alert: Alert) -> str:
-    """"TASS, RIA (+2)": the story's other sources as plain text, "" when it has none."""
+    """ "TASS, RIA (+2)": the story's other sources as plain text, "" when it has none."""
     shown, more = also_sources(alert.also)
     return ", ".join(name for name, _ in shown) + (f" (+{more})" if more else "") if shown else ""
 
@@ -365,7 +365,7 @@ def _digest_lines(alerts: Sequence[Alert], title: str, topics: Mapping[str, str]
 
 
 def _also_tail(alert: Alert) -> str:
-    """", also TASS, RIA (+2)": the story's other sources, for a digest line (issue 14 §3)."""
+    """ ", also TASS, RIA (+2)": the story's other sources, for a digest line (issue 14 §3)."""
     names = also_names(alert)
     return f", also {names}" if names else ""
 

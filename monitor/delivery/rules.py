@@ -1,15 +1,15 @@
 """When an outbox row is tried: pure decisions of the channel's config, the alert's topics and the time.
 
-    pipeline:   store.record_alert(..., hold_until=hold_until(config, topics, channels, now))
-                    first_attempt: now (instant) or the next digest slot, moved past quiet hours
-                    unless a topic has priority: high
-    outbox:     quiet_end     a due row in quiet hours waits for their end
-                retry_delay   after a failure, that row alone waits: the server's retry_after, else
-                              monitor.backoff's curve; the channel's other rows go on
-                channel_pause the whole channel waits only on news about the channel itself: a run of
-                              failures to reach its server, or of failures of every kind (retry_after
-                              from a 429 pauses it too, for that long)
-                gives_up      past settings.give_up_after the row is marked failed
+pipeline:   store.record_alert(..., hold_until=hold_until(config, topics, channels, now))
+                first_attempt: now (instant) or the next digest slot, moved past quiet hours
+                unless a topic has priority: high
+outbox:     quiet_end     a due row in quiet hours waits for their end
+            retry_delay   after a failure, that row alone waits: the server's retry_after, else
+                          monitor.backoff's curve; the channel's other rows go on
+            channel_pause the whole channel waits only on news about the channel itself: a run of
+                          failures to reach its server, or of failures of every kind (retry_after
+                          from a 429 pauses it too, for that long)
+            gives_up      past settings.give_up_after the row is marked failed
 """
 
 from __future__ import annotations

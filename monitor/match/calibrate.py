@@ -71,8 +71,8 @@ NO_EVIDENCE = -9.2  # log-odds of an item without any evidence for the topic: p 
 # they are nearly all the noise.
 NEAR_MIN = 0.2
 #                 intercept  doc  near  hit  occur density early boost penalty length
-TRAINED = Weights(0.2,       3.2, 3.4,  0.2, 1.5,  -0.5,   1.2,  0.4,  1.5,    -0.7)
-UNTRAINED = Weights(-3.0,    8.0, 7.2,  1.4, 1.2,  -0.1,   1.4,  0.0,  0.0,    -0.6)
+TRAINED = Weights(0.2, 3.2, 3.4, 0.2, 1.5, -0.5, 1.2, 0.4, 1.5, -0.7)
+UNTRAINED = Weights(-3.0, 8.0, 7.2, 1.4, 1.2, -0.1, 1.4, 0.0, 0.0, -0.6)
 
 
 def log_odds(

@@ -347,9 +347,13 @@ class TopicModel:
         self._trained = np.isin(np.arange(self._n_topics), list(kept))
         # The sample's log-odds under the kept weights, as classify computes them for an item.
         weights = sparse.csr_matrix(
-            (np.concatenate([w for _, w in kept.values()]),
-             (np.concatenate([top for top, _ in kept.values()]),
-              np.concatenate([np.full(len(top), ti) for ti, (top, _) in kept.items()]))),
+            (
+                np.concatenate([w for _, w in kept.values()]),
+                (
+                    np.concatenate([top for top, _ in kept.values()]),
+                    np.concatenate([np.full(len(top), ti) for ti, (top, _) in kept.items()]),
+                ),
+            ),
             shape=(v, self._n_topics),
         )
         return np.asarray((x @ weights).toarray() + intercepts, dtype=np.float32)

@@ -157,5 +157,3 @@ def _learn(model: TopicModel, analyst: SimulatedAnalyst, timing: list[float]) ->
     timing[0] += 1
     timing[1] += time.perf_counter() - t0
     return model
-
-

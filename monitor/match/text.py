@@ -40,8 +40,7 @@ _DIGIT = re.compile(r"\d")
 
 # Function words and reporting verbs of both languages: they say nothing about a topic. Both lists apply to every
 # word (a text's script decides, not its language label); Russian lemmas are checked again after lemmatisation.
-_RU_STOP_WORDS = (
-    """
+_RU_STOP_WORDS = """
     а без более бы был была были было быть в вам вас весь во вот все всего всех вы где да даже для до его ее если
     есть еще же за здесь и из или им их к как ко когда кто ли либо между меня мне может мы на над надо наш не него
     нее нет ни них но ну о об однако он она они оно от очень по под при про с сам так также такой там те тем то того
@@ -50,9 +49,7 @@ _RU_STOP_WORDS = (
     около вокруг будет будут году года год г млн млрд тыс руб ранее сейчас сегодня вчера завтра всё
     раз именно лишь почти более менее очень нужно можно нельзя кроме среди против вместо ради из-за вне
     """
-)
-_EN_STOP_WORDS = (
-    """
+_EN_STOP_WORDS = """
     a about above after again against all also am an and any are as at be because been before being below between
     both but by can could did do does doing down during each few for from further had has have having he her here
     hers herself him himself his how i if in into is it its itself just me more most my myself no nor not now of off
@@ -61,7 +58,6 @@ _EN_STOP_WORDS = (
     which while who whom why will with would you your yours yourself yourselves said says say mr mrs ms
     year years pct mln dlrs billion million would could may might also told one two three reuter reuters
     """
-)
 STOP_WORDS = frozenset((_RU_STOP_WORDS + _EN_STOP_WORDS).split())
 
 # Russian words: pymorphy3 lemmas, Snowball stems for words it does not know (chosen and measured: docs/matching.md).

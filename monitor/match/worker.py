@@ -91,4 +91,3 @@ def _serve(send: Connection, fit: Callable[..., TopicModel], args: tuple[Any, ..
         pass
     finally:
         send.close()
-

@@ -196,8 +196,7 @@ class Daemon:
         if not app.claim_delivery():  # a second daemon on one store would poll and deliver everything twice
             app.close()
             raise MonitorError(
-                f"another monitor process (pid {app.delivering_pid}) is running on {config.data_dir}; "
-                "stop it first"
+                f"another monitor process (pid {app.delivering_pid}) is running on {config.data_dir}; stop it first"
             )
         app.recover()
         self._app = app
@@ -246,7 +245,10 @@ class Daemon:
         self._sd.ready(self._status_line())
         log.info(
             "topic-monitor running: %d feeds, %d topics, %d channels (config %s)",
-            len(self._feeds), len(config.topics), len(config.channels), self.config_path,
+            len(self._feeds),
+            len(config.topics),
+            len(config.channels),
+            self.config_path,
         )
 
     def _loop(self, watcher: ConfigWatcher) -> None:
@@ -385,7 +387,13 @@ class Daemon:
                 log.warning("settings.%s changed: takes effect after a restart", key)
         log.info(
             "config reloaded (%s): %d feeds (+%d, -%d, ~%d), %d topics, %d channels",
-            why, len(self._feeds), added, removed, changed, len(config.topics), len(config.channels),
+            why,
+            len(self._feeds),
+            added,
+            removed,
+            changed,
+            len(config.topics),
+            len(config.channels),
         )
         return True, self._status_line()
 
@@ -395,8 +403,13 @@ class Daemon:
         stored = {s.name: s for s in self.app.store.feeds()} if startup else None
         with self._lock:
             plan = plan_jobs(
-                config, self._feeds, self._scheduler.jobs(), self._clock.now(),
-                startup=startup, stored=stored, startup_spread=self._startup_spread,
+                config,
+                self._feeds,
+                self._scheduler.jobs(),
+                self._clock.now(),
+                startup=startup,
+                stored=stored,
+                startup_spread=self._startup_spread,
             )
             self._feeds = dict(plan.feeds)
         self._scheduler.apply(plan, self._fire_poll, self._housekeeping)

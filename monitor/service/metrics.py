@@ -117,4 +117,3 @@ class Metrics:
         if self._thread is not None:
             self._thread.join(timeout=2)
             self._thread = None
-

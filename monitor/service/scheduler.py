@@ -116,4 +116,3 @@ class Scheduler:
     @staticmethod
     def _every(seconds: float) -> IntervalTrigger:
         return IntervalTrigger(seconds=seconds, timezone=UTC)
-

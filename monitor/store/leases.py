@@ -54,7 +54,13 @@ def all_replicas(conn: Connection) -> list[Replica]:
         held.setdefault(holder, []).append(name)
     return [
         Replica(
-            row.id, row.host, row.pid, row.started, row.heartbeat, float(row.age), len(held.get(row.id, [])),
+            row.id,
+            row.host,
+            row.pid,
+            row.started,
+            row.heartbeat,
+            float(row.age),
+            len(held.get(row.id, [])),
             tuple(sorted(n for n in held.get(row.id, []) if not n.startswith("poll:"))),
         )
         for row in rows

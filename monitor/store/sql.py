@@ -351,9 +351,7 @@ class SqlStore:
     def item_counts(self, since: datetime) -> dict[str, int]:
         """Items first seen since a time, per feed (`monitor status`: items/day)."""
         query = (
-            select(item_table.c.feed, func.count())
-            .where(item_table.c.first_seen >= since)
-            .group_by(item_table.c.feed)
+            select(item_table.c.feed, func.count()).where(item_table.c.first_seen >= since).group_by(item_table.c.feed)
         )
         with self._tx("counting items per feed") as conn:
             return {feed: int(n) for feed, n in conn.execute(query)}
