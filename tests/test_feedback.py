@@ -8,10 +8,8 @@ import textwrap
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from datetime import timedelta
-from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
-from xml.sax.saxutils import escape
 
 import pytest
 
@@ -23,6 +21,7 @@ from monitor.delivery.telegram import TelegramNotifier
 from monitor.models import Alert, Item, Label, Match, Story
 from monitor.store import SqlStore
 from tests.fakes import T0, FakeClock
+from tests.feeddata import READOUT, rss
 from tests.feedserver import FeedServer, feed_server_fixture  # noqa: F401
 from tests.tgstub import TelegramStub
 
@@ -325,39 +324,6 @@ class Learner:
         self.model.save(path)
 
 
-def rss(items: Sequence[tuple[str, str, str]]) -> bytes:
-    entries = "".join(
-        f"<item><guid>{escape(guid)}</guid><title>{escape(title)}</title>"
-        f"<link>https://news.example/{escape(guid)}</link><description>{escape(text)}</description>"
-        f"<pubDate>{format_datetime(T0 - timedelta(minutes=5))}</pubDate></item>"
-        for guid, title, text in items
-    )
-    channel = f"<channel><title>T</title>{entries}</channel>"
-    return f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0">{channel}</rss>'.encode()
-
-
-READOUT = [
-    (
-        "interfax-1",
-        "Путин и Макрон призвали к прекращению огня в Ливии",
-        "Президенты России и Франции Владимир Путин и Эммануэль Макрон в ходе телефонного разговора выразили "
-        "озабоченность продолжением боевых действий в Ливии и высказались за незамедлительное прекращение огня "
-        "и возобновление межливийского диалога, сообщила пресс-служба Кремля.",
-    ),
-    (
-        "tass-1",
-        "Кремль: Путин и Макрон выступили за перемирие в Ливии",
-        "Владимир Путин и Эммануэль Макрон в телефонном разговоре высказались за скорейшее прекращение огня в "
-        "Ливии и возобновление межливийского диалога, говорится в сообщении пресс-службы Кремля по итогам беседы "
-        "президентов России и Франции.",
-    ),
-    (
-        "ria-1",
-        "Путин и Макрон обсудили ситуацию в Ливии",
-        "Президенты России и Франции обсудили по телефону ситуацию в Ливии. Владимир Путин и Эммануэль Макрон "
-        "выступили за незамедлительное прекращение огня и межливийский диалог, сообщили в Кремле.",
-    ),
-]
 LIBYA_NEW = ("interfax-2", "Хафтар объявил о наступлении на Триполи",
              "Командующий Ливийской национальной армией Халифа Хафтар объявил о начале наступления на Триполи, "
              "правительство национального согласия заявило о мобилизации.")  # fmt: skip

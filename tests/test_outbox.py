@@ -27,6 +27,7 @@ from monitor.delivery.rules import hold_until
 from monitor.delivery.telegram import TelegramNotifier
 from monitor.errors import NotifyError, StoreError
 from monitor.models import Alert, Delivery, Item, Match
+from monitor.ports import Store
 from tests.fakes import T0, FakeClock
 from tests.storefixtures import Db, db_fixture  # noqa: F401
 from tests.tgstub import TelegramStub
@@ -740,6 +741,14 @@ def test_a_mark_failing_again_stops_the_pass_and_is_stored_before_anything_else_
     assert store.rows[1].sent_at == T0 and store.rows[1].message_ref == "m1"
 
 
+def five_alerts(store: Store, clock: FakeClock) -> int:
+    """Five alerts queued for the channel "tg"; the id of the third row to be sent."""
+    for n in range(5):
+        store.add_items([item(n)], clock.now())
+        assert store.record_alert(item(n), [Match("strategic", 0.8, 0.5, True)], ["tg"], clock.now()) is not None
+    return sorted(row.id for row, _ in store.due_deliveries(clock.now()))[2]
+
+
 @pytest.mark.parametrize("db", ["sqlite"], indirect=True)
 def test_on_sqlite_a_refused_mark_mid_pass_stops_it_and_is_stored_before_the_next_send(
     db: Db, stub: TelegramStub, clock: FakeClock
@@ -748,10 +757,7 @@ def test_on_sqlite_a_refused_mark_mid_pass_stops_it_and_is_stored_before_the_nex
     # the mark goes over the pass's held connection (store/litemarks.py), the deliverer keeps it in memory.
     config, tg = tg_setup(stub, clock, pace=False)
     store = db.open()
-    for n in range(5):
-        store.add_items([item(n)], clock.now())
-        assert store.record_alert(item(n), [Match("strategic", 0.8, 0.5, True)], ["tg"], clock.now()) is not None
-    third = sorted(row.id for row, _ in store.due_deliveries(clock.now()))[2]
+    third = five_alerts(store, clock)
     db.scalar("CREATE TABLE refuse (id INTEGER)")
     db.scalar(f"INSERT INTO refuse VALUES ({third})")
     db.scalar(
@@ -779,10 +785,7 @@ def test_on_postgresql_a_mark_failing_mid_pass_loses_nothing_and_sends_nothing_t
     # with an error, or by ending its own server process, as a failover would.
     config, tg = tg_setup(stub, clock, pace=False)
     store = db.open()
-    for n in range(5):
-        store.add_items([item(n)], clock.now())
-        assert store.record_alert(item(n), [Match("strategic", 0.8, 0.5, True)], ["tg"], clock.now()) is not None
-    third = sorted(row.id for row, _ in store.due_deliveries(clock.now()))[2]
+    third = five_alerts(store, clock)
     action = "RAISE EXCEPTION 'disk full'" if failure == "error" else "PERFORM pg_terminate_backend(pg_backend_pid())"
     db.scalar(
         "CREATE SEQUENCE mark_failures; "

@@ -11,10 +11,8 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timedelta
-from email.utils import format_datetime
+from datetime import timedelta
 from pathlib import Path
-from xml.sax.saxutils import escape
 
 import pytest
 
@@ -24,46 +22,13 @@ from monitor.errors import StoreError
 from monitor.models import Alert, Item, ItemIntent
 from monitor.pipeline import Enqueued, Unfinished
 from tests.fakes import T0, FakeClock
+from tests.feeddata import READOUT, rss
 from tests.feedserver import FeedServer, feed_server_fixture  # noqa: F401
 from tests.tgstub import TelegramStub, visible_text
 
 ROOT = Path(__file__).parent.parent
 
 
-def rss(items: list[tuple[str, str, str]], *, published: datetime = T0) -> bytes:
-    entries = "".join(
-        f"<item><guid>{escape(guid)}</guid><title>{escape(title)}</title>"
-        f"<link>https://news.example/{escape(guid)}</link><description>{escape(text)}</description>"
-        f"<pubDate>{format_datetime(published - timedelta(minutes=10 - i))}</pubDate></item>"
-        for i, (guid, title, text) in enumerate(items)
-    )
-    channel = f"<channel><title>T</title>{entries}</channel>"
-    return f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0">{channel}</rss>'.encode()
-
-
-# One statement, three outlets, three wordings.
-READOUT = [
-    (
-        "interfax-1",
-        "Путин и Макрон призвали к прекращению огня в Ливии",
-        "Президенты России и Франции Владимир Путин и Эммануэль Макрон в ходе телефонного разговора выразили "
-        "озабоченность продолжением боевых действий в Ливии и высказались за незамедлительное прекращение огня "
-        "и возобновление межливийского диалога, сообщила пресс-служба Кремля.",
-    ),
-    (
-        "tass-1",
-        "Кремль: Путин и Макрон выступили за перемирие в Ливии",
-        "Владимир Путин и Эммануэль Макрон в телефонном разговоре высказались за скорейшее прекращение огня в "
-        "Ливии и возобновление межливийского диалога, говорится в сообщении пресс-службы Кремля по итогам беседы "
-        "президентов России и Франции.",
-    ),
-    (
-        "ria-1",
-        "Путин и Макрон обсудили ситуацию в Ливии",
-        "Президенты России и Франции обсудили по телефону ситуацию в Ливии. Владимир Путин и Эммануэль Макрон "
-        "выступили за незамедлительное прекращение огня и межливийский диалог, сообщили в Кремле.",
-    ),
-]
 OTHER = (
     "ria-2",
     "В Москве открылась выставка современного искусства",

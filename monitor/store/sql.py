@@ -481,11 +481,7 @@ class SqlStore:
             return
         from .marks import HeldMarks  # psycopg is the optional `postgres` extra: imported on PostgreSQL only
 
-        try:
-            conn = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-        except SQLAlchemyError as exc:
-            reason = describe(exc)
-            raise StoreError(f"while connecting for delivery: {reason}", reason=reason) from exc
+        conn = self._delivery_connection().execution_options(isolation_level="AUTOCOMMIT")
         try:
             held = HeldMarks(conn)
         except StoreError:
@@ -504,18 +500,21 @@ class SqlStore:
         if self._memory:
             yield  # in memory: the one shared connection is everybody's (StaticPool); marks keep their transactions
             return
-        try:
-            conn = self._engine.connect()
-        except SQLAlchemyError as exc:
-            reason = describe(exc)
-            raise StoreError(f"while connecting for delivery: {reason}", reason=reason) from exc
-        lite = LiteMarks(conn, _MARK["sent"], self._write_lock)
+        lite = LiteMarks(self._delivery_connection(), _MARK["sent"], self._write_lock)
         self._pinned.lite = lite
         try:
             yield
         finally:
             self._pinned.lite = None
             lite.close()
+
+    def _delivery_connection(self) -> Connection:
+        """The connection a delivery pass holds for its marks."""
+        try:
+            return self._engine.connect()
+        except SQLAlchemyError as exc:
+            reason = describe(exc)
+            raise StoreError(f"while connecting for delivery: {reason}", reason=reason) from exc
 
     def _held(self) -> HeldMarks | None:
         held: HeldMarks | None = getattr(self._pinned, "held", None)
