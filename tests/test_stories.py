@@ -627,7 +627,7 @@ def test_the_shortcut_that_skips_evidence_never_changes_a_decision() -> None:
             cos,
             None,
             False,
-            title_cosine=rng.random(),
+            title_retold=rng.random(),
             entities_min=rng.random(),
             entities_max=rng.choice((1.0, rng.random())),
             numbers_conflict=rng.random() < 0.5,
@@ -635,12 +635,25 @@ def test_the_shortcut_that_skips_evidence_never_changes_a_decision() -> None:
             subjects_differ=rng.random() < 0.5,
             gap_hours=rng.choice((0.0, rng.random() * 48)),
         )
-        assert evidence.logit <= group._best_logit(cos, evidence.same_outlet, evidence.gap_hours) + 1e-12
+        same, gap, retold = evidence.same_outlet, evidence.gap_hours, evidence.title_retold
+        numbers, differ = evidence.numbers_conflict, evidence.subjects_differ
+        one_cover = rng.choice((evidence.entities_min, evidence.entities_min + (1 - evidence.entities_min) * rng.random()))
+        # at each stage `_evidence` checks it: the cosine, outlet and gap alone; one side's retold share (an upper
+        # bound of the lower share); both; the numbers and subjects; one side's names cover (likewise)
+        stages = (
+            group._best_logit(cos, same, gap),
+            group._best_logit(cos, same, gap, retold + (1 - retold) * rng.random()),
+            group._best_logit(cos, same, gap, retold),
+            group._best_logit(cos, same, gap, retold, numbers, differ),
+            group._best_logit(cos, same, gap, retold, numbers, differ, one_cover),
+        )
+        for bound in stages:
+            assert evidence.logit <= bound + 1e-12
     assert len(Evidence(0.5, None, False).features) == len(group.WEIGHTS) == len(group.FEATURES)
 
 
-def test_the_shortcut_decides_every_pair_as_the_whole_evidence() -> None:
-    # The grouper's `_evidence` stops once the cosine's bound rules a pair out; on every pair of the
+def test_the_staged_shortcut_decides_every_pair_as_the_whole_evidence() -> None:
+    # The grouper's `_evidence` stops at the first stage whose bound rules a pair out; on every pair of the
     # hand-written stream set (same and other outlets, with and without time gaps) its decision is the whole
     # evidence's, and a pair it keeps carries the whole evidence.
     text = (Path(__file__).parent / "data" / "story_stream.jsonl").read_text(encoding="utf-8")
@@ -658,6 +671,7 @@ def test_the_shortcut_decides_every_pair_as_the_whole_evidence() -> None:
 
     stopped = 0
     for i, a in enumerate(sides):
+        a = group._probe(a)
         for b in sides[i + 1 :]:
             quick, whole = group._evidence(a, b, weight), group._evidence(a, b, weight, whole=True)
             assert group.decide(quick) == group.decide(whole)

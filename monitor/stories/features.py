@@ -18,6 +18,7 @@ from functools import cache, lru_cache
 from itertools import chain
 
 from ..match.text import (
+    STOP_WORDS,
     AnalysedText,
     TermScan,
     analyse,
@@ -34,6 +35,12 @@ TEXT_CHARS = 1500  # the lead carries the event; long bodies dilute the vector a
 LEAD_CHARS = 300  # where dates of the event are looked for (a body's later dates are background)
 MAX_TERMS = 50  # terms kept per vector (highest tf-idf): memory and time stay flat, F1 the same as with 100
 MIN_SHINGLES = 10  # resemblance of a few shingles (a headline) says little; such items use the cosine path only
+# Whether a headline's words recur in the other item: each content word stands for its first PREFIX letters (a
+# shorter word for itself), which is inflection-proof ("Пескова" / "Песков", "Минкультуры" / "Минкульте") and
+# lemma-proof (pymorphy3 reads "Песков" as "песок"), in the title and the first RETOLD_CHARS of the body. Prefixes
+# of 4-6 letters and 600-1,500 characters measured alike on the pairs (docs/stories.md).
+PREFIX = 5
+RETOLD_CHARS = 1000
 
 # A capitalised word: a name, a place, an organisation, in any alphabet the stream uses. Acronyms ("МИД", "NATO")
 # count wherever they stand; other capitalised words only when no sentence starts with them.
@@ -82,6 +89,8 @@ class ItemFeatures:
     numbers: frozenset[str] = frozenset()  # digit runs in the title and lead ("94"; "16,5" as "16" and "5"), dates too
     title_numbers: frozenset[str] = frozenset()  # digit runs in the title
     subject: str | None = None  # the title's first name, as the item's own text confirms it (`subject_of`)
+    title_keys: frozenset[str] = frozenset()  # `word_key`s of the title's content words
+    text_keys: tuple[str, ...] = ()  # `word_key`s of the title and the body's first RETOLD_CHARS, distinct
 
 
 def featurise(title: str, body: str) -> ItemFeatures:
@@ -97,7 +106,7 @@ def features_of(analysed: AnalysedText) -> ItemFeatures:
     tscan = analysed.title_scan
     title = _without_links(tscan, analysed.title)
     title_chunks, title_terms = tscan.head(len(title)) if title == tscan.norm else _chunked(title)
-    lead, body_chunks, body_terms = _opening(analysed.text_scan, analysed.text)
+    lead, body, body_chunks, body_terms = _opening(analysed.text_scan, analysed.text)
     stop = _stop_terms()
     # Counted in C, in order of first appearance (title, then body) as a loop adding TITLE_WEIGHT and 1.0 would:
     # the same dict, insertion order and all (tf-idf sums over it).
@@ -125,6 +134,7 @@ def features_of(analysed: AnalysedText) -> ItemFeatures:
         title_numbers | lead_numbers,
         title_numbers,
         subject_of(analysed.title, analysed.text[:LEAD_CHARS], lead_names),
+        *retelling_keys(title, body[:RETOLD_CHARS]),
     )
 
 
@@ -166,6 +176,32 @@ def _chunked(norm: str) -> tuple[list[str], list[str]]:
     """A normalised text's chunks and terms, made afresh (a blanked link changed them)."""
     chunks = norm.split()
     return chunks, normalised_terms(norm)
+
+
+_LETTERS = re.compile(r"[^\W\d_]{2,}")  # runs of two letters or more: "юго-западе" is "юго", "западе"
+
+
+@cache
+def _stop_words() -> frozenset[str]:
+    """Surface stop words for `word_keys` (which reads words, not lemmas): matching's and the eventless ones."""
+    return STOP_WORDS | frozenset(_EVENTLESS_WORDS.split())
+
+
+def word_keys(norm: str) -> frozenset[str]:
+    """The content words of a normalised text as they are matched in another item: each by its first PREFIX
+    letters, or whole when shorter; stop words and one-letter words left out.
+
+    Letter runs, set operations and a comprehension rather than tokens and terms: a loop over 1,000 characters'
+    words in Python took 0.2 ms an item, a seventh of grouping's time.
+    """
+    return frozenset(map(sys.intern, {word[:PREFIX] for word in set(_LETTERS.findall(norm)) - _stop_words()}))
+
+
+def retelling_keys(title: str, body: str) -> tuple[frozenset[str], tuple[str, ...]]:
+    """The keys of the title's words (a set: each pair looks them up) and of the title's and the normalised
+    body's (a tuple: ~1 kB an item where a set takes ~4 kB; a set's intersection with it is as quick)."""
+    title_keys = word_keys(title)
+    return title_keys, tuple(title_keys | word_keys(body))
 
 
 def entities_of(raw: str) -> frozenset[str]:
@@ -236,9 +272,9 @@ def _blank_links(norm: str) -> str:
     return norm
 
 
-def _opening(scan: TermScan, raw: str) -> tuple[str, Sequence[str], list[str]]:
-    """The first LEAD_CHARS characters of the body's first TEXT_CHARS, normalised and links blanked, and the chunks
-    and terms of those TEXT_CHARS.
+def _opening(scan: TermScan, raw: str) -> tuple[str, str, Sequence[str], list[str]]:
+    """The first LEAD_CHARS characters of the body's first TEXT_CHARS, normalised and links blanked, those TEXT_CHARS
+    so, and their chunks and terms.
 
     Links are blanked after the cut, as in the raw text (a link cut short may no longer look like one). Where the
     scan's normalised text lines up with the raw text (nearly always) it is cut, and its chunks and terms are
@@ -248,9 +284,10 @@ def _opening(scan: TermScan, raw: str) -> tuple[str, Sequence[str], list[str]]:
         head = scan.norm[:TEXT_CHARS]
         body = _blank_links(head)
         chunks, body_terms = scan.head(TEXT_CHARS) if body == head else _chunked(body)
-        return body[:LEAD_CHARS], chunks, body_terms
+        return body[:LEAD_CHARS], body, chunks, body_terms
     cut = _URL.sub(" ", raw[:TEXT_CHARS])
-    return (normalise(cut[:LEAD_CHARS]), *_chunked(normalise(cut)))
+    body = normalise(cut)
+    return (normalise(cut[:LEAD_CHARS]), body, *_chunked(body))
 
 
 def named_dates(words: list[str]) -> frozenset[int]:
