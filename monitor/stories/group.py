@@ -222,8 +222,11 @@ def _named(forms: tuple[str, ...], other: _Side) -> bool:
 
 
 def _retold(title_keys: frozenset[str], text_keys: tuple[str, ...] | frozenset[str]) -> float:
-    """Share of one title's content words that the other item's title or opening uses (by their first letters)."""
-    return len(title_keys.intersection(text_keys)) / len(title_keys) if title_keys else 1.0
+    """Share of one title's content words that the other item's title or opening uses (by their first letters).
+
+    0.0 for a title without content words, as the title cosine it replaced gave: Telegram posts carry no title,
+    and 1.0 there added the feature's whole weight to every pair of them (147 more joins in 3,000 real posts)."""
+    return len(title_keys.intersection(text_keys)) / len(title_keys) if title_keys else 0.0
 
 
 def title_retold(fa: ItemFeatures, fb: ItemFeatures) -> float:
