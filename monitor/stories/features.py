@@ -38,9 +38,14 @@ MIN_SHINGLES = 10  # resemblance of a few shingles (a headline) says little; suc
 # Whether a headline's words recur in the other item: each content word stands for its first PREFIX letters (a
 # shorter word for itself), which is inflection-proof ("Пескова" / "Песков", "Минкультуры" / "Минкульте") and
 # lemma-proof (pymorphy3 reads "Песков" as "песок"), in the title and the first RETOLD_CHARS of the body. Prefixes
-# of 4-6 letters and 600-1,500 characters measured alike on the pairs (docs/stories.md).
+# of 4-6 letters and 600-1,500 characters measured alike on the pairs (docs/stories.md). Each title word weighs its
+# term's IDF (`group._side`), so a headline of common words retells little however many of them recur.
 PREFIX = 5
 RETOLD_CHARS = 1000
+# An untitled item (a Telegram post) is headed by its text's first sentence: up to the first sentence end or line
+# break, at most HEAD_CHARS characters (a headline's length), the first such piece with a content word.
+HEAD_CHARS = 200
+_HEAD_END = re.compile(r"[.!?…](?=\s|$)|\n")
 
 # A capitalised word: a name, a place, an organisation, in any alphabet the stream uses. Acronyms ("МИД", "NATO")
 # count wherever they stand; other capitalised words only when no sentence starts with them.
@@ -89,8 +94,10 @@ class ItemFeatures:
     numbers: frozenset[str] = frozenset()  # digit runs in the title and lead ("94"; "16,5" as "16" and "5"), dates too
     title_numbers: frozenset[str] = frozenset()  # digit runs in the title
     subject: str | None = None  # the title's first name, as the item's own text confirms it (`subject_of`)
-    title_keys: frozenset[str] = frozenset()  # `word_key`s of the title's content words
-    text_keys: tuple[str, ...] = ()  # `word_key`s of the title and the body's first RETOLD_CHARS, distinct
+    # the title's content words as (`word_keys` key, term) pairs, one per key, sorted; an untitled item's are its
+    # first sentence's (`head_of`)
+    title_words: tuple[tuple[str, str], ...] = ()
+    text_keys: tuple[str, ...] = ()  # `word_keys` of the title and the body's first RETOLD_CHARS, distinct
 
 
 def featurise(title: str, body: str) -> ItemFeatures:
@@ -197,11 +204,43 @@ def word_keys(norm: str) -> frozenset[str]:
     return frozenset(map(sys.intern, {word[:PREFIX] for word in set(_LETTERS.findall(norm)) - _stop_words()}))
 
 
-def retelling_keys(title: str, body: str) -> tuple[frozenset[str], tuple[str, ...]]:
-    """The keys of the title's words (a set: each pair looks them up) and of the title's and the normalised
-    body's (a tuple: ~1 kB an item where a set takes ~4 kB; a set's intersection with it is as quick)."""
-    title_keys = word_keys(title)
-    return title_keys, tuple(title_keys | word_keys(body))
+def key_terms(norm: str) -> tuple[tuple[str, str], ...]:
+    """The content words of a normalised headline as (key, term): the key as `word_keys` reads it, the term as
+    the tf-idf vectors count it, for its IDF. A word whose lemma is a stop word or names nothing ("сообщил") is
+    left out; of words sharing a key the lexically first term stands for it (rare: one headline, one inflection)."""
+    stop = _stop_terms()
+    found: dict[str, str] = {}
+    for word in sorted(set(_LETTERS.findall(norm)) - _stop_words()):
+        term = word_term(word)
+        if term and term not in stop:
+            key = sys.intern(word[:PREFIX])
+            if key not in found or term < found[key]:
+                found[key] = sys.intern(term)
+    return tuple(sorted(found.items()))
+
+
+def head_of(norm: str) -> str:
+    """An untitled item's headline: the first sentence (or line) of its normalised text that has a content word,
+    at most HEAD_CHARS characters cut at a word's end. Telegram posts open with one ("**Рубль укрепился**: ...")."""
+    start = 0
+    while start < min(len(norm), RETOLD_CHARS):
+        m = _HEAD_END.search(norm, start)
+        end = m.end() if m else len(norm)
+        piece = norm[start:end]
+        if len(piece) > HEAD_CHARS:
+            piece = piece[:HEAD_CHARS].rsplit(None, 1)[0] if " " in piece[:HEAD_CHARS] else piece[:HEAD_CHARS]
+        if word_keys(piece):
+            return piece
+        start = end
+    return ""
+
+
+def retelling_keys(title: str, body: str) -> tuple[tuple[tuple[str, str], ...], tuple[str, ...]]:
+    """The title's (key, term) pairs (each pair of items looks its keys up in the other's text; an untitled
+    item's from its first sentence) and the keys of the title's and the normalised body's words (a tuple: ~1 kB
+    an item where a set takes ~4 kB; a set's intersection with it is as quick)."""
+    title_words = key_terms(title) or key_terms(head_of(body))
+    return title_words, tuple(word_keys(title) | word_keys(body))
 
 
 def entities_of(raw: str) -> frozenset[str]:
