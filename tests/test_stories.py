@@ -627,7 +627,7 @@ def test_the_shortcut_that_skips_evidence_never_changes_a_decision() -> None:
             cos,
             None,
             False,
-            title_retold=rng.random(),
+            title_cosine=rng.random(),
             entities_min=rng.random(),
             entities_max=rng.choice((1.0, rng.random())),
             numbers_conflict=rng.random() < 0.5,
@@ -635,25 +635,12 @@ def test_the_shortcut_that_skips_evidence_never_changes_a_decision() -> None:
             subjects_differ=rng.random() < 0.5,
             gap_hours=rng.choice((0.0, rng.random() * 48)),
         )
-        same, gap, retold = evidence.same_outlet, evidence.gap_hours, evidence.title_retold
-        numbers, differ = evidence.numbers_conflict, evidence.subjects_differ
-        one_cover = rng.choice((evidence.entities_min, evidence.entities_min + (1 - evidence.entities_min) * rng.random()))
-        # at each stage `_evidence` checks it: the cosine, outlet and gap alone; one side's retold share (an upper
-        # bound of the lower share); both; the numbers and subjects; one side's names cover (likewise)
-        stages = (
-            group._best_logit(cos, same, gap),
-            group._best_logit(cos, same, gap, retold + (1 - retold) * rng.random()),
-            group._best_logit(cos, same, gap, retold),
-            group._best_logit(cos, same, gap, retold, numbers, differ),
-            group._best_logit(cos, same, gap, retold, numbers, differ, one_cover),
-        )
-        for bound in stages:
-            assert evidence.logit <= bound + 1e-12
+        assert evidence.logit <= group._best_logit(cos, evidence.same_outlet, evidence.gap_hours) + 1e-12
     assert len(Evidence(0.5, None, False).features) == len(group.WEIGHTS) == len(group.FEATURES)
 
 
-def test_the_staged_shortcut_decides_every_pair_as_the_whole_evidence() -> None:
-    # The grouper's `_evidence` stops at the first stage whose bound rules a pair out; on every pair of the
+def test_the_shortcut_decides_every_pair_as_the_whole_evidence() -> None:
+    # The grouper's `_evidence` stops once the cosine's bound rules a pair out; on every pair of the
     # hand-written stream set (same and other outlets, with and without time gaps) its decision is the whole
     # evidence's, and a pair it keeps carries the whole evidence.
     text = (Path(__file__).parent / "data" / "story_stream.jsonl").read_text(encoding="utf-8")
@@ -671,7 +658,6 @@ def test_the_staged_shortcut_decides_every_pair_as_the_whole_evidence() -> None:
 
     stopped = 0
     for i, a in enumerate(sides):
-        a = group._probe(a)
         for b in sides[i + 1 :]:
             quick, whole = group._evidence(a, b, weight), group._evidence(a, b, weight, whole=True)
             assert group.decide(quick) == group.decide(whole)
@@ -731,3 +717,42 @@ def test_a_chunks_word_hashes_are_those_of_its_tokens() -> None:
     for chunk in chunks:
         assert features_module._chunk_digest(chunk) == b"".join(map(minhash.word_digest, tokens(chunk))), chunk
     assert features_module._word_hashes(chunks).tolist() == minhash.word_hashes(tokens(" ".join(chunks))).tolist()
+
+
+# Telegram posts carry no title. Two channels' posts on one fire join; one outlet family's weekly digest of two
+# weeks, opening with the same stock sentence, does not (joining them was what heading an untitled post by its
+# first sentence did: docs/stories.md, session 9). Written for this test.
+POST_FIRE_A = (
+    "",
+    "Склад стройматериалов горит в Подольске на улице Плещеевской, площадь пожара 1500 квадратных метров. "
+    "На месте работают 40 пожарных, пострадавших нет.",
+)
+POST_FIRE_B = (
+    "",
+    "В Подольске площадь пожара на складе стройматериалов на Плещеевской улице выросла до 1500 квадратных "
+    "метров. Пожарные пытаются локализовать огонь, о пострадавших не сообщается.",
+)
+POST_DIGEST_A = (
+    "",
+    "Итоги недели в мире Python и обзоры новых инструментов. Мы выпустили новый номер рассылки. В нём: "
+    "библиотека orjson для быстрой работы с JSON, шпаргалка по asyncio и разбор паттерна Unit of Work.",
+)
+POST_DIGEST_B = (
+    "",
+    "Итоги недели в мире Python и обзоры новых инструментов. Мы выпустили новый номер рассылки. В нём: "
+    "генератор резюме на Flask, типичные ошибки новичков в pandas и сравнение Poetry с uv.",
+)
+
+
+def test_untitled_posts_of_one_event_join_and_two_issues_of_a_digest_do_not() -> None:
+    grouper = StoryGrouper()
+    warm(grouper, T0)
+    fire = grouper.assign(item("channel_a", "1", POST_FIRE_A, T0))
+    again = grouper.assign(item("channel_b", "2", POST_FIRE_B, T0 + timedelta(minutes=25)))
+    assert fire.is_new and again.story_id == fire.story_id and again.reason == "same-event"
+    weekly = StoryGrouper(window_seconds=14 * 86400.0)  # a window that holds last week's issue
+    warm(weekly, T0)
+    week1 = weekly.assign(item("python_digest", "3", POST_DIGEST_A, T0))
+    week2 = weekly.assign(item("dev_digest", "4", POST_DIGEST_B, T0 + timedelta(days=7)))
+    assert len(weekly) == len(FILLER) + 2  # last week's issue is still held, a candidate for this week's
+    assert week1.is_new and week2.is_new

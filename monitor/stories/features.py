@@ -18,7 +18,6 @@ from functools import cache, lru_cache
 from itertools import chain
 
 from ..match.text import (
-    STOP_WORDS,
     AnalysedText,
     TermScan,
     analyse,
@@ -35,17 +34,6 @@ TEXT_CHARS = 1500  # the lead carries the event; long bodies dilute the vector a
 LEAD_CHARS = 300  # where dates of the event are looked for (a body's later dates are background)
 MAX_TERMS = 50  # terms kept per vector (highest tf-idf): memory and time stay flat, F1 the same as with 100
 MIN_SHINGLES = 10  # resemblance of a few shingles (a headline) says little; such items use the cosine path only
-# Whether a headline's words recur in the other item: each content word stands for its first PREFIX letters (a
-# shorter word for itself), which is inflection-proof ("Пескова" / "Песков", "Минкультуры" / "Минкульте") and
-# lemma-proof (pymorphy3 reads "Песков" as "песок"), in the title and the first RETOLD_CHARS of the body. Prefixes
-# of 4-6 letters and 600-1,500 characters measured alike on the pairs (docs/stories.md). Each title word weighs its
-# term's IDF (`group._side`), so a headline of common words retells little however many of them recur.
-PREFIX = 5
-RETOLD_CHARS = 1000
-# An untitled item (a Telegram post) is headed by its text's first sentence: up to the first sentence end or line
-# break, at most HEAD_CHARS characters (a headline's length), the first such piece with a content word.
-HEAD_CHARS = 200
-_HEAD_END = re.compile(r"[.!?…](?=\s|$)|\n")
 
 # A capitalised word: a name, a place, an organisation, in any alphabet the stream uses. Acronyms ("МИД", "NATO")
 # count wherever they stand; other capitalised words only when no sentence starts with them.
@@ -94,10 +82,6 @@ class ItemFeatures:
     numbers: frozenset[str] = frozenset()  # digit runs in the title and lead ("94"; "16,5" as "16" and "5"), dates too
     title_numbers: frozenset[str] = frozenset()  # digit runs in the title
     subject: str | None = None  # the title's first name, as the item's own text confirms it (`subject_of`)
-    # the title's content words as (`word_keys` key, term) pairs, one per key, sorted; an untitled item's are its
-    # first sentence's (`head_of`)
-    title_words: tuple[tuple[str, str], ...] = ()
-    text_keys: tuple[str, ...] = ()  # `word_keys` of the title and the body's first RETOLD_CHARS, distinct
 
 
 def featurise(title: str, body: str) -> ItemFeatures:
@@ -113,7 +97,7 @@ def features_of(analysed: AnalysedText) -> ItemFeatures:
     tscan = analysed.title_scan
     title = _without_links(tscan, analysed.title)
     title_chunks, title_terms = tscan.head(len(title)) if title == tscan.norm else _chunked(title)
-    lead, body, body_chunks, body_terms = _opening(analysed.text_scan, analysed.text)
+    lead, body_chunks, body_terms = _opening(analysed.text_scan, analysed.text)
     stop = _stop_terms()
     # Counted in C, in order of first appearance (title, then body) as a loop adding TITLE_WEIGHT and 1.0 would:
     # the same dict, insertion order and all (tf-idf sums over it).
@@ -141,7 +125,6 @@ def features_of(analysed: AnalysedText) -> ItemFeatures:
         title_numbers | lead_numbers,
         title_numbers,
         subject_of(analysed.title, analysed.text[:LEAD_CHARS], lead_names),
-        *retelling_keys(title, body[:RETOLD_CHARS]),
     )
 
 
@@ -183,64 +166,6 @@ def _chunked(norm: str) -> tuple[list[str], list[str]]:
     """A normalised text's chunks and terms, made afresh (a blanked link changed them)."""
     chunks = norm.split()
     return chunks, normalised_terms(norm)
-
-
-_LETTERS = re.compile(r"[^\W\d_]{2,}")  # runs of two letters or more: "юго-западе" is "юго", "западе"
-
-
-@cache
-def _stop_words() -> frozenset[str]:
-    """Surface stop words for `word_keys` (which reads words, not lemmas): matching's and the eventless ones."""
-    return STOP_WORDS | frozenset(_EVENTLESS_WORDS.split())
-
-
-def word_keys(norm: str) -> frozenset[str]:
-    """The content words of a normalised text as they are matched in another item: each by its first PREFIX
-    letters, or whole when shorter; stop words and one-letter words left out.
-
-    Letter runs, set operations and a comprehension rather than tokens and terms: a loop over 1,000 characters'
-    words in Python took 0.2 ms an item, a seventh of grouping's time.
-    """
-    return frozenset(map(sys.intern, {word[:PREFIX] for word in set(_LETTERS.findall(norm)) - _stop_words()}))
-
-
-def key_terms(norm: str) -> tuple[tuple[str, str], ...]:
-    """The content words of a normalised headline as (key, term): the key as `word_keys` reads it, the term as
-    the tf-idf vectors count it, for its IDF. A word whose lemma is a stop word or names nothing ("сообщил") is
-    left out; of words sharing a key the lexically first term stands for it (rare: one headline, one inflection)."""
-    stop = _stop_terms()
-    found: dict[str, str] = {}
-    for word in sorted(set(_LETTERS.findall(norm)) - _stop_words()):
-        term = word_term(word)
-        if term and term not in stop:
-            key = sys.intern(word[:PREFIX])
-            if key not in found or term < found[key]:
-                found[key] = sys.intern(term)
-    return tuple(sorted(found.items()))
-
-
-def head_of(norm: str) -> str:
-    """An untitled item's headline: the first sentence (or line) of its normalised text that has a content word,
-    at most HEAD_CHARS characters cut at a word's end. Telegram posts open with one ("**Рубль укрепился**: ...")."""
-    start = 0
-    while start < min(len(norm), RETOLD_CHARS):
-        m = _HEAD_END.search(norm, start)
-        end = m.end() if m else len(norm)
-        piece = norm[start:end]
-        if len(piece) > HEAD_CHARS:
-            piece = piece[:HEAD_CHARS].rsplit(None, 1)[0] if " " in piece[:HEAD_CHARS] else piece[:HEAD_CHARS]
-        if word_keys(piece):
-            return piece
-        start = end
-    return ""
-
-
-def retelling_keys(title: str, body: str) -> tuple[tuple[tuple[str, str], ...], tuple[str, ...]]:
-    """The title's (key, term) pairs (each pair of items looks its keys up in the other's text; an untitled
-    item's from its first sentence) and the keys of the title's and the normalised body's words (a tuple: ~1 kB
-    an item where a set takes ~4 kB; a set's intersection with it is as quick)."""
-    title_words = key_terms(title) or key_terms(head_of(body))
-    return title_words, tuple(word_keys(title) | word_keys(body))
 
 
 def entities_of(raw: str) -> frozenset[str]:
@@ -311,9 +236,9 @@ def _blank_links(norm: str) -> str:
     return norm
 
 
-def _opening(scan: TermScan, raw: str) -> tuple[str, str, Sequence[str], list[str]]:
-    """The first LEAD_CHARS characters of the body's first TEXT_CHARS, normalised and links blanked, those TEXT_CHARS
-    so, and their chunks and terms.
+def _opening(scan: TermScan, raw: str) -> tuple[str, Sequence[str], list[str]]:
+    """The first LEAD_CHARS characters of the body's first TEXT_CHARS, normalised and links blanked, and the chunks
+    and terms of those TEXT_CHARS.
 
     Links are blanked after the cut, as in the raw text (a link cut short may no longer look like one). Where the
     scan's normalised text lines up with the raw text (nearly always) it is cut, and its chunks and terms are
@@ -323,10 +248,9 @@ def _opening(scan: TermScan, raw: str) -> tuple[str, str, Sequence[str], list[st
         head = scan.norm[:TEXT_CHARS]
         body = _blank_links(head)
         chunks, body_terms = scan.head(TEXT_CHARS) if body == head else _chunked(body)
-        return body[:LEAD_CHARS], body, chunks, body_terms
+        return body[:LEAD_CHARS], chunks, body_terms
     cut = _URL.sub(" ", raw[:TEXT_CHARS])
-    body = normalise(cut)
-    return (normalise(cut[:LEAD_CHARS]), body, *_chunked(body))
+    return (normalise(cut[:LEAD_CHARS]), *_chunked(normalise(cut)))
 
 
 def named_dates(words: list[str]) -> frozenset[int]:

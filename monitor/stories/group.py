@@ -27,7 +27,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
@@ -55,30 +55,17 @@ NEAR_DUP_MIN_JACCARD = 0.5
 # Same event: a logistic regression over the pair's evidence (`Evidence.logit`), fit on all 245 labelled pairs by
 # `python3 bench/story_pairs.py --fit` (IDF from ~57k real news texts); the figures reported for it are 5-fold
 # cross-validated (never scored on the fold it was fit on): docs/stories.md. FEATURES names `Evidence.features`.
-FEATURES = (
-    "cosine",
-    "names_min",
-    "names_max",
-    "numbers_conflict",
-    "same_outlet",
-    "subjects_differ",
-    "title_retold",
-)
-WEIGHTS = (6.92, 1.73, 0.2, 0.81, -3.1, -3.29, 1.16)
-INTERCEPT = -3.82
+FEATURES = ("cosine", "title_cosine", "names_min", "names_max", "numbers_conflict", "same_outlet", "subjects_differ")
+WEIGHTS = (7.5, 0.68, 1.77, 0.38, 0.72, -3.11, -3.34)
+INTERCEPT = -3.58
 _SAME_OUTLET = FEATURES.index("same_outlet")
-_RETOLD = FEATURES.index("title_retold")
-_NAMES_MIN, _NAMES_MAX = FEATURES.index("names_min"), FEATURES.index("names_max")
-_NUMBERS, _DIFFER = FEATURES.index("numbers_conflict"), FEATURES.index("subjects_differ")
-_UP = tuple(max(0.0, w) for w in WEIGHTS)  # the most each feature (in 0..1) can add: `_best_logit`'s bound
+# What the features other than the cosine and the outlet can add at most (each is in 0..1): `_best_logit`'s bound
+_BEST_REST = sum(max(0.0, w) for i, w in enumerate(WEIGHTS) if i not in (0, _SAME_OUTLET))
 # Not in the pairs (they carry no times), so a stated prior rather than a fit: the time between two reports costs
 # the logit up to this much, linearly over the first day, so that the same actor's next event a day later ("КНДР
 # вновь запустила ракету") needs clearly more shared evidence than a rewrite of the same hour. Flat after a day:
 # beyond that the window decides.
 GAP_PENALTY = 1.5
-# The IDF a title's words must have in the other item for the retold words to count fully: about three rare words
-# (a name's IDF is 8-11 in a day's news), or many common ones (experiment, docs/stories.md session 9)
-RETOLD_MASS = 30.0
 QUERY_TERMS = 12  # heaviest query terms whose postings are scanned for candidates
 RERANK = 30  # candidates compared exactly
 # Only the newest POSTING_SCAN entries of a term's postings are counted: a frequent term's list grows with the
@@ -113,12 +100,12 @@ class Evidence:
     cosine: float  # tf-idf, title counted TITLE_WEIGHT times
     resemblance: float | None  # MinHash estimate of shingle Jaccard; None when either text is too short
     dates_conflict: bool  # both name dates in title/lead, none within a day of the other's
+    title_cosine: float = 0.0  # tf-idf cosine of the titles alone
     entities_min: float = 1.0  # IDF-weighted share of one item's names found in the other: the lower of the two
     entities_max: float = 1.0  # ... and the higher
     numbers_conflict: bool = False  # both titles carry numbers and neither's is found in the other's title or lead
     same_outlet: bool = False  # the same site's template items (weather, rates, releases) are not one story
     subjects_differ: bool = False  # each title's subject (its first name) is one the other item does not name
-    title_retold: float = 1.0  # share of a title's content words the other item's title or opening uses; the lower
     gap_hours: float = 0.0  # time between the two items
 
     @property
@@ -128,12 +115,12 @@ class Evidence:
         # (leaving it out moved one by 3.15), for no gain under cross-validation (docs/stories.md).
         return (
             self.cosine,
+            self.title_cosine,
             self.entities_min,
             self.entities_max,
             float(self.numbers_conflict),
             float(self.same_outlet),
             float(self.subjects_differ),
-            self.title_retold,
         )
 
     @property
@@ -160,23 +147,11 @@ def decide(evidence: Evidence, min_logit: float = 0.0) -> tuple[bool, Reason]:
     return False, "new"
 
 
-def _best_logit(
-    cos: float,
-    same_outlet: bool,
-    gap_hours: float,
-    retold: float = 1.0,
-    numbers: bool | None = None,
-    differ: bool | None = None,
-    names_min: float = 1.0,
-) -> float:
-    """The highest logit a pair could reach from what is known of it so far, whatever the rest (features in 0..1):
-    below 0, skip computing the rest. Known first: the cosine, the outlet and the time gap; then, as `_evidence`
-    reads them, `retold` and `names_min` (upper bounds of those shares: 1.0 while unknown), `numbers` and `differ`
-    (None while unknown). Each unknown feature adds the most it could (`_UP`); sign-safe for any fit."""
-    score = INTERCEPT + WEIGHTS[0] * cos + WEIGHTS[_SAME_OUTLET] * same_outlet - GAP_PENALTY * min(gap_hours, 24.0) / 24.0
-    score += _UP[_RETOLD] * retold + _UP[_NAMES_MIN] * names_min + _UP[_NAMES_MAX]
-    score += _UP[_NUMBERS] if numbers is None else WEIGHTS[_NUMBERS] * numbers
-    return score + (_UP[_DIFFER] if differ is None else WEIGHTS[_DIFFER] * differ)
+def _best_logit(cos: float, same_outlet: bool, gap_hours: float) -> float:
+    """The highest logit a pair with this cosine, outlet and time gap (all cheap to know) could reach whatever its
+    other evidence (features in 0..1): below 0, skip computing the rest."""
+    rest = _BEST_REST + WEIGHTS[_SAME_OUTLET] * same_outlet
+    return INTERCEPT + WEIGHTS[0] * cos + rest - GAP_PENALTY * min(gap_hours, 24.0) / 24.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,12 +167,6 @@ class _Side:
     numbers: frozenset[str]
     title_numbers: frozenset[str]
     subject: tuple[str, ...]  # the title's subject and its place adjectives (`_name_forms`); () when it names none
-    # the title's words as `features.word_keys` reads them, each with its share of the title's IDF (summing to 1;
-    # an untitled item's from its first sentence), so that common words retell little
-    title_keys: Mapping[str, float]
-    # ... and those of the title and the body's opening: a tuple as stored (a quarter of a set's memory), a set
-    # for the item being placed (`_probe`), so that most pairs are decided by set look-ups of the other's title
-    text_keys: tuple[str, ...] | frozenset[str]
     outlet: str
     time: float
 
@@ -226,22 +195,6 @@ def _named(forms: tuple[str, ...], other: _Side) -> bool:
     return any(f in entities or f in vector or f in title for f in forms)
 
 
-def _retold(title_keys: Mapping[str, float], text_keys: tuple[str, ...] | frozenset[str]) -> float:
-    """IDF-weighted share of one title's content words that the other item's title or opening uses (by their
-    first letters).
-
-    0.0 for an item without a content word even in its first sentence (`features.head_of`): nothing to retell."""
-    return min(1.0, sum(title_keys[k] for k in title_keys.keys() & text_keys))
-
-
-def _title_weights(
-    words: tuple[tuple[str, str], ...], df: DocumentFrequencies, background: DocumentFrequencies | None
-) -> dict[str, float]:
-    """Each title key's IDF (the window's at the item's arrival, as its vector's) over RETOLD_MASS: the retold
-    share is then the IDF mass found, capped at 1, so that common words retell little however many recur."""
-    return {key: idf(term, df, background) / RETOLD_MASS for key, term in words}
-
-
 def _evidence(a: _Side, b: _Side, idf: Callable[[str], float], *, whole: bool = False) -> Evidence:
     """The evidence for a pair; unless `whole`, only as much as `decide` needs (the rest left at its defaults)."""
     cos = cosine(a.vector, b.vector)
@@ -252,14 +205,7 @@ def _evidence(a: _Side, b: _Side, idf: Callable[[str], float], *, whole: bool = 
     gap = abs(a.time - b.time) / 3600.0
     if not whole and (conflict or near or _best_logit(cos, same, gap) <= 0.0):  # decided already: most candidates
         return Evidence(cos, resemblance, conflict, same_outlet=same, gap_hours=gap)
-    # Then the cheap parts, each re-checking the bound, and the names' IDF-weighted covers (the dearest) last:
-    # after the cosine's bound most candidates still pass (the retold words take weight from it), and most of
-    # those are ruled out here without building the rest. First b's title in a's text (a set when a is the item
-    # being placed: `_probe`), which bounds the lower of the two shares.
-    retold = _retold(b.title_keys, a.text_keys)
-    if not whole and _best_logit(cos, same, gap, retold) <= 0.0:
-        return Evidence(cos, resemblance, conflict, same_outlet=same, title_retold=retold, gap_hours=gap)
-    retold = min(retold, _retold(a.title_keys, b.text_keys))
+    ca, cb = _cover(a, b, idf), _cover(b, a, idf)
     numbers = bool(
         a.title_numbers and b.title_numbers and not (a.title_numbers & b.numbers) and not (b.title_numbers & a.numbers)
     )
@@ -267,24 +213,16 @@ def _evidence(a: _Side, b: _Side, idf: Callable[[str], float], *, whole: bool = 
     # Both sides, not either: one outlet may name the actor by another name ("Хельсинки" for Finland's
     # government), which "either" counted against the pair (docs/stories.md).
     differ = bool(a.subject and b.subject and not _named(a.subject, b) and not _named(b.subject, a))
-    # a pair ruled out carries what is known (the rest at its defaults, which add no more than the bound did)
-    known = {"same_outlet": same, "title_retold": retold, "numbers_conflict": numbers, "subjects_differ": differ}
-    if not whole and _best_logit(cos, same, gap, retold, numbers, differ) <= 0.0:
-        return Evidence(cos, resemblance, conflict, gap_hours=gap, **known)
-    ca = _cover(a, b, idf)
-    if not whole and _best_logit(cos, same, gap, retold, numbers, differ, ca) <= 0.0:
-        return Evidence(cos, resemblance, conflict, entities_min=ca, gap_hours=gap, **known)
-    cb = _cover(b, a, idf)
     return Evidence(
         cos,
         resemblance,
         conflict,
+        title_cosine=cosine(a.title_vector, b.title_vector),
         entities_min=min(ca, cb),
         entities_max=max(ca, cb),
         numbers_conflict=numbers,
         same_outlet=same,
         subjects_differ=differ,
-        title_retold=retold,
         gap_hours=gap,
     )
 
@@ -315,11 +253,6 @@ def pair_evidence(
     return _evidence(sa, sb, lambda term: idf(term, pair, background), whole=True)
 
 
-def _probe(side: _Side) -> _Side:
-    """The item being placed, as its comparisons read it: its text keys as a set (built once, not stored)."""
-    return replace(side, text_keys=frozenset(side.text_keys))
-
-
 def _side(
     f: ItemFeatures, df: DocumentFrequencies, background: DocumentFrequencies | None, outlet: str, t: float
 ) -> _Side:
@@ -333,8 +266,6 @@ def _side(
         f.numbers,
         f.title_numbers,
         _name_forms((f.subject,))[0] if f.subject else (),
-        _title_weights(f.title_words, df, background),
-        f.text_keys,
         outlet,
         t,
     )
@@ -527,7 +458,6 @@ class StoryGrouper:
 
         best: tuple[tuple[int, float, float, int], _Entry, Reason, float] | None = None  # (rank, entry, ...)
         best_cos = 0.0
-        side = _probe(side)
         for cand in self._candidates(side.vector, exclude=slot):
             entry = self._entries[cand]
             if abs(entry.side.time - t) > self.window_seconds:
