@@ -8,8 +8,8 @@ CORPUS defaults to the Telegram news posts of ../shared/data/background (no titl
 `bench/story_recall.py` reads them, in time order, through one StoryGrouper with a 60-day window and no
 background. `--code DIR` groups with the package of another checkout (e.g. main's), so two rules' joins can be
 compared on the same posts; `--save` writes each item's decision (reason, matched item). `--diff` counts the
-joins each file makes that the other does not and prints a random sample of the new ones, both texts' openings,
-to read whether they are the same event: the posts carry no gold stories.
+joins each file makes that the other does not and prints a random sample of the new ones and of the lost ones,
+both texts' openings, to read whether they are the same event: the posts carry no gold stories.
 """
 
 from __future__ import annotations
@@ -64,7 +64,8 @@ def diff(base: dict, new: dict, show: int, seed: int) -> None:
         reasons = Counter(reason for reason, _ in run["decisions"].values())
         joins = sum(n for r, n in reasons.items() if r != "new")
         print(
-            f"{name} ({run['code']}): {joins} joins, {reasons['same-event']} same-event, {reasons['near-duplicate']} near-duplicate"
+            f"{name} ({run['code']}): {joins} joins, {reasons['same-event']} same-event, "
+            f"{reasons['near-duplicate']} near-duplicate"
         )
     old = {uid: m for uid, (r, m) in base["decisions"].items() if r != "new"}
     added = {uid: (r, m) for uid, (r, m) in new["decisions"].items() if r != "new" and uid not in old}
@@ -76,7 +77,8 @@ def diff(base: dict, new: dict, show: int, seed: int) -> None:
         reason, matched = added[uid]
         print(f"\n- {reason}: {uid} -> {matched}\n    {texts[uid]!r}\n    {texts[matched]!r}")
     for uid in random.Random(seed).sample(lost, min(show, len(lost))):
-        print(f"\n- lost ({base['decisions'][uid][0]}): {uid} -> {old[uid]}\n    {texts[uid]!r}\n    {texts[old[uid]]!r}")
+        was = base["decisions"][uid][0]
+        print(f"\n- lost ({was}): {uid} -> {old[uid]}\n    {texts[uid]!r}\n    {texts[old[uid]]!r}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
