@@ -1,12 +1,27 @@
 """`monitor run`: the long-running daemon on APScheduler 3.x, in the foreground under systemd.
 
+Processes:
+
+    monitor run             the daemon: everything below but delivery; holds the delivery lock (delivery/lock.py)
+    ├─ monitor-deliver      the outbox's delivery passes (service.deliverer): kicked through a pipe after a poll
+    │                       that enqueued alerts, else every 2 s; reload, leases, stop sent the same way; its
+    │                       passes' counts come back for the metrics. Restarted if it dies, dies with the daemon.
+    ├─ parser workers       feed parsing (feeds.pool), one per core, started on the first poll
+    └─ model fitting        while a model is loaded, built or refitted (match.worker), then it exits
+
+Delivery has a process of its own because beside the poll threads it waited for the GIL about eight times a
+message (docs/daemon.md, "A burst"). An embedded Daemon (tests with a fake App) delivers in its `deliver` job
+instead: `delivery_process=False`, the default; `monitor run` passes True.
+
+Threads of the daemon:
+
     main thread         signals (SIGHUP reload, SIGTERM/SIGINT stop), config file watcher,
-                        systemd READY/WATCHDOG/STATUS/STOPPING
+                        systemd READY/WATCHDOG/STATUS/STOPPING, restarting a delivery process that died
     scheduler (APS)     poll:<id>   one per enabled feed, interval trigger as a safety net; after each poll
                                     its next run is moved to PollReport.next_poll (adaptive schedule,
                                     Retry-After, backoff all live in feeds.schedule)
-                        deliver     every 2 s, and kicked right after a poll that enqueued alerts; a full
-                                    pass (100 rows) is followed by the next at once
+                        deliver     (in-thread delivery only) every 2 s, and kicked right after a poll that
+                                    enqueued alerts; a full pass (100 rows) is followed by the next at once
                         feedback    Telegram button presses: one getUpdates long poll (3 s) per run; a stop
                                     does not wait for it (Telegram sends unconfirmed presses again)
                         labels      every 5 s: labels written since (by any process)? learn from them

@@ -66,6 +66,8 @@ TICK = 2.0  # seconds between passes when nothing kicks: retries and deferrals f
 RESTART_DELAYS = (0.0, 1.0, 5.0, 30.0)  # before restarting a child that died; the next after a quick death
 QUICK_DEATH = 30.0  # seconds: a child that lived less than this died "quickly" (a bad start: back off)
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+PR_SET_NAME = 15
+NAME = b"monitor-deliver"  # the child's name in ps, top and /proc/<pid>/comm (at most 15 bytes)
 
 
 @dataclass(frozen=True)
@@ -350,12 +352,13 @@ def _report(reports: Connection, message: tuple[Any, ...]) -> None:
 
 
 def _die_with(parent: int) -> None:
-    """Linux: the kernel kills this process when the parent dies, kill -9 included (prctl(2))."""
+    """Linux: the kernel kills this process when the parent dies, kill -9 included (prctl(2)); and names it."""
     if sys.platform.startswith("linux"):
         name = ctypes.util.find_library("c")
         libc = ctypes.CDLL(name, use_errno=True) if name else None
         if libc is not None:
             libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+            libc.prctl(PR_SET_NAME, ctypes.c_char_p(NAME), 0, 0, 0)
     if os.getppid() != parent:  # it died before the prctl took effect
         os._exit(0)
 
