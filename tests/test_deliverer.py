@@ -160,6 +160,30 @@ def test_a_child_killed_mid_send_is_started_again_and_each_alert_goes_out_once(
     store.close()
 
 
+def test_kicks_never_block_the_poll_threads_even_when_the_child_does_not_read_them(
+    tmp_path: Path, stub: TelegramStub, children: list[DeliveryProcess]
+) -> None:
+    config = make_config(tmp_path, stub, {"tg": "100"})
+    store = SqlStore(config.database_url)
+    child = Child(config)
+    process = child.start()
+    children.append(process)
+    assert process.pid is not None
+    os.kill(process.pid, signal.SIGSTOP)  # stuck: it reads nothing, the kick pipe fills (64 KiB on Linux)
+    try:
+        kicker = threading.Thread(target=lambda: [process.kick() for _ in range(200_000)], daemon=True)
+        kicker.start()
+        kicker.join(60)
+        assert not kicker.is_alive(), "a kick blocked on the full pipe"
+    finally:
+        os.kill(process.pid, signal.SIGCONT)
+    [title] = queue(store, 1, ["tg"])
+    process.kick()
+    wait_for(lambda: child.sent() == 1, what="the alert after the kicks")
+    assert [title in text for text in stub.texts("100")] == [True]
+    store.close()
+
+
 def test_a_reloaded_config_reaches_the_child(
     tmp_path: Path, stub: TelegramStub, children: list[DeliveryProcess]
 ) -> None:

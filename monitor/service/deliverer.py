@@ -2,7 +2,7 @@
 
     parent: the daemon (service.daemon)                    child: _serve(), spawned
     DeliveryProcess.start()   (main thread) ── spawn ──►    dies with the parent: PR_SET_PDEATHSIG, the pipe's end
-      kick()                  ── ("kick",) ──────────►     a pass now (else one every TICK seconds)
+      kick()                  ── a byte, own pipe ───►     a pass now (else one every TICK seconds)
       configure(config)       ── ("config", config) ─►     the next pass uses it (Deliverer.renewed: lost marks kept)
       lease(channels, left)   ── ("leases", ...) ────►     replicas: only those channels, only for `left` seconds
       stop()                  ── ("stop",) ──────────►     the pass stops before its next row; the child exits
@@ -119,6 +119,7 @@ class DeliveryProcess:
         self._context = multiprocessing.get_context("spawn")  # not fork: the daemon has threads (feeds/pool.py)
         self._send_lock = threading.Lock()  # kicks come from poll threads, leases from the lease job
         self._control: Connection | None = None
+        self._kicks: Connection | None = None  # its own pipe, written without blocking (kick)
         self._process: BaseProcess | None = None
         self._reader: threading.Thread | None = None
         # (channels, valid until on our clock); with replicas none until the first lease tick says which
@@ -140,7 +141,9 @@ class DeliveryProcess:
         """Start the child. From the thread that lives as long as the daemon (the main thread): Linux sends the
         parent-death signal when the thread that started a child ends, not the process."""
         receive_control, control = self._context.Pipe(duplex=False)
+        receive_kicks, kicks = self._context.Pipe(duplex=False)
         receive_reports, reports = self._context.Pipe(duplex=False)
+        os.set_blocking(kicks.fileno(), False)
         fmt, level = self._log
         leases = None
         if self._leases is not None:
@@ -148,7 +151,12 @@ class DeliveryProcess:
             leases = (channels, until - self._monotonic())
         process = self._context.Process(
             target=_serve,
-            args=(Setup(self._config, fmt, level, os.getpid(), leases, self._tick), receive_control, reports),
+            args=(
+                Setup(self._config, fmt, level, os.getpid(), leases, self._tick),
+                receive_control,
+                receive_kicks,
+                reports,
+            ),
             name="monitor-deliver",
             daemon=True,
         )
@@ -156,17 +164,23 @@ class DeliveryProcess:
             process.start()
         finally:
             receive_control.close()  # the child's ends: when it dies, the reader sees the end of its pipe
+            receive_kicks.close()
             reports.close()
         with self._send_lock:
-            self._control, self._process = control, process
+            self._close_pipes()
+            self._control, self._kicks, self._process = control, kicks, process
         self._started_at = self._monotonic()
         self._reader = threading.Thread(target=self._read, args=(receive_reports,), name="deliver-reports", daemon=True)
         self._reader.start()
         log.info("delivery process %d started", process.pid)
 
     def kick(self) -> None:
-        """A pass now, not at the child's next tick (a poll enqueued alerts)."""
-        self._send(("kick",))
+        """A pass now, not at the child's next tick (a poll enqueued alerts). Never blocks the poll thread: a
+        full pipe (a child that does not read, stopped or stuck) already holds kicks it will see."""
+        kicks = self._kicks
+        if kicks is not None:
+            with contextlib.suppress(OSError):  # BlockingIOError: full; BrokenPipeError: check() restarts it
+                os.write(kicks.fileno(), b"\0")
 
     def configure(self, config: cfg.Config) -> None:
         """A reloaded config: the child's next pass uses its channels (a restarted child starts from it)."""
@@ -217,11 +231,15 @@ class DeliveryProcess:
             process.kill()
             process.join(5)
         with self._send_lock:
-            if self._control is not None:
-                self._control.close()
-                self._control = None
+            self._close_pipes()
         self._join_reader()
         return clean
+
+    def _close_pipes(self) -> None:
+        for pipe in (self._control, self._kicks):
+            if pipe is not None:
+                pipe.close()
+        self._control = self._kicks = None
 
     def _send(self, message: tuple[Any, ...]) -> None:
         with self._send_lock:
@@ -282,6 +300,21 @@ class _Orders:
         self._leases: tuple[frozenset[str], float] | None = None  # None: no replicas, every channel is ours
         if leases is not None:
             self._leases = (leases[0], time.monotonic() + leases[1])
+
+    def kicked(self, kicks: Connection) -> None:
+        """The kick thread: each read of the kick pipe (however many kicks it holds) wakes the delivery loop."""
+        fd = kicks.fileno()
+        while True:
+            try:
+                if not os.read(fd, 4096):
+                    break  # the parent is gone
+            except InterruptedError:
+                continue
+            except OSError:
+                break
+            self.wake.set()
+        self.stopping.set()
+        self.wake.set()
 
     def listen(self, control: Connection) -> None:
         """The control thread: apply each message; the end of the pipe means the parent is gone."""
@@ -363,7 +396,7 @@ def _die_with(parent: int) -> None:
         os._exit(0)
 
 
-def _serve(setup: Setup, control: Connection, reports: Connection) -> None:
+def _serve(setup: Setup, control: Connection, kicks: Connection, reports: Connection) -> None:
     """The child's body: delivery passes until the parent says stop or is gone."""
     _die_with(setup.parent)
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
@@ -373,6 +406,7 @@ def _serve(setup: Setup, control: Connection, reports: Connection) -> None:
     remember_secrets(secrets_of(config))
     orders = _Orders(config, setup.leases)
     threading.Thread(target=orders.listen, args=(control,), name="deliver-control", daemon=True).start()
+    threading.Thread(target=orders.kicked, args=(kicks,), name="deliver-kicks", daemon=True).start()
     guard = JobGuard(_Counters(reports))
     store = SqlStore(config.database_url)
     notifiers = build_notifiers(config)
