@@ -301,3 +301,14 @@ def test_with_replicas_the_child_delivers_only_the_channels_leased_and_only_whil
     assert not any(late[0] in text for text in stub.texts("200"))  # two's lease is over: its new row waits
     assert store.outbox_counts().get("pending") == 1
     store.close()
+
+
+def test_the_child_imports_only_what_delivery_needs() -> None:
+    # What the spawned child imports: this module (to unpickle _serve) and, run from the `monitor` script,
+    # the script's own import of monitor.cli (multiprocessing re-runs the parent's main module as __mp_main__).
+    heavy = ("numpy", "scipy", "sklearn", "pymorphy3", "trafilatura", "feedparser", "apscheduler", "prometheus_client")
+    probe = (
+        f"import sys, monitor.cli, monitor.service.deliverer; print(sorted(m for m in {heavy!r} if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
