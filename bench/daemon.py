@@ -411,6 +411,10 @@ def main(argv: list[str] | None = None) -> int:
                     if guid in burst:
                         burst_latencies.append(call.at - appeared[guid])
                     edits += call.method == "editMessageText"
+        cpu_s = {"daemon": round(sampler.cpu_seconds(), 1)}  # since its start; the delivery child's apart
+        child = delivery_child(proc.pid)
+        if child is not None:
+            cpu_s["delivery_child"] = round(cpu_of(child, sampler.tick), 1)
         stop_at = time.monotonic()
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(30)
@@ -461,6 +465,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         "samples": [(round(s.t), round(s.cpu, 1), round(s.rss_mb, 1)) for s in samples],
         "sigterm_exit": {"code": code, "seconds": round(stop_s, 2)},
+        "cpu_seconds": cpu_s,
         "polls": sum(farm.requests),
     }
     print(json.dumps({k: v for k, v in result.items() if k != "samples"}, indent=2))
@@ -605,6 +610,40 @@ def memory(args: argparse.Namespace) -> int:
     return 0
 
 
+def delivery_child(parent: int) -> int | None:
+    """The pid of the daemon's delivery process (named monitor-deliver, service/deliverer.py); None for a daemon
+    that delivers in a thread (the code before session 9)."""
+    for comm in Path("/proc").glob("[0-9]*/comm"):
+        try:
+            if comm.read_text().strip() != "monitor-deliver":
+                continue
+            if int((comm.parent / "stat").read_text().rsplit(")", 1)[1].split()[1]) == parent:
+                return int(comm.parent.name)
+        except (OSError, IndexError, ValueError):  # gone meanwhile
+            continue
+    return None
+
+
+def cpu_of(pid: int, tick: int) -> float:
+    """CPU seconds (user + system) a process has used; 0 once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / tick
+
+
+def pss_mb(pid: int) -> float:
+    """Proportional set size: shared pages divided among the processes that map them (smaps_rollup)."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
 def run_until_refit(config: Path, args: argparse.Namespace) -> dict[str, object]:
     """Start `monitor run`, wait for its refit (refit_every 60 s), sample RSS until --settle seconds after it."""
     log_path = config.parent / "daemon.log"
@@ -629,6 +668,9 @@ def run_until_refit(config: Path, args: argparse.Namespace) -> dict[str, object]
             time.sleep(args.settle)
             sampler.stopped.set()
             end_rss, end_children = sampler.rss_mb(), sampler.children_mb()
+            child = delivery_child(proc.pid)
+            child_rss = sampler.rss_mb(child) if child else 0.0
+            child_pss = pss_mb(child) if child else 0.0
         finally:
             proc.send_signal(signal.SIGTERM)
             try:
@@ -644,6 +686,11 @@ def run_until_refit(config: Path, args: argparse.Namespace) -> dict[str, object]
         # parser workers, plus the model-fitting worker while the refit runs
         "children_rss_mb_max": round(max([s.children_mb for s in sampler.samples] or [0.0]), 1),
         "children_rss_mb_at_the_end": round(end_children, 1),
+        # `monitor run` delivers from a child process (service/deliverer.py), one of the children above; its RSS
+        # counts the interpreter's shared library pages again, its PSS shares them out
+        "delivery_child_rss_mb_at_the_end": round(child_rss, 1),
+        "delivery_child_pss_mb_at_the_end": round(child_pss, 1),
+        "daemon_plus_delivery_child_rss_mb_at_the_end": round(end_rss + child_rss, 1),
         "environment_from_the_unit": unit_environment() if args.unit_env else {},
         "samples_before_the_refit_was_logged": refit_at,
         "samples (t s, rss MB, children MB)": [

@@ -240,6 +240,9 @@ def busy(stop: threading.Event) -> None:
         sum(i * i for i in range(1000))
 
 
+BUSY_SCRIPT = "while True: sum(i * i for i in range(1000))"  # busy(), in a process of its own (--busy-process)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--alerts", type=int, default=10_000)
@@ -259,10 +262,20 @@ def main() -> int:
         "by pass (500 rows each) instead of one after the other, so they share the machine's load",
     )
     parser.add_argument("--busy", type=int, default=0, help="threads of pure Python work running beside delivery")
+    parser.add_argument(
+        "--busy-process",
+        action="store_true",
+        help="run the --busy work in a process of its own instead (delivery then has its own GIL, as a delivery "
+        "child process of `monitor run` has)",
+    )
     args = parser.parse_args()
     stop = threading.Event()
+    workers = []
     for _ in range(args.busy):
-        threading.Thread(target=busy, args=(stop,), daemon=True).start()
+        if args.busy_process:
+            workers.append(subprocess.Popen([sys.executable, "-c", BUSY_SCRIPT]))
+        else:
+            threading.Thread(target=busy, args=(stop,), daemon=True).start()
     logging.basicConfig(level=logging.ERROR)  # the failing phase logs every failed attempt (rate-limited)
     proc, port = start_stub()
     try:
@@ -287,6 +300,9 @@ def main() -> int:
                 failing = run(args.alerts, port, Path(tmp), "failing", args.database)
     finally:
         stop.set()
+        for worker in workers:
+            worker.kill()
+            worker.wait()
         proc.terminate()
         proc.wait(10)
     rate = free["sent"] / free["wall"]

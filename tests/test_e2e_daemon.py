@@ -7,6 +7,7 @@ test binds (as systemd would), never from sleeping.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -357,6 +358,51 @@ def test_kill_9_and_restart_neither_loses_nor_repeats_an_alert(env: Env) -> None
     assert count(texts, "Байконур") == 1
     env.signal(signal.SIGTERM)
     assert env.wait_exit(10) == 0
+
+
+def child_pids(logs: str) -> list[int]:
+    """The delivery processes the daemon started (service/deliverer.py logs each), in order."""
+    return [int(pid) for pid in re.findall(r"delivery process (\d+) started", logs)]
+
+
+def running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except FileNotFoundError:
+        return False
+
+
+def test_the_delivery_child_killed_mid_send_is_started_again_and_sigterm_stops_both(env: Env) -> None:
+    # `monitor run` delivers from a child process; kill -9 it while Telegram has not answered a sendMessage.
+    env.write_config(LIBYA_TOPIC + SANCTIONS_TOPIC + SPACE_TOPIC)
+    env.start()
+    wait_for(lambda: child_pids(env.logs()), 10, "the delivery process")
+    [first] = child_pids(env.logs())
+    env.feeds.set_body("/news.xml", rss([WEATHER, LIBYA]))
+    wait_for(lambda: count(env.texts(), "прекращении огня"), 10, "the first alert, sent by the child")
+    env.stub.script("hang")
+    env.feeds.set_body("/news.xml", rss([WEATHER, LIBYA, SANCTIONS]))
+    wait_for(
+        lambda: any("пакет санкций" in str(c.params.get("text")) for c in env.stub.calls("sendMessage")),
+        10,
+        "the hanging sendMessage",
+    )
+    os.kill(first, signal.SIGKILL)
+    env.stub.release()
+    wait_for(lambda: len(child_pids(env.logs())) == 2, 15, "a new delivery process")
+    wait_for(lambda: count(env.texts(), "пакет санкций"), 15, "the second alert, from the new child")
+    env.feeds.set_body("/news.xml", rss([WEATHER, LIBYA, SANCTIONS, SPACE]))
+    wait_for(lambda: count(env.texts(), "Байконур"), 10, "a third alert")
+    texts = env.texts()
+    assert [count(texts, "прекращении огня"), count(texts, "пакет санкций"), count(texts, "Байконур")] == [1, 1, 1]
+    logs = env.logs()
+    assert f"delivery process {first} ended (killed by SIGKILL); starting it again" in logs
+    assert "Traceback" not in logs
+    [_, second] = child_pids(logs)
+    assert running(second)
+    env.signal(signal.SIGTERM)
+    assert env.wait_exit(10) == 0
+    wait_for(lambda: not running(second), 5, "the child's exit with its parent")
 
 
 def test_button_presses_reach_the_running_daemon_and_teach_its_model(env: Env) -> None:

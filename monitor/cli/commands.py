@@ -235,7 +235,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     """Run the daemon in the foreground (systemd supervises it)."""
     from ..service.daemon import Daemon  # heavy: APScheduler and the whole application
 
-    return Daemon(cfg.config_path(args.config), environ=dict(os.environ)).run()
+    return Daemon(cfg.config_path(args.config), environ=dict(os.environ), delivery_process=True).run()
 
 
 def build_parser() -> argparse.ArgumentParser:

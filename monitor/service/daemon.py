@@ -1,12 +1,27 @@
 """`monitor run`: the long-running daemon on APScheduler 3.x, in the foreground under systemd.
 
+Processes:
+
+    monitor run             the daemon: everything below but delivery; holds the delivery lock (delivery/lock.py)
+    ├─ monitor-deliver      the outbox's delivery passes (service.deliverer): kicked through a pipe after a poll
+    │                       that enqueued alerts, else every 2 s; reload, leases, stop sent the same way; its
+    │                       passes' counts come back for the metrics. Restarted if it dies, dies with the daemon.
+    ├─ parser workers       feed parsing (feeds.pool), one per core, started on the first poll
+    └─ model fitting        while a model is loaded, built or refitted (match.worker), then it exits
+
+Delivery has a process of its own because beside the poll threads it waited for the GIL about eight times a
+message (docs/daemon.md, "A burst"). An embedded Daemon (tests with a fake App) delivers in its `deliver` job
+instead: `delivery_process=False`, the default; `monitor run` passes True.
+
+Threads of the daemon:
+
     main thread         signals (SIGHUP reload, SIGTERM/SIGINT stop), config file watcher,
-                        systemd READY/WATCHDOG/STATUS/STOPPING
+                        systemd READY/WATCHDOG/STATUS/STOPPING, restarting a delivery process that died
     scheduler (APS)     poll:<id>   one per enabled feed, interval trigger as a safety net; after each poll
                                     its next run is moved to PollReport.next_poll (adaptive schedule,
                                     Retry-After, backoff all live in feeds.schedule)
-                        deliver     every 2 s, and kicked right after a poll that enqueued alerts; a full
-                                    pass (100 rows) is followed by the next at once
+                        deliver     (in-thread delivery only) every 2 s, and kicked right after a poll that
+                                    enqueued alerts; a full pass (100 rows) is followed by the next at once
                         feedback    Telegram button presses: one getUpdates long poll (3 s) per run; a stop
                                     does not wait for it (Telegram sends unconfirmed presses again)
                         labels      every 5 s: labels written since (by any process)? learn from them
@@ -46,6 +61,7 @@ from ..errors import MonitorError, NotifyError, StoreError
 from ..feeds.concurrency import PER_HOST, HostLimiter, host_of
 from ..ports import Clock, SystemClock
 from ..redact import remember_secrets, secrets_of
+from .deliverer import DeliveryProcess, PassReport
 from .guard import JobGuard
 from .health import DeadFeedWatch
 from .jobs import (
@@ -62,6 +78,7 @@ from .jobs import (
     plan_jobs,
 )
 from .leases import LeaseChange, Leases, LeaseStore
+from .logs import current_logging
 from .metrics import Metrics
 from .ports import AppFactory, AppLike, Loader
 from .reload import MAX_DELAY, ConfigWatcher, ReloadNotices
@@ -103,6 +120,7 @@ class Daemon:
         startup_spread: float = STARTUP_SPREAD,
         hard_exit: bool = True,
         monotonic: Callable[[], float] = time.monotonic,
+        delivery_process: bool = False,
     ) -> None:
         self.config_path = config_path
         self._factory = app_factory
@@ -115,6 +133,9 @@ class Daemon:
         self._max_delay = max_delay
         self._startup_spread = startup_spread
         self._hard_exit = hard_exit
+        self._delivery_process = delivery_process  # `monitor run`: deliver in a child (service.deliverer)
+        self._child: DeliveryProcess | None = None
+        self._child_busy: frozenset[str] = frozenset()  # channels the child's pass delivers now
         self._sd = SdNotifier.from_environ(environ or {})
         self.metrics = Metrics()
         self._lock = threading.RLock()
@@ -226,6 +247,13 @@ class Daemon:
         settings = config.settings
         if settings.metrics:
             self.metrics.serve(settings.metrics)
+        if self._delivery_process:
+            fmt, level = current_logging()
+            self._child = DeliveryProcess(
+                config, log_format=fmt, log_level=level, leased=self._leases is not None,
+                on_pass=self._child_passed, on_busy=self._child_delivers, on_failure=self._child_failed,
+            )  # fmt: skip
+            self._child.start()  # from this thread, which lives as long as the daemon (its parent-death signal)
         self._pool = ThreadPoolExecutor(settings.workers, thread_name_prefix="poll")
         self._limiter = HostLimiter(self._pool, self._per_host)
         self._scheduler = Scheduler(self.metrics)
@@ -263,6 +291,8 @@ class Daemon:
                 watcher.accept()
             elif watcher.changed():
                 self._guard.run("reload", self.reload, f"{self.config_path} changed")
+            if self._child is not None:
+                self._child.check()  # a child that died is started again, from this thread
             if interval and time.monotonic() >= next_ping and self._alive():
                 self._sd.watchdog()
                 next_ping = time.monotonic() + interval
@@ -275,6 +305,8 @@ class Daemon:
     def _shutdown(self) -> None:
         self._stop.set()
         self._guard.stop()  # from here on no job starts; the ones running are waited for below
+        if self._child is not None:
+            self._child.stop()  # it ends its pass before the next row, while the jobs here end theirs
         self._sd.stopping()
         log.info("stopping")
         if self._scheduler is not None:
@@ -282,7 +314,10 @@ class Daemon:
         dropped = self._limiter.close() if self._limiter else 0
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
+        stop_by = time.monotonic() + self._stop_grace
         self.abandoned = self._guard.wait(self._stop_grace)
+        if self._child is not None:
+            self._child.join(stop_by - time.monotonic())  # killed past the grace: at most its one row resent
         if dropped:
             log.info("dropped %d queued polls", dropped)
         self.metrics.close()
@@ -316,9 +351,12 @@ class Daemon:
             return
         with self._lock:
             feeds = dict(self._feeds)
-            busy = set(self._polling)
+            busy = set(self._polling) | {f"deliver:{name}" for name in self._child_busy}
         pools = [[feed_lease(job_id) for job_id in feeds], duties(self.config)]
-        change = leases.tick(pools, busy=busy)
+        try:
+            change = leases.tick(pools, busy=busy)
+        finally:  # renewed, or not (the database failed): the child delivers only while the leases last
+            self._lease_child()
         if not startup:  # at a start the plan spreads the first polls, and open_app took the unmatched items
             self._took(change, feeds)
 
@@ -381,6 +419,9 @@ class Daemon:
         remember_secrets(secrets_of(config))
         old = self.config
         self._config = config
+        if self._child is not None:
+            self._child.configure(config)
+            self._lease_child()  # a new channel's lease, a removed one's end
         added, removed, changed = self._reconcile(config)
         for key in ("workers", "metrics", "database", "data_dir"):
             if getattr(old.settings, key) != getattr(config.settings, key):
@@ -454,12 +495,17 @@ class Daemon:
 
     def kick_delivery(self) -> None:
         """Deliver now rather than at the next 2-second tick (or once more, if a run is in progress)."""
+        if self._child is not None:
+            self._child.kick()
+            return
         self._deliver_again.set()
         if self._delivering or self._scheduler is None:
             return
         self._scheduler.run_at("deliver", self._clock.now())
 
     def _deliver(self) -> None:
+        if self._child is not None:
+            return  # the child delivers, kicked by the polls and on a tick of its own (service.deliverer)
         while True:
             self._delivering = True
             try:
@@ -497,6 +543,28 @@ class Daemon:
 
     def _delivers(self, channel: str) -> bool:
         return self._duty(f"deliver:{channel}")
+
+    # --- the delivery child (service.deliverer); its callbacks run on its reader thread ---
+
+    def _lease_child(self) -> None:
+        """Tell the child which channels it may deliver, and for how long (the leases' remaining time)."""
+        if self._child is None or self._leases is None:
+            return
+        held = self._leases.held()
+        channels = [name for name in self.config.channels if f"deliver:{name}" in held]
+        self._child.lease(channels, self._leases.remaining())
+
+    def _child_passed(self, report: PassReport) -> None:
+        self.metrics.record_delivery(report.sent, report.failed, report.failures)
+
+    def _child_delivers(self, channels: frozenset[str]) -> None:
+        with self._lock:
+            self._child_busy = channels
+
+    def _child_failed(self, job: str, store_error: bool) -> None:
+        self.metrics.job_failed(job)
+        if store_error:
+            self.metrics.store_failed()
 
     def _relearn(self) -> None:
         if self._leases is not None:

@@ -18,19 +18,25 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from ..errors import StoreError
 from ..repeats import Recurring
-from .metrics import Metrics
 
 log = logging.getLogger(__name__)
 
 RETELL_EVERY = 600.0  # seconds between two lines about the same lasting database problem
 
 
+class Counters(Protocol):
+    """Where the guard counts failed jobs: service.metrics.Metrics, or the delivery process's report pipe."""
+
+    def job_failed(self, job: str) -> None: ...
+    def store_failed(self) -> None: ...
+
+
 class JobGuard:
-    def __init__(self, metrics: Metrics, *, monotonic: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, metrics: Counters, *, monotonic: Callable[[], float] = time.monotonic) -> None:
         self._metrics = metrics
         self._busy = threading.Condition()
         self._running = 0  # jobs a stop waits for
@@ -57,7 +63,7 @@ class JobGuard:
             fn(*args)
         except StoreError as exc:
             self._metrics.job_failed(job.split(":", 1)[0])
-            self._metrics.store_errors.inc()
+            self._metrics.store_failed()
             self._store_failed(job, exc)
         except Exception:
             log.exception("job %s failed; the daemon carries on", job)

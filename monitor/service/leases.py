@@ -136,6 +136,10 @@ class Leases:
     def held(self) -> frozenset[str]:
         return self._held if self._monotonic() < self._valid_until else frozenset()
 
+    def remaining(self) -> float:
+        """Seconds the leases held now last unless renewed (0 once they ran out)."""
+        return max(0.0, self._valid_until - self._monotonic())
+
     def tick(self, pools: Sequence[Collection[str]], busy: Collection[str] = ()) -> LeaseChange:
         """Heartbeat, renew, rebalance each pool; StoreError when the database fails (leases run out then)."""
         started = self._monotonic()

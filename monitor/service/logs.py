@@ -62,3 +62,10 @@ def setup_logging(fmt: str = "text", level: str | int = "INFO", *, stream: IO[st
     # pymorphy3 logs two INFO lines on every start (which dictionary it loaded, and where): shown at DEBUG only.
     logging.getLogger("pymorphy3").setLevel(logging.DEBUG if root.level <= logging.DEBUG else logging.WARNING)
     return handler
+
+
+def current_logging() -> tuple[str, int]:
+    """The root logger's format ("text" or "json") and level, for a child process to log as this one does."""
+    root = logging.getLogger()
+    json_lines = any(isinstance(handler.formatter, JsonFormatter) for handler in root.handlers)
+    return ("json" if json_lines else "text"), root.level

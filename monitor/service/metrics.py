@@ -86,6 +86,9 @@ class Metrics:
     def job_failed(self, job: str) -> None:
         self.job_errors.labels(job).inc()
 
+    def store_failed(self) -> None:
+        self.store_errors.inc()
+
     def job_missed(self, job: str) -> None:
         self.jobs_missed.labels(job).inc()
 

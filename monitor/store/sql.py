@@ -13,6 +13,7 @@ from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import replace
 from datetime import date, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, bindparam, delete, func, select, update
@@ -57,6 +58,7 @@ from .schema import feeds as feed_table
 from .schema import items as item_table
 from .schema import matches as match_table
 from .schema import stories as story_table
+from .writer import WriterLock
 
 if TYPE_CHECKING:
     from .marks import HeldMarks
@@ -112,24 +114,35 @@ class SqlStore:
         `schema_versions` tells what the opening did: (version found, version now), (0, n) for a new database.
         """
         self._feed_upsert: Any = None
+        self._writer: WriterLock | None = None
         try:
             self._engine = make_engine(url, schema)
             memory = is_memory(make_url(url))
             single_writer = self._engine.dialect.name == "sqlite"
         except (SQLAlchemyError, OSError) as exc:
             raise StoreError(f"while opening the database: {exc}") from exc
-        # SQLite has one writer at a time. Threads of this process queue for it on a lock: left to SQLite's
-        # busy handler they would poll with sleeps of up to 100 ms (sqliteDefaultBusyCallback), idling the
-        # lock between them; the busy timeout still covers other processes. An in-memory database is one
-        # shared connection, so there even readers take turns.
+        # SQLite has one writer at a time. Writers queue for it on a lock: left to SQLite's busy handler they
+        # would poll with sleeps of up to 100 ms (sqliteDefaultBusyCallback), idling the lock between them; the
+        # busy timeout still covers processes that do not take the lock. An in-memory database is one shared
+        # connection, so there even readers take turns.
         lock = threading.Lock()
+        database = make_url(url).database
+        # A file's writers, this process's threads and the daemon's delivery child alike, queue in the kernel
+        # (store/writer.py); an in-memory database is this process's alone.
+        writer: AbstractContextManager[Any] = lock
+        if single_writer and not memory and database:
+            try:
+                writer = self._writer = WriterLock(Path(f"{database}.writer"))
+            except OSError as exc:
+                self._engine.dispose()
+                raise StoreError(f"while opening the database: {exc}") from exc
         self.shared = self._engine.dialect.name == "postgresql"  # several replicas may run on it (leases)
         self._story_mutex = threading.Lock()  # one thread of this process waits for the database's story lock
         self._pinned = threading.local()  # delivery_pass: this thread's held connection (`held`)
         self._story_seq = 0  # the story_log rows up to this one are in this process's story window
         self._memory = memory
         self._read_lock: AbstractContextManager[Any] = lock if memory else nullcontext()
-        self._write_lock: AbstractContextManager[Any] = lock if single_writer else nullcontext()
+        self._write_lock: AbstractContextManager[Any] = writer if single_writer else nullcontext()
         try:
             with self._tx("migrating the database schema", write=True) as conn:
                 self.schema_versions = migrate(conn, schema)
@@ -156,6 +169,8 @@ class SqlStore:
 
     def close(self) -> None:
         self._engine.dispose()
+        if self._writer is not None:
+            self._writer.close()
 
     # --- several replicas on one PostgreSQL database (store/leases.py, service/leases.py) ------------
 
