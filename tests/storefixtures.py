@@ -6,12 +6,14 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.engine import make_url
 
 from monitor.models import Item
 from monitor.store import SqlStore
@@ -72,6 +74,26 @@ def db_fixture(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Db]:
     finally:
         for store in handle.opened:
             store.close()
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+        admin.dispose()
+
+
+@contextmanager
+def schema_url(url: str, prefix: str) -> Iterator[str]:
+    """A fresh schema of its own on the PostgreSQL database at `url`, as a URL whose connections use it (for
+    processes that take only a URL: `monitor run` replicas, the delivery child); dropped afterwards."""
+    schema = f"{prefix}_{secrets.token_hex(5)}"
+    admin = sa.create_engine(url)
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield (
+            make_url(url)
+            .update_query_dict({"options": f"-csearch_path={schema}"})
+            .render_as_string(hide_password=False)
+        )
+    finally:
         with admin.begin() as conn:
             conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
         admin.dispose()

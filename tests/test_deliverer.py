@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import secrets
 import signal
 import subprocess
 import sys
@@ -22,14 +21,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
-from sqlalchemy.engine import make_url
 
 from monitor.config import Config
 from monitor.models import Item, Match
 from monitor.service.deliverer import DeliveryProcess, PassReport
 from monitor.store import SqlStore
-from tests.storefixtures import PG_ENV, PG_SKIP
+from tests.storefixtures import PG_ENV, PG_SKIP, schema_url
 from tests.tgstub import TelegramStub
 
 pytestmark = pytest.mark.slow  # each test spawns an interpreter
@@ -259,20 +256,8 @@ def database(request: pytest.FixtureRequest) -> Iterator[str | None]:
     url = os.environ.get(PG_ENV)
     if not url:
         pytest.skip(PG_SKIP)
-    schema = f"d_{secrets.token_hex(5)}"
-    admin = sa.create_engine(url)
-    with admin.begin() as conn:
-        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-    try:
-        yield (
-            make_url(url)
-            .update_query_dict({"options": f"-csearch_path={schema}"})
-            .render_as_string(hide_password=False)
-        )
-    finally:
-        with admin.begin() as conn:
-            conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
-        admin.dispose()
+    with schema_url(url, "d") as schema_scoped:
+        yield schema_scoped
 
 
 def test_with_replicas_the_child_delivers_only_the_channels_leased_and_only_while_the_lease_lasts(

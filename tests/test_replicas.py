@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import random
-import secrets
 import signal
 import socket
 import subprocess
@@ -27,12 +26,11 @@ from xml.sax.saxutils import escape
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.engine import make_url
 
 from monitor.config import Feed
 from monitor.service.jobs import poll_job_id
 from tests.feedserver import FeedServer, SeenRequest
-from tests.storefixtures import PG_ENV, PG_SKIP
+from tests.storefixtures import PG_ENV, PG_SKIP, schema_url
 from tests.tgstub import TelegramStub
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
@@ -119,20 +117,8 @@ def database() -> Iterator[str]:
     url = os.environ.get(PG_ENV)
     if not url:
         pytest.skip(PG_SKIP)
-    schema = f"r_{secrets.token_hex(5)}"
-    admin = sa.create_engine(url)
-    with admin.begin() as conn:
-        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-    try:
-        yield (
-            make_url(url)
-            .update_query_dict({"options": f"-csearch_path={schema}"})
-            .render_as_string(hide_password=False)
-        )
-    finally:
-        with admin.begin() as conn:
-            conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
-        admin.dispose()
+    with schema_url(url, "r") as schema_scoped:
+        yield schema_scoped
 
 
 class Replica:
