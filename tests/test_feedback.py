@@ -19,6 +19,7 @@ from monitor.delivery import buttons
 from monitor.delivery.feedback import FeedbackPoller, bot_key, same_chat
 from monitor.delivery.telegram import TelegramNotifier
 from monitor.models import Alert, Item, Label, Match, Story
+from monitor.ports import Clock
 from monitor.store import SqlStore
 from tests.fakes import T0, FakeClock
 from tests.feeddata import READOUT, rss
@@ -329,19 +330,25 @@ LIBYA_NEW = ("interfax-2", "Хафтар объявил о наступлени�
              "правительство национального согласия заявило о мобилизации.")  # fmt: skip
 
 
-def open_feedback_app(tmp_path: Path, server: FeedServer, stub: TelegramStub, clock: FakeClock) -> App:
+def open_feedback_app(
+    tmp_path: Path,
+    server: FeedServer,
+    stub: TelegramStub,
+    clock: Clock,
+    feeds: Sequence[str] = ("Interfax", "TASS", "RIA"),
+) -> App:
+    """An app with the Libya topic, a Telegram channel on the stub that takes presses from ANALYST, and one feed a
+    name of `feeds` (served at /<name lowercased>.xml); its feedback poller answers at once."""
+    feed_list = ", ".join(f'{{name: {name}, url: "{server.url(f"/{name.lower()}.xml")}"}}' for name in feeds)
     path = tmp_path / "config.yaml"
     path.write_text(
         textwrap.dedent(f"""\
             settings:
               data_dir: {tmp_path / "data"}
             channels:
-              tg: {{type: telegram, bot_token: "{TOKEN}", chat_id: "{CHAT}", api_url: "{stub.url}", pace: false,
+              tg: {{type: telegram, bot_token: "{stub.token}", chat_id: "{CHAT}", api_url: "{stub.url}", pace: false,
                    allowed_users: [{ANALYST}]}}
-            feeds:
-              - {{name: Interfax, url: "{server.url("/interfax.xml")}"}}
-              - {{name: TASS, url: "{server.url("/tass.xml")}"}}
-              - {{name: RIA, url: "{server.url("/ria.xml")}"}}
+            feeds: [{feed_list}]
             topics:
               - id: libya
                 name: Ливия

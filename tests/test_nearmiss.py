@@ -5,7 +5,6 @@ stand-in, end to end with the App."""
 from __future__ import annotations
 
 import io
-import textwrap
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
@@ -15,11 +14,10 @@ from typing import Any
 import pytest
 
 from monitor import config as cfg
-from monitor.app import App, open_app
+from monitor.app import App
 from monitor.cli import commands as cli
 from monitor.delivery import buttons, nearmiss
 from monitor.delivery.console import ConsoleNotifier
-from monitor.delivery.feedback import FeedbackPoller
 from monitor.delivery.offers import NearMissOfferer
 from monitor.delivery.telegram import TelegramNotifier
 from monitor.models import Item, ItemIntent, Label, Match, NearMiss, NearMissIntent, NearMissOffer, Story
@@ -27,7 +25,7 @@ from monitor.ports import Notifier
 from monitor.store import SqlStore
 from tests.feedserver import FeedServer, feed_server_fixture  # noqa: F401
 from tests.storefixtures import Db, db_fixture, store_fixture  # noqa: F401
-from tests.test_feedback import rss
+from tests.test_feedback import open_feedback_app, rss
 from tests.tgstub import TelegramStub
 
 TOKEN = "515151:near-miss-token"
@@ -384,28 +382,7 @@ def stub() -> Iterator[TelegramStub]:
 
 
 def open_near_app(tmp_path: Path, server: FeedServer, stub: TelegramStub, clock: Clock) -> App:
-    path = tmp_path / "config.yaml"
-    path.write_text(
-        textwrap.dedent(f"""\
-            settings:
-              data_dir: {tmp_path / "data"}
-            channels:
-              tg: {{type: telegram, bot_token: "{TOKEN}", chat_id: "{CHAT}", api_url: "{stub.url}", pace: false,
-                   allowed_users: [{ANALYST}]}}
-            feeds:
-              - {{name: TASS, url: "{server.url("/tass.xml")}"}}
-            topics:
-              - id: libya
-                name: Ливия
-                description: "Ливия: конфликт между Триполи и армией Хафтара, прекращение огня, межливийский диалог."
-                keywords: [Ливия, Триполи, Хафтар, ливийский]
-                examples:
-                  - {{title: "Переговоры по Ливии", text: "Стороны ливийского конфликта в Триполи обсудили перемирие."}}
-            """),
-        encoding="utf-8",
-    )
-    app = open_app(cfg.load(str(path), env={}), clock=clock)
-    app._feedback = FeedbackPoller(app.config, app.store, clock, long_poll=0)
+    app = open_feedback_app(tmp_path, server, stub, clock, feeds=("TASS",))
     app.pipeline.use(model=Below(app.pipeline.model))  # type: ignore[arg-type]
     return app
 
