@@ -68,7 +68,8 @@ def models(cls, d, labelled=None):  # type: ignore[no-untyped-def]
 
 
 def data(a: argparse.Namespace):  # type: ignore[no-untyped-def]
-    return bench.dev(a.dev, 50, a.items, 8000) if a.dev else bench.synthetic(50, a.items, 8000, 1500)
+    n = a.background
+    return bench.dev(a.dev, 50, a.items, n) if a.dev else bench.synthetic(50, a.items, n, 1500)
 
 
 def prepared(model, chunks):  # type: ignore[no-untyped-def]
@@ -100,6 +101,7 @@ def main() -> int:
     ap.add_argument("--dev", choices=["ru", "en"])
     ap.add_argument("--items", type=int, default=2000)
     ap.add_argument("--passes", type=int, default=8)
+    ap.add_argument("--background", type=int, default=8000, help="background items of the build (fewer: quicker)")
     ap.add_argument("--reference", type=Path, help="a checkout holding the code before (monitor/)")
     ap.add_argument("--instructions", action="store_true", help="count instructions (callgrind) instead of CPU time")
     ap.add_argument("--jobs", type=int, default=2, help="--instructions: processes at a time")
@@ -197,6 +199,8 @@ def instructions(a: argparse.Namespace) -> int:
                 labels,
                 "--items",
                 str(a.items),
+                "--background",
+                str(a.background),
                 *(["--dev", a.dev] if a.dev else []),
             ]
             done = subprocess.run(cmd, env=env, capture_output=True, text=True)

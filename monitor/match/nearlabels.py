@@ -417,17 +417,16 @@ class LabelIndex:
             np.minimum(at, last, out=at)
             named = sum((vals[at[ids[at] == names]] ** 2).tolist())
             norms[t] = math.sqrt(max(1.0 - named, 1e-12))  # as np.sqrt: IEEE square roots are exact-rounded
+        dots: list[float] = []
         if len(owners) >= PAIRS_AT_ONCE:
             own = np.array(owners, dtype=np.int64)
-            entry, entry_of = _spans(self.start[own], self.start[own + 1])
-            g_ids = self.ids[entry]
-            at = ids.searchsorted(g_ids)
+            span, span_of = _spans(self.start[own], self.start[own + 1])
+            span_ids = self.ids[span]
+            at = ids.searchsorted(span_ids)
             np.minimum(at, last, out=at)
-            found = ids[at] == g_ids
-            dots = np.bincount(entry_of[found], vals[at[found]] * self.vec[entry[found]], minlength=len(owners))
-            dots = dots.tolist()
+            found = ids[at] == span_ids
+            dots = np.bincount(span_of[found], vals[at[found]] * self.vec[span[found]], minlength=len(owners)).tolist()
         else:
-            dots = []
             for g in owners:
                 entry = slice(start[g], start[g + 1])
                 g_ids = self.ids[entry]
