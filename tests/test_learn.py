@@ -288,3 +288,22 @@ def test_one_items_look_up_on_bit_masks_finds_the_array_forms_candidates(model: 
         assert index.near(heavy) == owners.tolist()
     key_of = np.repeat(index.keys, np.diff(index.key_ptr))  # each posting's key
     assert all(g in index.near(key_of[index.key_owner == g].tolist()) for g in range(len(index.topic)))
+
+
+def test_one_items_pairs_give_the_same_bits_at_once_as_one_by_one(
+    model: TopicModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A batch of one computes the dot products of its pairs in one look-up from PAIRS_AT_ONCE pairs, one by one below
+    labelled = [label(it, "libya", n % 2 == 0) for n, it in enumerate((STORY, LIBYA_TALKS, REPRINT))]
+    labelled += [label(it, "grain", n % 2 == 1) for n, it in enumerate((STORY, REPRINT))]
+    taught = model.with_labels(labelled)
+    evidence = [taught._evidence(*(terms(t) for t in (it.title, it.text))) for it in (REPRINT, LIBYA_TALKS, STORY)]
+    index = taught._label_index
+    pairs = [len(index.near(nearlabels._heavy(nearlabels.Batch.of([s]), 0, taught._oov))) for s in evidence]
+    assert max(pairs) >= 3  # several pairs in one item, of two topics
+    out = {}
+    for at_once in (1, 10**9):
+        monkeypatch.setattr(nearlabels, "PAIRS_AT_ONCE", at_once)
+        out[at_once] = [taught._label_logits(s, taught._log_odds(s)) for s in evidence]
+    assert all(np.array_equal(a, b) for a, b in zip(out[1], out[10**9], strict=True))
+    assert any((a != taught._log_odds(s) + taught._w0).any() for a, s in zip(out[1], evidence, strict=True))
