@@ -85,15 +85,9 @@ def prepared(model, chunks):  # type: ignore[no-untyped-def]
 
 
 def loops(model, chunks, batches, singles) -> list[Callable[[], object]]:  # type: ignore[no-untyped-def]
-    """The measured loops, in LOOPS' order."""
-    items = [x for c in chunks for x in c]
-    step = model._label_probabilities
-    return [
-        lambda: [model.classify_texts(c) for c in chunks],
-        lambda: [model.classify_text(x) for x in items],
-        lambda: [step(ev, z0) for ev, z0 in batches],
-        lambda: [step(ev, z0) for ev, z0 in singles],
-    ]
+    """The measured loops, in LOOPS' order: each loop of _one_chunk over every chunk."""
+    per_chunk = [[_one_chunk(li, model, c, ci, batches, singles) for ci, c in enumerate(chunks)] for li in range(4)]
+    return [lambda runs=runs: [run() for run in runs] for runs in per_chunk]
 
 
 def main() -> int:

@@ -337,8 +337,8 @@ def open_feedback_app(
     clock: Clock,
     feeds: Sequence[str] = ("Interfax", "TASS", "RIA"),
 ) -> App:
-    """An app with the Libya topic, a Telegram channel on the stub that takes presses from ANALYST, and one feed a
-    name of `feeds` (served at /<name lowercased>.xml); its feedback poller answers at once."""
+    """An app with the Libya topic, a Telegram channel on the stub that takes presses from ANALYST, and a feed for
+    each name of `feeds` (served at /<name lowercased>.xml); its feedback poller answers at once."""
     feed_list = ", ".join(f'{{name: {name}, url: "{server.url(f"/{name.lower()}.xml")}"}}' for name in feeds)
     path = tmp_path / "config.yaml"
     path.write_text(
