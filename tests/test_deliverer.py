@@ -191,7 +191,11 @@ def test_a_reloaded_config_reaches_the_child(
     [before] = queue(store, 1, ["tg"], "before")
     child.process.kick()
     wait_for(lambda: child.sent() == 1, what="the first alert")
+    passes = len(child.passes)
     child.process.configure(make_config(tmp_path, stub, {"tg": "200"}))  # the channel moved to another chat
+    # The config and the kicks travel on two pipes, so a kick sent now could overtake the config. Applying it
+    # wakes a pass of its own (no tick in these tests): once that pass is reported, the child has it.
+    wait_for(lambda: len(child.passes) > passes, what="the pass the new config wakes")
     [after] = queue(store, 1, ["tg"], "after")
     child.process.kick()
     wait_for(lambda: child.sent() == 2, what="the second alert")
