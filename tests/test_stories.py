@@ -756,3 +756,42 @@ def test_untitled_posts_of_one_event_join_and_two_issues_of_a_digest_do_not() ->
     week2 = weekly.assign(item("dev_digest", "4", POST_DIGEST_B, T0 + timedelta(days=7)))
     assert len(weekly) == len(FILLER) + 2  # last week's issue is still held, a candidate for this week's
     assert week1.is_new and week2.is_new
+
+
+def test_a_short_quoted_span_is_a_name_and_quoted_speech_is_not() -> None:
+    names = features_module.entities_of
+    # a quote's first word is capitalised like a sentence's, but a short quote names something
+    assert names("Сеть кофеен «Пряник» открыла кафе.") == {"пряник"}
+    assert "пряник" in names("«Пряник» открыл кафе в Твери.")
+    assert names('The "Sea Breeze" drills began.') == {"sea", "breez"}
+    # a quoted sentence is speech: its opening word is no name
+    assert names("Он сказал: «Переговоры продолжатся на следующей неделе», — добавил он.") == set()
+
+
+# Two football results in one stock frame: only the clubs' quoted names differ. Written for this test.
+MATCH_A = (
+    "«Сокол» обыграл «Маяк» в матче чемпионата",
+    "«Сокол» обыграл «Маяк» со счетом 2:1 в матче 14-го тура чемпионата. Оба мяча хозяев забил нападающий "
+    "команды во втором тайме, гости отыгрались с пенальти.",
+)
+MATCH_B = (
+    "«Вымпел» обыграл «Прибой» в матче чемпионата",
+    "«Вымпел» обыграл «Прибой» со счетом 2:1 в матче 14-го тура чемпионата. Оба мяча хозяев забил нападающий "
+    "команды в первом тайме, гости отыгрались после углового.",
+)
+MATCH_A_RETOLD = (
+    "«Сокол» победил «Маяк» в 14-м туре",
+    "Футболисты «Сокола» победили «Маяк» со счетом 2:1. Гости сравнивали счет с пенальти, но нападающий хозяев "
+    "забил второй мяч во втором тайме.",
+)
+
+
+def test_two_matches_in_one_frame_stay_apart_by_their_quoted_names() -> None:
+    a, b = featurise(*MATCH_A), featurise(*MATCH_B)
+    assert {"сокол", "маяк"} <= a.entities and {"вымпел", "прибой"} <= b.entities
+    assert a.subject == "сокол" and b.subject == "вымпел"
+    grouper = StoryGrouper()
+    warm(grouper, T0)
+    first = grouper.assign(item("ria", "1", MATCH_A, T0))
+    assert grouper.assign(item("tass", "2", MATCH_B, T0 + timedelta(minutes=30))).is_new
+    assert grouper.assign(item("sport", "3", MATCH_A_RETOLD, T0 + timedelta(minutes=40))).story_id == first.story_id

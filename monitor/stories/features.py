@@ -39,6 +39,11 @@ MIN_SHINGLES = 10  # resemblance of a few shingles (a headline) says little; suc
 # count wherever they stand; other capitalised words only when no sentence starts with them.
 _CAPITALISED = re.compile(r"(?<![\w-])[A-ZА-ЯЁ][\w]*(?:-\w+)*")
 _SENTENCE_END = frozenset(".!?…:;»\"“”«'|-—–([")
+# A capitalised word that opens a short quoted span is a name however it sits: «Кофемания», «Слуга народа»,
+# "Sea Breeze". Quoted speech («Мы готовы к диалогу») runs longer than three words, so it stays out.
+_OPEN_QUOTES = frozenset("«“„\"'")
+_QUOTED = re.compile(r"[^«»“”„\"'.!?…;:\n]{1,60}?[»“”\"']")
+_QUOTED_WORDS = 3
 _NUMBER = re.compile(r"\d+")  # digit runs: "$400m" and "400 million" both name 400, "16,5%" names 16 and 5
 
 # Links (Telegram footers, "read more") are per-outlet boilerplate with rare, heavy tokens.
@@ -172,7 +177,8 @@ def entities_of(raw: str) -> frozenset[str]:
     """Terms of the names in a raw text: acronyms anywhere, other capitalised words not opening a sentence.
 
     Cheap and language-general (no tagger): "Пушилин", "Петровского", "МИД", "Pyongyang", "NATO". A sentence's
-    first word is skipped because it is capitalised whatever it is ("Сегодня", "Police").
+    first word is skipped because it is capitalised whatever it is ("Сегодня", "Police"), unless it opens a short
+    quoted span: a quote's first word is capitalised too, but a short quote is a name ("Кофемания").
     """
     found: set[str] = set()
     for m in _CAPITALISED.finditer(raw):
@@ -181,10 +187,18 @@ def entities_of(raw: str) -> frozenset[str]:
         while i >= 0 and raw[i].isspace():
             i -= 1
         acronym = len(word) >= 2 and word.isupper()
-        if not acronym and (i < 0 or raw[i] in _SENTENCE_END):
+        if not acronym and (i < 0 or raw[i] in _SENTENCE_END) and not _quoted_name(raw, m.start()):
             continue
         found.update(_name_terms(word))
     return frozenset(found)
+
+
+def _quoted_name(raw: str, start: int) -> bool:
+    """Does the word at `start` open a quoted span of at most _QUOTED_WORDS words?"""
+    if start == 0 or raw[start - 1] not in _OPEN_QUOTES:
+        return False
+    span = _QUOTED.match(raw, start)
+    return span is not None and len(span.group().split()) <= _QUOTED_WORDS
 
 
 @lru_cache(maxsize=16384)  # names recur: a day's news names a few thousand

@@ -56,8 +56,8 @@ NEAR_DUP_MIN_JACCARD = 0.5
 # `python3 bench/story_pairs.py --fit` (IDF from ~57k real news texts); the figures reported for it are 5-fold
 # cross-validated (never scored on the fold it was fit on): docs/stories.md. FEATURES names `Evidence.features`.
 FEATURES = ("cosine", "title_cosine", "names_min", "names_max", "numbers_conflict", "same_outlet", "subjects_differ")
-WEIGHTS = (7.5, 0.68, 1.77, 0.38, 0.72, -3.11, -3.34)
-INTERCEPT = -3.58
+WEIGHTS = (7.16, 0.76, 1.45, 0.89, 0.59, -2.89, -3.29)
+INTERCEPT = -3.67
 _SAME_OUTLET = FEATURES.index("same_outlet")
 # What the features other than the cosine and the outlet can add at most (each is in 0..1): `_best_logit`'s bound
 _BEST_REST = sum(max(0.0, w) for i, w in enumerate(WEIGHTS) if i not in (0, _SAME_OUTLET))
