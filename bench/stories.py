@@ -25,7 +25,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from monitor.models import Item
-from monitor.stories.group import StoryGrouper, item_features
+from monitor.stories.evidence import item_features
+from monitor.stories.group import StoryGrouper
 
 _CONSONANTS = "бвгдзклмнпрстфхцчшщ"
 _VOWELS = "аеиоуыэюя"

@@ -30,7 +30,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 from monitor.models import Item
-from monitor.stories import group as stories
+from monitor.stories import evidence as stories
+from monitor.stories.features import DocumentFrequencies, featurise
+from monitor.stories.group import StoryGrouper
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
@@ -69,7 +71,7 @@ def load_pairs(path: Path) -> list[Pair]:
     ]
 
 
-def background_from(spec: Sequence[str], pairs: Sequence[Pair]) -> tuple[stories.DocumentFrequencies | None, str]:
+def background_from(spec: Sequence[str], pairs: Sequence[Pair]) -> tuple[DocumentFrequencies | None, str]:
     if spec == ["none"]:
         return None, "none (the two items only)"
     if spec == ["streams"]:
@@ -79,14 +81,14 @@ def background_from(spec: Sequence[str], pairs: Sequence[Pair]) -> tuple[stories
         for p in pairs:
             seen.setdefault(p.a.uid, p.a)
             seen.setdefault(p.b.uid, p.b)
-        df = stories.DocumentFrequencies.of(stories.item_features(i) for i in seen.values())
+        df = DocumentFrequencies.of(stories.item_features(i) for i in seen.values())
         return df, f"the pairs' own texts ({df.docs} distinct articles)"
-    df = stories.DocumentFrequencies()
+    df = DocumentFrequencies()
     for name in spec:
         with gzip.open(name, "rt", encoding="utf-8") as fh:
             for line in fh:
                 row = json.loads(line)
-                df.add(stories.featurise(row.get("title", ""), row.get("text", "")).counts)
+                df.add(featurise(row.get("title", ""), row.get("text", "")).counts)
     return df, f"{df.docs} documents from {', '.join(Path(n).name for n in spec)}"
 
 
@@ -134,7 +136,7 @@ def table(rows: Sequence[tuple[str, Counts]]) -> str:
     return "\n".join(out)
 
 
-def evidence_of(p: Pair, background: stories.DocumentFrequencies | None) -> stories.Evidence:
+def evidence_of(p: Pair, background: DocumentFrequencies | None) -> stories.Evidence:
     outlets = (stories.outlet_of(p.a), stories.outlet_of(p.b))
     return stories.pair_evidence(stories.item_features(p.a), stories.item_features(p.b), background, outlets=outlets)
 
@@ -334,13 +336,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def online(pairs: Sequence[Pair], background: stories.DocumentFrequencies | None) -> None:
+def online(pairs: Sequence[Pair], background: DocumentFrequencies | None) -> None:
     """Every distinct article through one StoryGrouper (file order, same time); a pair is 'same' iff same story.
 
     Unlike the pairwise rule this includes chaining (A joins B's story, C joins A) and the choice of the best
     match among all items, as in the daemon.
     """
-    grouper = stories.StoryGrouper(background=background)
+    grouper = StoryGrouper(background=background)
     story: dict[str, str] = {}
     for p in pairs:
         for it in (p.a, p.b):

@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from monitor.models import Item
 from monitor.stories import group as stories
+from monitor.stories.evidence import item_features, item_time, outlet_of
 
 DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "data" / "background" / "ru_telegram_posts.jsonl.gz"
 
@@ -73,14 +74,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     exhaustive_joins = found = same = held = 0
     started = time.perf_counter()
     for item in items:
-        features = stories.item_features(item)
-        t = stories.item_time(item).timestamp()
+        features = item_features(item)
+        t = item_time(item).timestamp()
         grouper._advance(t)  # evict first, so that both decisions see the window the assignment sees
         held = max(held, len(grouper))
-        full = grouper._assign(item.uid, t, features, stories.outlet_of(item), keep=False)
+        full = grouper._assign(item.uid, t, features, outlet_of(item), keep=False)
         grouper._candidates = lambda vector, exclude: index(grouper, vector, exclude)  # type: ignore[method-assign]
         try:
-            got = grouper._assign(item.uid, t, features, stories.outlet_of(item))
+            got = grouper._assign(item.uid, t, features, outlet_of(item))
         finally:
             del grouper._candidates
         if not full.is_new:

@@ -36,8 +36,8 @@ import story_variants as sv
 
 from monitor.match.text import STOP_WORDS, normalise, normalised_tokens, word_term
 from monitor.models import Item
+from monitor.stories import evidence as stories
 from monitor.stories import features as F
-from monitor.stories import group as stories
 
 _LETTERS = re.compile(r"[^\W\d_]{2,}")
 _STOP = STOP_WORDS | frozenset(F._EVENTLESS_WORDS.split())

@@ -36,8 +36,8 @@ import story_pairs  # bench/story_pairs.py: the pairs, the background, the folds
 
 from monitor.match.text import adjectives_of, analyse, derived_from, normalise, normalised_tokens, terms, word_term
 from monitor.models import Item
-from monitor.stories import group as stories
-from monitor.stories.features import _CAPITALISED, LEAD_CHARS, TEXT_CHARS, entities_of
+from monitor.stories import evidence as stories
+from monitor.stories.features import _CAPITALISED, LEAD_CHARS, TEXT_CHARS, DocumentFrequencies, entities_of
 
 # Event classes, as surface words of both languages; their terms are what an item's title (and lead) is matched
 # against. General news vocabulary, written before reading any pair's decision, not grown from the errors.
@@ -307,7 +307,7 @@ def paired_bootstrap(
     return diffs[int(0.025 * boot)], diffs[int(0.975 * boot) - 1]
 
 
-def _background(pairs: Sequence[story_pairs.Pair]) -> tuple[stories.DocumentFrequencies | None, str]:
+def _background(pairs: Sequence[story_pairs.Pair]) -> tuple[DocumentFrequencies | None, str]:
     import os
     import pickle
 
@@ -347,7 +347,7 @@ def compare(base_file: Path, new_file: Path, boot: int) -> int:
 
 def evidence_rows(
     pairs: Sequence[story_pairs.Pair],
-    background: stories.DocumentFrequencies | None,
+    background: DocumentFrequencies | None,
     extra: Callable[[story_pairs.Pair], dict[str, float]],
 ) -> tuple[list[dict[str, float]], list[bool | None]]:
     """Each pair's shipped features plus `extra(pair)`, and what the dates veto and near-duplicate rule settle."""

@@ -16,27 +16,23 @@ import pytest
 
 from monitor.match.text import AnalysedText, normalise, normalised_terms, normalised_tokens, terms, tokens
 from monitor.models import Item, Match
+from monitor.stories import evidence as rule
 from monitor.stories import features as features_module
-from monitor.stories import group, minhash
+from monitor.stories import minhash
+from monitor.stories.evidence import Evidence, same_story
 from monitor.stories.features import (
     LEAD_CHARS,
     MIN_SHINGLES,
     TEXT_CHARS,
     TITLE_WEIGHT,
+    DocumentFrequencies,
     ItemFeatures,
     dates_conflict,
     features_of,
+    featurise,
     named_dates,
 )
-from monitor.stories.group import (
-    DocumentFrequencies,
-    Evidence,
-    StoryDecision,
-    StoryGrouper,
-    featurise,
-    same_story,
-    story_id_for,
-)
+from monitor.stories.group import StoryDecision, StoryGrouper, story_id_for
 from monitor.stories.metrics import StoryMetrics, StoryReplay
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
@@ -618,7 +614,7 @@ def test_features_from_the_scans_equal_those_made_afresh() -> None:
 
 
 def test_the_shortcut_that_skips_evidence_never_changes_a_decision() -> None:
-    # Most candidates are dropped on their cosine alone (group._best_logit): that bound must hold whatever the
+    # Most candidates are dropped on their cosine alone (rule.best_logit): that bound must hold whatever the
     # other evidence is, or the grouper would miss joins that same_story makes.
     rng = random.Random(3)
     for _ in range(2000):
@@ -635,8 +631,8 @@ def test_the_shortcut_that_skips_evidence_never_changes_a_decision() -> None:
             subjects_differ=rng.random() < 0.5,
             gap_hours=rng.choice((0.0, rng.random() * 48)),
         )
-        assert evidence.logit <= group._best_logit(cos, evidence.same_outlet, evidence.gap_hours) + 1e-12
-    assert len(Evidence(0.5, None, False).features) == len(group.WEIGHTS) == len(group.FEATURES)
+        assert evidence.logit <= rule.best_logit(cos, evidence.same_outlet, evidence.gap_hours) + 1e-12
+    assert len(Evidence(0.5, None, False).features) == len(rule.WEIGHTS) == len(rule.FEATURES)
 
 
 def test_the_shortcut_decides_every_pair_as_the_whole_evidence() -> None:
@@ -649,19 +645,19 @@ def test_the_shortcut_decides_every_pair_as_the_whole_evidence() -> None:
     df = DocumentFrequencies.of(feats)
     rng = random.Random(5)
     sides = [
-        group._side(f, df, None, rng.choice((r["outlet"], "same")), rng.choice((0.0, 3600.0 * rng.random() * 30)))
+        rule.side_of(f, df, None, rng.choice((r["outlet"], "same")), rng.choice((0.0, 3600.0 * rng.random() * 30)))
         for f, r in zip(feats, rows, strict=True)
     ]
 
     def weight(term: str) -> float:
-        return group.idf(term, df, None)
+        return rule.idf(term, df, None)
 
     stopped = 0
     for i, a in enumerate(sides):
         for b in sides[i + 1 :]:
-            quick, whole = group._evidence(a, b, weight), group._evidence(a, b, weight, whole=True)
-            assert group.decide(quick) == group.decide(whole)
-            if group.decide(whole)[1] == "same-event":
+            quick, whole = rule.evidence_of(a, b, weight), rule.evidence_of(a, b, weight, whole=True)
+            assert rule.decide(quick) == rule.decide(whole)
+            if rule.decide(whole)[1] == "same-event":
                 assert quick == whole
             stopped += quick != whole
     assert stopped > 1000  # most of the 2,850 pairs are ruled out early
@@ -706,7 +702,7 @@ def test_same_frame_with_another_actor_stays_apart_and_a_retelling_joins() -> No
     retold = grouper.assign(item("trend", "3", GREETING_A_RETOLD, T0 + timedelta(minutes=40)))
     assert other.is_new
     assert retold.story_id == first.story_id
-    evidence = group.pair_evidence(
+    evidence = rule.pair_evidence(
         featurise(*GREETING_A), featurise(*GREETING_B), grouper.background, outlets=("apa", "kazinform")
     )
     assert evidence.subjects_differ and evidence.cosine > 0.3  # the same words: only the actor tells them apart

@@ -9,8 +9,11 @@ from pathlib import Path
 import pytest
 
 from monitor.models import Item
+from monitor.stories import evidence as rule
 from monitor.stories import group as group_module
-from monitor.stories.group import DocumentFrequencies, StoryGrouper, item_features, outlet_of, pair_evidence
+from monitor.stories.evidence import item_features, outlet_of, pair_evidence
+from monitor.stories.features import DocumentFrequencies
+from monitor.stories.group import StoryGrouper
 from monitor.stories.metrics import bcubed
 
 STREAM = Path(__file__).parent / "data" / "story_stream.jsonl"
@@ -92,7 +95,7 @@ def test_one_outlets_template_items_are_told_apart_by_their_names() -> None:
     (minsk, _), (grodno, _) = stream(("weather-minsk", "weather-grodno"))
     evidence = pair_evidence(item_features(minsk), item_features(grodno), outlets=(outlet_of(minsk), outlet_of(grodno)))
     assert evidence.same_outlet and evidence.entities_min < 1.0
-    assert not group_module.decide(evidence)[0]
+    assert not rule.decide(evidence)[0]
 
 
 def test_a_day_between_reports_weighs_against_joining() -> None:
@@ -100,7 +103,7 @@ def test_a_day_between_reports_weighs_against_joining() -> None:
     fa, fb = item_features(a), item_features(b)
     now = pair_evidence(fa, fb, outlets=("x", "y"), times=(0.0, 0.0))
     later = pair_evidence(fa, fb, outlets=("x", "y"), times=(0.0, 86400.0))
-    assert later.logit == pytest.approx(now.logit - group_module.GAP_PENALTY)
+    assert later.logit == pytest.approx(now.logit - rule.GAP_PENALTY)
 
 
 def test_a_capped_postings_scan_still_finds_the_recent_rewrite(monkeypatch: pytest.MonkeyPatch) -> None:
