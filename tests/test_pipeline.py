@@ -375,6 +375,26 @@ def test_processing_an_item_reads_its_story_and_writes_once(
         assert kinds == ["edit", "send"]
 
 
+def test_a_poll_writes_its_items_with_its_feed_state_then_its_batch(
+    tmp_path: Path, feed_server: FeedServer, stub: TelegramStub
+) -> None:
+    with three_outlets(tmp_path, feed_server, stub) as (app, clock):
+        feed_server.route("/interfax.xml", rss([READOUT[0], OTHER]), etag='"v1"')
+        log = CallLog(app.store)
+        app.pipeline.store = log  # type: ignore[assignment]
+        report = app.pipeline.poll(app.config.feeds[0])
+        assert report.new == 2 and report.alerts == 1 and report.total == 2
+        # Two write transactions: the items with the feed's state (counted in it), then the batch's decisions.
+        reads = ("get_feed",)  # read twice for a feed never polled (poll, then ingest): no state to hand over
+        assert [call for call in log.calls if call not in reads] == ["store_poll", "get_stories", "apply_all"]
+        state = app.store.get_feed("Interfax")
+        assert state is not None and state.items_total == 2 and state.etag == '"v1"' and state.status == "ok"
+        log.calls.clear()
+        clock.t += timedelta(minutes=1)
+        assert app.pipeline.poll(app.config.feeds[0]).status == "not_modified"
+        assert log.calls == ["get_feed", "put_feed"]  # nothing stored: the feed's state alone, as before
+
+
 def process_together(app: App, items: list[Item]) -> list[object]:
     """`process` of each item in a thread of its own, all queued at the grouping lock before it is let go, in
     this order; what each call returned or raised."""
