@@ -1,9 +1,9 @@
 """SqlStore: the ports.Store on SQLite or PostgreSQL, with SQLAlchemy Core.
 
-Every public method is one short transaction, so the daemon's worker threads can share one store; `apply` writes
-everything processing one item changes (story, matches, alert, outbox rows, edits, near misses) in one, so a process
-killed at any moment leaves each item fully recorded or not at all. Errors from the database leave as
-StoreError("while <doing what>: ...").
+Every public method is one short transaction, so the daemon's worker threads can share one store; `store_poll`
+writes a poll's items with its feed's state, and `apply` everything processing one item changes (story, matches,
+alert, outbox rows, edits, near misses), each in one, so a process killed at any moment leaves each fully recorded
+or not at all. Errors from the database leave as StoreError("while <doing what>: ...").
 """
 
 from __future__ import annotations
