@@ -1,8 +1,10 @@
 """The order of one poll, and nothing else.
 
-    fetch(url, validators)          -> 304: record state, stop
-      | parse(bytes, content-type)  -> error: record on feed, back off, stop
-      | store new/changed items     (new = (feed, key) never seen; no timestamp cutoff)
+    fetch(url, validators)          -> 304: record state (store.put_feed), stop
+      | parse(bytes, content-type)  -> error: record on feed, back off (store.put_feed), stop
+      | store new/changed items     (new = (feed, key) never seen; no timestamp cutoff)  } store.store_poll:
+      |   with the feed's state     (decide.next_feed_state, next poll time; pure given  } one transaction
+      |                              the item count, which the store counts in it)
       | full text for new items     (feeds with full_text: true)
       | the poll's items, as one batch:
       |   analyse each text once    (match.text.AnalysedText: read by matching and by grouping)
@@ -13,15 +15,16 @@
       |   apply                     (store.apply_all: stories, matches, alerts, outbox rows, near misses;
       |                              one transaction for the poll, and for the polls that waited
       |                              at the grouping lock with it: a group commit)
-      | feed state, next poll time  (decide.next_feed_state; pure) -> store.put_feed
 
 Delivery of the outbox is separate (outbox.Deliverer), so a slow channel never holds up polling.
 
-A database write that fails while items are processed (disk full, database locked) raises StoreError out of
-the poll; the items it stored but did not finish are kept (`finish_unfinished`), and so are those a stopped
-process left (at start-up). They are no longer new to the next poll: without this their alerts would be lost.
-A poll's items are applied in one transaction (with those of the polls that waited with it), so a process killed at
-any point has recorded all of them or none.
+A successful poll writes in two transactions: its items with the feed's state, then what processing them
+decided. Both are all or nothing. A failed or killed first one leaves the feed as it was: the next poll fetches
+the same items, new again. Between the two, the items are stored and no longer new to the next poll: a database
+write that fails while they are processed (disk full, database locked) raises StoreError out of the poll and
+keeps them (`finish_unfinished`), and a stopped process's are found at start-up; without this their alerts
+would be lost. A poll's items are applied in one transaction (with those of the polls that waited with it), so a
+process killed at any point has recorded all of them or none, and alerts are keyed, so none is queued twice.
 """
 
 from __future__ import annotations
@@ -171,29 +174,29 @@ class Pipeline:
         try:
             result, parsed = self._fetch(feed, state.etag, state.last_modified, now)
         except (FetchError, ParseError) as exc:
-            return self._finish(feed, state, now, started, "error", error=exc), [], []
+            return self._record(feed, state, now, started, "error", error=exc), [], []
         if parsed is None:
-            return self._finish(feed, state, now, started, "not_modified", result=result), [], []
-        new, changed = self.store.add_items(parsed.items, now)
-        if feed.full_text:
-            new = [self._with_full_text(item, feed) for item in new]
-        try:
-            report = self._finish(
+            return self._record(feed, state, now, started, "not_modified", result=result), [], []
+
+        def settle(new: list[Item], changed: list[Item], count: Callable[[], int]) -> FeedState:
+            return self._next_state(
                 feed,
                 state,
                 now,
-                started,
                 "ok",
+                total=_total(state, bool(new or changed), count),
                 result=result,
                 ttl=parsed.ttl,
                 item_times=[i.published for i in parsed.items],
-                new_items=(*new, *changed),
                 new_count=len(new),
-                warning=parsed.warning,
             )
-        except StoreError:  # stored, but the feed's state not: the next poll will not see them as new
-            self.keep_unfinished(self._todo(new, changed, state, now))
-            raise
+
+        # One transaction for the items and the feed's state: a StoreError or a kill leaves both or neither.
+        new, changed, after = self.store.store_poll(feed.name, parsed.items, now, settle)
+        if feed.full_text:
+            new = [self._with_full_text(item, feed) for item in new]
+        report = self._report(feed, after, started, new_items=(*new, *changed), new_count=len(new),
+                              warning=parsed.warning)  # fmt: skip
         return report, new, changed
 
     def preview(self, feed: cfg.Feed) -> PollReport:
@@ -406,7 +409,7 @@ class Pipeline:
         body = extract_article(page.body or b"", page.url)
         return replace(item, content=body) if body else item
 
-    def _finish(
+    def _record(
         self,
         feed: cfg.Feed,
         state: FeedState,
@@ -416,16 +419,29 @@ class Pipeline:
         *,
         result: FetchResult | None = None,
         error: MonitorError | None = None,
+    ) -> PollReport:
+        """Store the state of a poll that stored no items (an error, a 304) and report it."""
+        total = _total(state, False, lambda: self.store.count_items(feed.name))
+        state = self._next_state(feed, state, now, status, total=total, result=result, error=error)
+        self.store.put_feed(state)
+        return self._report(feed, state, started, error=error)
+
+    def _next_state(
+        self,
+        feed: cfg.Feed,
+        state: FeedState,
+        now: datetime,
+        status: str,
+        *,
+        total: int,
+        result: FetchResult | None = None,
+        error: MonitorError | None = None,
         ttl: float | None = None,
         item_times: Sequence[datetime] = (),
-        new_items: Sequence[Item] = (),
         new_count: int = 0,
-        warning: str | None = None,
-    ) -> PollReport:
-        """Record the feed's state (decide.next_feed_state) and report the poll."""
-        # Counting costs a query; only a poll that stored something can change the count.
-        total = self.store.count_items(feed.name) if new_items or state.items_total == 0 else state.items_total
-        state = next_feed_state(
+    ) -> FeedState:
+        """The feed's state after this poll (decide.next_feed_state, under the current settings)."""
+        return next_feed_state(
             feed,
             self.config.settings,
             state,
@@ -438,6 +454,19 @@ class Pipeline:
             item_times=item_times,
             new_count=new_count,
         )
+
+    def _report(
+        self,
+        feed: cfg.Feed,
+        state: FeedState,
+        started: float,
+        *,
+        error: MonitorError | None = None,
+        warning: str | None = None,
+        new_items: Sequence[Item] = (),
+        new_count: int = 0,
+    ) -> PollReport:
+        """Log and report a poll whose state `state` is stored."""
         when = state.next_poll
         assert when is not None  # next_feed_state always schedules the next poll
         if error is not None:
@@ -445,18 +474,23 @@ class Pipeline:
             log.warning("%s: %s (retry at %s)", feed.name, error, f"{at:%Y-%m-%d %H:%M:%S %Z}")
         elif warning:
             log.info("%s: %s", feed.name, warning)
-        self.store.put_feed(state)
         return PollReport(
             feed=feed.name,
-            status=status,
+            status=state.status,
             new=new_count,
-            total=total,
+            total=state.items_total,
             elapsed=time.monotonic() - started,
             error=str(error) if error else None,
             warning=warning,
             next_poll=when,
             items=tuple(new_items),
         )
+
+
+def _total(state: FeedState, stored: bool, count: Callable[[], int]) -> int:
+    """The feed's item count after a poll: counted (a query) only when the poll stored something, or none is
+    known yet; otherwise the stored count stands."""
+    return count() if stored or state.items_total == 0 else state.items_total
 
 
 def _fail(group: Sequence[_Batch], exc: BaseException) -> None:

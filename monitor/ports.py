@@ -26,6 +26,10 @@ from .models import (
     Story,
 )
 
+# Store.store_poll's callback: given the poll's (new, changed) items and a count of the feed's stored items (a
+# query, in the poll's transaction: called only when needed), the feed's state to store with them.
+Settle = Callable[[list[Item], list[Item], Callable[[], int]], FeedState]
+
 
 class Clock(Protocol):
     def now(self) -> datetime:
@@ -95,6 +99,13 @@ class Store(Protocol):
     def add_items(self, items: Sequence[Item], now: datetime) -> tuple[list[Item], list[Item]]:
         """Store items; return (new, changed). New: (feed, key) never seen. Changed: seen, text differs
         (the stored copy is updated). Re-published old items are neither."""
+        ...
+
+    def store_poll(
+        self, feed: str, items: Sequence[Item], now: datetime, settle: Settle
+    ) -> tuple[list[Item], list[Item], FeedState]:
+        """A successful poll's writes in one transaction: `add_items`, then the feed's state `settle` returns
+        (called inside it); (new, changed, the state written). Both land or neither."""
         ...
 
     def get_item(self, uid: str) -> Item | None: ...

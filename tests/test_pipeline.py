@@ -19,7 +19,8 @@ import pytest
 from monitor import config as cfg
 from monitor.app import App, open_app
 from monitor.errors import StoreError
-from monitor.models import Alert, Item, ItemIntent
+from monitor.feeds.parse import parse_feed
+from monitor.models import Alert, FetchResult, Item, ItemIntent
 from monitor.pipeline import Enqueued, Unfinished
 from tests.fakes import T0, FakeClock
 from tests.feeddata import READOUT, rss
@@ -374,6 +375,26 @@ def test_processing_an_item_reads_its_story_and_writes_once(
         assert kinds == ["edit", "send"]
 
 
+def test_a_poll_writes_its_items_with_its_feed_state_then_its_batch(
+    tmp_path: Path, feed_server: FeedServer, stub: TelegramStub
+) -> None:
+    with three_outlets(tmp_path, feed_server, stub) as (app, clock):
+        feed_server.route("/interfax.xml", rss([READOUT[0], OTHER]), etag='"v1"')
+        log = CallLog(app.store)
+        app.pipeline.store = log  # type: ignore[assignment]
+        report = app.pipeline.poll(app.config.feeds[0])
+        assert report.new == 2 and report.alerts == 1 and report.total == 2
+        # Two write transactions: the items with the feed's state (counted in it), then the batch's decisions.
+        reads = ("get_feed",)  # read twice for a feed never polled (poll, then ingest): no state to hand over
+        assert [call for call in log.calls if call not in reads] == ["store_poll", "get_stories", "apply_all"]
+        state = app.store.get_feed("Interfax")
+        assert state is not None and state.items_total == 2 and state.etag == '"v1"' and state.status == "ok"
+        log.calls.clear()
+        clock.t += timedelta(minutes=1)
+        assert app.pipeline.poll(app.config.feeds[0]).status == "not_modified"
+        assert log.calls == ["get_feed", "put_feed"]  # nothing stored: the feed's state alone, as before
+
+
 def process_together(app: App, items: list[Item]) -> list[object]:
     """`process` of each item in a thread of its own, all queued at the grouping lock before it is let go, in
     this order; what each call returned or raised."""
@@ -536,3 +557,76 @@ def test_a_kill_9_inside_a_polls_batched_write_loses_nothing_and_repeats_nothing
         assert recovered == outbox_rows(app) == [("out", "edit"), ("out", "edit"), ("out", "send")]
     finally:
         app.close()
+
+
+class OneFeed:
+    """A fetcher that serves the same RSS body for every feed URL (a 200 each time, validators ignored)."""
+
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+
+    def fetch(self, url: str, **_: object) -> FetchResult:
+        return FetchResult(url, 200, self.body, "application/rss+xml", etag='"v1"')
+
+    def get_page(self, url: str, *, allow_private: bool = False) -> FetchResult:
+        raise AssertionError("no full text in these tests")
+
+
+# A process that polls a feed and dies by SIGKILL inside the poll's first transaction: its items are written,
+# its feed's state is about to be.
+KILLED_BEFORE_FEED_STATE = """
+import os, signal, sys
+from sqlalchemy import event
+from monitor import config as cfg
+from monitor.app import open_app
+from monitor.feeds.parse import parse_feed
+from tests.fakes import T0, FakeClock
+from tests.feeddata import READOUT, rss
+from tests.test_pipeline import OTHER, OneFeed
+
+app = open_app(cfg.load(sys.argv[1], env={}), clock=FakeClock(T0))
+app.pipeline.fetcher, app.pipeline.parse = OneFeed(rss([*READOUT, OTHER])), parse_feed
+written = []
+def die(conn, cursor, statement, *rest):
+    if statement.startswith("INSERT INTO items"):
+        written.append(statement)
+    if statement.startswith("INSERT INTO feeds") and written:
+        os.kill(os.getpid(), signal.SIGKILL)
+event.listen(app.store._engine, "before_cursor_execute", die)
+app.pipeline.poll(app.config.feeds[0])
+app.close()
+"""
+
+
+def polled_once_more(config: Path) -> tuple[int, list[tuple[str, str]], int]:
+    """Open the data directory as a restart does, recover, poll F0 twice: (new items, outbox rows, new again)."""
+    app = open_app(cfg.load(str(config), env={}), clock=FakeClock(T0))
+    app.pipeline.fetcher, app.pipeline.parse = OneFeed(rss([*READOUT, OTHER])), parse_feed
+    try:
+        assert app.recover() == 0  # nothing stored and unmatched
+        first = app.pipeline.poll(app.config.feeds[0])
+        rows = outbox_rows(app)
+        again = app.pipeline.poll(app.config.feeds[0])
+        assert outbox_rows(app) == rows  # nothing twice
+        state = app.store.get_feed("F0")
+        assert state is not None and state.etag == '"v1"' and state.items_total == 4
+        return first.new, rows, again.new
+    finally:
+        app.close()
+
+
+@pytest.mark.slow
+def test_a_kill_9_between_a_polls_items_and_its_feed_state_loses_nothing(tmp_path: Path) -> None:
+    config = console_config(tmp_path / "killed")
+    done = subprocess.run([sys.executable, "-c", KILLED_BEFORE_FEED_STATE, str(config)], cwd=ROOT, timeout=120)
+    assert done.returncode == -signal.SIGKILL
+    app = open_app(cfg.load(str(config), env={}), clock=FakeClock(T0))
+    try:
+        # Neither landed: no items (that the next poll would take for seen), no feed state.
+        assert app.store.count_items() == 0 and app.store.get_feed("F0") is None
+    finally:
+        app.close()
+    # So the next poll finds them all new and queues what a poll never killed queues, once.
+    killed = polled_once_more(config)
+    assert killed == polled_once_more(console_config(tmp_path / "finished"))
+    assert killed[0] == 4 and ("out", "send") in killed[1] and killed[2] == 0

@@ -170,6 +170,63 @@ def test_add_items_in_more_rows_than_one_statement_takes(store: SqlStore) -> Non
     assert new == [] and [i.key for i in changed] == ["k5"]
 
 
+class Settler:
+    """A poll's settle callback that records what the store gave it; counts when told to, fails when told to."""
+
+    def __init__(self, count: bool = True, fail: BaseException | None = None, when: object = T0) -> None:
+        self.count, self.fail, self.when = count, fail, when
+        self.seen: list[tuple[list[str], list[str], int | None]] = []
+
+    def __call__(self, new: list[Item], changed: list[Item], count: Callable[[], int]) -> FeedState:
+        total = count() if self.count else None
+        self.seen.append(([i.key for i in new], [i.key for i in changed], total))
+        if self.fail is not None:
+            raise self.fail
+        return FeedState("ria", "https://ria.example/rss", last_fetch=self.when, status="ok", items_total=total or 0)
+
+
+def test_a_poll_stores_its_items_and_its_feed_state_together(store: SqlStore) -> None:
+    store.add_items([item("other", feed="tass")], T0)
+    settle = Settler()
+    new, changed, state = store.store_poll("ria", [item("a"), item("b")], T0, settle)
+    assert [i.key for i in new] == ["a", "b"] and changed == []
+    # The count is taken in the transaction, after the items went in: this feed's, with them.
+    assert settle.seen == [(["a", "b"], [], 2)]
+    assert store.get_feed("ria") == state and state.items_total == 2
+    later = T0 + timedelta(minutes=5)
+    again = Settler(count=False, when=later)  # nothing counted when the poll does not ask
+    new, changed, state = store.store_poll("ria", [item("a", text="edited"), item("b"), item("c")], later, again)
+    assert ([i.key for i in new], [i.key for i in changed]) == (["c"], ["a"])
+    assert again.seen == [(["c"], ["a"], None)] and store.get_feed("ria") == state and state.last_fetch == later
+    # A poll of an empty feed still records the feed.
+    _, _, state = store.store_poll("ria", [], later, Settler())
+    assert store.get_feed("ria") == state and state.items_total == 3
+    assert store.count_items("ria") == 3
+
+
+@pytest.mark.parametrize("failure", ["callback", "database"])
+def test_a_poll_that_fails_inside_its_transaction_stores_neither_items_nor_state(store: SqlStore, failure: str) -> None:
+    before = FeedState("ria", "https://ria.example/rss", last_fetch=T0, status="ok", items_total=1)
+    store.store_poll("ria", [item("a")], T0, lambda new, changed, count: before)
+    later = T0 + timedelta(minutes=5)
+    if failure == "callback":  # the decision itself raises, after the items were written in the transaction
+        settle = Settler(fail=RuntimeError("boom"))
+        with pytest.raises(RuntimeError, match="boom"):
+            store.store_poll("ria", [item("a", text="edited"), item("b")], later, settle)
+    else:  # the feed's row is refused by the database layer (a naive time), after the items were written
+        settle = Settler(when=later.replace(tzinfo=None))
+        with pytest.raises(StoreError, match="storing a poll of feed 'ria'"):
+            store.store_poll("ria", [item("a", text="edited"), item("b")], later, settle)
+    assert settle.seen == [(["b"], ["a"], 2)]  # the items were in, uncommitted, when it failed
+    assert store.get_feed("ria") == before
+    assert store.count_items("ria") == 1 and store.get_item(item("b").uid) is None
+    stored = store.get_item(item("a").uid)
+    assert stored is not None and stored.summary == "text"
+    # Nothing half-written: the next poll sees the same items as new and changed.
+    new, changed, _ = store.store_poll("ria", [item("a", text="edited"), item("b")], later, Settler())
+    assert ([i.key for i in new], [i.key for i in changed]) == (["b"], ["a"])
+
+
 def test_recent_items_newest_first(store: SqlStore) -> None:
     for n in range(5):
         store.add_items([item(f"k{n}")], T0 + timedelta(minutes=n))

@@ -1,9 +1,9 @@
 """SqlStore: the ports.Store on SQLite or PostgreSQL, with SQLAlchemy Core.
 
-Every public method is one short transaction, so the daemon's worker threads can share one store; `apply` writes
-everything processing one item changes (story, matches, alert, outbox rows, edits, near misses) in one, so a process
-killed at any moment leaves each item fully recorded or not at all. Errors from the database leave as
-StoreError("while <doing what>: ...").
+Every public method is one short transaction, so the daemon's worker threads can share one store; `store_poll`
+writes a poll's items with its feed's state, and `apply` everything processing one item changes (story, matches,
+alert, outbox rows, edits, near misses), each in one, so a process killed at any moment leaves each fully recorded
+or not at all. Errors from the database leave as StoreError("while <doing what>: ...").
 """
 
 from __future__ import annotations
@@ -99,6 +99,10 @@ _INSERT_ITEMS = {
     name: dialect.insert(item_table).on_conflict_do_nothing().returning(item_table.c.uid)
     for name, dialect in (("sqlite", sqlite), ("postgresql", postgresql))
 }
+
+
+# store_poll's callback: (new, changed, count) -> the feed's state to write with them (ports.Settle).
+Settle = Callable[[list[Item], list[Item], Callable[[], int]], FeedState]
 
 
 def _stored() -> None:
@@ -275,13 +279,16 @@ class SqlStore:
 
     def put_feed(self, state: FeedState) -> None:
         with self._tx(f"saving feed {state.name!r}", write=True) as conn:
-            if self._feed_upsert is None:
-                # Built once: constructing the statement cost more than running it (one per poll).
-                stmt = insert_for(conn, feed_table)
-                self._feed_upsert = stmt.on_conflict_do_update(
-                    index_elements=[feed_table.c.name], set_={k: stmt.excluded[k] for k in FEED_FIELDS}
-                )
-            conn.execute(self._feed_upsert, feed_values(state))
+            self._put_feed(conn, state)
+
+    def _put_feed(self, conn: Connection, state: FeedState) -> None:
+        if self._feed_upsert is None:
+            # Built once: constructing the statement cost more than running it (one per poll).
+            stmt = insert_for(conn, feed_table)
+            self._feed_upsert = stmt.on_conflict_do_update(
+                index_elements=[feed_table.c.name], set_={k: stmt.excluded[k] for k in FEED_FIELDS}
+            )
+        conn.execute(self._feed_upsert, feed_values(state))
 
     def feeds(self) -> list[FeedState]:
         with self._tx("listing feeds") as conn:
@@ -296,31 +303,49 @@ class SqlStore:
         the feed; no time cutoff is involved. Changed means stored with a different title or text (the row
         is updated, first_seen kept). A feed repeating a key within one batch counts once (first wins).
         """
+        if not items:
+            return [], []
+        with self._tx("storing new items", write=True) as conn:
+            return self._add_items(conn, items, now)
+
+    def store_poll(
+        self, feed: str, items: Sequence[Item], now: datetime, settle: Settle
+    ) -> tuple[list[Item], list[Item], FeedState]:
+        """A successful poll's writes in one transaction: its items as `add_items` stores them, then the feed's
+        state that `settle(new, changed, count)` returns (`count()` counts the feed's stored items, these
+        included, in this transaction). Returns (new, changed, the state written).
+
+        Both land or neither: items stored without the state that says they were seen would be no longer new to
+        the next poll (and a state without its items would skip them)."""
+        with self._tx(f"storing a poll of feed {feed!r}", write=True) as conn:
+            new, changed = self._add_items(conn, items, now)
+            state = settle(new, changed, lambda: self._count_items(conn, feed))
+            self._put_feed(conn, state)
+        return new, changed, state
+
+    def _add_items(self, conn: Connection, items: Sequence[Item], now: datetime) -> tuple[list[Item], list[Item]]:
         batch: dict[str, Item] = {}
         for item in items:
             batch.setdefault(item.uid, item)
-        if not batch:
-            return [], []
-        with self._tx("storing new items", write=True) as conn:
-            stored: dict[str, tuple[int, str, datetime]] = {}
-            for chunk in chunks(list(batch)):
-                for row in conn.execute(_STORED, {"uids": list(chunk)}):
-                    stored[row.uid] = (row.id, row.content_hash, row.first_seen)
-            fresh: list[Item] = []
-            changed: list[Item] = []
-            updates: list[dict[str, Any]] = []
-            for uid, item in batch.items():
-                if uid not in stored:
-                    fresh.append(replace(item, first_seen=now))
-                    continue
-                row_id, old_hash, first_seen = stored[uid]
-                values = item_values(item, first_seen)
-                if values["content_hash"] != old_hash:
-                    changed.append(replace(item, first_seen=first_seen))
-                    updates.append({"b_id": row_id, **{f"b_{name}": values[name] for name in _UPDATABLE}})
-            new = self._insert_items(conn, fresh, now)
-            if updates:
-                conn.execute(_UPDATE_ITEM, updates)
+        stored: dict[str, tuple[int, str, datetime]] = {}
+        for chunk in chunks(list(batch)):
+            for row in conn.execute(_STORED, {"uids": list(chunk)}):
+                stored[row.uid] = (row.id, row.content_hash, row.first_seen)
+        fresh: list[Item] = []
+        changed: list[Item] = []
+        updates: list[dict[str, Any]] = []
+        for uid, item in batch.items():
+            if uid not in stored:
+                fresh.append(replace(item, first_seen=now))
+                continue
+            row_id, old_hash, first_seen = stored[uid]
+            values = item_values(item, first_seen)
+            if values["content_hash"] != old_hash:
+                changed.append(replace(item, first_seen=first_seen))
+                updates.append({"b_id": row_id, **{f"b_{name}": values[name] for name in _UPDATABLE}})
+        new = self._insert_items(conn, fresh, now)
+        if updates:
+            conn.execute(_UPDATE_ITEM, updates)
         return new, changed
 
     @staticmethod
@@ -357,11 +382,15 @@ class SqlStore:
             return [(to_item(row), row[-1]) for row in conn.execute(query)]
 
     def count_items(self, feed: str | None = None) -> int:
+        with self._tx("counting items") as conn:
+            return self._count_items(conn, feed)
+
+    @staticmethod
+    def _count_items(conn: Connection, feed: str | None) -> int:
         query = select(func.count()).select_from(item_table)
         if feed is not None:
             query = query.where(item_table.c.feed == feed)
-        with self._tx("counting items") as conn:
-            return int(conn.execute(query).scalar_one())
+        return int(conn.execute(query).scalar_one())
 
     def item_counts(self, since: datetime) -> dict[str, int]:
         """Items first seen since a time, per feed (`monitor status`: items/day)."""
