@@ -195,8 +195,9 @@ class Pipeline:
         new, changed, after = self.store.store_poll(feed.name, parsed.items, now, settle)
         if feed.full_text:
             new = [self._with_full_text(item, feed) for item in new]
-        report = self._report(feed, after, started, new_items=(*new, *changed), new_count=len(new),
-                              warning=parsed.warning)  # fmt: skip
+        report = self._report(
+            feed, after, started, new_items=(*new, *changed), new_count=len(new), warning=parsed.warning
+        )
         return report, new, changed
 
     def preview(self, feed: cfg.Feed) -> PollReport:
