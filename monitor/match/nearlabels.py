@@ -315,7 +315,7 @@ class LabelIndex:
         if not len(self.keys):
             return z
         if len(batch) == 1:
-            return self._logits_one(batch, z0, z, w, oov)
+            return self._logits_one(batch, z, w, oov)
         rows, owners = self.candidates(*heavy_terms(batch, oov))
         if not len(rows):
             return z
@@ -398,7 +398,7 @@ class LabelIndex:
             three ^= low
         return out
 
-    def _logits_one(self, batch: Batch, z0: np.ndarray, z: np.ndarray, w: np.ndarray, oov: int) -> np.ndarray:
+    def _logits_one(self, batch: Batch, z: np.ndarray, w: np.ndarray, oov: int) -> np.ndarray:
         """`logits` of a batch of one: the same sums in the same order as the array form (each cosine a sum over the
         labelled item's terms in id order, each norm one over the topic's names), so the same bits. The norms go
         topic by topic (an item meets few topics); from PAIRS_AT_ONCE pairs the dot products of all of them are
@@ -439,9 +439,13 @@ class LabelIndex:
             t = topic_of[g]
             near, k = best[t], relevant[g]
             near[k] = max(near[k], dot / norms[t])
-        topics = np.array(list(best), dtype=np.int64)
-        kn, kp = _kernel(np.array(list(best.values())).T)
-        act = (kp > 0) | (kn > 0)
-        t, kp, kn = topics[act], kp[act], kn[act]
-        z[0, t] = z0[0, t] + w[t, 0] + w[t, 1] * kp + w[t, 2] * kn
+        # The kernel and the corrected log-odds in Python floats, topic by topic (an item meets few topics; as
+        # arrays it was some twenty numpy calls): the same IEEE operations in the same order as the array form's,
+        # z[0, t] being z0 + w0 already, so the same bits.
+        row = z[0]
+        for t, (neg, pos) in best.items():
+            kp, kn = learn.kernel_pair(pos, neg)
+            if kp > 0 or kn > 0:
+                _, w1, w2 = w[t].tolist()
+                row[t] = float(row[t]) + w1 * kp + w2 * kn
         return z
