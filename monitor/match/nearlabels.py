@@ -86,7 +86,7 @@ def item_vector(s: Terms, oov: int) -> tuple[np.ndarray, np.ndarray]:
 
 def _vector(ids: np.ndarray, weights: np.ndarray, unseen: Sequence[str], oov: int) -> tuple[np.ndarray, np.ndarray]:
     w = weights.astype(np.float64)
-    norm = float(np.sqrt(w @ w)) or 1.0
+    norm = math.sqrt(w @ w) or 1.0  # as np.sqrt: IEEE square roots are exact-rounded
     if unseen:
         ids = ids.copy()
         base = oov + 1
