@@ -331,7 +331,7 @@ class LabelIndex:
 
         An item tied at its cut is first looked up with all its terms at or above the cut, more than its heavy
         terms: if that finds no labelled item, its heavy terms cannot either, and only the few items it does find
-        something for are partitioned (the partition one by one was ~15 % of the label step of a batch of 30)."""
+        something for are partitioned (partitioning every tied item was ~15 % of a batch of 30's label step)."""
         if len(batch) < BATCH_HEAVY:
             return self.candidates(*heavy_terms(batch, oov))
         rows, heavy, tied = _at_cut(batch, oov)
