@@ -179,8 +179,9 @@ class Pipeline:
             return self._record(feed, state, now, started, "not_modified", result=result), [], []
 
         def settle(new: list[Item], changed: list[Item], count: Callable[[], int]) -> FeedState:
-            return self._next_state(
+            return next_feed_state(
                 feed,
+                self.config.settings,
                 state,
                 now,
                 "ok",
@@ -423,38 +424,9 @@ class Pipeline:
     ) -> PollReport:
         """Store the state of a poll that stored no items (an error, a 304) and report it."""
         total = _total(state, False, lambda: self.store.count_items(feed.name))
-        state = self._next_state(feed, state, now, status, total=total, result=result, error=error)
+        state = next_feed_state(feed, self.config.settings, state, now, status, total=total, result=result, error=error)
         self.store.put_feed(state)
         return self._report(feed, state, started, error=error)
-
-    def _next_state(
-        self,
-        feed: cfg.Feed,
-        state: FeedState,
-        now: datetime,
-        status: str,
-        *,
-        total: int,
-        result: FetchResult | None = None,
-        error: MonitorError | None = None,
-        ttl: float | None = None,
-        item_times: Sequence[datetime] = (),
-        new_count: int = 0,
-    ) -> FeedState:
-        """The feed's state after this poll (decide.next_feed_state, under the current settings)."""
-        return next_feed_state(
-            feed,
-            self.config.settings,
-            state,
-            now,
-            status,
-            total=total,
-            result=result,
-            error=error,
-            ttl=ttl,
-            item_times=item_times,
-            new_count=new_count,
-        )
 
     def _report(
         self,

@@ -307,3 +307,31 @@ def test_one_items_pairs_give_the_same_bits_at_once_as_one_by_one(
         out[at_once] = [taught._label_logits(s, taught._log_odds(s)) for s in evidence]
     assert all(np.array_equal(a, b) for a, b in zip(out[1], out[10**9], strict=True))
     assert any((a != taught._log_odds(s) + taught._w0).any() for a, s in zip(out[1], evidence, strict=True))
+
+
+def test_a_batchs_items_tied_at_the_cut_find_the_same_labelled_items_as_their_heavy_terms(model: TopicModel) -> None:
+    # LabelIndex.pairs looks an item tied at its cut up with all its terms at or above the cut first and partitions
+    # it only if that finds a labelled item: the same pairs as the heavy terms' `candidates`, ties and all
+    labelled = [label(it, "libya", n % 2 == 0) for n, it in enumerate((STORY, LIBYA_TALKS, REPRINT))]
+    labelled += [label(it, "grain", True) for it in (STORY, LIBYA_TALKS)]
+    taught = model.with_labels(labelled)
+    index, oov = taught._label_index, taught._oov
+    pool = sorted(set(index.keys[index.keys <= oov].tolist()) | set(range(0, oov, max(1, oov // 20))))
+    rng = np.random.default_rng(11)
+    redone = 0
+    for _ in range(40):
+        items = []
+        for n in range(rng.integers(nearlabels.BATCH_HEAVY, 12)):
+            u = int(rng.integers(0, min(len(pool), 20) + 1))
+            unseen = tuple(f"name{n}-{k}" for k in range(n % 2)) if u else ()
+            ids = np.sort(rng.choice(pool, u, replace=False)).astype(np.int64)
+            ids = np.concatenate([ids, oov + 1 + np.arange(len(unseen))])
+            weights = rng.choice([1.0, 2.0, 3.0], size=len(ids)).astype(np.float32)  # few values: many ties
+            items.append(ItemTerms(ids, weights[None, :], unseen))
+        batch = nearlabels.Batch.of(items)
+        rows, owners = index.pairs(batch, oov)
+        want_rows, want_owners = index.candidates(*nearlabels.heavy_terms(batch, oov))
+        assert rows.tolist() == want_rows.tolist() and owners.tolist() == want_owners.tolist()
+        at_rows, at_ids, tied = nearlabels._at_cut(batch, oov)
+        redone += len(set(tied) & set(index.candidates(at_rows, at_ids)[0].tolist()))
+    assert redone  # items tied at the cut that meet a labelled item were met (and partitioned)

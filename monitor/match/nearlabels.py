@@ -86,7 +86,7 @@ def item_vector(s: Terms, oov: int) -> tuple[np.ndarray, np.ndarray]:
 
 def _vector(ids: np.ndarray, weights: np.ndarray, unseen: Sequence[str], oov: int) -> tuple[np.ndarray, np.ndarray]:
     w = weights.astype(np.float64)
-    norm = float(np.sqrt(w @ w)) or 1.0
+    norm = math.sqrt(w @ w) or 1.0  # as np.sqrt: IEEE square roots are exact-rounded
     if unseen:
         ids = ids.copy()
         base = oov + 1
@@ -103,45 +103,59 @@ def heavy_terms(batch: Batch, oov: int) -> tuple[np.ndarray, np.ndarray]:
 
     The terms at or above an item's KEY_TERMS-th largest weight are its heavy terms unless more of them tie at that
     weight than there are places (~8 % of items: rare terms of the same count share an IDF); only those items are
-    partitioned one by one, so that the tie is broken as one argpartition of the item's weights breaks it. The cut is
-    one partition of the batch's weights padded to a matrix: a value, which padding cannot change, where the
-    indices argpartition picks among ties depend on the row's length.
+    partitioned one by one, so that the tie is broken as one argpartition of the item's weights breaks it.
     """
     b = len(batch)
     if b < BATCH_HEAVY:
         return _heavy_one_by_one(batch, oov, range(b))
+    rows, heavy, tied = _at_cut(batch, oov)
+    sizes = batch.col0[1:] - batch.col0[:-1]
+    dropped = (sizes < KEY_SHARED).nonzero()[0].tolist() + tied
+    if dropped:
+        keep = ~np.isin(rows, dropped)
+        rows, heavy = rows[keep], heavy[keep]
+    if tied:
+        more_rows, more = _heavy_one_by_one(batch, oov, tied)
+        rows, heavy = np.concatenate((rows, more_rows)), np.concatenate((heavy, more))
+    return rows, heavy
+
+
+def _at_cut(batch: Batch, oov: int) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """(row, id) of every item's terms at or above its KEY_TERMS-th largest weight (ids as item_vector gives them),
+    and the items with more such terms than KEY_TERMS (tied at the cut): their heavy terms are among theirs.
+
+    The cut is one partition of the batch's weights padded to a matrix: a value, which padding cannot change, where
+    the indices argpartition picks among ties depend on the row's length.
+    """
     # (array methods and ufuncs rather than np.diff, np.full, np.partition...: their Python wrappers cost as much as
     # the work on a batch's few thousand terms)
+    b = len(batch)
     col0, w = batch.col0, batch.weights
     sizes = col0[1:] - col0[:-1]
     items = np.arange(b)
     item_of = items.repeat(sizes)
-    width = int(sizes.max())
+    width = int(sizes.max()) if b else 0
+    tied: list[int] = []
     if width > KEY_TERMS:
+        neg = -w
         pad = np.empty(b * width, dtype=w.dtype)
         pad.fill(np.inf)
-        pad[np.arange(len(w)) + (items * width - col0[:-1]).repeat(sizes)] = -w
+        pad[np.arange(len(w)) + (items * width - col0[:-1]).repeat(sizes)] = neg
         table = pad.reshape(b, width)
         table.partition(KEY_TERMS - 1, axis=1)
         cut = table[:, KEY_TERMS - 1]  # −cut; inf: ≤ KEY_TERMS terms
-        at_cut = -w <= cut.repeat(sizes)
-        tied = np.bincount(item_of, at_cut, minlength=b) > KEY_TERMS
+        at_cut = neg <= cut.repeat(sizes)
+        rows, heavy = item_of[at_cut], batch.uniq[at_cut]
+        tied = (np.bincount(rows, minlength=b) > KEY_TERMS).nonzero()[0].tolist()
     else:
-        at_cut = np.ones(len(w), dtype=bool)
-        tied = np.zeros(b, dtype=bool)
-    short = sizes < KEY_SHARED
-    any_tied = bool(tied.any())
-    if any_tied or short.any():
-        at_cut &= ~(short | tied).repeat(sizes)
-    rows, heavy = item_of[at_cut], batch.uniq[at_cut]
+        rows, heavy = item_of, batch.uniq.copy()
     base = oov + 1
-    if batch.unseen.count(()) != b:  # some item has unseen terms
-        for k in (heavy >= base).nonzero()[0].tolist():
-            heavy[k] = base + term_hash(batch.unseen[int(rows[k])][int(heavy[k]) - base])
-    if any_tied:
-        more_rows, more = _heavy_one_by_one(batch, oov, tied.nonzero()[0].tolist())
-        rows, heavy = np.concatenate((rows, more_rows)), np.concatenate((heavy, more))
-    return rows, heavy
+    if batch.unseen.count(()) != b:  # some item has unseen terms: hashed in place
+        at = (heavy >= base).nonzero()[0]
+        if len(at):
+            unseen, at_rows, at_ids = batch.unseen, rows[at].tolist(), heavy[at].tolist()
+            heavy[at] = [base + term_hash(unseen[r][i - base]) for r, i in zip(at_rows, at_ids, strict=True)]
+    return rows, heavy, tied
 
 
 def _heavy_one_by_one(batch: Batch, oov: int, which: Iterable[int]) -> tuple[np.ndarray, np.ndarray]:
@@ -194,9 +208,9 @@ def _runs(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return keys[first], run_of
 
 
-def _spans(starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For spans [starts[k], ends[k]): every position in them, concatenated, and the span k each belongs to."""
-    counts = ends - starts
+def _spans(starts: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For spans [starts[k], starts[k] + counts[k]): every position in them, concatenated, and the span k each
+    belongs to."""
     ends = counts.cumsum()
     total = int(ends[-1]) if len(ends) else 0
     starts = starts - ends
@@ -220,12 +234,16 @@ class LabelIndex:
     keys: np.ndarray  # sorted heavy term ids of the labelled items
     key_ptr: np.ndarray  # key k's labelled items are key_owner[key_ptr[k]:key_ptr[k + 1]]
     key_owner: np.ndarray
+    key_len: np.ndarray  # key_ptr[k + 1] - key_ptr[k]
     topic: np.ndarray  # labelled item g → its topic
     relevant: np.ndarray  # labelled item g → its verdict
+    verdict: np.ndarray  # the same as 0/1 (int64: an index)
     start: np.ndarray  # labelled item g's vector is ids/vec[start[g]:start[g + 1]]
+    size: np.ndarray  # start[g + 1] - start[g]
     ids: np.ndarray
     vec: np.ndarray
     name_ptr: np.ndarray  # topic t's name term ids are names[name_ptr[t]:name_ptr[t + 1]]
+    name_len: np.ndarray
     names: np.ndarray
     masks: Mapping[int, int]  # heavy term id → its labelled items as bits of an int (one item's look-up)
     topic_of: Sequence[int]  # topic, start and verdict (0/1) as Python ints, for one item's pairs (no numpy scalars)
@@ -250,7 +268,7 @@ class LabelIndex:
             rows, heavy = heavy_terms(Batch(f.flat_ids, f.flat_vec, c, [()] * len(f.examples)), _NO_UNSEEN)
             small = np.flatnonzero(np.diff(c) < KEY_SHARED)
             if len(small):
-                pos, owner = _spans(c[small], c[small + 1])
+                pos, owner = _spans(c[small], c[small + 1] - c[small])
                 rows, heavy = np.concatenate((rows, small[owner])), np.concatenate((heavy, f.flat_ids[pos]))
             pairs.append(heavy * max(n, 1) + rows + g0)
         # distinct (term, labelled item), by term then item: unseen terms' hashes may meet within an item
@@ -264,12 +282,16 @@ class LabelIndex:
             keys=keys,
             key_ptr=key_ptr,
             key_owner=key_owner,
+            key_len=np.diff(key_ptr),
             topic=topic,
             relevant=relevant,
+            verdict=relevant.astype(np.int64),
             start=start,
+            size=np.diff(start),
             ids=np.concatenate([np.zeros(0, np.int64)] + [f.flat_ids for f in fitted]).astype(np.int64),
             vec=np.concatenate([np.zeros(0)] + [f.flat_vec for f in fitted]).astype(np.float64),
             name_ptr=np.cumsum([0, *(len(named) for named in name_ids)], dtype=np.int64),
+            name_len=np.array([len(named) for named in name_ids], dtype=np.int64),
             names=np.concatenate([np.zeros(0, np.int64), *name_ids]).astype(np.int64),
             masks=_masks(keys, key_ptr, key_owner, n),
             topic_of=topic.tolist(),
@@ -290,7 +312,7 @@ class LabelIndex:
         np.minimum(at, len(self.keys) - 1, out=at)
         hit = self.keys[at] == ids
         rows, at = rows[hit], at[hit]
-        positions, hit_of = _spans(self.key_ptr[at], self.key_ptr[at + 1])
+        positions, hit_of = _spans(self.key_ptr[at], self.key_len[at])
         if len(positions) < KEY_SHARED:
             return none
         n = len(self.topic)
@@ -304,6 +326,25 @@ class LabelIndex:
         pairs = keys[: 1 - KEY_SHARED][first]
         return np.divmod(pairs, n)
 
+    def pairs(self, batch: Batch, oov: int) -> tuple[np.ndarray, np.ndarray]:
+        """`candidates` of a batch's heavy terms (`heavy_terms`), sorted by row then labelled item.
+
+        An item tied at its cut is first looked up with all its terms at or above the cut, more than its heavy
+        terms: if that finds no labelled item, its heavy terms cannot either, and only the few items it does find
+        something for are partitioned (partitioning every tied item was ~15 % of a batch of 30's label step)."""
+        if len(batch) < BATCH_HEAVY:
+            return self.candidates(*heavy_terms(batch, oov))
+        rows, heavy, tied = _at_cut(batch, oov)
+        rows, owners = self.candidates(rows, heavy)
+        redo = set(tied).intersection(rows.tolist()) if tied and len(rows) else ()
+        if not redo:
+            return rows, owners
+        found = [(r, g) for r, g in zip(rows.tolist(), owners.tolist(), strict=True) if r not in redo]
+        found += [(r, g) for r in redo for g in self.near(_heavy(batch, r, oov))]
+        found.sort()
+        out = np.array(found, dtype=np.int64).reshape(-1, 2)
+        return out[:, 0].copy(), out[:, 1].copy()
+
     def logits(self, batch: Batch, z0: np.ndarray, w: np.ndarray, oov: int) -> np.ndarray:
         """The corrected log-odds of a batch: z0 [items, topics] + each topic's shift w[:, 0], plus the kernel terms
         w[:, 1]·k⁺ + w[:, 2]·k⁻ where a row is close to a labelled item of the topic (learn.py).
@@ -311,25 +352,27 @@ class LabelIndex:
         The cosine of a row and a labelled item of topic t leaves out the terms that name t (the labelled vectors
         have none, so only the row's norm needs them taken away); pairs that are not candidates count as 0.
         """
-        z: np.ndarray = z0 + w[:, 0][None, :]
+        z: np.ndarray = z0 + w[:, 0]
         if not len(self.keys):
             return z
         if len(batch) == 1:
-            return self._logits_one(batch, z0, z, w, oov)
-        rows, owners = self.candidates(*heavy_terms(batch, oov))
+            return self._logits_one(batch, z, w, oov)
+        rows, owners = self.pairs(batch, oov)
         if not len(rows):
             return z
         # The candidate rows' vectors (item_vector's, for all of them at once), keyed row << _SHIFT | id and sorted.
         # (The candidates come sorted by row, then by labelled item, and the labelled items by topic.)
         cand, row_of = _runs(rows)
-        c0, c1 = batch.col0[cand], batch.col0[cand + 1]
-        pos, owner = _spans(c0, c1)
+        c0 = batch.col0[cand]
+        sizes = batch.col0[cand + 1] - c0
+        pos, owner = _spans(c0, sizes)
         ids = batch.uniq[pos]
         weights = batch.weights[pos].astype(np.float64)
-        bounds = [0, *(c1 - c0).cumsum().tolist()]
-        # each row's norm by the same BLAS dot as item_vector's (the same bits)
-        norms = np.sqrt([weights[a:b] @ weights[a:b] for a, b in itertools.pairwise(bounds)])
-        norms[norms == 0.0] = 1.0
+        bounds = [0, *sizes.cumsum().tolist()]
+        # each row's norm by the same BLAS dot as item_vector's (the same bits; IEEE square roots are exact-rounded)
+        norms = np.array(
+            [math.sqrt((x := weights[a:b]) @ x) or 1.0 for a, b in itertools.pairwise(bounds)], dtype=np.float64
+        )
         keys = ids | (owner << _SHIFT)
         base = oov + 1
         unseen = (ids >= base).nonzero()[0]
@@ -354,12 +397,12 @@ class LabelIndex:
         n_topics = z0.shape[1]
         pair_key, pair_of = _runs(row_of * n_topics + self.topic[owners])
         pair_row, pair_topic = np.divmod(pair_key, n_topics)
-        name_at, name_pair = _spans(self.name_ptr[pair_topic], self.name_ptr[pair_topic + 1])
+        name_at, name_pair = _spans(self.name_ptr[pair_topic], self.name_len[pair_topic])
         at, found = look_up(pair_row[name_pair], self.names[name_at])
         named = np.bincount(name_pair[found], vals[at[found]] ** 2, minlength=len(pair_key))
         norm = np.sqrt(np.maximum(1.0 - named, 1e-12))
         # Each candidate's dot product with its labelled item
-        entry, entry_of = _spans(self.start[owners], self.start[owners + 1])
+        entry, entry_of = _spans(self.start[owners], self.size[owners])
         # Only the labelled terms that some candidate row holds are looked up (a table over the vocabulary, every
         # unseen term in its last slot): most of a labelled article's terms are in none of the rows, and the look-up
         # of the rest is most of the kernel's work where items are close to many labelled ones.
@@ -372,11 +415,11 @@ class LabelIndex:
         dots = np.bincount(entry_of[found], vals[at[found]] * self.vec[entry[found]], minlength=len(owners))
         cos = dots / norm[pair_of]
         best = np.zeros((2, len(pair_key)))  # nearest not-relevant, relevant
-        np.maximum.at(best, (self.relevant[owners].astype(np.int64), pair_of), cos)
+        np.maximum.at(best, (self.verdict[owners], pair_of), cos)
         kn, kp = _kernel(best)
-        act = ((kp > 0) | (kn > 0)).nonzero()[0]
+        act = (kp + kn).nonzero()[0]  # both ≥ 0
         r, t = cand[pair_row[act]], pair_topic[act]
-        z[r, t] = z0[r, t] + w[t, 0] + w[t, 1] * kp[act] + w[t, 2] * kn[act]
+        z[r, t] = z[r, t] + w[t, 1] * kp[act] + w[t, 2] * kn[act]  # z is z0 + w0 already: the same sum, the same bits
         return z
 
     def near(self, heavy: Sequence[int]) -> list[int]:
@@ -398,7 +441,7 @@ class LabelIndex:
             three ^= low
         return out
 
-    def _logits_one(self, batch: Batch, z0: np.ndarray, z: np.ndarray, w: np.ndarray, oov: int) -> np.ndarray:
+    def _logits_one(self, batch: Batch, z: np.ndarray, w: np.ndarray, oov: int) -> np.ndarray:
         """`logits` of a batch of one: the same sums in the same order as the array form (each cosine a sum over the
         labelled item's terms in id order, each norm one over the topic's names), so the same bits. The norms go
         topic by topic (an item meets few topics); from PAIRS_AT_ONCE pairs the dot products of all of them are
@@ -420,7 +463,7 @@ class LabelIndex:
         dots: list[float] = []
         if len(owners) >= PAIRS_AT_ONCE:
             own = np.array(owners, dtype=np.int64)
-            span, span_of = _spans(self.start[own], self.start[own + 1])
+            span, span_of = _spans(self.start[own], self.size[own])
             span_ids = self.ids[span]
             at = ids.searchsorted(span_ids)
             np.minimum(at, last, out=at)
@@ -439,9 +482,13 @@ class LabelIndex:
             t = topic_of[g]
             near, k = best[t], relevant[g]
             near[k] = max(near[k], dot / norms[t])
-        topics = np.array(list(best), dtype=np.int64)
-        kn, kp = _kernel(np.array(list(best.values())).T)
-        act = (kp > 0) | (kn > 0)
-        t, kp, kn = topics[act], kp[act], kn[act]
-        z[0, t] = z0[0, t] + w[t, 0] + w[t, 1] * kp + w[t, 2] * kn
+        # The kernel and the corrected log-odds in Python floats, topic by topic (an item meets few topics; as
+        # arrays it was some twenty numpy calls): the same IEEE operations in the same order as the array form's,
+        # z[0, t] being z0 + w0 already, so the same bits.
+        row = z[0]
+        for t, (neg, pos) in best.items():
+            kp, kn = learn.kernel_pair(pos, neg)
+            if kp > 0 or kn > 0:
+                _, w1, w2 = w[t].tolist()
+                row[t] = float(row[t]) + w1 * kp + w2 * kn
         return z

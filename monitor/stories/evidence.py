@@ -103,7 +103,7 @@ def best_logit(cos: float, same_outlet: bool, gap_hours: float) -> float:
 
 @dataclass(frozen=True, slots=True)
 class Side:
-    """One item of a pair as `_evidence` reads it."""
+    """One item of a pair as `evidence_of` reads it."""
 
     vector: Mapping[str, float]
     title_vector: Mapping[str, float]
