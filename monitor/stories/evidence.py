@@ -144,8 +144,26 @@ def _named(forms: tuple[str, ...], other: Side) -> bool:
 
 def evidence_of(a: Side, b: Side, idf: Callable[[str], float], *, whole: bool = False) -> Evidence:
     """The evidence for a pair; unless `whole`, only as much as `decide` needs (the rest left at its defaults)."""
-    cos = cosine(a.vector, b.vector)
     resemblance = None if a.signature is None or b.signature is None else minhash.similarity(a.signature, b.signature)
+    return _evidence(a, b, idf, cosine(a.vector, b.vector), resemblance, whole=whole)
+
+
+def judged(a: Side, b: Side, idf: Callable[[str], float], cos: float, resemblance: float | None) -> Evidence | None:
+    """`evidence_of(a, b, idf)` given the pair's cosine and resemblance (the grouper compares all its candidates
+    at once), or None where `decide` would reject it on the cheap figures alone: most candidates, for which no
+    Evidence is built."""
+    if dates_conflict(a.dates, b.dates):
+        return None
+    near = resemblance is not None and resemblance >= NEAR_DUP_MIN_JACCARD
+    # below the bound `_evidence` stops at the cheap figures, whose logit lies below the bound: "new"
+    if not near and best_logit(cos, a.outlet == b.outlet, abs(a.time - b.time) / 3600.0) <= 0.0:
+        return None
+    return _evidence(a, b, idf, cos, resemblance, whole=False)
+
+
+def _evidence(
+    a: Side, b: Side, idf: Callable[[str], float], cos: float, resemblance: float | None, *, whole: bool
+) -> Evidence:
     conflict = dates_conflict(a.dates, b.dates)
     near = resemblance is not None and resemblance >= NEAR_DUP_MIN_JACCARD
     same = a.outlet == b.outlet

@@ -15,7 +15,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from functools import cache, lru_cache
-from itertools import chain
+from itertools import chain, compress, repeat
+from operator import add, not_, sub
 
 from ..match.text import (
     AnalysedText,
@@ -298,20 +299,18 @@ class DocumentFrequencies:
 
     def add(self, doc_terms: Iterable[str]) -> None:
         """Count one document (its distinct terms)."""
-        counts = self.counts
-        for term in doc_terms:
-            counts[term] = counts.get(term, 0) + 1
+        counts, terms = self.counts, tuple(doc_terms)
+        # counts[term] = counts.get(term, 0) + 1 for each (distinct) term, looped in C
+        counts.update(zip(terms, map(add, map(counts.get, terms, repeat(0)), repeat(1)), strict=True))
         self.docs += 1
 
     def remove(self, doc_terms: Iterable[str]) -> None:
         """Forget one document counted before with the same terms."""
-        counts = self.counts
-        for term in doc_terms:
-            left = counts[term] - 1
-            if left:
-                counts[term] = left
-            else:
-                del counts[term]
+        counts, terms = self.counts, tuple(doc_terms)
+        left = list(map(sub, map(counts.__getitem__, terms), repeat(1)))
+        counts.update(zip(terms, left, strict=True))
+        for term in compress(terms, map(not_, left)):  # counted no more
+            del counts[term]
         self.docs -= 1
 
     @classmethod
@@ -327,16 +326,15 @@ def tfidf(
     counts: Mapping[str, float], window: DocumentFrequencies, background: DocumentFrequencies | None = None
 ) -> dict[str, float]:
     """Sublinear tf × smoothed idf over window (+ background), top MAX_TERMS terms, L2-normalised."""
-    wdf = window.counts
+    wdf, log = window.counts, math.log
     if background is None:
         n = window.docs + 1
-        weights = {t: (1.0 + math.log(tf)) * (math.log(n / (wdf.get(t, 0) + 1)) + 1.0) for t, tf in counts.items()}
+        weights = {t: (1.0 + log(tf)) * (log(n / (wdf.get(t, 0) + 1)) + 1.0) for t, tf in counts.items()}
     else:
         bdf = background.counts
         n = window.docs + background.docs + 1
         weights = {
-            t: (1.0 + math.log(tf)) * (math.log(n / (wdf.get(t, 0) + bdf.get(t, 0) + 1)) + 1.0)
-            for t, tf in counts.items()
+            t: (1.0 + log(tf)) * (log(n / (wdf.get(t, 0) + bdf.get(t, 0) + 1)) + 1.0) for t, tf in counts.items()
         }
     if len(weights) > MAX_TERMS:
         weights = dict(sorted(weights.items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_TERMS])

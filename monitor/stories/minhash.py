@@ -139,3 +139,8 @@ def signature(shingle_hashes: Hashes) -> Signature:
 def similarity(a: Signature, b: Signature) -> float:
     """Estimated Jaccard similarity of the two underlying sets."""
     return float(np.count_nonzero(a == b)) / PERMUTATIONS
+
+
+def similarities(a: Signature, rows: npt.NDArray[np.uint32]) -> list[float]:
+    """`similarity(a, row)` for each row of a 2-D array of signatures, in one comparison."""
+    return [n / PERMUTATIONS for n in np.count_nonzero(rows == a, axis=1).tolist()]
