@@ -13,8 +13,9 @@ import pytest
 from monitor.models import Item
 from monitor.stories import evidence as rule
 from monitor.stories import minhash
-from monitor.stories.features import DocumentFrequencies, cosine, featurise
+from monitor.stories.features import DocumentFrequencies, cosine
 from monitor.stories.group import StoryGrouper
+from tests.test_stories import stream_sides
 
 ROWS = [
     json.loads(line)
@@ -23,17 +24,7 @@ ROWS = [
 
 
 def test_judged_keeps_the_evidence_of_a_pair_and_drops_only_pairs_decide_rejects() -> None:
-    feats = [featurise(r["title"], r["text"]) for r in ROWS]
-    df = DocumentFrequencies.of(feats)
-    rng = random.Random(11)
-    sides = [
-        rule.side_of(f, df, None, rng.choice((r["outlet"], "same")), rng.choice((0.0, 3600.0 * rng.random() * 30)))
-        for f, r in zip(feats, ROWS, strict=True)
-    ]
-
-    def weight(term: str) -> float:
-        return rule.idf(term, df, None)
-
+    sides, weight = stream_sides(11)
     dropped = kept = 0
     for a in sides:
         for b in sides:
