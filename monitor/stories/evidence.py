@@ -152,13 +152,16 @@ def judged(a: Side, b: Side, idf: Callable[[str], float], cos: float, resemblanc
     """`evidence_of(a, b, idf)` given the pair's cosine and resemblance (the grouper compares all its candidates
     at once), or None where `decide` would reject it on the cheap figures alone: most candidates, for which no
     Evidence is built."""
-    if dates_conflict(a.dates, b.dates):
-        return None
     near = resemblance is not None and resemblance >= NEAR_DUP_MIN_JACCARD
-    # below the bound `_evidence` stops at the cheap figures, whose logit lies below the bound: "new"
-    if not near and best_logit(cos, a.outlet == b.outlet, abs(a.time - b.time) / 3600.0) <= 0.0:
-        return None
-    return _evidence(a, b, idf, cos, resemblance, whole=False)
+    return None if _ruled_out(a, b, cos, near) else _evidence(a, b, idf, cos, resemblance, whole=False)
+
+
+def _ruled_out(a: Side, b: Side, cos: float, near: bool) -> bool:
+    """Does `decide` reject the pair on the cheap figures alone: dates in conflict, or, unless a near-duplicate,
+    a cosine whose best logit (`best_logit`) is not above 0?"""
+    if dates_conflict(a.dates, b.dates):
+        return True
+    return not near and best_logit(cos, a.outlet == b.outlet, abs(a.time - b.time) / 3600.0) <= 0.0
 
 
 def _evidence(
@@ -168,7 +171,7 @@ def _evidence(
     near = resemblance is not None and resemblance >= NEAR_DUP_MIN_JACCARD
     same = a.outlet == b.outlet
     gap = abs(a.time - b.time) / 3600.0
-    if not whole and (conflict or near or best_logit(cos, same, gap) <= 0.0):  # decided already: most candidates
+    if not whole and (near or _ruled_out(a, b, cos, near)):  # decided already: most candidates
         return Evidence(cos, resemblance, conflict, same_outlet=same, gap_hours=gap)
     ca, cb = _cover(a, b, idf), _cover(b, a, idf)
     numbers = bool(
